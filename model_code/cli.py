@@ -1,0 +1,48 @@
+"""``mlops``: the project's command line, one subcommand per capability.
+
+Each subcommand lives in its own module as ``main(argv)``; this file only dispatches, and
+imports a module when its command runs, so ``mlops --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+# command -> (module, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "generate-data": ("model_code.synthetic", "write seeded synthetic churn data, with planted drift if asked"),
+    "validate": ("model_code.validate", "validate a CSV against the schema; quarantine bad rows"),
+    "train": ("model_code.train", "train a model (SageMaker training contract)"),
+    "evaluate": ("model_code.evaluate", "evaluate a model on held-out data against MinAuc and the champion"),
+    "serve": ("model_code.serve", "serve a model over HTTP (SageMaker /ping and /invocations)"),
+    "drift": ("model_code.drift", "compare two datasets and report drift per feature"),
+    "quality": ("model_code.quality", "join captured predictions with ground truth and report quality"),
+    "experiments": ("model_code.tracking", "compare tracked training runs side by side"),
+    "local": ("model_code.lifecycle", "run the whole lifecycle on this machine and print a summary"),
+}
+
+
+def _usage() -> str:
+    width = max(map(len, COMMANDS))
+    lines = ["usage: mlops <command> [options]", "", "commands:"]
+    lines += [f"  {name.ljust(width)}  {help_}" for name, (_, help_) in COMMANDS.items()]
+    lines += ["", "Run 'mlops <command> --help' for a command's options."]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(_usage())
+        return 0
+    command, rest = argv[0], argv[1:]
+    if command not in COMMANDS:
+        print(f"mlops: unknown command {command!r}; expected one of: {', '.join(COMMANDS)}", file=sys.stderr)
+        return 2
+    module = importlib.import_module(COMMANDS[command][0])
+    return int(module.main(rest) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

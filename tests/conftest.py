@@ -1,0 +1,39 @@
+"""Shared fixtures: the example schema, seeded churn data and one trained model folder."""
+
+from __future__ import annotations
+
+import os
+
+# sagemaker 3.x needs a region at import; tests never reach AWS.
+os.environ.setdefault("AWS_DEFAULT_REGION", "eu-west-1")
+
+import pandas as pd
+import pytest
+
+from model_code import artifact, schema, synthetic
+from model_code.train import fit_model
+
+
+@pytest.fixture(scope="session")
+def churn_schema() -> schema.Schema:
+    return schema.load(schema.EXAMPLE_SCHEMA)
+
+
+@pytest.fixture(scope="session")
+def churn_csv(tmp_path_factory) -> str:
+    """4,000 clean customers as a CSV file, seed 7."""
+    path = tmp_path_factory.mktemp("data") / "churn.csv"
+    synthetic.generate(4000, seed=7).to_csv(path, index=False)
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def churn_frame(churn_csv, churn_schema) -> pd.DataFrame:
+    return schema.read_csv(churn_csv, churn_schema)
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory, churn_frame, churn_schema) -> str:
+    """A trained model artifact folder (model.joblib, schema.yaml, features.json, metadata.json)."""
+    bundle = fit_model(churn_frame, churn_schema, model_params={"n_estimators": 60}, random_state=0)
+    return str(artifact.save(tmp_path_factory.mktemp("model"), bundle))
