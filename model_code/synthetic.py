@@ -104,7 +104,7 @@ def generate(
 def _plant_bad_rows(frame: pd.DataFrame, share: float, rng: np.random.Generator) -> pd.DataFrame:
     """Break the contract in ``share`` of the rows, one violation each, in rotation."""
     frame = frame.astype({"monthly_charges": object, "tenure_months": object, "contract": object})
-    bad = rng.choice(len(frame), int(round(share * len(frame))), replace=False)
+    bad = rng.choice(len(frame), round(share * len(frame)), replace=False)
     for k, row in enumerate(bad):
         kind = k % 4
         if kind == 0:

@@ -1,0 +1,35 @@
+"""SageMaker container conventions shared by the steps that run in the project image.
+
+A step that cannot go on writes its reason where SageMaker reads it (``/opt/ml/output/
+failure``, shown as the job's FailureReason) and exits non-zero; the local executor reads
+the same file, so a user sees the same message on a laptop and in the console.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+FAILURE_FILE = Path(os.environ.get("SM_FAILURE_FILE", "/opt/ml/output/failure"))
+
+
+class StepFailed(RuntimeError):
+    """A container step's own, expected failure (bad data, a model below the bar)."""
+
+
+def fail(message: str, failure_file: Path | None = None) -> int:
+    """Record ``message`` as the step's failure reason and return the exit status 1."""
+    path = failure_file or Path(os.environ.get("SM_FAILURE_FILE", FAILURE_FILE))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(message)
+    except OSError:
+        pass  # outside a container /opt/ml may not be writable; stderr still carries it
+    print(f"error: {message}", file=sys.stderr)
+    return 1
+
+
+def env_path(name: str, default: str) -> str:
+    """A SageMaker-provided path (``SM_CHANNEL_TRAIN`` etc.) or its /opt/ml default."""
+    return os.environ.get(name, default)
