@@ -11,7 +11,10 @@ import sys
 
 # command -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "generate-data": ("model_code.synthetic", "write seeded synthetic churn data, with planted drift if asked"),
+    "generate-data": (
+        "model_code.synthetic",
+        "write seeded synthetic churn data, with planted drift if asked",
+    ),
     "validate": ("model_code.validate", "validate a CSV against the schema; quarantine bad rows"),
     "train": ("model_code.train", "train a model (SageMaker training contract)"),
     "evaluate": ("model_code.evaluate", "evaluate a model on held-out data against MinAuc and the champion"),

@@ -45,8 +45,10 @@ class ContractColumns(BaseEstimator, TransformerMixin):
         return self
 
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:
-        data = {c: pd.to_numeric(X[c], errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
-                for c in self.numeric}
+        data = {
+            c: pd.to_numeric(X[c], errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+            for c in self.numeric
+        }
         for c in self.categorical:
             data[c] = X[c].astype(object).where(X[c].notna(), np.nan).to_numpy()
         return pd.DataFrame(data, index=X.index)
@@ -182,10 +184,21 @@ def build_pipeline(
         encoder = OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1)
     preprocess = ColumnTransformer(
         [
-            ("num", Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())]),
-             numeric),
-            ("cat", Pipeline([("impute", SimpleImputer(strategy="constant", fill_value="missing")),
-                              ("encode", encoder)]), categorical),
+            (
+                "num",
+                Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())]),
+                numeric,
+            ),
+            (
+                "cat",
+                Pipeline(
+                    [
+                        ("impute", SimpleImputer(strategy="constant", fill_value="missing")),
+                        ("encode", encoder),
+                    ]
+                ),
+                categorical,
+            ),
         ],
         verbose_feature_names_out=False,
     )

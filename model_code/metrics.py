@@ -36,8 +36,14 @@ def expected_calibration_error(y_true: np.ndarray, proba: np.ndarray, n_bins: in
             continue
         mean_p, rate = float(proba[mask].mean()), float(y_true[mask].mean())
         ece += mask.mean() * abs(mean_p - rate)
-        table.append({"bin": [float(edges[b]), float(edges[b + 1])], "count": int(mask.sum()),
-                      "mean_probability": mean_p, "positive_rate": rate})
+        table.append(
+            {
+                "bin": [float(edges[b]), float(edges[b + 1])],
+                "count": int(mask.sum()),
+                "mean_probability": mean_p,
+                "positive_rate": rate,
+            }
+        )
     return float(ece), table
 
 

@@ -151,7 +151,9 @@ def _number(value: Any, key: str) -> float:
 def _check_not_yaml_bool(value: Any, key: str) -> None:
     # YAML 1.1 reads unquoted yes/no/true/on as booleans; the data holds text or numbers.
     if isinstance(value, bool):
-        raise SchemaError(f"{key}: got the YAML boolean {value!r}; quote the value as it appears in the data, e.g. \"Yes\"")
+        raise SchemaError(
+            f'{key}: got the YAML boolean {value!r}; quote the value as it appears in the data, e.g. "Yes"'
+        )
 
 
 def _column_name(value: Any, key: str) -> str:
@@ -303,8 +305,10 @@ def coerce(frame: pd.DataFrame, schema: Schema) -> pd.DataFrame:
         elif col == schema.event_time:
             out[col] = pd.to_datetime(_as_string(series), errors="coerce", utc=True, format="ISO8601")
         else:  # target: keep as in the data, blanks as null
-            out[col] = _as_string(series) if not isinstance(schema.target.positive, (int, float)) else (
-                pd.to_numeric(series, errors="coerce")
+            out[col] = (
+                _as_string(series)
+                if not isinstance(schema.target.positive, (int, float))
+                else (pd.to_numeric(series, errors="coerce"))
             )
     return pd.DataFrame(out, index=frame.index)
 
@@ -317,8 +321,10 @@ def _as_string(series: pd.Series) -> pd.Series:
 def _coerce_feature(series: pd.Series, feature: Feature) -> pd.Series:
     if feature.type == "string":
         return _as_string(series)
-    numbers = pd.to_numeric(_as_string(series) if series.dtype == object or pd.api.types.is_string_dtype(series)
-                            else series, errors="coerce")
+    numbers = pd.to_numeric(
+        _as_string(series) if series.dtype == object or pd.api.types.is_string_dtype(series) else series,
+        errors="coerce",
+    )
     numbers = numbers.astype("float64")
     if feature.type == "integral":
         # A non-integer value in an integral column is as unparseable as text.

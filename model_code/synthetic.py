@@ -126,7 +126,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--data-drift", type=float, default=0.0, help="input distribution shift, 0..1")
     parser.add_argument("--concept-drift", type=float, default=0.0, help="input-label relation change, 0..1")
-    parser.add_argument("--dirty", type=float, default=0.0, help="share of rows that break the contract, 0..1")
+    parser.add_argument(
+        "--dirty", type=float, default=0.0, help="share of rows that break the contract, 0..1"
+    )
     parser.add_argument("--start", default="2026-01-01T00:00:00Z", help="first event time (ISO-8601 UTC)")
     parser.add_argument("--id-prefix", default="C", help="prefix of customer ids (default C)")
     parser.add_argument("--output", "-o", type=Path, required=True, help="CSV file to write")

@@ -30,7 +30,12 @@ def fit_model(frame: pd.DataFrame, schema: Schema, **params: Any) -> ModelBundle
     positive, negative = class_labels(schema, frame[schema.target.column])
     y = schema.is_positive(frame[schema.target.column]).to_numpy(dtype=int)
     pipeline = features.fit_pipeline(features.build_pipeline(schema, **params), frame, y)
-    metadata = {"positive_label": positive, "negative_label": negative, "params": params,
-                "rows_trained": len(frame)}
-    return ModelBundle(pipeline=pipeline, schema=schema, metadata=metadata,
-                       features=features.selection_report(pipeline))
+    metadata = {
+        "positive_label": positive,
+        "negative_label": negative,
+        "params": params,
+        "rows_trained": len(frame),
+    }
+    return ModelBundle(
+        pipeline=pipeline, schema=schema, metadata=metadata, features=features.selection_report(pipeline)
+    )
