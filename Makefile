@@ -1,0 +1,38 @@
+# The two commands of the quickstart, each setting itself up first:
+#   make local   the whole lifecycle on this machine, with a summary
+#   make test    lint, dependency check and the full test suite
+# Both create and reuse .venv (the virtualenv Pulumi.yaml names), installed from the lock file.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: setup local test lint lock clean
+
+setup: $(STAMP)
+
+# Reinstall only when the lock or the project metadata changes.
+$(STAMP): requirements-dev.lock pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.lock -e '.[dev]'
+	@touch $(STAMP)
+
+local: setup
+	$(BIN)/mlops local
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/python -m pip check
+
+test: lint
+	$(BIN)/pytest -n 2 --dist loadfile
+
+# Regenerate the lock files from pyproject.toml (needs the registry); commit the result.
+lock: setup
+	$(BIN)/uv pip compile pyproject.toml --python-version 3.11 --no-header --quiet -o requirements.lock
+	$(BIN)/uv pip compile pyproject.toml --extra dev -c requirements.lock --python-version 3.11 --no-header --quiet -o requirements-dev.lock
+
+clean:
+	rm -rf $(VENV) .state .pytest_cache .ruff_cache
