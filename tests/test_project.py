@@ -33,8 +33,14 @@ def test_vendored_pulumi_schema_matches_the_shared_one():
 
 def test_major_versions_are_pinned():
     deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
-    for name, major in [("pulumi", 3), ("pulumi-aws", 7), ("sagemaker", 3), ("great-expectations", 1),
-                        ("scikit-learn", 1), ("pandas", 3)]:
+    for name, major in [
+        ("pulumi", 3),
+        ("pulumi-aws", 7),
+        ("sagemaker", 3),
+        ("great-expectations", 1),
+        ("scikit-learn", 1),
+        ("pandas", 3),
+    ]:
         spec = next(d for d in deps if d.split(">")[0].split("<")[0].split("=")[0] == name)
         assert f"<{major + 1}" in spec, spec
     dev = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]["dev"]
@@ -51,7 +57,9 @@ def test_lock_files_pin_every_package_exactly():
 def test_runtime_and_dev_locks_agree_on_shared_packages():
     def pins(lock):
         return dict(
-            ln.split("==") for ln in (ROOT / lock).read_text().splitlines() if "==" in ln and not ln.startswith(" ")
+            ln.split("==")
+            for ln in (ROOT / lock).read_text().splitlines()
+            if "==" in ln and not ln.startswith(" ")
         )
 
     runtime, dev = pins("requirements.lock"), pins("requirements-dev.lock")
@@ -61,8 +69,11 @@ def test_runtime_and_dev_locks_agree_on_shared_packages():
 def test_installed_versions_match_the_lock():
     from importlib.metadata import version
 
-    pins = dict(ln.split("==") for ln in (ROOT / "requirements-dev.lock").read_text().splitlines()
-                if "==" in ln and not ln.startswith(" "))
+    pins = dict(
+        ln.split("==")
+        for ln in (ROOT / "requirements-dev.lock").read_text().splitlines()
+        if "==" in ln and not ln.startswith(" ")
+    )
     for name in ("pulumi", "pulumi-aws", "sagemaker", "great-expectations", "moto", "pandas", "scikit-learn"):
         assert version(name) == pins[name], name
 
@@ -78,9 +89,19 @@ def test_readme_opens_with_the_two_command_quickstart():
 
 
 def test_mlops_help_lists_the_commands():
-    out = subprocess.run([sys.executable, "-m", "model_code.cli", "--help"], capture_output=True, text=True,
-                         check=True).stdout
-    for command in ("generate-data", "validate", "train", "evaluate", "serve", "drift", "experiments", "local"):
+    out = subprocess.run(
+        [sys.executable, "-m", "model_code.cli", "--help"], capture_output=True, text=True, check=True
+    ).stdout
+    for command in (
+        "generate-data",
+        "validate",
+        "train",
+        "evaluate",
+        "serve",
+        "drift",
+        "experiments",
+        "local",
+    ):
         assert command in out
 
 

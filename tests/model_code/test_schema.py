@@ -73,16 +73,28 @@ def test_example_schema_ships_and_loads():
         (lambda r: r["features"][0].update(type="integer"), "features[0].type: 'integer' is not one of"),
         (lambda r: r["features"][0].update(min="zero"), "features[0].min: expected a number"),
         (lambda r: r["features"][0].update(min=200), "features[0].min: 200 is greater than max 120"),
-        (lambda r: r["features"][1].update(min=0), "features[1].min/max: bounds apply to integral or fractional"),
+        (
+            lambda r: r["features"][1].update(min=0),
+            "features[1].min/max: bounds apply to integral or fractional",
+        ),
         (lambda r: r["features"][1].update(values=[]), "features[1].values: expected a non-empty list"),
-        (lambda r: r["features"][2].update(nullable="yes please"), "features[2].nullable: expected true or false"),
+        (
+            lambda r: r["features"][2].update(nullable="yes please"),
+            "features[2].nullable: expected true or false",
+        ),
         (lambda r: r["features"][2].update(colour="red"), "features[2].colour: unknown key"),
         (lambda r: r["features"][2].update(name="churned"), "features[2].name: 'churned' is used twice"),
         (lambda r: r.update(owner="me"), "owner: unknown key"),
-        (lambda r: r.update(engineered=[{"name": "r", "op": "divide", "inputs": ["a", "b"]}]),
-         "engineered[0].op: 'divide' is not one of"),
-        (lambda r: r.update(engineered=[{"name": "r", "op": "ratio", "inputs": ["contract", "tenure_months"]}]),
-         "engineered[0].inputs: 'contract' is not a numeric feature"),
+        (
+            lambda r: r.update(engineered=[{"name": "r", "op": "divide", "inputs": ["a", "b"]}]),
+            "engineered[0].op: 'divide' is not one of",
+        ),
+        (
+            lambda r: r.update(
+                engineered=[{"name": "r", "op": "ratio", "inputs": ["contract", "tenure_months"]}]
+            ),
+            "engineered[0].inputs: 'contract' is not a numeric feature",
+        ),
     ],
 )
 def test_malformed_schema_names_the_key(raw, mutate, message):
@@ -95,7 +107,7 @@ def test_malformed_schema_names_the_key(raw, mutate, message):
 def test_load_names_the_file_on_invalid_yaml(tmp_path):
     path = tmp_path / "broken.yaml"
     path.write_text("name: [unclosed")
-    with pytest.raises(schema.SchemaError, match="broken.yaml: not valid YAML"):
+    with pytest.raises(schema.SchemaError, match=r"broken\.yaml: not valid YAML"):
         schema.load(path)
 
 

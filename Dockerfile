@@ -1,0 +1,45 @@
+# syntax=docker/dockerfile:1
+# The project image: one image for every SageMaker job the platform runs.
+#   processing steps  ContainerEntrypoint ["python", "-m", "model_code.<module>", ...]
+#   training          docker run IMAGE train   (docker/train: mlops train, SageMaker training contract)
+#   serving           docker run IMAGE serve   (docker/serve: mlops serve on port 8080)
+# There is deliberately no ENTRYPOINT: SageMaker passes `train` or `serve` as the command.
+
+# Python 3.11 (pyproject's requires-python) on Debian 12, pinned by tag and by the digest of
+# the tag's multi-architecture index, so every rebuild starts from the same bytes.
+# To move to a newer base (e.g. a Python patch release or Debian security update):
+#   docker buildx imagetools inspect python:3.11.<patch>-slim-bookworm
+# copy the "Digest:" it prints (the index digest) below with the new tag, rebuild, run the tests.
+FROM python:3.11.14-slim-bookworm@sha256:65a93d69fa75478d554f4ad27c85c1e69fa184956261b4301ebaf6dbb0a3543d
+
+ENV PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+WORKDIR /opt/program
+
+# The runtime lock alone first, so this (slow) layer is rebuilt only when the lock changes.
+COPY requirements.lock ./
+RUN pip install --no-cache-dir -r requirements.lock
+
+# Then the project itself, with --no-deps: the lock already is the whole environment, and
+# pip check fails the build if the project's declared dependencies disagree with it.
+COPY pyproject.toml README.md ./
+COPY model_code/ model_code/
+COPY pipelines/ pipelines/
+COPY infra/ infra/
+RUN pip install --no-cache-dir --no-deps . && pip check
+
+# A fixed numeric uid, so orchestrators can verify the image does not run as root.
+# SageMaker mounts its channels and output folders under /opt/ml; owning the mount points
+# lets this user write the model and the outputs there.
+RUN useradd --uid 10001 --user-group --create-home --shell /usr/sbin/nologin mlops \
+ && mkdir -p /opt/ml/input /opt/ml/model /opt/ml/output /opt/ml/processing \
+ && chown -R 10001:10001 /opt/ml
+
+COPY --chmod=0755 docker/train docker/serve /usr/local/bin/
+
+USER 10001
+
+# SageMaker sends endpoint traffic to port 8080.
+EXPOSE 8080

@@ -1,0 +1,57 @@
+"""What the image's ``train`` and ``serve`` executables run (SageMaker's bring-your-own-container contract).
+
+SageMaker starts a training job as ``docker run IMAGE train`` and an endpoint as
+``docker run IMAGE serve``; docker/train and docker/serve only call
+``python -m model_code.entrypoints train|serve``, so what they do lives here, tested.
+
+* ``train``: ``mlops train``, which reads SageMaker's channels and
+  ``/opt/ml/input/config/hyperparameters.json`` itself (model_code.train).
+* ``serve``: ``mlops serve`` on /opt/ml/model (``$SM_MODEL_DIR``), port 8080 (or
+  ``$SAGEMAKER_BIND_TO_PORT``, which SageMaker sets for a container in an inference
+  pipeline), on all interfaces, with one OpenMP thread per request unless
+  ``$OMP_NUM_THREADS`` says otherwise.
+
+Options given after ``train`` or ``serve`` are passed on; for serve they win over these
+defaults (argparse keeps the last occurrence).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from model_code import cli
+
+
+def train(argv: list[str] | None = None) -> int:
+    return cli.main(["train", *(argv or [])])
+
+
+def serve(argv: list[str] | None = None) -> int:
+    # Concurrency comes from the server's threads. OpenMP teams inside each request
+    # (gradient boosting's predict) would oversubscribe the CPUs and, for one-record requests,
+    # cost more in fork/join than they save (benchmarks/README.md). It must be set before
+    # scikit-learn loads, i.e. before the serve command is imported.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    defaults = [
+        "--model-dir",
+        os.environ.get("SM_MODEL_DIR", "/opt/ml/model"),
+        "--port",
+        os.environ.get("SAGEMAKER_BIND_TO_PORT", "8080"),
+        "--host",
+        "0.0.0.0",
+    ]
+    return cli.main(["serve", *defaults, *(argv or [])])
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] not in ("train", "serve"):
+        print("usage: python -m model_code.entrypoints train|serve [options]", file=sys.stderr)
+        return 2
+    command, rest = argv[0], argv[1:]
+    return train(rest) if command == "train" else serve(rest)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

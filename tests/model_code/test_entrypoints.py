@@ -1,0 +1,65 @@
+"""The image's train and serve commands: what SageMaker's `docker run IMAGE train|serve` runs."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from model_code import cli, entrypoints
+
+
+@pytest.fixture
+def commands(monkeypatch):
+    """The argv each ``mlops`` command would have received."""
+    seen: list[list[str]] = []
+    monkeypatch.setattr(cli, "main", lambda argv: seen.append(argv) or 0)
+    # serve() sets OMP_NUM_THREADS; setting it first makes monkeypatch restore the original.
+    monkeypatch.setenv("OMP_NUM_THREADS", "unset")
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    return seen
+
+
+def test_train_runs_mlops_train_with_the_given_options(commands):
+    assert entrypoints.main(["train", "--selection", "pca"]) == 0
+    assert commands == [["train", "--selection", "pca"]]
+
+
+def test_serve_defaults_to_sagemakers_model_dir_port_and_all_interfaces(monkeypatch, commands):
+    monkeypatch.delenv("SM_MODEL_DIR", raising=False)
+    monkeypatch.delenv("SAGEMAKER_BIND_TO_PORT", raising=False)
+    entrypoints.main(["serve"])
+    assert commands == [["serve", "--model-dir", "/opt/ml/model", "--port", "8080", "--host", "0.0.0.0"]]
+
+
+def test_serve_uses_the_model_dir_sagemaker_names(monkeypatch, commands):
+    monkeypatch.setenv("SM_MODEL_DIR", "/mnt/model")
+    entrypoints.serve([])
+    assert commands[0][commands[0].index("--model-dir") + 1] == "/mnt/model"
+
+
+def test_serve_uses_the_port_sagemaker_binds_in_an_inference_pipeline(monkeypatch, commands):
+    monkeypatch.setenv("SAGEMAKER_BIND_TO_PORT", "9001")
+    entrypoints.serve([])
+    assert commands[0][commands[0].index("--port") + 1] == "9001"
+
+
+def test_serve_options_given_after_the_defaults_win(commands):
+    entrypoints.serve(["--threads", "3", "--port", "9999"])
+    assert commands[0][-4:] == ["--threads", "3", "--port", "9999"]
+
+
+def test_serve_defaults_to_one_openmp_thread_per_request(commands):
+    entrypoints.serve([])
+    assert os.environ["OMP_NUM_THREADS"] == "1"
+
+
+def test_serve_keeps_an_explicit_openmp_thread_count(monkeypatch, commands):
+    monkeypatch.setenv("OMP_NUM_THREADS", "4")
+    entrypoints.serve([])
+    assert os.environ["OMP_NUM_THREADS"] == "4"
+
+
+def test_unknown_command_is_a_usage_error(capsys):
+    assert entrypoints.main(["predict"]) == 2
+    assert "train|serve" in capsys.readouterr().err
