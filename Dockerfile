@@ -12,7 +12,11 @@
 # copy the "Digest:" it prints (the index digest) below with the new tag, rebuild, run the tests.
 FROM python:3.11.14-slim-bookworm@sha256:65a93d69fa75478d554f4ad27c85c1e69fa184956261b4301ebaf6dbb0a3543d
 
-ENV PYTHONUNBUFFERED=1 \
+# CI passes the commit it builds (--build-arg CODE_VERSION=$CI_COMMIT_SHA): there is no git
+# inside the image, and every tracked training run records the code version it ran.
+ARG CODE_VERSION=unknown
+ENV MLOPS_CODE_VERSION=$CODE_VERSION \
+    PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 

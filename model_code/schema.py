@@ -333,30 +333,39 @@ def _coerce_feature(series: pd.Series, feature: Feature) -> pd.Series:
     return numbers
 
 
-def read_csv(path: str | Path, schema: Schema) -> pd.DataFrame:
-    """Read a CSV by the schema: named columns coerced to their types, others ignored.
+def read_raw(path: str | Path) -> pd.DataFrame:
+    """A CSV (every value as its text) or Parquet file as it is, before any typing."""
+    path = Path(path)
+    if path.suffix == ".parquet":
+        return pd.read_parquet(path)
+    return _csv_text(path)
+
+
+def _csv_text(path: str | Path) -> pd.DataFrame:
+    return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
+
+
+def from_raw(raw: pd.DataFrame, schema: Schema, where: str = "data") -> pd.DataFrame:
+    """Type a raw frame by the schema; columns it does not name are dropped and reported.
 
     The ignored column names are logged and kept in ``frame.attrs["ignored_columns"]``.
     """
-    raw = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
-    return _by_schema(raw, schema, str(path))
-
-
-def read_table(path: str | Path, schema: Schema) -> pd.DataFrame:
-    """Read a CSV or Parquet file (by extension) by the schema."""
-    path = Path(path)
-    if path.suffix == ".parquet":
-        return _by_schema(pd.read_parquet(path), schema, str(path))
-    return read_csv(path, schema)
-
-
-def _by_schema(raw: pd.DataFrame, schema: Schema, where: str) -> pd.DataFrame:
     ignored = [c for c in raw.columns if c not in schema.columns]
     if ignored:
         log.warning("%s: ignoring columns the schema does not name: %s", where, ", ".join(map(str, ignored)))
     frame = coerce(raw, schema)
     frame.attrs["ignored_columns"] = ignored
     return frame
+
+
+def read_csv(path: str | Path, schema: Schema) -> pd.DataFrame:
+    """Read a CSV by the schema: named columns coerced to their types, others ignored."""
+    return from_raw(_csv_text(path), schema, str(path))
+
+
+def read_table(path: str | Path, schema: Schema) -> pd.DataFrame:
+    """Read a CSV or Parquet file (by extension) by the schema."""
+    return from_raw(read_raw(path), schema, str(path))
 
 
 def expected_dtype_kind(feature: Feature) -> str:

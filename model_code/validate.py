@@ -30,7 +30,15 @@ import numpy as np
 import pandas as pd
 
 from model_code import container
-from model_code.schema import EXAMPLE_SCHEMA, Schema, SchemaError, expected_dtype_kind, load, read_table
+from model_code.schema import (
+    EXAMPLE_SCHEMA,
+    Schema,
+    SchemaError,
+    expected_dtype_kind,
+    from_raw,
+    load,
+    read_raw,
+)
 
 if TYPE_CHECKING:
     import great_expectations as gx
@@ -327,26 +335,30 @@ def _input_files(path: Path) -> list[Path]:
 def _read(
     files: list[Path], schema: Schema, ingestion_time: pd.Timestamp
 ) -> tuple[pd.DataFrame, list[str], list[str]]:
-    """All files as one typed frame in schema column order, the columns ignored, and file errors."""
-    frames, ignored, missing = [], [], {}
+    """All files as one typed frame in schema column order, the same rows as read (text), the
+    columns ignored, and file errors."""
+    frames, raws, ignored, missing = [], [], [], {}
     for path in files:
         try:
-            frame = read_table(path, schema)
+            raw = read_raw(path)
+            frame = from_raw(raw, schema, str(path))
         except (OSError, ValueError) as exc:
             raise container.StepFailed(f"{path}: could not read: {exc}") from None
+        raws.append(raw[[c for c in raw.columns if c in schema.columns]].assign(source_file=path.name))
         ignored += [c for c in frame.attrs.get("ignored_columns", []) if c not in ignored]
         if schema.event_time and schema.event_time not in frame.columns:
             frame[schema.event_time] = ingestion_time
         missing[path] = [c for c in schema.columns if c not in frame.columns]
         frames.append(frame)
     frame = pd.concat(frames, ignore_index=True)
+    raw = pd.concat(raws, ignore_index=True)
     # Concatenation fills a column one file lacks with nulls; say which file lacked it, since
     # a nullable column would otherwise pass unnoticed. (A column every file lacks is
     # reported by the suite.)
     errors = [
         f"{path}: missing column {c}" for path, cols in missing.items() for c in cols if c in frame.columns
     ]
-    return frame[[c for c in schema.columns if c in frame.columns]], ignored, errors
+    return frame[[c for c in schema.columns if c in frame.columns]], raw, ignored, errors
 
 
 def _write_csv(frame: pd.DataFrame, path: Path) -> None:
@@ -363,7 +375,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         schema = load(_schema_file(args.schema))
         files = _input_files(args.input)
-        frame, ignored, file_errors = _read(files, schema, args.ingestion_time)
+        frame, raw, ignored, file_errors = _read(files, schema, args.ingestion_time)
     except (SchemaError, container.StepFailed) as exc:
         return container.fail(str(exc))
 
@@ -376,7 +388,10 @@ def main(argv: list[str] | None = None) -> int:
         failure = str(exc)
     # Outputs are written even on failure so the user can see what was wrong.
     _write_csv(result.accepted, args.accepted_dir / "accepted.csv")
-    _write_csv(result.quarantined, args.quarantine_dir / "quarantine.csv")
+    # Quarantined rows keep the values as they arrived (a " " stays " ") and their file, so
+    # they can be corrected and ingested again; typing would have turned them into blanks.
+    as_read = raw.loc[result.quarantined.index].assign(**{REASON_COLUMN: result.quarantined[REASON_COLUMN]})
+    _write_csv(as_read, args.quarantine_dir / "quarantine.csv")
     report = {
         "schema": schema.name,
         "input_files": [str(p) for p in files],

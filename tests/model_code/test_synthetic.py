@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import shlex
+from pathlib import Path
+
 import pandas as pd
 import pytest
 
@@ -44,3 +47,13 @@ def test_generate_data_command_writes_csv(tmp_path, capsys):
     assert mlops(["generate-data", "--rows", "50", "--seed", "2", "--output", str(out)]) == 0
     assert len(pd.read_csv(out)) == 50
     assert "wrote 50 rows" in capsys.readouterr().out
+
+
+def test_readme_generate_data_example_runs(tmp_path):
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    line = next(ln for ln in readme.splitlines() if ln.startswith(".venv/bin/mlops generate-data"))
+    args = shlex.split(line)[1:]
+    args[args.index("-o") + 1] = str(tmp_path / "customers.csv")
+    assert mlops(args) == 0
+    frame = pd.read_csv(tmp_path / "customers.csv")
+    assert len(frame) == 5000

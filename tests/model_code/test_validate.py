@@ -294,3 +294,20 @@ def test_main_names_the_file_that_lacks_a_column(tmp_path, failure_file):
     assert code == 1
     assert report["table_errors"] == [f"{data / 'b.csv'}: missing column total_charges"]
     assert "b.csv: missing column total_charges" in failure_file.read_text()
+
+
+def test_quarantine_keeps_values_as_they_arrived_with_their_file(tmp_path, failure_file):
+    path = tmp_path / "batch.csv"
+    frame = synthetic.generate(100, seed=5)
+    frame["monthly_charges"] = frame["monthly_charges"].astype(object)
+    frame.loc[3, "monthly_charges"] = " "
+    frame.loc[4, "monthly_charges"] = "n/a"
+    frame.to_csv(path, index=False)
+
+    code, _, _, quarantined = run(tmp_path, "--input", str(path))
+
+    assert code == 0
+    kept = pd.read_csv(tmp_path / "out" / "quarantine" / "quarantine.csv", dtype=str, keep_default_na=False)
+    assert kept["monthly_charges"].tolist() == [" ", "n/a"]
+    assert kept["source_file"].tolist() == ["batch.csv", "batch.csv"]
+    assert (quarantined["reason"] == "monthly_charges: must not be null").all()
