@@ -22,6 +22,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "drift": ("model_code.drift", "compare two datasets and report drift per feature"),
     "quality": ("model_code.quality", "join captured predictions with ground truth and report quality"),
     "experiments": ("model_code.tracking", "compare tracked training runs side by side"),
+    "pipeline": (
+        "pipelines.cli",
+        "print a SageMaker pipeline definition, or run one with the local executor",
+    ),
     "local": ("model_code.lifecycle", "run the whole lifecycle on this machine and print a summary"),
 }
 

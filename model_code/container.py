@@ -33,3 +33,23 @@ def fail(message: str, failure_file: Path | None = None) -> int:
 def env_path(name: str, default: str) -> str:
     """A SageMaker-provided path (``SM_CHANNEL_TRAIN`` etc.) or its /opt/ml default."""
     return os.environ.get(name, default)
+
+
+def current_host() -> tuple[str, list[str]]:
+    """This instance's name and all the job's hosts (``algo-1`` ...), as SageMaker tells them.
+
+    Processing jobs describe the cluster in ``/opt/ml/config/resourceconfig.json``; the local
+    executor sets ``SM_CURRENT_HOST`` and ``SM_HOSTS`` (comma-separated) instead. A step that
+    runs on several instances names its per-shard output after the host, so the shards'
+    files do not overwrite each other in the shared S3 output prefix.
+    """
+    import json
+
+    if os.environ.get("SM_CURRENT_HOST"):
+        hosts = os.environ.get("SM_HOSTS", os.environ["SM_CURRENT_HOST"]).split(",")
+        return os.environ["SM_CURRENT_HOST"], hosts
+    config = Path(os.environ.get("SM_RESOURCE_CONFIG", "/opt/ml/config/resourceconfig.json"))
+    if config.is_file():
+        data = json.loads(config.read_text())
+        return data["current_host"], list(data["hosts"])
+    return "algo-1", ["algo-1"]

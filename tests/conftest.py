@@ -37,3 +37,25 @@ def model_dir(tmp_path_factory, churn_frame, churn_schema) -> str:
     """A trained model artifact folder (model.joblib, schema.yaml, features.json, metadata.json)."""
     bundle = fit_model(churn_frame, churn_schema, model_params={"n_estimators": 60}, random_state=0)
     return str(artifact.save(tmp_path_factory.mktemp("model"), bundle))
+
+
+@pytest.fixture(autouse=True)
+def no_network(monkeypatch):
+    """Tests never reach the network: any connection off the loopback fails loudly."""
+    import ipaddress
+    import socket
+
+    connect = socket.socket.connect
+
+    def guarded(sock, address):
+        host = address[0] if isinstance(address, tuple) else None
+        if host is not None:
+            try:
+                loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+            except ValueError:
+                loopback = False
+            if not loopback:
+                raise ConnectionRefusedError(f"test tried to reach {address}: tests stay on 127.0.0.1")
+        return connect(sock, address)
+
+    monkeypatch.setattr(socket.socket, "connect", guarded)
