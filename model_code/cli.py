@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "pipelines.cli",
         "print a SageMaker pipeline definition, or run one with the local executor",
     ),
+    "cost": ("infra.cost", "estimate the monthly cost of a stack's always-on parts from its config"),
     "local": ("model_code.lifecycle", "run the whole lifecycle on this machine and print a summary"),
 }
 
