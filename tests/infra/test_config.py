@@ -1,0 +1,135 @@
+"""Stack configuration: each committed stack validates; each bad value fails naming its key."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from infra import config
+from infra.config import ConfigError
+from tests.infra.harness import ROOT
+
+BASE = {"owner": "team", "deploymentStrategy": "all-at-once"}
+
+
+def parse(**values):
+    return config.parse({**BASE, **values}, stack="test", region="eu-west-1")
+
+
+@pytest.mark.parametrize("stack", ["dev", "staging", "prod"])
+def test_committed_stacks_validate(stack):
+    values, region = config.stack_values(yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text()))
+    parsed = config.parse(values, stack=stack, region=region)
+    assert parsed.region == "eu-west-1"
+
+
+def test_committed_stacks_choose_their_documented_strategies():
+    strategies = {}
+    for stack in ("dev", "staging", "prod"):
+        values, region = config.stack_values(yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text()))
+        strategies[stack] = config.parse(values, stack=stack, region=region)
+    assert strategies["dev"].deployment_strategy == "all-at-once"
+    assert strategies["dev"].instance_count == 1 and not strategies["dev"].monitoring_schedule_enabled
+    assert strategies["staging"].deployment_strategy == "shadow"
+    prod = strategies["prod"]
+    assert (
+        prod.deployment_strategy == "canary"
+        and prod.min_capacity >= 2
+        and prod.max_capacity > prod.min_capacity
+    )
+    assert prod.mlflow_enabled
+
+
+def test_defaults_apply():
+    parsed = parse()
+    assert parsed.min_capacity == parsed.max_capacity == parsed.instance_count == 1
+    assert (
+        parsed.canary_size_percent == 10 and parsed.serverless is False and parsed.model_package_arn is None
+    )
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        (
+            {"deploymentStrategy": "blue-green"},
+            "mlops-platform:deploymentStrategy: 'blue-green' is not one of all-at-once | canary | linear | shadow",
+        ),
+        ({"canarySizePercent": 150}, "mlops-platform:canarySizePercent: 150 is outside (0, 100)"),
+        ({"canarySizePercent": 0}, "mlops-platform:canarySizePercent: 0 is outside (0, 100)"),
+        ({"linearStepPercent": 100}, "mlops-platform:linearStepPercent: 100 is outside (0, 100)"),
+        (
+            {"minCapacity": 3, "maxCapacity": 2, "instanceCount": 2},
+            "mlops-platform:minCapacity: 3 is above mlops-platform:maxCapacity 2",
+        ),
+        ({"instanceCount": 1.5}, "mlops-platform:instanceCount: 1.5 is not a whole number"),
+        ({"serverless": "yes"}, "mlops-platform:serverless: 'yes' is not true or false"),
+        (
+            {"serverless": True, "deploymentStrategy": "canary"},
+            "mlops-platform:serverless: true cannot be combined with mlops-platform:deploymentStrategy 'canary'",
+        ),
+        (
+            {"serverless": True, "deploymentStrategy": "shadow"},
+            "neither several production variants nor shadow",
+        ),
+        (
+            {"serverless": True},
+            "mlops-platform:serverless: true cannot be combined with mlops-platform:driftMonitoring",
+        ),
+        (
+            {"modelPackageArn": "my-model"},
+            "mlops-platform:modelPackageArn: 'my-model' is not a SageMaker model package",
+        ),
+        (
+            {
+                "deploymentStrategy": "shadow",
+                "modelPackageArn": "arn:aws:sagemaker:eu-west-1:123456789012:model-package/churn/3",
+            },
+            "mlops-platform:shadowModelPackageArn: missing",
+        ),
+        (
+            {"monitoringSchedule": "hourly"},
+            "mlops-platform:monitoringSchedule: 'hourly' is not a schedule expression",
+        ),
+        ({"logRetentionDays": 10}, "mlops-platform:logRetentionDays: 10 is not one of CloudWatch Logs"),
+        ({"schemaPath": "nope.yaml"}, "mlops-platform:schemaPath: 'nope.yaml' is not a file"),
+        (
+            {"gitlabTriggerUrl": "https://gitlab.example.com/api/v4/projects/1/trigger/pipeline"},
+            "mlops-platform:gitlabTriggerToken: missing",
+        ),
+        ({"deploymentStrategie": "canary"}, "mlops-platform:deploymentStrategie: unknown key"),
+    ],
+)
+def test_bad_values_fail_naming_the_key_the_value_and_what_is_allowed(values, message):
+    with pytest.raises(ConfigError) as err:
+        parse(**values)
+    assert message in str(err.value)
+
+
+@pytest.mark.parametrize("key", ["owner", "deploymentStrategy"])
+def test_missing_required_key_is_named(key):
+    values = dict(BASE)
+    del values[key]
+    with pytest.raises(ConfigError, match=f"mlops-platform:{key}: missing"):
+        config.parse(values, stack="test", region="eu-west-1")
+
+
+def test_missing_region_is_named():
+    with pytest.raises(ConfigError, match="aws:region: missing"):
+        config.parse(BASE, stack="test", region=None)
+
+
+def test_values_quoted_in_a_stack_file_still_parse():
+    assert parse(canarySizePercent="25").canary_size_percent == 25.0
+    assert parse(serverless="false", driftMonitoring="false").serverless is False
+
+
+def test_serverless_all_at_once_without_drift_monitoring_is_allowed():
+    parsed = parse(serverless=True, driftMonitoring=False)
+    assert parsed.serverless and not parsed.drift_monitoring
+
+
+def test_readme_documents_every_key_with_its_default():
+    readme = (ROOT / "README.md").read_text()
+    for key in config.KEYS:
+        assert f"`{key.name}`" in readme, key.name
