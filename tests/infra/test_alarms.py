@@ -1,0 +1,96 @@
+"""Alarm definitions as plain data: names, thresholds and what each alarm watches."""
+
+from __future__ import annotations
+
+import pytest
+
+from infra.alarms import (
+    COMPUTATIONAL,
+    AlarmThresholds,
+    all_alarms,
+    cpu_cores,
+    data_volume_alarm,
+    drift_alarms,
+    endpoint_alarms,
+)
+from infra.endpoint import CHALLENGER, CHAMPION, rollback_alarm_names
+
+THRESHOLDS = AlarmThresholds()
+
+
+@pytest.mark.parametrize(
+    ("instance_type", "cores"),
+    [
+        ("ml.t2.medium", 2),
+        ("ml.m5.large", 2),
+        ("ml.c5.xlarge", 4),
+        ("ml.m5.2xlarge", 8),
+        ("ml.g4dn.12xlarge", 48),
+    ],
+)
+def test_cpu_cores_from_the_instance_size(instance_type, cores):
+    assert cpu_cores(instance_type) == cores
+
+
+def test_cpu_cores_refuses_an_unknown_size():
+    with pytest.raises(ValueError, match=r"instance_type: cannot tell the vCPUs of 'ml\.m5\.metal'"):
+        cpu_cores("ml.m5.metal")
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("error_rate_5xx", 5, "error_rate_5xx: 5 is out of range"),
+        ("cpu_percent", 0, "cpu_percent: 0 is out of range"),
+        ("min_auc", 1.5, "min_auc: 1.5 is out of range"),
+        ("new_records_threshold", 0, "new_records_threshold: 0 must be above 0"),
+    ],
+)
+def test_thresholds_name_the_bad_key(key, value, message):
+    with pytest.raises(ValueError, match=message):
+        AlarmThresholds(**{key: value})
+
+
+def test_endpoint_alarm_names_follow_endpoint_variant_kind():
+    names = [s.name for s in endpoint_alarms("e", [CHAMPION], THRESHOLDS)]
+    assert names == [f"e-{CHAMPION}-{k}" for k in ("5xx-rate", "4xx-rate", "latency-p99", "cpu", "memory")]
+
+
+def test_every_rollback_alarm_has_a_definition():
+    specs = all_alarms(
+        schema_name="customer-churn",
+        stack="prod",
+        feature_names=["a"],
+        thresholds=THRESHOLDS,
+        endpoint="customer-churn-prod",
+        variants=[CHAMPION, CHALLENGER],
+    )
+    defined = {s.name for s in specs if s.group == COMPUTATIONAL}
+    assert set(rollback_alarm_names("customer-churn-prod", [CHAMPION, CHALLENGER])) <= defined
+
+
+def test_drift_alarms_keep_missing_data_from_changing_the_verdict():
+    # Between monitoring runs there is no data; a retraining trigger must not re-fire on each gap.
+    assert {s.treat_missing_data for s in drift_alarms("p", "m", ["a", "b"], THRESHOLDS)} == {"ignore"}
+
+
+def test_drift_alarms_refuse_a_feature_named_like_the_predictions():
+    with pytest.raises(ValueError, match="features: 'prediction' is the drift monitor's name"):
+        drift_alarms("p", "m", ["prediction"], THRESHOLDS)
+
+
+def test_data_volume_compares_the_running_count_not_a_sum():
+    spec = data_volume_alarm("p", "m", AlarmThresholds(new_records_threshold=500))
+    assert (spec.statistic, spec.threshold, spec.comparison_operator) == (
+        "Maximum",
+        500,
+        "GreaterThanOrEqualToThreshold",
+    )
+
+
+def test_alarm_args_leave_out_what_is_unset():
+    (spec,) = [s for s in endpoint_alarms("e", [CHAMPION], THRESHOLDS) if s.name.endswith("5xx-rate")]
+    args = spec.alarm_args()
+    assert "metric_name" not in args and "statistic" not in args
+    assert args["metric_queries"][-1]["expression"] == "FILL(errors, 0) / invocations"
+    assert args["alarm_description"]
