@@ -408,3 +408,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{result.rows_quarantined} quarantined ({result.quarantined_share:.1%})"
     )
     return container.fail(failure) if failure else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
