@@ -72,12 +72,12 @@ KEYS: tuple[Key, ...] = (
     Key("minCapacity", None, "autoscaling minimum (default: instanceCount)"),
     Key("maxCapacity", None, "autoscaling maximum (default: instanceCount)"),
     Key("targetInvocationsPerInstance", 70, "autoscaling target: invocations per instance per minute"),
-    Key("canarySizePercent", 10, "canary: share of capacity that takes traffic first, in (0, 100)"),
-    Key("linearStepPercent", 20, "linear: share of capacity shifted per step, in (0, 100)"),
+    Key("canarySizePercent", 10, "canary: percent of capacity that takes traffic first, 1-50 (AWS's range)"),
+    Key("linearStepPercent", 20, "linear: percent of capacity shifted per step, 10-50 (AWS's range)"),
     Key("waitIntervalSeconds", 600, "blue/green: bake time between traffic shifts, 0-3600"),
     Key("maxExecutionTimeoutSeconds", 3600, "blue/green: longest a rollout may take, 600-14400"),
-    Key("shadowSamplingPercent", 50, "shadow: share of requests copied to the challenger, in (0, 100]"),
-    Key("dataCapturePercent", 100, "share of requests captured for monitoring, in (0, 100]"),
+    Key("shadowSamplingPercent", 50, "shadow: percent of requests copied to the challenger, 1-100"),
+    Key("dataCapturePercent", 100, "percent of requests captured for monitoring, 1-100"),
     Key("driftMonitoring", True, "run the monitoring pipeline's drift checks on captured traffic"),
     Key("monitoringSchedule", "rate(1 hour)", "how often the monitoring pipeline runs"),
     Key("monitoringScheduleEnabled", True, "false pauses the monitoring schedule"),
@@ -141,12 +141,12 @@ class PlatformConfig:
     min_capacity: int
     max_capacity: int
     target_invocations_per_instance: int
-    canary_size_percent: float
-    linear_step_percent: float
+    canary_size_percent: int
+    linear_step_percent: int
     wait_interval_seconds: int
     max_execution_timeout_seconds: int
-    shadow_sampling_percent: float
-    data_capture_percent: float
+    shadow_sampling_percent: int
+    data_capture_percent: int
     drift_monitoring: bool
     monitoring_schedule: str
     monitoring_schedule_enabled: bool
@@ -324,14 +324,14 @@ def parse(values: Mapping[str, Any], *, stack: str, region: str | None, root: Pa
         min_capacity=min_capacity,
         max_capacity=max_capacity,
         target_invocations_per_instance=r.number("targetInvocationsPerInstance", integer=True, low=1),
-        canary_size_percent=r.number("canarySizePercent", low=0, high=100, low_open=True, high_open=True),
-        linear_step_percent=r.number("linearStepPercent", low=0, high=100, low_open=True, high_open=True),
+        canary_size_percent=r.number("canarySizePercent", integer=True, low=0, high=50, low_open=True),
+        linear_step_percent=r.number("linearStepPercent", integer=True, low=10, high=50),
         wait_interval_seconds=r.number("waitIntervalSeconds", integer=True, low=0, high=3600),
         max_execution_timeout_seconds=r.number(
             "maxExecutionTimeoutSeconds", integer=True, low=600, high=14400
         ),
-        shadow_sampling_percent=r.number("shadowSamplingPercent", low=0, high=100, low_open=True),
-        data_capture_percent=r.number("dataCapturePercent", low=0, high=100, low_open=True),
+        shadow_sampling_percent=r.number("shadowSamplingPercent", integer=True, low=1, high=100),
+        data_capture_percent=r.number("dataCapturePercent", integer=True, low=1, high=100),
         drift_monitoring=drift,
         monitoring_schedule=r.string("monitoringSchedule"),
         monitoring_schedule_enabled=r.boolean("monitoringScheduleEnabled"),

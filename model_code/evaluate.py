@@ -8,12 +8,22 @@
                                     model (then scored on the same test rows)     (--champion)
     /opt/ml/processing/evaluation/evaluation.json   the report                    (--output-dir)
 
+and, optionally::
+
+    --train-dir DIR --baseline-dir DIR   the training rows in; baseline.json out: the drift
+                                         baseline of the data the model learned from, with the
+                                         model's predictions (drift.PREDICTION_COLUMN)
+    --model-package-group NAME           no --champion: the champion is the group's latest
+                                         Approved package, its evaluation.json read from
+                                         ModelMetrics.ModelQuality.Statistics.S3Uri
+
 The report is the pipeline's property file. Its stable paths, for ``JsonGet``::
 
     binary_classification_metrics.auc.value    float   ROC AUC on the test split
     decision.passed                            bool    auc >= min_auc and not worse than the
                                                        champion by more than max_regression
     decision.failed_metric                     "auc" or null
+    decision.reason                            why it failed, in one line ("" when it passed)
 
 and, in SageMaker's model-quality shape, ``binary_classification_metrics.<m>.value`` for
 pr_auc, f1, precision, recall, accuracy, log_loss, brier and calibration_error (each with
@@ -33,12 +43,13 @@ from typing import Any
 
 import pandas as pd
 
-from model_code import artifact, container
+from model_code import artifact, container, drift, inference, register_info
 from model_code.artifact import ModelBundle
 from model_code.schema import SchemaError
 from model_code.train import SCALAR_METRICS, read_channel, score
 
 EVALUATION_FILE = "evaluation.json"
+BASELINE_FILE = "baseline.json"
 DEFAULT_CHAMPION = Path("/opt/ml/processing/champion")
 # An identical challenger must not fail on floating-point noise in the AUC comparison.
 _TOLERANCE = 1e-9
@@ -77,6 +88,35 @@ def load_champion(path: str | Path | None) -> tuple[dict[str, float] | ModelBund
         return None, None
 
 
+def registry_champion(group: str) -> tuple[dict[str, float] | None, str | None]:
+    """The latest Approved package's evaluation in ``group`` and where it came from, or (None, None).
+
+    A champion without an evaluation report fails: judging the challenger against nothing
+    could register a worse model.
+    """
+    package = register_info.latest_approved(group)
+    if package is None:
+        return None, None
+    arn = package["ModelPackageArn"]
+    uri = register_info.evaluation_uri(package)
+    if uri is None:
+        raise ValueError(f"champion {arn}: no ModelMetrics.ModelQuality.Statistics report to compare with")
+    return champion_metrics(register_info.read_json(uri)), f"{arn} ({uri})"
+
+
+def drift_baseline(bundle: ModelBundle, frame: pd.DataFrame) -> drift.Baseline:
+    """The drift monitor's reference: the rows the model was trained on, with its predictions.
+
+    The prediction is the positive-class probability as the server returns it, so captured
+    traffic and the baseline describe the same quantity.
+    """
+    reference = frame.copy()
+    reference[drift.PREDICTION_COLUMN] = [
+        p["probability"] for p in inference.predict_fn(frame[bundle.schema.feature_names], bundle)
+    ]
+    return drift.Baseline.from_frame(reference, bundle.schema)
+
+
 def decide(
     auc: float, *, champion_auc: float | None, min_auc: float, max_regression: float
 ) -> dict[str, Any]:
@@ -98,6 +138,7 @@ def decide(
         "champion_auc": champion_auc,
         "reasons": reasons,
         "failed_metric": None if passed else "auc",
+        "reason": "; ".join(reasons),
         "summary": f"{'passed' if passed else 'failed'}: auc {auc:.4f} checked against {against}",
     }
 
@@ -181,19 +222,34 @@ def build_parser() -> argparse.ArgumentParser:
         help="how far the AUC may fall below the champion's and still pass (default 0.01)",
     )
     parser.add_argument("--output-dir", default="/opt/ml/processing/evaluation")
+    parser.add_argument("--train-dir", help="the training rows, for the drift baseline (with --baseline-dir)")
+    parser.add_argument("--baseline-dir", help=f"where {BASELINE_FILE} goes (with --train-dir)")
+    parser.add_argument(
+        "--model-package-group",
+        help="without --champion: compare with this group's latest Approved package's evaluation",
+    )
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if (args.train_dir is None) != (args.baseline_dir is None):
+        parser.error("--train-dir and --baseline-dir go together")
     try:
         bundle = artifact.load(args.model_dir)
-        champion, source = load_champion(args.champion)
+        if args.champion is None and args.model_package_group:
+            champion, source = registry_champion(args.model_package_group)
+        else:
+            champion, source = load_champion(args.champion)
         frame = read_channel(args.test_dir, bundle.schema)
         report = evaluate_model(
             bundle, frame, champion=champion, min_auc=args.min_auc, max_regression=args.max_regression
         )
-    except (FileNotFoundError, ValueError, SchemaError) as exc:
+        baseline = (
+            drift_baseline(bundle, read_channel(args.train_dir, bundle.schema)) if args.train_dir else None
+        )
+    except (FileNotFoundError, ValueError, SchemaError, container.StepFailed) as exc:
         return container.fail(f"evaluate: {exc}")
     if report["champion"] is not None:
         report["champion"]["source"] = source
@@ -203,6 +259,11 @@ def main(argv: list[str] | None = None) -> int:
     decision = report["decision"]
     print(decision["summary"] + "".join(f"\n  - {r}" for r in decision["reasons"]))
     print(f"wrote {output / EVALUATION_FILE}")
+    if baseline is not None:
+        path = Path(args.baseline_dir) / BASELINE_FILE
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(baseline.to_dict()))
+        print(f"wrote {path} ({baseline.reference.rows} training rows)")
     return 0
 
 

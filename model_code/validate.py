@@ -387,11 +387,15 @@ def main(argv: list[str] | None = None) -> int:
     except ValidationFailed as exc:
         failure = str(exc)
     # Outputs are written even on failure so the user can see what was wrong.
-    _write_csv(result.accepted, args.accepted_dir / "accepted.csv")
+    # On several instances (ShardedByS3Key) every host uploads to the same S3 prefix: name
+    # each host's files after it so they sit side by side instead of overwriting each other.
+    host, hosts = container.current_host()
+    suffix = f"-{host}" if len(hosts) > 1 else ""
+    _write_csv(result.accepted, args.accepted_dir / f"accepted{suffix}.csv")
     # Quarantined rows keep the values as they arrived (a " " stays " ") and their file, so
     # they can be corrected and ingested again; typing would have turned them into blanks.
     as_read = raw.loc[result.quarantined.index].assign(**{REASON_COLUMN: result.quarantined[REASON_COLUMN]})
-    _write_csv(as_read, args.quarantine_dir / "quarantine.csv")
+    _write_csv(as_read, args.quarantine_dir / f"quarantine{suffix}.csv")
     report = {
         "schema": schema.name,
         "input_files": [str(p) for p in files],
@@ -402,7 +406,7 @@ def main(argv: list[str] | None = None) -> int:
         "failure": failure,
     }
     args.report_dir.mkdir(parents=True, exist_ok=True)
-    (args.report_dir / "validation.json").write_text(json.dumps(report, indent=2) + "\n")
+    (args.report_dir / f"validation{suffix}.json").write_text(json.dumps(report, indent=2) + "\n")
     print(
         f"validated {result.rows_in} rows from {len(files)} file(s): {result.rows_accepted} accepted, "
         f"{result.rows_quarantined} quarantined ({result.quarantined_share:.1%})"

@@ -8,6 +8,7 @@ declares is recorded with its type, name, inputs and parent, so tests assert on 
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import runpy
@@ -123,3 +124,20 @@ def run_stack(stack: str, overrides: dict[str, Any] | None = None) -> Recorder:
         )
     finally:
         os.chdir(cwd)
+
+
+MODEL_PACKAGE = "arn:aws:sagemaker:eu-west-1:123456789012:model-package/customer-churn-{stack}/3"
+CHALLENGER_PACKAGE = "arn:aws:sagemaker:eu-west-1:123456789012:model-package/customer-churn-{stack}/4"
+
+
+@functools.cache
+def committed_stack(stack: str, with_model: bool = False) -> Recorder:
+    """A committed stack run once per test process: as committed (a fresh platform without a
+    model), or with a model package approved, so the endpoint is declared too."""
+    overrides = None
+    if with_model:
+        overrides = {
+            "mlops-platform:modelPackageArn": MODEL_PACKAGE.format(stack=stack),
+            "mlops-platform:shadowModelPackageArn": CHALLENGER_PACKAGE.format(stack=stack),
+        }
+    return run_stack(stack, overrides)

@@ -55,9 +55,10 @@ def test_defaults_apply():
             {"deploymentStrategy": "blue-green"},
             "mlops-platform:deploymentStrategy: 'blue-green' is not one of all-at-once | canary | linear | shadow",
         ),
-        ({"canarySizePercent": 150}, "mlops-platform:canarySizePercent: 150 is outside (0, 100)"),
-        ({"canarySizePercent": 0}, "mlops-platform:canarySizePercent: 0 is outside (0, 100)"),
-        ({"linearStepPercent": 100}, "mlops-platform:linearStepPercent: 100 is outside (0, 100)"),
+        ({"canarySizePercent": 150}, "mlops-platform:canarySizePercent: 150 is outside (0, 50]"),
+        ({"canarySizePercent": 0}, "mlops-platform:canarySizePercent: 0 is outside (0, 50]"),
+        ({"linearStepPercent": 100}, "mlops-platform:linearStepPercent: 100 is outside [10, 50]"),
+        ({"canarySizePercent": 12.5}, "mlops-platform:canarySizePercent: 12.5 is not a whole number"),
         (
             {"minCapacity": 3, "maxCapacity": 2, "instanceCount": 2},
             "mlops-platform:minCapacity: 3 is above mlops-platform:maxCapacity 2",
@@ -120,7 +121,7 @@ def test_missing_region_is_named():
 
 
 def test_values_quoted_in_a_stack_file_still_parse():
-    assert parse(canarySizePercent="25").canary_size_percent == 25.0
+    assert parse(canarySizePercent="25").canary_size_percent == 25
     assert parse(serverless="false", driftMonitoring="false").serverless is False
 
 

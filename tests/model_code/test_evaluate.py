@@ -174,3 +174,102 @@ def test_champion_copied_from_a_previous_evaluation_round_trips(tmp_path, model_
     second = run(tmp_path / "two", model_dir, test_dir, "--champion", str(champion))
     assert second["champion"]["auc"] == first["binary_classification_metrics"]["auc"]["value"]
     assert second["decision"]["passed"] is True
+
+
+# -- the drift baseline and the registry's champion (the training pipeline's EvaluateModel) --
+
+
+def test_the_drift_baseline_describes_the_training_rows_and_the_models_predictions(
+    tmp_path, model_dir, test_dir, churn_csv
+):
+    from model_code import drift
+
+    run(
+        tmp_path,
+        model_dir,
+        test_dir,
+        "--train-dir",
+        str(Path(churn_csv).parent),
+        "--baseline-dir",
+        str(tmp_path / "b"),
+    )
+    baseline = drift.Baseline.from_dict(json.loads((tmp_path / "b" / "baseline.json").read_text()))
+    assert baseline.reference.rows == 4000
+    assert drift.PREDICTION_COLUMN in baseline.bins
+    assert set(artifact.load(model_dir).schema.feature_names) <= set(baseline.bins)
+
+
+def test_train_dir_without_baseline_dir_is_a_usage_error(tmp_path, model_dir, test_dir, churn_csv):
+    with pytest.raises(SystemExit) as exited:
+        evaluate.main(["--model-dir", str(model_dir), "--test-dir", str(test_dir), "--train-dir", churn_csv])
+    assert exited.value.code == 2
+
+
+@pytest.fixture
+def registry(monkeypatch):
+    """An emulated registry (and S3 for the champion's evaluation.json) in this process."""
+    import boto3
+    from moto import mock_aws
+
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    with mock_aws():
+        boto3.client("sagemaker").create_model_package_group(ModelPackageGroupName="customer-churn")
+        boto3.client("s3").create_bucket(
+            Bucket="artifacts", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"}
+        )
+        yield
+
+
+def approve_champion(auc: float | None) -> str:
+    import boto3
+
+    metrics = {}
+    if auc is not None:
+        boto3.client("s3").put_object(
+            Bucket="artifacts",
+            Key="champion/evaluation.json",
+            Body=json.dumps({"binary_classification_metrics": {"auc": {"value": auc}}}).encode(),
+        )
+        source = {"ContentType": "application/json", "S3Uri": "s3://artifacts/champion/evaluation.json"}
+        metrics["ModelMetrics"] = {"ModelQuality": {"Statistics": source}}
+    return boto3.client("sagemaker").create_model_package(
+        ModelPackageGroupName="customer-churn",
+        ModelApprovalStatus="Approved",
+        InferenceSpecification={
+            "Containers": [{"Image": "000000000000.dkr.ecr.eu-west-1.amazonaws.com/mlops:1"}],
+            "SupportedContentTypes": ["application/json"],
+            "SupportedResponseMIMETypes": ["application/json"],
+        },
+        **metrics,
+    )["ModelPackageArn"]
+
+
+def test_the_registrys_approved_champion_is_the_bar(tmp_path, model_dir, test_dir, baseline, registry):
+    auc = baseline["binary_classification_metrics"]["auc"]["value"]
+    arn = approve_champion(auc + 0.05)
+    report = run(tmp_path, model_dir, test_dir, "--model-package-group", "customer-churn")
+    assert report["decision"]["passed"] is False
+    assert "champion" in report["decision"]["reason"]
+    assert report["champion"]["source"].startswith(arn)
+
+
+def test_a_group_with_no_approved_model_means_no_champion(tmp_path, model_dir, test_dir, registry):
+    report = run(tmp_path, model_dir, test_dir, "--model-package-group", "customer-churn")
+    assert report["champion"] is None
+    assert report["decision"]["passed"] is True
+
+
+def test_an_approved_champion_without_an_evaluation_fails_the_step(
+    tmp_path, model_dir, test_dir, registry, failure_file
+):
+    arn = approve_champion(None)
+    args = ["--model-dir", str(model_dir), "--test-dir", str(test_dir), "--output-dir", str(tmp_path)]
+    code = evaluate.main([*args, "--model-package-group", "customer-churn"])
+    assert code == 1
+    assert f"champion {arn}: no ModelMetrics.ModelQuality.Statistics" in failure_file.read_text()
+
+
+def test_the_decision_says_why_in_one_line(baseline):
+    assert baseline["decision"]["reason"] == ""
+    decision = evaluate.decide(0.6, champion_auc=None, min_auc=0.7, max_regression=0.01)
+    assert decision["reason"] == "auc 0.6000 is below min_auc 0.7000"

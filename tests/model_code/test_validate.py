@@ -311,3 +311,26 @@ def test_quarantine_keeps_values_as_they_arrived_with_their_file(tmp_path, failu
     assert kept["monthly_charges"].tolist() == [" ", "n/a"]
     assert kept["source_file"].tolist() == ["batch.csv", "batch.csv"]
     assert (quarantined["reason"] == "monthly_charges: must not be null").all()
+
+
+def test_each_instance_of_a_sharded_step_names_its_files_after_its_host(tmp_path, failure_file, monkeypatch):
+    path = tmp_path / "part.csv"
+    synthetic.generate(50, seed=5).to_csv(path, index=False)
+    monkeypatch.setenv("SM_CURRENT_HOST", "algo-2")
+    monkeypatch.setenv("SM_HOSTS", "algo-1,algo-2")
+    out = tmp_path / "out"
+    code = main(
+        [
+            "--input",
+            str(path),
+            "--accepted-dir",
+            str(out / "a"),
+            "--quarantine-dir",
+            str(out / "q"),
+            "--report-dir",
+            str(out / "r"),
+        ]
+    )
+    assert code == 0
+    assert [p.name for p in (out / "a").iterdir()] == ["accepted-algo-2.csv"]
+    assert json.loads((out / "r" / "validation-algo-2.json").read_text())["rows_in"] == 50

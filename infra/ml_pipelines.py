@@ -1,0 +1,535 @@
+"""The ingestion, training and monitoring pipelines of one schema, and what starts ingestion.
+
+::
+
+    s3://<bucket>/raw/<schema>/...  ── Object Created ──► rule <schema>-<stack>-raw-data
+                                                               │ (role: StartPipelineExecution
+                                                               ▼  on the ingestion pipeline only)
+                            <schema>-<stack>-ingestion (InputDataUri = s3://<bucket>/raw/<schema>/)
+    <schema>-<stack>-training    started by Retraining (alarms, schedule) or by hand
+    <schema>-<stack>-monitoring  started by the monitoring schedule
+
+The definitions come from the builders in ``pipelines/`` with this stack's region, role,
+bucket, image and key, so every job a pipeline starts runs the project image, encrypts its
+volumes and outputs with the stack key and writes under ``pipelines/`` in the stack's bucket.
+Building a definition makes no AWS call and gives the same bytes for the same inputs, so a
+preview shows a pipeline diff only when the DAG or its inputs really changed.
+
+All three pipelines (and the jobs they start) run as one execution role, scoped to this
+stack's bucket, key, image repository, feature group and model package group.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import importlib
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+
+from infra.artifact_store import MLFLOW_PREFIX, PIPELINES_PREFIX, RAW_PREFIX
+from infra.base import child_opts
+from model_code.schema import Schema
+
+KINDS = ("ingestion", "training", "monitoring")
+# Parameters of the ingestion pipeline the raw-data rule sets on every start.
+INPUT_DATA_URI = "InputDataUri"
+FEATURE_GROUP_NAME = "FeatureGroupName"
+# model_code.metrics.NAMESPACE, restated so that declaring the stack does not load scikit-learn
+# (a test keeps the two equal).
+METRICS_NAMESPACE = "MLOps"
+# SageMaker Pipelines names every job it starts ``pipelines-<execution id>-<step>-<suffix>``
+# (the builders' job names are dropped from the definition), so that prefix is the narrowest
+# job ARN pattern that still matches them.
+PIPELINE_JOB_PREFIX = "pipelines-"
+# Actions AWS authorizes only on "*" (they have no resource-level permissions), each with why
+# this role needs it. Every statement on "*" holds only actions listed here.
+WILDCARD_RESOURCE_ACTIONS: Mapping[str, str] = {
+    "ecr:GetAuthorizationToken": "jobs log in to ECR to pull the project image; the token is "
+    "account-wide (the image pull itself is scoped to the repository)",
+    "cloudwatch:PutMetricData": "the monitoring steps publish drift, quality and data-volume "
+    "metrics; limited to the MLOps namespace by the cloudwatch:namespace condition",
+    "sagemaker:ListModelPackages": "EvaluateModel and EngineerFeatures look up the champion in "
+    "the model package group (model_code.register_info); its result is then described by ARN",
+}
+# What the training steps call on a SageMaker managed MLflow tracking server, when one is given.
+MLFLOW_ACTIONS = tuple(
+    f"sagemaker-mlflow:{action}"
+    for action in (
+        "CreateExperiment", "GetExperiment", "GetExperimentByName", "CreateRun", "GetRun", "UpdateRun",
+        "SearchRuns", "LogBatch", "LogMetric", "LogParam", "LogInputs", "SetTag",
+    )
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class MlPipelinesArgs:
+    """What the pipelines need from the rest of the stack.
+
+    schema: the data contract; pipeline names are ``<schema name>-<stack>-<kind>``.
+    region, stack: where the stack deploys; every AWS-visible name carries the stack, so
+        stacks sharing an account (IAM names are account-wide) or a region never collide.
+    bucket_name, bucket_arn, kms_key_arn: the artifact store; every job reads and writes
+        there and encrypts with the key.
+    image_uri: the project image every step runs (None: the builders' placeholder, for
+        previews before CI has pushed an image).
+    feature_group_name, feature_group_arn: where ingestion writes records.
+    model_package_group_name, model_package_group_arn: where training registers models and
+        finds the champion.
+    ecr_repository_arn: the project image's repository (pull only).
+    tags: the standard tags, on every taggable resource.
+    raw_prefix: where raw data lands (``raw/``); ingestion starts on objects created under
+        ``<raw_prefix><schema name>/``.
+    endpoint_name: the endpoint whose captured traffic monitoring reads (default: the schema name).
+    offline_store_uri: the feature group's offline store, which monitoring counts new records in.
+    mlflow_tracking_server_arn: a SageMaker managed MLflow tracking server training logs to
+        (None: no tracking server, and no permission on one).
+    """
+
+    schema: Schema
+    region: pulumi.Input[str]
+    stack: str
+    bucket_name: pulumi.Input[str]
+    bucket_arn: pulumi.Input[str]
+    kms_key_arn: pulumi.Input[str]
+    image_uri: pulumi.Input[str] | None
+    feature_group_name: pulumi.Input[str]
+    feature_group_arn: pulumi.Input[str]
+    model_package_group_name: pulumi.Input[str]
+    model_package_group_arn: pulumi.Input[str]
+    ecr_repository_arn: pulumi.Input[str]
+    tags: pulumi.Input[Mapping[str, str]]
+    raw_prefix: str = RAW_PREFIX
+    endpoint_name: pulumi.Input[str] | None = None
+    offline_store_uri: pulumi.Input[str] | None = None
+    mlflow_tracking_server_arn: pulumi.Input[str] | None = None
+
+
+# -- plain functions: names, patterns, policies, definitions -----------------------------------
+
+
+def aws_name(name: str, limit: int = 64) -> str:
+    """``name`` if it fits AWS's length ``limit``; else cut, with a short hash of the whole.
+
+    The hash keeps two long names that share a prefix apart, and the same name always gives
+    the same result (no diff on a re-run).
+    """
+    if len(name) <= limit:
+        return name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+    return f"{name[: limit - len(digest) - 1].rstrip('-')}-{digest}"
+
+
+def role_arn(partition: str, account: str, role_name: str) -> str:
+    """The ARN IAM gives a role created with ``role_name`` at the default path."""
+    return f"arn:{partition}:iam::{account}:role/{role_name}"
+
+
+def pipeline_name(schema_name: str, stack: str, kind: str) -> str:
+    """``<schema>-<stack>-<kind>``: also the S3 prefix its outputs go under (pipelines/<name>/)."""
+    return aws_name(f"{schema_name}-{stack}-{kind}", 256)
+
+
+def raw_data_prefix(schema_name: str, raw_prefix: str = RAW_PREFIX) -> str:
+    """The key prefix ingestion watches: one folder per schema, so schemas never mix."""
+    return f"{raw_prefix.rstrip('/')}/{schema_name}/"
+
+
+def object_created_pattern(bucket: str, key_prefix: str) -> dict[str, Any]:
+    """EventBridge pattern: an object created in ``bucket`` under ``key_prefix``."""
+    return {
+        "source": ["aws.s3"],
+        "detail-type": ["Object Created"],
+        "detail": {"bucket": {"name": [bucket]}, "object": {"key": [{"prefix": key_prefix}]}},
+    }
+
+
+def assume_role_policy(service: str, condition: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """A trust policy letting one AWS service assume the role (under ``condition``, if any)."""
+    statement: dict[str, Any] = {
+        "Effect": "Allow",
+        "Principal": {"Service": service},
+        "Action": "sts:AssumeRole",
+    }
+    if condition:
+        statement["Condition"] = dict(condition)
+    return {"Version": "2012-10-17", "Statement": [statement]}
+
+
+def events_assume_role_policy(account: str, rule_arns: list[str]) -> dict[str, Any]:
+    """EventBridge may assume the role only for these rules of this account (confused deputy)."""
+    return assume_role_policy(
+        "events.amazonaws.com",
+        {"StringEquals": {"aws:SourceAccount": account}, "ArnEquals": {"aws:SourceArn": sorted(rule_arns)}},
+    )
+
+
+def start_pipeline_policy(pipeline_arns: list[str]) -> dict[str, Any]:
+    """Start executions of these pipelines and nothing else (what an EventBridge target needs)."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "StartThesePipelines",
+                "Effect": "Allow",
+                "Action": "sagemaker:StartPipelineExecution",
+                "Resource": sorted(pipeline_arns),
+            }
+        ],
+    }
+
+
+@dataclass(frozen=True)
+class PipelineRoleScope:
+    """The ARNs and names the pipelines' execution role is limited to (plain strings)."""
+
+    partition: str
+    region: str
+    account: str
+    bucket_arn: str
+    kms_key_arn: str
+    ecr_repository_arn: str
+    feature_group_arn: str
+    model_package_group_name: str
+    model_package_group_arn: str
+    role_arn: str
+    mlflow_tracking_server_arn: str | None = None
+
+
+def allow(sid: str, actions: list[str], resources: str | list[str], condition: dict | None = None) -> dict:
+    """One Allow statement (``resources`` is "*" only for ``WILDCARD_RESOURCE_ACTIONS``)."""
+    statement = {"Sid": sid, "Effect": "Allow", "Action": actions, "Resource": resources}
+    return {**statement, "Condition": condition} if condition else statement
+
+
+def pipeline_role_policy(scope: PipelineRoleScope) -> dict[str, Any]:
+    """The pipelines' execution role: what SageMaker Pipelines and the jobs it starts do.
+
+    Pipelines create, watch and stop the jobs and register models as this role; the jobs
+    (same role, passed on) read the bucket, write outputs under ``pipelines/`` (and MLflow
+    artifacts under ``mlflow/``), pull the image, write feature records, publish metrics and
+    logs. Nothing outside this stack's resources, except the documented
+    ``WILDCARD_RESOURCE_ACTIONS``.
+    """
+    sagemaker = f"arn:{scope.partition}:sagemaker:{scope.region}:{scope.account}"
+    logs = f"arn:{scope.partition}:logs:{scope.region}:{scope.account}:log-group:/aws/sagemaker/*"
+    bucket, key = scope.bucket_arn, scope.kms_key_arn
+    statements = [
+        allow("ReadTheStackBucket", ["s3:GetObject"], [f"{bucket}/*"]),
+        allow(
+            "WritePipelineOutputs",
+            ["s3:PutObject", "s3:AbortMultipartUpload"],
+            [f"{bucket}/{prefix}*" for prefix in (PIPELINES_PREFIX, MLFLOW_PREFIX)],
+        ),
+        allow("ListTheStackBucket", ["s3:ListBucket", "s3:GetBucketLocation"], [bucket]),
+        allow(
+            "UseTheStackKey", ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey"], [key]
+        ),
+        # Jobs' ML storage volumes are encrypted through grants SageMaker creates for them.
+        allow(
+            "GrantTheStackKeyToJobVolumes",
+            ["kms:CreateGrant"],
+            [key],
+            {"Bool": {"kms:GrantIsForAWSResource": "true"}},
+        ),
+        allow(
+            "PullTheProjectImage",
+            ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"],
+            [scope.ecr_repository_arn],
+        ),
+        allow("LogInToEcr", ["ecr:GetAuthorizationToken"], "*"),
+        allow(
+            "RunPipelineJobs",
+            [
+                f"sagemaker:{verb}{job}"
+                for job in ("ProcessingJob", "TrainingJob")
+                for verb in ("Create", "Describe", "Stop")
+            ]
+            + ["sagemaker:AddTags"],
+            [f"{sagemaker}:{job}/{PIPELINE_JOB_PREFIX}*" for job in ("processing-job", "training-job")],
+        ),
+        allow(
+            "RegisterModelsInTheGroup",
+            [
+                "sagemaker:CreateModelPackage",
+                "sagemaker:DescribeModelPackage",
+                "sagemaker:DescribeModelPackageGroup",
+                "sagemaker:AddTags",
+            ],
+            [scope.model_package_group_arn, f"{sagemaker}:model-package/{scope.model_package_group_name}/*"],
+        ),
+        allow("FindTheChampion", ["sagemaker:ListModelPackages"], "*"),
+        allow(
+            "WriteTheFeatureGroup",
+            ["sagemaker:PutRecord", "sagemaker:DescribeFeatureGroup"],
+            [scope.feature_group_arn],
+        ),
+        allow(
+            "PublishPlatformMetrics",
+            ["cloudwatch:PutMetricData"],
+            "*",
+            {"StringEquals": {"cloudwatch:namespace": METRICS_NAMESPACE}},
+        ),
+        allow(
+            "WriteJobLogs",
+            ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
+            [logs],
+        ),
+        # Pipelines hand this same role to each job they start, and only to SageMaker.
+        allow(
+            "PassThisRoleToItsJobs",
+            ["iam:PassRole"],
+            [scope.role_arn],
+            {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
+        ),
+    ]
+    if scope.mlflow_tracking_server_arn:
+        statements.append(
+            allow(
+                "TrackRunsInMlflow",
+                ["sagemaker:DescribeMlflowTrackingServer", *MLFLOW_ACTIONS],
+                [scope.mlflow_tracking_server_arn],
+            )
+        )
+    return {"Version": "2012-10-17", "Statement": statements}
+
+
+def schema_objects(schema: Schema) -> dict[str, bytes]:
+    """S3 key → bytes of the data contract, at every key the pipelines' definitions read it from.
+
+    Training names a content-addressed key (``schemas/<name>/<hash>.yaml``: a schema change is
+    a definition change); ingestion and monitoring default their ``SchemaUri`` parameter to
+    ``schemas/<name>.yaml``. Both hold the same bytes.
+    """
+    from pipelines.training import schema_object
+
+    obj = schema_object(schema)
+    return {obj.key: obj.body, f"schemas/{schema.name}.yaml": obj.body}
+
+
+def build_definition(kind: str, **kwargs: Any) -> str:
+    """The definition JSON of ``pipelines.<kind>`` built with ``kwargs`` (no AWS call).
+
+    The builder is imported here, not at module import: it loads the SageMaker SDK, which
+    needs a region before it imports (the stack's, when ``pulumi up`` sets none in the
+    environment). Building takes seconds and gives the same bytes for the same arguments,
+    so each distinct build is done once per process (tests run the program many times).
+    """
+    os.environ.setdefault("AWS_DEFAULT_REGION", kwargs["region"])
+    builder = importlib.import_module(f"pipelines.{kind}").get_pipeline
+    return _definition(builder, tuple(sorted(kwargs.items())))
+
+
+@functools.cache
+def _definition(builder: Any, kwargs: tuple[tuple[str, Any], ...]) -> str:
+    return builder(**dict(kwargs)).definition()
+
+
+# -- the component ---------------------------------------------------------------------------
+
+
+class MlPipelines(pulumi.ComponentResource):
+    """The three SageMaker pipelines of a schema, their execution role and the ingestion rule.
+
+    Public attributes: ``role_arn``; ``ingestion_pipeline``, ``training_pipeline``,
+    ``monitoring_pipeline`` (the resources) with ``<kind>_pipeline_name`` and
+    ``<kind>_pipeline_arn`` for each; ``raw_data_prefix`` (a plain string) and
+    ``raw_data_rule_name``.
+    """
+
+    def __init__(self, name: str, args: MlPipelinesArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("mlops:ml_pipelines:MlPipelines", name, None, opts)
+        self._opts = child_opts(self, opts)
+        self._name = name
+        self._args = args
+        identity = aws.get_caller_identity_output(opts=pulumi.InvokeOptions(parent=self))
+        partition = aws.get_partition_output(opts=pulumi.InvokeOptions(parent=self))
+        self._account = identity.account_id
+        self._partition = partition.partition
+        self.raw_data_prefix: str = raw_data_prefix(args.schema.name, args.raw_prefix)
+
+        role, role_policy = self._create_execution_role()
+        # The definitions name the role by its ARN computed from its name, not by role.arn:
+        # it is known at preview (so a preview shows the real definition diff) and is the
+        # same string IAM assigns.
+        self._definition_role_arn = pulumi.Output.all(self._partition, self._account).apply(
+            lambda a: role_arn(a[0], a[1], self._names("pipelines"))
+        )
+        schema_uploads = self._create_schema_objects()
+        pipelines = {
+            kind: self._create_pipeline(kind, role, depends_on=[role_policy, *schema_uploads])
+            for kind in KINDS
+        }
+        self.ingestion_pipeline = pipelines["ingestion"]
+        self.training_pipeline = pipelines["training"]
+        self.monitoring_pipeline = pipelines["monitoring"]
+        rule = self._create_ingestion_trigger(self.ingestion_pipeline)
+
+        self.role_arn: pulumi.Output[str] = role.arn
+        self.ingestion_pipeline_name: pulumi.Output[str] = self.ingestion_pipeline.pipeline_name
+        self.ingestion_pipeline_arn: pulumi.Output[str] = self.ingestion_pipeline.arn
+        self.training_pipeline_name: pulumi.Output[str] = self.training_pipeline.pipeline_name
+        self.training_pipeline_arn: pulumi.Output[str] = self.training_pipeline.arn
+        self.monitoring_pipeline_name: pulumi.Output[str] = self.monitoring_pipeline.pipeline_name
+        self.monitoring_pipeline_arn: pulumi.Output[str] = self.monitoring_pipeline.arn
+        self.raw_data_rule_name: pulumi.Output[str] = rule.name
+        self.register_outputs(
+            {
+                "role_arn": self.role_arn,
+                "ingestion_pipeline_arn": self.ingestion_pipeline_arn,
+                "training_pipeline_arn": self.training_pipeline_arn,
+                "monitoring_pipeline_arn": self.monitoring_pipeline_arn,
+                "raw_data_prefix": self.raw_data_prefix,
+                "raw_data_rule_name": self.raw_data_rule_name,
+            }
+        )
+
+    def _names(self, suffix: str) -> str:
+        # Account-wide (IAM) and per-region (rules) names: the stack keeps stacks apart.
+        return aws_name(f"{self._args.schema.name}-{self._args.stack}-{suffix}")
+
+    def _create_execution_role(self) -> tuple[aws.iam.Role, aws.iam.RolePolicy]:
+        args = self._args
+        role = aws.iam.Role(
+            f"{self._name}-execution-role",
+            name=self._names("pipelines"),
+            description=f"SageMaker Pipelines and their jobs for the {args.schema.name} schema",
+            assume_role_policy=json.dumps(assume_role_policy("sagemaker.amazonaws.com")),
+            tags=args.tags,
+            opts=self._opts,
+        )
+        policy = pulumi.Output.all(
+            partition=self._partition,
+            region=args.region,
+            account=self._account,
+            bucket_arn=args.bucket_arn,
+            kms_key_arn=args.kms_key_arn,
+            ecr_repository_arn=args.ecr_repository_arn,
+            feature_group_arn=args.feature_group_arn,
+            model_package_group_name=args.model_package_group_name,
+            model_package_group_arn=args.model_package_group_arn,
+            role_arn=role.arn,
+            mlflow_tracking_server_arn=args.mlflow_tracking_server_arn,
+        ).apply(lambda scope: json.dumps(pipeline_role_policy(PipelineRoleScope(**scope))))
+        role_policy = aws.iam.RolePolicy(
+            f"{self._name}-execution-role-policy",
+            role=role.id,
+            policy=policy,
+            opts=self._opts,
+        )
+        return role, role_policy
+
+    def _create_schema_objects(self) -> list[aws.s3.BucketObjectv2]:
+        # The definitions read the data contract from these keys; the objects must exist
+        # before the first execution, so they ship with the pipelines.
+        args = self._args
+        return [
+            aws.s3.BucketObjectv2(
+                # Named after the key: a new content-addressed key is a new object.
+                f"{self._name}-{key.removesuffix('.yaml').replace('/', '-')}",
+                bucket=args.bucket_name,
+                key=key,
+                content=body.decode(),
+                content_type="application/yaml",
+                server_side_encryption="aws:kms",
+                kms_key_id=args.kms_key_arn,
+                bucket_key_enabled=True,
+                tags=args.tags,
+                opts=self._opts,
+            )
+            for key, body in schema_objects(args.schema).items()
+        ]
+
+    def _builder_inputs(self, kind: str) -> dict[str, pulumi.Input[Any]]:
+        """What each builder takes from the stack besides region, role, bucket, image and key."""
+        args = self._args
+        if kind == "ingestion":
+            # The feature group is a parameter, set by the raw-data rule on every start.
+            return {}
+        if kind == "training":
+            return {
+                "model_package_group": args.model_package_group_name,
+                "tracking_uri": args.mlflow_tracking_server_arn,
+            }
+        return {"endpoint_name": args.endpoint_name, "offline_store_uri": args.offline_store_uri}
+
+    def _create_pipeline(
+        self, kind: str, role: aws.iam.Role, depends_on: list[pulumi.Resource]
+    ) -> aws.sagemaker.Pipeline:
+        args = self._args
+        name = pipeline_name(args.schema.name, args.stack, kind)
+        definition = pulumi.Output.all(
+            region=args.region,
+            role_arn=self._definition_role_arn,
+            bucket=args.bucket_name,
+            image_uri=args.image_uri,
+            kms_key_arn=args.kms_key_arn,
+            **self._builder_inputs(kind),
+        ).apply(lambda inputs: build_definition(kind, schema=args.schema, name=name, **inputs))
+        return aws.sagemaker.Pipeline(
+            f"{self._name}-{kind}",
+            pipeline_name=name,
+            pipeline_display_name=name,
+            pipeline_description=f"The {kind} pipeline of the {args.schema.name} schema",
+            role_arn=role.arn,
+            pipeline_definition=definition,
+            tags=args.tags,
+            # The role must hold its permissions before any execution starts.
+            opts=pulumi.ResourceOptions.merge(self._opts, pulumi.ResourceOptions(depends_on=depends_on)),
+        )
+
+    def _create_ingestion_trigger(self, pipeline: aws.sagemaker.Pipeline) -> aws.cloudwatch.EventRule:
+        args = self._args
+        prefix = self.raw_data_prefix
+        rule = aws.cloudwatch.EventRule(
+            f"{self._name}-raw-data-rule",
+            name=self._names("raw-data"),
+            description=f"Objects created under {prefix} start the {args.schema.name} ingestion pipeline",
+            event_pattern=pulumi.Output.from_input(args.bucket_name).apply(
+                lambda bucket: json.dumps(object_created_pattern(bucket, prefix))
+            ),
+            tags=args.tags,
+            opts=self._opts,
+        )
+        role = aws.iam.Role(
+            f"{self._name}-raw-data-events-role",
+            name=self._names("ingestion-events"),
+            description=f"EventBridge starts the {args.schema.name} ingestion pipeline",
+            assume_role_policy=pulumi.Output.all(self._account, rule.arn).apply(
+                lambda a: json.dumps(events_assume_role_policy(a[0], [a[1]]))
+            ),
+            tags=args.tags,
+            opts=self._opts,
+        )
+        role_policy = aws.iam.RolePolicy(
+            f"{self._name}-raw-data-events-role-policy",
+            role=role.id,
+            policy=pipeline.arn.apply(lambda arn: json.dumps(start_pipeline_policy([arn]))),
+            opts=self._opts,
+        )
+        aws.cloudwatch.EventTarget(
+            f"{self._name}-raw-data-target",
+            rule=rule.name,
+            target_id="ingestion-pipeline",
+            arn=pipeline.arn,
+            role_arn=role.arn,
+            sagemaker_pipeline_target=aws.cloudwatch.EventTargetSagemakerPipelineTargetArgs(
+                pipeline_parameter_lists=[
+                    aws.cloudwatch.EventTargetSagemakerPipelineTargetPipelineParameterListArgs(
+                        name=INPUT_DATA_URI,
+                        value=pulumi.Output.concat("s3://", args.bucket_name, "/", prefix),
+                    ),
+                    aws.cloudwatch.EventTargetSagemakerPipelineTargetPipelineParameterListArgs(
+                        name=FEATURE_GROUP_NAME, value=args.feature_group_name
+                    ),
+                ]
+            ),
+            opts=pulumi.ResourceOptions.merge(self._opts, pulumi.ResourceOptions(depends_on=[role_policy])),
+        )
+        return rule
