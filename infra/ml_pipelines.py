@@ -33,7 +33,15 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from infra.artifact_store import MLFLOW_PREFIX, PIPELINES_PREFIX, RAW_PREFIX
+from infra.artifact_store import (
+    DATA_CAPTURE_PREFIX,
+    FEATURE_STORE_PREFIX,
+    GROUND_TRUTH_PREFIX,
+    MLFLOW_PREFIX,
+    PIPELINES_PREFIX,
+    QUARANTINE_PREFIX,
+    RAW_PREFIX,
+)
 from infra.base import child_opts
 from model_code.schema import Schema
 
@@ -106,7 +114,7 @@ class MlPipelinesArgs:
     ecr_repository_arn: pulumi.Input[str]
     tags: pulumi.Input[Mapping[str, str]]
     raw_prefix: str = RAW_PREFIX
-    endpoint_name: pulumi.Input[str] | None = None
+    endpoint_name: str | None = None
     offline_store_uri: pulumi.Input[str] | None = None
     mlflow_tracking_server_arn: pulumi.Input[str] | None = None
 
@@ -225,7 +233,7 @@ def pipeline_role_policy(scope: PipelineRoleScope) -> dict[str, Any]:
         allow(
             "WritePipelineOutputs",
             ["s3:PutObject", "s3:AbortMultipartUpload"],
-            [f"{bucket}/{prefix}*" for prefix in (PIPELINES_PREFIX, MLFLOW_PREFIX)],
+            [f"{bucket}/{prefix}*" for prefix in (PIPELINES_PREFIX, MLFLOW_PREFIX, QUARANTINE_PREFIX)],
         ),
         allow("ListTheStackBucket", ["s3:ListBucket", "s3:GetBucketLocation"], [bucket]),
         allow(
@@ -300,17 +308,27 @@ def pipeline_role_policy(scope: PipelineRoleScope) -> dict[str, Any]:
     return {"Version": "2012-10-17", "Statement": statements}
 
 
-def schema_objects(schema: Schema) -> dict[str, bytes]:
-    """S3 key → bytes of the data contract, at every key the pipelines' definitions read it from.
+# Written into every input prefix that may still be empty on a fresh platform: SageMaker
+# refuses a processing input with no object under it, and the steps skip non-data files.
+PREFIX_MARKER = (
+    b"Inputs of the MLOps platform's pipelines land here; this file keeps the prefix in existence.\n"
+)
 
-    Training names a content-addressed key (``schemas/<name>/<hash>.yaml``: a schema change is
-    a definition change); ingestion and monitoring default their ``SchemaUri`` parameter to
-    ``schemas/<name>.yaml``. Both hold the same bytes.
-    """
+
+def seed_objects(schema: Schema, endpoint_name: str | None) -> dict[str, bytes]:
+    """S3 key -> bytes the pipelines need before their first run: the data contract at the
+    content-addressed key every definition reads (``schemas/<name>/<hash>.yaml``: a schema
+    change is a definition change), and a marker in each input prefix that starts out empty
+    (ground truth, captured traffic, the offline store)."""
     from pipelines.training import schema_object
 
     obj = schema_object(schema)
-    return {obj.key: obj.body, f"schemas/{schema.name}.yaml": obj.body}
+    markers = [
+        f"{GROUND_TRUTH_PREFIX}{schema.name}/README.txt",
+        f"{DATA_CAPTURE_PREFIX}{endpoint_name or schema.name}/README.txt",
+        f"{FEATURE_STORE_PREFIX}README.txt",
+    ]
+    return {obj.key: obj.body, **dict.fromkeys(markers, PREFIX_MARKER)}
 
 
 def build_definition(kind: str, **kwargs: Any) -> str:
@@ -361,7 +379,7 @@ class MlPipelines(pulumi.ComponentResource):
         self._definition_role_arn = pulumi.Output.all(self._partition, self._account).apply(
             lambda a: role_arn(a[0], a[1], self._names("pipelines"))
         )
-        schema_uploads = self._create_schema_objects()
+        schema_uploads = self._create_seed_objects()
         pipelines = {
             kind: self._create_pipeline(kind, role, depends_on=[role_policy, *schema_uploads])
             for kind in KINDS
@@ -425,9 +443,8 @@ class MlPipelines(pulumi.ComponentResource):
         )
         return role, role_policy
 
-    def _create_schema_objects(self) -> list[aws.s3.BucketObjectv2]:
-        # The definitions read the data contract from these keys; the objects must exist
-        # before the first execution, so they ship with the pipelines.
+    def _create_seed_objects(self) -> list[aws.s3.BucketObjectv2]:
+        # What the definitions read must exist before the first execution, so it ships with them.
         args = self._args
         return [
             aws.s3.BucketObjectv2(
@@ -436,14 +453,14 @@ class MlPipelines(pulumi.ComponentResource):
                 bucket=args.bucket_name,
                 key=key,
                 content=body.decode(),
-                content_type="application/yaml",
+                content_type="application/yaml" if key.endswith(".yaml") else "text/plain",
                 server_side_encryption="aws:kms",
                 kms_key_id=args.kms_key_arn,
                 bucket_key_enabled=True,
                 tags=args.tags,
                 opts=self._opts,
             )
-            for key, body in schema_objects(args.schema).items()
+            for key, body in seed_objects(args.schema, args.endpoint_name).items()
         ]
 
     def _builder_inputs(self, kind: str) -> dict[str, pulumi.Input[Any]]:

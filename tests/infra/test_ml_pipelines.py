@@ -19,7 +19,7 @@ from infra.ml_pipelines import (
     pipeline_name,
     pipeline_role_policy,
     raw_data_prefix,
-    schema_objects,
+    seed_objects,
     start_pipeline_policy,
 )
 from model_code import schema
@@ -110,9 +110,13 @@ def test_jobs_and_model_packages_are_scoped_to_pipeline_jobs_and_this_group():
     )
 
 
-def test_objects_are_written_only_under_the_pipelines_and_mlflow_prefixes():
+def test_objects_are_written_only_under_the_pipelines_mlflow_and_quarantine_prefixes():
     s = statement(pipeline_role_policy(SCOPE), "WritePipelineOutputs")
-    assert s["Resource"] == [f"{BUCKET_ARN}/pipelines/*", f"{BUCKET_ARN}/mlflow/*"]
+    assert s["Resource"] == [
+        f"{BUCKET_ARN}/pipelines/*",
+        f"{BUCKET_ARN}/mlflow/*",
+        f"{BUCKET_ARN}/quarantine/*",
+    ]
 
 
 def test_mlflow_is_allowed_only_on_the_given_tracking_server():
@@ -162,12 +166,17 @@ def test_the_start_policy_starts_only_the_given_pipelines():
     assert s["Action"] == "sagemaker:StartPipelineExecution" and s["Resource"] == [f"{SAGEMAKER}:pipeline/p"]
 
 
-def test_the_schema_is_uploaded_wherever_a_definition_reads_it():
+def test_the_schema_and_a_marker_in_each_initially_empty_input_prefix_are_uploaded():
     from pipelines.training import schema_object
 
-    objects = schema_objects(SCHEMA)
-    assert set(objects) == {schema_object(SCHEMA).key, "schemas/customer-churn.yaml"}
-    assert len(set(objects.values())) == 1
+    objects = seed_objects(SCHEMA, "customer-churn-prod")
+    assert set(objects) == {
+        schema_object(SCHEMA).key,
+        "ground-truth/customer-churn/README.txt",
+        "data-capture/customer-churn-prod/README.txt",
+        "feature-store/README.txt",
+    }
+    assert objects[schema_object(SCHEMA).key] == schema_object(SCHEMA).body
 
 
 # -- the component, with builders that record what they are given --------------------------------
@@ -284,7 +293,7 @@ def test_eventbridge_may_start_only_the_ingestion_pipeline(deployed):
 
 def test_the_schema_objects_are_encrypted_with_the_stack_key(deployed):
     objects = deployed.of_type("aws:s3/bucketObjectv2:BucketObjectv2")
-    assert {o.inputs["key"] for o in objects} == set(schema_objects(SCHEMA))
+    assert {o.inputs["key"] for o in objects} == set(seed_objects(SCHEMA, None))
     assert all(
         o.inputs["serverSideEncryption"] == "aws:kms" and o.inputs["kmsKeyId"] == KEY_ARN for o in objects
     )
