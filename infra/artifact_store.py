@@ -440,14 +440,6 @@ class ArtifactStore(pulumi.ComponentResource):
 # -- IAM building blocks for the components whose roles reach into this bucket -----------------
 
 
-def service_assume_role_policy(service: str) -> dict[str, Any]:
-    """A trust policy letting one AWS service (e.g. ``sagemaker.amazonaws.com``) assume a role."""
-    return {
-        "Version": "2012-10-17",
-        "Statement": [{"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}],
-    }
-
-
 def prefix_statements(bucket_arn: str, prefix: str, *, write: bool, delete: bool = False) -> list[dict]:
     """IAM statements for objects under one prefix of the bucket (and listing only that prefix)."""
     if not prefix.endswith("/"):

@@ -24,7 +24,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from infra.base import child_opts
+from infra.base import assume_role_policy, child_opts, source_account
 from infra.rollout import (
     CHALLENGER,
     CHAMPION,
@@ -55,7 +55,6 @@ __all__ = [
     "STRATEGIES",
     "ModelEndpoint",
     "ModelEndpointArgs",
-    "assume_role_policy",
     "deployment_config",
     "endpoint_alarm_name",
     "endpoint_config_name",
@@ -140,21 +139,6 @@ def execution_role_policy(
             }
         )
     return {"Version": "2012-10-17", "Statement": statements}
-
-
-def assume_role_policy(service: str, account: str) -> dict[str, Any]:
-    """Trust ``service`` on behalf of this account only (confused-deputy guard)."""
-    return {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Effect": "Allow",
-                "Principal": {"Service": service},
-                "Action": "sts:AssumeRole",
-                "Condition": {"StringEquals": {"aws:SourceAccount": account}},
-            }
-        ],
-    }
 
 
 # -- the component ----------------------------------------------------------------------
@@ -352,7 +336,7 @@ class ModelEndpoint(pulumi.ComponentResource):
             name=fit_name(f"{args.endpoint_name}-endpoint", 64),
             description=f"SageMaker runs the {args.endpoint_name} endpoint's containers as this role",
             assume_role_policy=account.apply(
-                lambda a: json.dumps(assume_role_policy("sagemaker.amazonaws.com", a))
+                lambda a: json.dumps(assume_role_policy("sagemaker.amazonaws.com", source_account(a)))
             ),
             tags=args.tags,
             opts=child,

@@ -20,9 +20,8 @@ from infra.artifact_store import (
     MLFLOW_PREFIX,
     key_use_statement,
     prefix_statements,
-    service_assume_role_policy,
 )
-from infra.base import child_opts
+from infra.base import assume_role_policy, child_opts
 
 SIZES = ("Small", "Medium", "Large")
 
@@ -87,7 +86,7 @@ class ExperimentTracking(pulumi.ComponentResource):
             f"{name}-role",
             name=f"{args.server_name}-mlflow"[:64],
             description="SageMaker managed MLflow: the tracking server's artifact store",
-            assume_role_policy=json.dumps(service_assume_role_policy("sagemaker.amazonaws.com")),
+            assume_role_policy=json.dumps(assume_role_policy("sagemaker.amazonaws.com")),
             tags=args.tags,
             opts=child,
         )

@@ -21,9 +21,8 @@ from infra.artifact_store import (
     FEATURE_STORE_PREFIX,
     key_use_statement,
     prefix_statements,
-    service_assume_role_policy,
 )
-from infra.base import child_opts
+from infra.base import assume_role_policy, child_opts
 from model_code.schema import Schema
 
 # Ingestion adds this column (the time it read the record, ISO-8601) when the schema names no
@@ -221,7 +220,7 @@ class FeatureStore(pulumi.ComponentResource):
             f"{self._name}-role",
             name=f"{self.feature_group_name}-feature-store"[:64],
             description=f"Feature Store and ingestion for the {self.feature_group_name} feature group",
-            assume_role_policy=json.dumps(service_assume_role_policy("sagemaker.amazonaws.com")),
+            assume_role_policy=json.dumps(assume_role_policy("sagemaker.amazonaws.com")),
             tags=args.tags,
             opts=self._opts,
         )

@@ -22,7 +22,6 @@ stack's bucket, key, image repository, feature group and model package group.
 from __future__ import annotations
 
 import functools
-import hashlib
 import importlib
 import json
 import os
@@ -42,7 +41,7 @@ from infra.artifact_store import (
     QUARANTINE_PREFIX,
     RAW_PREFIX,
 )
-from infra.base import child_opts
+from infra.base import assume_role_policy, child_opts, fit_name
 from model_code.schema import Schema
 
 KINDS = ("ingestion", "training", "monitoring")
@@ -122,18 +121,6 @@ class MlPipelinesArgs:
 # -- plain functions: names, patterns, policies, definitions -----------------------------------
 
 
-def aws_name(name: str, limit: int = 64) -> str:
-    """``name`` if it fits AWS's length ``limit``; else cut, with a short hash of the whole.
-
-    The hash keeps two long names that share a prefix apart, and the same name always gives
-    the same result (no diff on a re-run).
-    """
-    if len(name) <= limit:
-        return name
-    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
-    return f"{name[: limit - len(digest) - 1].rstrip('-')}-{digest}"
-
-
 def role_arn(partition: str, account: str, role_name: str) -> str:
     """The ARN IAM gives a role created with ``role_name`` at the default path."""
     return f"arn:{partition}:iam::{account}:role/{role_name}"
@@ -141,7 +128,7 @@ def role_arn(partition: str, account: str, role_name: str) -> str:
 
 def pipeline_name(schema_name: str, stack: str, kind: str) -> str:
     """``<schema>-<stack>-<kind>``: also the S3 prefix its outputs go under (pipelines/<name>/)."""
-    return aws_name(f"{schema_name}-{stack}-{kind}", 256)
+    return fit_name(f"{schema_name}-{stack}-{kind}", 256)
 
 
 def raw_data_prefix(schema_name: str, raw_prefix: str = RAW_PREFIX) -> str:
@@ -156,18 +143,6 @@ def object_created_pattern(bucket: str, key_prefix: str) -> dict[str, Any]:
         "detail-type": ["Object Created"],
         "detail": {"bucket": {"name": [bucket]}, "object": {"key": [{"prefix": key_prefix}]}},
     }
-
-
-def assume_role_policy(service: str, condition: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """A trust policy letting one AWS service assume the role (under ``condition``, if any)."""
-    statement: dict[str, Any] = {
-        "Effect": "Allow",
-        "Principal": {"Service": service},
-        "Action": "sts:AssumeRole",
-    }
-    if condition:
-        statement["Condition"] = dict(condition)
-    return {"Version": "2012-10-17", "Statement": [statement]}
 
 
 def events_assume_role_policy(account: str, rule_arns: list[str]) -> dict[str, Any]:
@@ -410,7 +385,7 @@ class MlPipelines(pulumi.ComponentResource):
 
     def _names(self, suffix: str) -> str:
         # Account-wide (IAM) and per-region (rules) names: the stack keeps stacks apart.
-        return aws_name(f"{self._args.schema.name}-{self._args.stack}-{suffix}")
+        return fit_name(f"{self._args.schema.name}-{self._args.stack}-{suffix}")
 
     def _create_execution_role(self) -> tuple[aws.iam.Role, aws.iam.RolePolicy]:
         args = self._args

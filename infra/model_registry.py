@@ -26,7 +26,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from infra.base import child_opts
+from infra.base import assume_role_policy, child_opts
 
 # What EventBridge reads from an approval event for the GitLab call.
 TRIGGER_INPUT_PATHS = {
@@ -103,21 +103,6 @@ def validate_trigger(url: str | None, token: Any) -> None:
         )
 
 
-def events_assume_role_policy(rule_arn: str) -> dict[str, Any]:
-    """EventBridge may assume the role, and only for this rule (no confused deputy)."""
-    return {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Effect": "Allow",
-                "Principal": {"Service": "events.amazonaws.com"},
-                "Action": "sts:AssumeRole",
-                "Condition": {"ArnEquals": {"aws:SourceArn": rule_arn}},
-            }
-        ],
-    }
-
-
 def invoke_api_destination_policy(api_destination_arn: str) -> dict[str, Any]:
     return {
         "Version": "2012-10-17",
@@ -133,6 +118,11 @@ def invoke_api_destination_policy(api_destination_arn: str) -> dict[str, Any]:
 
 
 # -- the component ---------------------------------------------------------------------------
+
+
+def events_assume_role_policy(rule_arn: str) -> dict[str, Any]:
+    """EventBridge may assume the role, and only for this rule (no confused deputy)."""
+    return assume_role_policy("events.amazonaws.com", {"ArnEquals": {"aws:SourceArn": rule_arn}})
 
 
 class ModelRegistry(pulumi.ComponentResource):

@@ -33,10 +33,9 @@ from infra.alarms import (
     alarm_prefix,
     all_alarms,
 )
-from infra.base import child_opts
+from infra.base import assume_role_policy, child_opts, fit_name, source_account
 from infra.dashboard import dashboard_body, dashboard_url
-from infra.endpoint import assume_role_policy
-from infra.rollout import CHAMPION, fit_name, rollback_alarm_names
+from infra.rollout import CHAMPION, rollback_alarm_names
 from model_code.schema import Schema
 
 SCHEDULE_PREFIXES = ("rate(", "cron(", "at(")
@@ -270,7 +269,7 @@ class Monitoring(pulumi.ComponentResource):
             name=fit_name(f"{prefix}-monitoring-scheduler", 64),
             description="EventBridge Scheduler starts the monitoring pipeline as this role",
             assume_role_policy=self._account.apply(
-                lambda a: json.dumps(assume_role_policy("scheduler.amazonaws.com", a))
+                lambda a: json.dumps(assume_role_policy("scheduler.amazonaws.com", source_account(a)))
             ),
             tags=args.tags,
             opts=child,

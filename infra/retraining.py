@@ -35,9 +35,9 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from infra.base import child_opts
+from infra.base import assume_role_policy, child_opts, fit_name
 from infra.functions import retrain_guard
-from infra.ml_pipelines import assume_role_policy, aws_name, events_assume_role_policy, start_pipeline_policy
+from infra.ml_pipelines import events_assume_role_policy, start_pipeline_policy
 
 ALARM_REASONS = ("drift", "quality", "data-volume")
 SCHEDULE = "schedule"
@@ -251,7 +251,7 @@ class Retraining(pulumi.ComponentResource):
         )
 
     def _aws_name(self, suffix: str) -> pulumi.Output[str]:
-        return self._prefix.apply(lambda prefix: aws_name(f"{prefix}-{suffix}"))
+        return self._prefix.apply(lambda prefix: fit_name(f"{prefix}-{suffix}"))
 
     def _create_alarm_rule(
         self, reason: str, alarms: pulumi.Input[Sequence[str]]

@@ -16,6 +16,8 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from infra.base import fit_name
+
 STRATEGIES = ("all-at-once", "canary", "linear", "shadow")
 # Strategies AWS can run on a serverless endpoint: it has a single variant and no capture.
 SERVERLESS_STRATEGIES = ("all-at-once",)
@@ -35,17 +37,6 @@ EXECUTION_TIMEOUT_RANGE = (600, 28800)
 # -- names ------------------------------------------------------------------------------
 def _digest(*parts: str) -> str:
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:8]
-
-
-def fit_name(name: str, limit: int) -> str:
-    """``name`` if it fits in ``limit`` characters, else a prefix of it plus a digest of all of it.
-
-    The digest keeps two long names that share a prefix apart, and the result is the same
-    on every run (no random suffix, so previews show no spurious replacement).
-    """
-    if len(name) <= limit:
-        return name
-    return f"{name[: limit - 9].rstrip('-')}-{_digest(name)}"
 
 
 def endpoint_name(schema_name: str, stack: str) -> str:

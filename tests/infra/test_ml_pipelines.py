@@ -8,12 +8,12 @@ import types
 import pytest
 
 from infra import ml_pipelines
+from infra.base import fit_name
 from infra.ml_pipelines import (
     WILDCARD_RESOURCE_ACTIONS,
     MlPipelines,
     MlPipelinesArgs,
     PipelineRoleScope,
-    aws_name,
     events_assume_role_policy,
     object_created_pattern,
     pipeline_name,
@@ -147,9 +147,9 @@ def test_the_ingestion_pattern_matches_objects_created_under_the_prefix_of_this_
 
 
 def test_long_names_are_cut_to_the_limit_with_a_stable_distinct_suffix():
-    assert aws_name("customer-churn-prod-pipelines") == "customer-churn-prod-pipelines"
-    a, b = aws_name("x" * 70 + "-a"), aws_name("x" * 70 + "-b")
-    assert len(a) == len(b) == 64 and a != b and a == aws_name("x" * 70 + "-a")
+    assert fit_name("customer-churn-prod-pipelines") == "customer-churn-prod-pipelines"
+    a, b = fit_name("x" * 70 + "-a"), fit_name("x" * 70 + "-b")
+    assert len(a) == len(b) == 64 and a != b and a == fit_name("x" * 70 + "-a")
 
 
 def test_eventbridge_assumes_the_role_only_for_this_accounts_rules():
