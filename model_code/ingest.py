@@ -288,7 +288,7 @@ def put_main(argv: list[str], featurestore: Any = None, cloudwatch: Any = None, 
     """IngestFeatures; clients default to boto3's (AWS_DEFAULT_REGION, AWS_ENDPOINT_URL apply)."""
     args = _parser().parse_args(argv)
     try:
-        schema = monitor.load_schema(args.schema)
+        schema = schema_mod.load(args.schema)
         now = args.ingestion_time == "now"
         when = pd.Timestamp.now(tz="UTC").floor("s") if now else monitor.utc(args.ingestion_time)
         frame = read_accepted(monitor.files_under(args.accepted, (".csv",)), schema, when)

@@ -313,18 +313,6 @@ def files_under(folder: Path, suffixes: tuple[str, ...]) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in suffixes)
 
 
-def load_schema(path: Path) -> Schema:
-    """A schema file, or the one schema YAML in a folder (a processing input)."""
-    if path.is_dir():
-        found = sorted([*path.glob("*.yaml"), *path.glob("*.yml")])
-        if len(found) != 1:
-            raise schema_mod.SchemaError(
-                f"{path}: expected one schema .yaml in the folder, found {len(found)}"
-            )
-        path = found[0]
-    return schema_mod.load(path)
-
-
 def _write_shard(output: Path, data: dict[str, Any]) -> Path:
     host, hosts = container.current_host()
     output.mkdir(parents=True, exist_ok=True)
@@ -770,7 +758,7 @@ def _run_shard(args: argparse.Namespace, schema: Schema) -> str:
 
 def _run(args: argparse.Namespace) -> str:
     """Run one step; returns what it did, in a line for the job's log."""
-    schema = load_schema(args.schema)
+    schema = schema_mod.load(args.schema)
     if args.command.endswith("-shard"):
         return _run_shard(args, schema)
     if args.command == "drift":

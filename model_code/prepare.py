@@ -36,7 +36,7 @@ import pandas as pd
 import yaml
 
 from model_code import container, register_info
-from model_code.schema import Schema, SchemaError, load
+from model_code.schema import Schema, SchemaError, find_file, load
 
 PROCESSING = Path("/opt/ml/processing")
 TRAINING_STRATEGIES = ("new-data-only", "combined")
@@ -251,15 +251,6 @@ def write_csv(frame: pd.DataFrame, path: Path) -> None:
     out.to_csv(path, index=False)
 
 
-def _schema_file(path: Path) -> Path:
-    if not path.is_dir():
-        return path
-    found = sorted([*path.glob("*.yaml"), *path.glob("*.yml")])
-    if len(found) != 1:
-        raise SchemaError(f"{path}: expected one schema .yaml in the folder, found {len(found)}")
-    return found[0]
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m model_code.prepare",
@@ -290,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     try:
-        schema_path = _schema_file(args.schema)
+        schema_path = find_file(args.schema)
         schema = load(schema_path)
         frame = read_channel(args.input, schema)
         data_end, source = None, None

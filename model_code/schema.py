@@ -271,9 +271,20 @@ def parse(raw: Any) -> Schema:
     )
 
 
-def load(path: str | Path = EXAMPLE_SCHEMA) -> Schema:
-    """Read and validate a schema file; errors name the file and the key."""
+def find_file(path: str | Path) -> Path:
+    """``path`` itself, or the one schema YAML in a folder (as a processing input mounts it)."""
     path = Path(path)
+    if not path.is_dir():
+        return path
+    found = sorted([*path.glob("*.yaml"), *path.glob("*.yml")])
+    if len(found) != 1:
+        raise SchemaError(f"{path}: expected one schema .yaml in the folder, found {len(found)}")
+    return found[0]
+
+
+def load(path: str | Path = EXAMPLE_SCHEMA) -> Schema:
+    """Read and validate a schema file (or the one in a folder); errors name the file and the key."""
+    path = find_file(path)
     try:
         raw = yaml.safe_load(path.read_text())
     except FileNotFoundError:

@@ -314,15 +314,6 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _schema_file(path: Path) -> Path:
-    if not path.is_dir():
-        return path
-    found = sorted([*path.glob("*.yaml"), *path.glob("*.yml")])
-    if len(found) != 1:
-        raise SchemaError(f"{path}: expected one schema .yaml in the folder, found {len(found)}")
-    return found[0]
-
-
 def _input_files(path: Path) -> list[Path]:
     if path.is_file():
         return [path]
@@ -373,7 +364,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the ValidateData step; returns the exit status (1 with the failure file written)."""
     args = _parse_args(argv)
     try:
-        schema = load(_schema_file(args.schema))
+        schema = load(args.schema)
         files = _input_files(args.input)
         frame, raw, ignored, file_errors = _read(files, schema, args.ingestion_time)
     except (SchemaError, container.StepFailed) as exc:

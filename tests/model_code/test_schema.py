@@ -149,3 +149,11 @@ def test_string_positive_class_is_matched_as_written(raw):
     raw["target"]["positive"] = "Yes"
     s = schema.parse(raw)
     assert s.is_positive(pd.Series(["Yes", "no", " yes ", None])).tolist() == [True, False, True, False]
+
+
+def test_load_takes_the_one_schema_in_a_folder_as_a_processing_input_mounts_it(tmp_path):
+    (tmp_path / "contract.yaml").write_text(ISSUE_EXAMPLE)
+    assert schema.load(tmp_path).name == "customer-churn"
+    (tmp_path / "other.yaml").write_text(ISSUE_EXAMPLE)
+    with pytest.raises(schema.SchemaError, match="expected one schema .yaml in the folder, found 2"):
+        schema.load(tmp_path)
