@@ -155,5 +155,5 @@ def test_load_takes_the_one_schema_in_a_folder_as_a_processing_input_mounts_it(t
     (tmp_path / "contract.yaml").write_text(ISSUE_EXAMPLE)
     assert schema.load(tmp_path).name == "customer-churn"
     (tmp_path / "other.yaml").write_text(ISSUE_EXAMPLE)
-    with pytest.raises(schema.SchemaError, match="expected one schema .yaml in the folder, found 2"):
+    with pytest.raises(schema.SchemaError, match=r"expected one schema \.yaml in the folder, found 2"):
         schema.load(tmp_path)
