@@ -8,13 +8,10 @@ at the top are shared with the ingestion pipeline's tests.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import socket
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import botocore.session
 import pytest
 from botocore.exceptions import ParamValidationError
@@ -22,6 +19,7 @@ from botocore.validate import validate_parameters
 
 from model_code import schema as schema_mod
 from pipelines import common, monitoring, training
+from tests.pipelines.offline import offline
 
 NAME = "customer-churn-monitoring"
 KEY = "arn:aws:kms:eu-west-1:000000000000:key/stack"
@@ -41,27 +39,6 @@ SHARDED_INPUTS = {
     "MatchGroundTruth": "capture",
     "CountOfflineRecords": "offline-store",
 }
-
-
-@contextlib.contextmanager
-def offline() -> Iterator[None]:
-    """No name lookups, no connections and no credentials while the block runs."""
-
-    def refuse(*args, **kwargs):
-        raise AssertionError(f"building a definition reached for the network: {args[:2]}")
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(socket, "getaddrinfo", refuse)
-        mp.setattr(socket.socket, "connect", refuse)
-        for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
-            mp.delenv(name, raising=False)
-        mp.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/credentials")
-        mp.setenv("AWS_CONFIG_FILE", "/nonexistent/config")
-        mp.setenv("AWS_EC2_METADATA_DISABLED", "true")
-        # boto3's default session keeps the credential chain it built under the environment
-        # of an earlier test; importing the SDK makes a client from it.
-        mp.setattr(boto3, "DEFAULT_SESSION", None)
-        yield
 
 
 def build(module: Any, **kwargs: Any) -> str:

@@ -11,7 +11,6 @@ import contextlib
 import io
 import json
 import re
-import socket
 from collections.abc import Iterator
 from typing import Any
 
@@ -23,6 +22,7 @@ from botocore.validate import validate_parameters
 from model_code import cli
 from model_code import schema as schema_mod
 from pipelines import common, training
+from tests.pipelines.offline import offline
 
 EXPECTED_TYPES = {
     "ValidateData": "Processing",
@@ -53,26 +53,6 @@ REQUESTS = {
     "Training": ("CreateTrainingJob", {"TrainingJobName": "job"}),
     "RegisterModel": ("CreateModelPackage", {}),
 }
-
-
-@contextlib.contextmanager
-def offline() -> Iterator[None]:
-    """No name lookups, no connections and no credentials anywhere while the block runs."""
-
-    def refuse(*args, **kwargs):
-        raise AssertionError(f"building a definition reached for the network: {args[:2]}")
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(socket, "getaddrinfo", refuse)
-        mp.setattr(socket.socket, "connect", refuse)
-        for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
-            mp.delenv(name, raising=False)
-        mp.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/credentials")
-        mp.setenv("AWS_CONFIG_FILE", "/nonexistent/config")
-        # As `mlops pipeline definition` does: importing sagemaker makes a boto3 client, which
-        # without credentials would ask the EC2 metadata service for some.
-        mp.setenv("AWS_EC2_METADATA_DISABLED", "true")
-        yield
 
 
 @pytest.fixture(scope="module")
