@@ -7,33 +7,13 @@ Each check is a sharded step and a merge step, so a large window scales out over
     quality-shard  capture files + all labels ─► <host>.csv, .json   ─► quality  join, score, publish
     count-shard    offline-store files ─► <host>.json, .npy (keys)   ─► count    count once, publish
 
-Every shard names its output after its host (``container.current_host``) and records the
-job's host list; a merge fails when a host's output is missing or the shards disagree (on the
-window, the baseline, the cutoff), so nothing is dropped or mixed silently. One instance and
+Every shard names its output after its host and a merge checks the outputs complete and
+agreeing (``model_code.shards``), so nothing is dropped or mixed silently. One instance and
 four give the same numbers (tests/model_code/test_monitor.py).
 
-**Captured traffic** is SageMaker data capture: JSON Lines under
-``s3://<bucket>/data-capture/<endpoint>/<variant>/yyyy/mm/dd/hh/*.jsonl``, one invocation
-per line::
-
-    {"captureData": {"endpointInput":  {"observedContentType": "application/json", "mode": "INPUT",
-                                        "data": "<request body>", "encoding": "JSON"},
-                     "endpointOutput": {"observedContentType": "application/json", "mode": "OUTPUT",
-                                        "data": "<response body>", "encoding": "JSON"}},
-     "eventMetadata": {"eventId": "...", "inferenceId": "...", "inferenceTime": "2026-02-01T10:00:00Z"},
-     "eventVersion": "0"}
-
-``encoding`` is JSON, CSV (the body as text) or BASE64. Requests are the model server's
-formats (application/json ``{"instances": [...]}`` or one object; text/csv rows in schema
-feature order), responses ``{"predictions": [{"probability": p, ...}]}`` or CSV
-``probability,prediction`` rows. A line that cannot be read (not JSON, an error response, not
-one prediction per record...) is skipped and counted under its reason. Values are typed by
-the schema as training data is: a value that does not parse becomes a null, which drift sees.
-
-**Identity** of a captured record, for the join with ground truth: the schema's entity id when
-the JSON instance carries it (the server ignores keys the contract does not name, so clients
-may send it), else the request's ``inferenceId`` (or ``eventId``), suffixed ``-<i>`` with the
-record's position when the request holds several records.
+**Captured traffic** is SageMaker data capture, read into records by ``model_code.capture``
+(the JSON Lines format, and the id a record is joined with ground truth on). Values are typed
+by the schema as training data is: a value that does not parse becomes a null, which drift sees.
 
 **Window**: records whose ``inferenceTime`` is in ``[end - hours, end)``. ``end`` is
 ``--window-end``, or with ``execution-start`` the pipeline execution's start time, which every
@@ -50,11 +30,8 @@ replicated to every shard), and the merge runs ``evaluate_window`` on their unio
 time and capture event, so a customer predicted in two files counts once however the files
 are dealt, and the metrics are exact. Predictions without a label are counted per record.
 
-**New data** counts the feature group's records in the offline store (Parquet under
-``.../offline-store/<group>-<created>/data/``; deleted ones apart) whose event time is after
-``--since``: an ISO time, ``""`` for all, or ``last-training``: the champion's ``DataEnd``
-(the newest event time it was trained on, where the next new-data-only run starts), else its
-creation time, else all records. A record written twice (a file ingested again) counts once.
+**New data** (``model_code.new_data``) counts the feature group's offline-store records whose
+event time is after ``--since`` (by default the champion's ``DataEnd``), each record once.
 
 boto3 clients are made with defaults, so ``AWS_DEFAULT_REGION`` and ``AWS_ENDPOINT_URL`` (a
 local emulator) apply.
@@ -63,16 +40,9 @@ local emulator) apply.
 from __future__ import annotations
 
 import argparse
-import base64
-import binascii
-import csv
-import io
 import json
-import re
 import sys
-from collections import Counter
-from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -80,283 +50,38 @@ import numpy as np
 import pandas as pd
 from botocore.exceptions import BotoCoreError, ClientError
 
+# `import name as name` marks a re-export: what moved to capture, shards and new_data is still
+# importable from here, where ingest and the tests look for it.
 from model_code import container, drift, metrics, quality, register_info
 from model_code import schema as schema_mod
+from model_code.capture import CAPTURE_SUFFIXES, Capture, read_captures
+from model_code.capture import CSV as CSV
+from model_code.capture import JSON as JSON
+from model_code.capture import MalformedCapture as MalformedCapture
+from model_code.capture import parse_capture_line as parse_capture_line
+from model_code.new_data import LAST_TRAINING, count_shard, merge_counts, resolve_since
+from model_code.new_data import event_time_column as event_time_column
+from model_code.new_data import in_feature_group as in_feature_group
 from model_code.schema import Schema
+from model_code.shards import (
+    EXECUTION_START,
+    Window,
+    files_under,
+    read_shards,
+    resolve_window,
+    sum_counts,
+    sum_field,
+    write_shard,
+)
+from model_code.shards import utc as utc
 
 PROCESSING = Path("/opt/ml/processing")
-EXECUTION_START = "execution-start"  # --window-end: the pipeline execution's start time
-LAST_TRAINING = "last-training"  # --since: the champion's DataEnd
 CHAMPION = "champion"  # --baseline: the drift baseline registered with the approved model
 DEFAULT_WINDOW_HOURS = 24.0
-CAPTURE_SUFFIXES = (".jsonl", ".json")
 LABEL_SUFFIXES = (".csv", ".jsonl", ".json")
-JSON, CSV = "application/json", "text/csv"
 # PutMetricData takes at most 1000 data per call.
 MAX_METRIC_DATA = 1000
-_CAPTURE_COLUMNS = ["id", "time", "event_id", "record", "probability"]
 _MATCH_COLUMNS = ["id", "probability", "time", "event_id", "record"]
-
-
-class MalformedCapture(ValueError):
-    """A capture line that cannot be read; the message is the reason it is counted under."""
-
-
-# --- captured traffic ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Capture:
-    """Records read from capture files: one row per record, skipped lines counted by reason.
-
-    ``records`` has ``id``, ``time`` (UTC), ``event_id``, ``record`` (position in its
-    request), ``probability`` and one column per schema feature, with values as sent.
-    """
-
-    records: pd.DataFrame
-    lines: int
-    malformed: dict[str, int]
-
-
-def _media_type(side: dict) -> str:
-    return str(side.get("observedContentType") or "").split(";")[0].strip().lower()
-
-
-def _body(side: Any, which: str) -> Any:
-    """A request or response body as text (or as parsed JSON, if captured that way)."""
-    if not isinstance(side, dict) or side.get("data") is None:
-        raise MalformedCapture(f"{which}: no data")
-    data, encoding = side["data"], str(side.get("encoding") or "").upper()
-    if encoding == "BASE64":
-        try:
-            return base64.b64decode(data, validate=True).decode("utf-8-sig")
-        except (binascii.Error, TypeError, ValueError):
-            raise MalformedCapture(f"{which}: undecodable BASE64 data") from None
-    return data
-
-
-def _json(body: Any, which: str) -> Any:
-    if not isinstance(body, str):
-        return body
-    try:
-        return json.loads(body)
-    except ValueError:
-        raise MalformedCapture(f"{which}: malformed JSON") from None
-
-
-def _csv_rows(body: Any, which: str) -> list[list[str]]:
-    if not isinstance(body, str):
-        raise MalformedCapture(f"{which}: CSV data is not text")
-    try:
-        return [row for row in csv.reader(io.StringIO(body), strict=True) if row]
-    except csv.Error:
-        raise MalformedCapture(f"{which}: malformed CSV") from None
-
-
-def _request_records(side: Any, names: list[str]) -> list[dict[str, Any]]:
-    body, kind = _body(side, "endpointInput"), _media_type(side)
-    if kind == JSON:
-        payload = _json(body, "endpointInput")
-        records = payload.get("instances", payload) if isinstance(payload, dict) else None
-        records = [records] if isinstance(records, dict) else records
-        if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
-            raise MalformedCapture("endpointInput: not instances of feature values")
-        return records
-    if kind == CSV:
-        rows = _csv_rows(body, "endpointInput")
-        if rows and [cell.strip() for cell in rows[0]] == names:
-            rows = rows[1:]
-        if any(len(row) != len(names) for row in rows):
-            raise MalformedCapture("endpointInput: CSV row without one value per feature")
-        return [dict(zip(names, row, strict=True)) for row in rows]
-    raise MalformedCapture("endpointInput: unsupported content type")
-
-
-def _probability(value: Any) -> float:
-    if isinstance(value, dict):
-        value = value.get(quality.PROBABILITY_COLUMN)
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return float("nan")  # counted as an invalid prediction by the quality check
-
-
-def _response_probabilities(side: Any) -> list[float]:
-    body, kind = _body(side, "endpointOutput"), _media_type(side)
-    if kind == JSON:
-        payload = _json(body, "endpointOutput")
-        predictions = payload.get("predictions") if isinstance(payload, dict) else None
-        if not isinstance(predictions, list):
-            raise MalformedCapture("endpointOutput: no predictions (an error response?)")
-        return [_probability(p) for p in predictions]
-    if kind == CSV:
-        return [_probability(row[0]) for row in _csv_rows(body, "endpointOutput")]
-    raise MalformedCapture("endpointOutput: unsupported content type")
-
-
-def _inference_time(meta: dict) -> datetime:
-    text = meta.get("inferenceTime")
-    try:
-        stamp = datetime.fromisoformat(text)
-    except (TypeError, ValueError):
-        raise MalformedCapture("eventMetadata.inferenceTime: missing or not ISO-8601") from None
-    return stamp.replace(tzinfo=UTC) if stamp.tzinfo is None else stamp.astimezone(UTC)
-
-
-def parse_capture_line(line: str, schema: Schema) -> list[tuple]:
-    """The records of one capture line as tuples (``_CAPTURE_COLUMNS`` then the features).
-
-    Raises
-    ------
-    MalformedCapture
-        Naming what is wrong with the line, in words that do not vary per line (they are counted).
-    """
-    try:
-        event = json.loads(line)
-    except ValueError:
-        raise MalformedCapture("not a JSON line") from None
-    capture = event.get("captureData") if isinstance(event, dict) else None
-    meta = event.get("eventMetadata") if isinstance(event, dict) else None
-    if not isinstance(capture, dict) or not isinstance(meta, dict):
-        raise MalformedCapture("not a data-capture record (captureData, eventMetadata)")
-    names = schema.feature_names
-    records = _request_records(capture.get("endpointInput"), names)
-    probabilities = _response_probabilities(capture.get("endpointOutput"))
-    if len(probabilities) != len(records):
-        raise MalformedCapture("as many predictions as records expected")
-    time = _inference_time(meta)
-    event_id = meta.get("eventId")
-    base = meta.get("inferenceId") or event_id
-    several = len(records) > 1
-    rows = []
-    for i, (record, probability) in enumerate(zip(records, probabilities, strict=True)):
-        entity = record.get(schema.entity_id)
-        if entity is not None:
-            record_id = str(entity)
-        elif base is not None:
-            record_id = f"{base}-{i}" if several else str(base)
-        else:
-            record_id = None
-        rows.append((record_id, time, event_id, i, probability, *(record.get(n) for n in names)))
-    return rows
-
-
-def read_captures(files: list[Path], schema: Schema) -> Capture:
-    """Every record of the capture files, in file then line order."""
-    rows: list[tuple] = []
-    malformed: Counter[str] = Counter()
-    lines = 0
-    for path in files:
-        with path.open(encoding="utf-8", errors="replace") as handle:
-            for line in handle:
-                if not line.strip():
-                    continue
-                lines += 1
-                try:
-                    rows.extend(parse_capture_line(line, schema))
-                except MalformedCapture as exc:
-                    malformed[str(exc)] += 1
-    columns = [*_CAPTURE_COLUMNS, *schema.feature_names]
-    records = pd.DataFrame.from_records(rows, columns=columns) if rows else pd.DataFrame(columns=columns)
-    records["time"] = pd.to_datetime(records["time"], utc=True)
-    records["probability"] = pd.to_numeric(records["probability"], errors="coerce")
-    return Capture(records, lines, dict(sorted(malformed.items())))
-
-
-# --- windows, files, shards --------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Window:
-    """``[start, end)`` in UTC."""
-
-    start: pd.Timestamp
-    end: pd.Timestamp
-
-    def contains(self, times: pd.Series) -> pd.Series:
-        return ((times >= self.start) & (times < self.end)).fillna(False).astype(bool)
-
-    def to_dict(self) -> dict[str, str]:
-        return {"start": self.start.isoformat(), "end": self.end.isoformat()}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, str]) -> Window:
-        return cls(pd.Timestamp(data["start"]), pd.Timestamp(data["end"]))
-
-
-def utc(text: str | datetime) -> pd.Timestamp:
-    """An ISO-8601 time as a UTC timestamp (UTC if it names no zone); ValueError if it is not one."""
-    try:
-        stamp = pd.Timestamp(text)
-    except ValueError:
-        stamp = pd.NaT
-    if pd.isna(stamp):
-        raise ValueError(f"expected an ISO-8601 time, got {text!r}")
-    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
-
-
-def resolve_window(window_end: str, hours: float, execution_start: str | None = None) -> Window:
-    """The window ending at ``window_end`` (or the execution's start, or now, for ``execution-start``)."""
-    if hours <= 0:
-        raise ValueError(f"--window-hours: expected a positive number of hours, got {hours:g}")
-    if window_end in ("", EXECUTION_START):
-        end = utc(execution_start) if execution_start else pd.Timestamp.now(tz="UTC").floor("s")
-    else:
-        end = utc(window_end)
-    return Window(end - timedelta(hours=hours), end)
-
-
-def files_under(folder: Path, suffixes: tuple[str, ...]) -> list[Path]:
-    """Files with one of ``suffixes`` anywhere under ``folder`` (none if it does not exist), sorted."""
-    if folder.is_file():
-        return [folder]
-    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in suffixes)
-
-
-def _write_shard(output: Path, data: dict[str, Any]) -> Path:
-    host, hosts = container.current_host()
-    output.mkdir(parents=True, exist_ok=True)
-    path = output / f"{host}.json"
-    path.write_text(json.dumps({"host": host, "hosts": hosts, **data}, indent=2) + "\n")
-    return path
-
-
-def read_shards(folder: Path, same: tuple[str, ...] = ()) -> list[dict[str, Any]]:
-    """Every shard's JSON output, checked complete: one per host of the job, agreeing on ``same`` keys.
-
-    Raises
-    ------
-    container.StepFailed
-        When a host's output is missing or doubled, or shards disagree (e.g. on the window).
-    """
-    shards = [json.loads(p.read_text()) for p in files_under(folder, (".json",))]
-    if not shards:
-        raise container.StepFailed(f"{folder}: no shard outputs to merge")
-    hosts = Counter(s["host"] for s in shards)
-    expected = set(shards[0]["hosts"])
-    missing, doubled = sorted(expected - set(hosts)), sorted(h for h, n in hosts.items() if n > 1)
-    unexpected = sorted(set(hosts) - expected)
-    if missing or doubled or unexpected:
-        raise container.StepFailed(
-            f"{folder}: shard outputs do not match the job's hosts {sorted(expected)}: "
-            f"missing {missing}, doubled {doubled}, unexpected {unexpected}"
-        )
-    for key in same:
-        values = {json.dumps(s.get(key), sort_keys=True) for s in shards}
-        if len(values) > 1:
-            raise container.StepFailed(f"{folder}: shards disagree on {key}: {sorted(values)}")
-    return sorted(shards, key=lambda s: s["host"])
-
-
-def _sum(shards: list[dict[str, Any]], key: str) -> int:
-    return sum(int(s[key]) for s in shards)
-
-
-def _sum_counts(shards: list[dict[str, Any]], key: str) -> dict[str, int]:
-    total: Counter[str] = Counter()
-    for s in shards:
-        total.update(s[key])
-    return dict(sorted(total.items()))
 
 
 def publish(metric_data: list[dict[str, Any]], client: Any = None, namespace: str = metrics.NAMESPACE) -> int:
@@ -447,7 +172,7 @@ def merge_drift(
     With no record in the window there is nothing to compare: only the counts are published.
     """
     profile = drift.merge([drift.Profile.from_dict(s["profile"]) for s in shards])
-    malformed = _sum_counts(shards, "malformed")
+    malformed = sum_counts(shards, "malformed")
     dims = {"Model": schema.name}
     data = [
         metrics.metric_datum("CapturedRecordCount", profile.rows, dims, "Count"),
@@ -464,10 +189,10 @@ def merge_drift(
         "window": shards[0]["window"],
         "baseline": shards[0].get("baseline"),
         "counts": {
-            "lines": _sum(shards, "lines"),
+            "lines": sum_field(shards, "lines"),
             "malformed_lines": sum(malformed.values()),
-            "records": _sum(shards, "records"),
-            "records_outside_window": _sum(shards, "outside_window"),
+            "records": sum_field(shards, "records"),
+            "records_outside_window": sum_field(shards, "outside_window"),
             "records_in_window": profile.rows,
         },
         "malformed": malformed,
@@ -547,15 +272,15 @@ def merge_quality(
         end=window.end,
     )
     counts = dict(report.counts)
-    counts["predictions"] += _sum(shards, "records") - len(matches)
-    counts["invalid_predictions"] += _sum(shards, "invalid")
-    counts["predictions_outside_window"] += _sum(shards, "without_label_outside_window")
-    counts["predictions_without_label"] += _sum(shards, "without_label_in_window")
+    counts["predictions"] += sum_field(shards, "records") - len(matches)
+    counts["invalid_predictions"] += sum_field(shards, "invalid")
+    counts["predictions_outside_window"] += sum_field(shards, "without_label_outside_window")
+    counts["predictions_without_label"] += sum_field(shards, "without_label_in_window")
     report = replace(report, counts=counts)
     return {
         **report.to_dict(),
-        "lines": _sum(shards, "lines"),
-        "malformed": _sum_counts(shards, "malformed"),
+        "lines": sum_field(shards, "lines"),
+        "malformed": sum_counts(shards, "malformed"),
         "shards": [s["host"] for s in shards],
         "published": report.to_metrics(schema.name),
     }
@@ -575,101 +300,6 @@ def _read_matches(folder: Path) -> pd.DataFrame:
     matches["time"] = pd.to_datetime(matches["time"], utc=True, format="ISO8601")
     matches["probability"] = pd.to_numeric(matches["probability"])
     return matches
-
-
-# --- new data in the feature store ---------------------------------------------------------------
-
-
-def event_time_column(schema: Schema) -> str:
-    """The feature group's event-time feature: the schema's, or ``event_time`` if it names none."""
-    return schema.event_time or "event_time"
-
-
-def resolve_since(since: str, group: str) -> tuple[pd.Timestamp | None, str]:
-    """The cutoff after which records are new (None: every record), and where it came from.
-
-    ``last-training``: the champion's ``DataEnd`` (the newest event time it was trained on,
-    after which the next new-data-only run starts), or its creation time when it has none;
-    every record when the group has no approved model yet.
-    """
-    if since != LAST_TRAINING:
-        return (utc(since), "--since") if since else (None, "--since ''")
-    package = register_info.latest_approved(group)
-    if package is None:
-        return None, f"no approved model in {group}"
-    data_end = register_info.data_end(package)
-    if data_end:
-        return utc(data_end), f"{package['ModelPackageArn']} DataEnd"
-    return utc(package["CreationTime"]), f"{package['ModelPackageArn']} CreationTime"
-
-
-def in_feature_group(relative: Path, group: str) -> bool:
-    """Whether an offline-store file (its path below the input prefix) belongs to ``group``.
-
-    Feature Store writes ``.../offline-store/<group>-<creation time>/data/...``; a prefix
-    above that (the store of every group in the bucket) holds other groups' files too.
-    """
-    parts = [p.lower() for p in relative.parts[:-1]]
-    if "offline-store" not in parts:
-        return True  # the prefix already is the group's own folder
-    folder = parts[parts.index("offline-store") + 1] if parts[-1] != "offline-store" else ""
-    return re.fullmatch(rf"{re.escape(group.lower())}-\d+", folder) is not None
-
-
-def count_shard(
-    folder: Path, schema: Schema, since: pd.Timestamp | None, group: str
-) -> tuple[dict[str, Any], np.ndarray]:
-    """This shard's offline-store rows of ``group`` (Parquet under ``folder``), and the hashed
-    (id, event time) keys of the live ones after ``since``: a record written twice (a
-    re-ingested file) is one new record."""
-    column, ids = event_time_column(schema), schema.entity_id
-    counts = dict.fromkeys(("files", "other_groups", "rows", "deleted", "unparseable_times", "new_rows"), 0)
-    keys = []
-    for path in files_under(folder, (".parquet",)):
-        if not in_feature_group(path.relative_to(folder), group):
-            counts["other_groups"] += 1
-            continue
-        frame = pd.read_parquet(path)
-        missing = [c for c in (ids, column) if c not in frame.columns]
-        if missing:
-            raise container.StepFailed(f"{path}: no {missing} column in the offline-store file")
-        live = pd.Series(True, index=frame.index)
-        if "is_deleted" in frame.columns:  # Feature Store keeps deleted records, flagged
-            live = ~frame["is_deleted"].fillna(False).astype(bool)
-        text = frame[column].astype("string")
-        times = pd.to_datetime(text, utc=True, errors="coerce", format="ISO8601")
-        new = live & times.notna()
-        if since is not None:
-            new &= (times > since).fillna(False)
-        counts["files"] += 1
-        counts["rows"] += len(frame)
-        counts["deleted"] += int((~live).sum())
-        counts["unparseable_times"] += int((live & times.isna()).sum())
-        counts["new_rows"] += int(new.sum())
-        # Hashes of (id, event time in microseconds): the same record hashes alike in every shard.
-        key = pd.DataFrame({"id": frame.loc[new, ids].astype("string"), "time": times[new].dt.as_unit("us")})
-        key["time"] = key["time"].astype("int64")
-        keys.append(pd.util.hash_pandas_object(key, index=False).to_numpy(dtype=np.uint64))
-    return counts, np.unique(np.concatenate(keys)) if keys else np.zeros(0, dtype=np.uint64)
-
-
-def merge_counts(shards: list[dict[str, Any]], keys: list[np.ndarray], schema: Schema) -> dict[str, Any]:
-    """The shards' counts summed, new records counted once, and the NewRecordCount datum."""
-    new_records = int(np.unique(np.concatenate(keys)).size) if keys else 0
-    counts = {
-        k: _sum(shards, k)
-        for k in ("files", "other_groups", "rows", "deleted", "unparseable_times", "new_rows")
-    }
-    datum = metrics.metric_datum("NewRecordCount", new_records, {"Model": schema.name}, "Count")
-    return {
-        "model": schema.name,
-        "since": shards[0]["since"],
-        "since_source": shards[0]["since_source"],
-        **counts,
-        "new_records": new_records,
-        "shards": [s["host"] for s in shards],
-        "published": [datum],
-    }
 
 
 # --- the container steps -------------------------------------------------------------------------
@@ -739,18 +369,18 @@ def _run_shard(args: argparse.Namespace, schema: Schema) -> str:
         since, source = resolve_since(args.since, args.model_package_group or schema.name)
         counts, keys = count_shard(args.input, schema, since, args.feature_group or schema.name)
         cutoff = None if since is None else since.isoformat()
-        path = _write_shard(args.output, {"since": cutoff, "since_source": source, **counts})
+        path = write_shard(args.output, {"since": cutoff, "since_source": source, **counts})
         np.save(path.with_suffix(".npy"), keys)
         return f"{len(keys)} new records in {counts['rows']} offline-store rows after {cutoff or 'the start'}"
     window = resolve_window(args.window_end, args.window_hours, args.execution_start)
     capture = read_captures(files_under(args.capture, CAPTURE_SUFFIXES), schema)
     if args.command == "drift-shard":
         source = baseline_source(args.baseline, args.model_package_group or schema.name)
-        _write_shard(args.output, drift_shard(capture, load_baseline(source), schema, window, source))
+        write_shard(args.output, drift_shard(capture, load_baseline(source), schema, window, source))
     else:
         labels = read_labels(files_under(args.labels, LABEL_SUFFIXES), schema)
         matches, counts = quality_shard(capture, labels, window)
-        _write_matches(matches, _write_shard(args.output, counts).with_suffix(".csv"))
+        _write_matches(matches, write_shard(args.output, counts).with_suffix(".csv"))
     return (
         f"read {capture.lines} capture lines: {len(capture.records)} records, malformed {capture.malformed}"
     )
