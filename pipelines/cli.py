@@ -146,7 +146,12 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:  # SchemaError included: it names the file and the key
         print(f"mlops pipeline definition: {exc}", file=sys.stderr)
         return 2
-    print(text if args.compact else json.dumps(json.loads(text), indent=2))
+    try:
+        print(text if args.compact else json.dumps(json.loads(text), indent=2))
+    except BrokenPipeError:
+        # `... | head` closed the pipe: what was asked for has been printed. Point stdout at
+        # devnull so the interpreter's final flush does not raise again (Python's docs' recipe).
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
 
 
