@@ -9,11 +9,11 @@ import pytest
 
 from model_code import schema as schema_mod
 from pipelines import common, ingestion, training
+from tests.pipelines.definitions import gets
 from tests.pipelines.test_monitoring_definition import (
     arguments,
     build,
     container_paths,
-    gets,
     processing_request_errors,
 )
 

@@ -9,7 +9,6 @@ at the top are shared with the ingestion pipeline's tests.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import botocore.session
@@ -19,7 +18,7 @@ from botocore.validate import validate_parameters
 
 from model_code import schema as schema_mod
 from pipelines import common, monitoring, training
-from tests.pipelines.offline import offline
+from tests.pipelines.definitions import gets, offline
 
 NAME = "customer-churn-monitoring"
 KEY = "arn:aws:kms:eu-west-1:000000000000:key/stack"
@@ -50,18 +49,6 @@ def build(module: Any, **kwargs: Any) -> str:
             schema=schema_mod.load(),
             **kwargs,
         ).definition()
-
-
-def gets(value: Any) -> Iterator[str]:
-    """Every ``{"Get": ...}`` path inside a value."""
-    if isinstance(value, dict):
-        if set(value) == {"Get"}:
-            yield value["Get"]
-        for v in value.values():
-            yield from gets(v)
-    elif isinstance(value, list):
-        for v in value:
-            yield from gets(v)
 
 
 def substitute(value: Any, defaults: dict[str, Any]) -> Any:

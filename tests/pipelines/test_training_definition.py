@@ -22,7 +22,7 @@ from botocore.validate import validate_parameters
 from model_code import cli
 from model_code import schema as schema_mod
 from pipelines import common, training
-from tests.pipelines.offline import offline
+from tests.pipelines.definitions import gets, offline
 
 EXPECTED_TYPES = {
     "ValidateData": "Processing",
@@ -92,18 +92,6 @@ def all_steps(steps: list[dict]) -> Iterator[dict]:
 @pytest.fixture(scope="module")
 def steps(definition) -> dict[str, dict]:
     return {s["Name"]: s for s in all_steps(definition["Steps"])}
-
-
-def gets(value: Any) -> Iterator[str]:
-    """Every ``{"Get": ...}`` path inside a value."""
-    if isinstance(value, dict):
-        if set(value) == {"Get"}:
-            yield value["Get"]
-        for v in value.values():
-            yield from gets(v)
-    elif isinstance(value, list):
-        for v in value:
-            yield from gets(v)
 
 
 def own_arguments(step: dict) -> dict:

@@ -1,10 +1,12 @@
-"""Building a definition must need no network and no credentials: a block that proves it."""
+"""What the definition tests share: proof that building needs no network or credentials, and
+the pipeline-variable references a definition holds."""
 
 from __future__ import annotations
 
 import contextlib
 import socket
 from collections.abc import Iterator
+from typing import Any
 
 import boto3
 import pytest
@@ -31,3 +33,15 @@ def offline() -> Iterator[None]:
         # of an earlier test.
         mp.setattr(boto3, "DEFAULT_SESSION", None)
         yield
+
+
+def gets(value: Any) -> Iterator[str]:
+    """Every ``{"Get": ...}`` path inside a value."""
+    if isinstance(value, dict):
+        if set(value) == {"Get"}:
+            yield value["Get"]
+        for v in value.values():
+            yield from gets(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from gets(v)
