@@ -1,4 +1,4 @@
-"""Drift detection on 1,000,000 rows x 20 features: ``model_code.drift.detect`` vs evidently.
+"""Drift detection on 1,000,000 rows x 20 features: ``model_code.monitoring.drift.detect`` vs evidently.
 
 Builds a seeded reference and current frame (14 numeric, 6 categorical features) with drift
 planted in five known features, times our ``detect`` on one core, then times evidently's
@@ -32,7 +32,8 @@ os.environ["MKL_NUM_THREADS"] = "1"
 import numpy as np
 import pandas as pd
 
-from model_code import drift, schema
+from model_code.contract import schema
+from model_code.monitoring import drift
 
 ROOT = Path(__file__).resolve().parents[1]
 STATE = ROOT / ".state"

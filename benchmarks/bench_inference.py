@@ -28,9 +28,11 @@ from collections.abc import Callable
 
 from threadpoolctl import threadpool_limits
 
-from model_code import artifact, inference, schema, synthetic
-from model_code.features import MODEL_TYPES
-from model_code.train import fit_model
+from model_code.contract import schema, synthetic
+from model_code.serving import inference
+from model_code.training import artifact
+from model_code.training.features import MODEL_TYPES
+from model_code.training.train import fit_model
 
 TARGET_RATIO = 1.5
 

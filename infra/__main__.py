@@ -30,7 +30,7 @@ from infra.model_registry import ModelRegistry, ModelRegistryArgs
 from infra.monitoring import AlarmThresholds, Monitoring, MonitoringArgs
 from infra.retraining import Retraining, RetrainingArgs
 from infra.rollout import endpoint_name, variant_names
-from model_code import schema as schema_mod
+from model_code.contract import schema as schema_mod
 
 config = config_mod.load()
 schema = schema_mod.load(config_mod.ROOT / config.schema_path)

@@ -4,9 +4,9 @@ Four kinds, each from the metrics someone else publishes:
 
 * computational, per endpoint variant, from SageMaker (``AWS/SageMaker`` and
   ``/aws/sagemaker/Endpoints``): 5XX and 4XX error rates, p99 model latency, CPU, memory;
-* statistical, from the monitoring pipeline (``model_code.drift``): one alarm per schema
+* statistical, from the monitoring pipeline (``model_code.monitoring.drift``): one alarm per schema
   feature and one for the predictions, on the 0/1 ``FeatureDrifted`` flag;
-* feedback, from the monitoring pipeline (``model_code.quality``): AUC below a floor;
+* feedback, from the monitoring pipeline (``model_code.monitoring.quality``): AUC below a floor;
 * data volume, from the monitoring pipeline: new feature-store records since the last
   training run at or above a threshold.
 
@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from infra.rollout import endpoint_alarm_name, endpoint_name
-from model_code.drift import PREDICTION_COLUMN
 from model_code.metrics import NAMESPACE
+from model_code.monitoring.drift import PREDICTION_COLUMN
 
 SAGEMAKER_NAMESPACE = "AWS/SageMaker"
 INSTANCE_NAMESPACE = "/aws/sagemaker/Endpoints"

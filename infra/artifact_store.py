@@ -22,7 +22,7 @@ import pulumi
 import pulumi_aws as aws
 
 from infra.base import child_opts
-from model_code.schema import EXAMPLE_SCHEMA
+from model_code.contract.schema import EXAMPLE_SCHEMA
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL_CODE_DIR = ROOT / "model_code"
@@ -219,7 +219,7 @@ def lifecycle_rules(
 def source_files(paths: Iterable[str | Path]) -> list[tuple[str, Path]]:
     """(archive name, path) of every file under ``paths``, sorted by archive name.
 
-    A directory's files are named relative to the directory's parent (``model_code/train.py``),
+    A directory's files are named relative to the directory's parent (``model_code/training/train.py``),
     a file by its own name. Interpreter caches and hidden files are left out: they differ from
     machine to machine and would change the content hash without changing the code.
     """

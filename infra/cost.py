@@ -135,7 +135,7 @@ def stack_estimate(
     if with_model and not config.deploys_model:
         arn = f"arn:aws:sagemaker:{config.region}:000000000000:model-package/estimate/1"
         config = dataclasses.replace(config, model_package_arn=arn, shadow_model_package_arn=arn)
-    from model_code import schema
+    from model_code.contract import schema
 
     n_features = len(schema.load(root / config.schema_path).features)
     prices = yaml.safe_load(PRICES.read_text())

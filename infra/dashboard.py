@@ -13,9 +13,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from infra.alarms import INSTANCE_NAMESPACE, SAGEMAKER_NAMESPACE, AlarmThresholds, cpu_cores
-from model_code.drift import DEFAULT_PSI_THRESHOLD, PREDICTION_COLUMN
 from model_code.metrics import NAMESPACE
-from model_code.quality import METRIC_NAMES
+from model_code.monitoring.drift import DEFAULT_PSI_THRESHOLD, PREDICTION_COLUMN
+from model_code.monitoring.quality import METRIC_NAMES
 
 GRID_WIDTH = 24  # CloudWatch's dashboard grid
 HEIGHT = 6

@@ -45,7 +45,7 @@ from infra.rollout import (
     traffic_routing,
     variant_names,
 )
-from model_code.inference import CSV, JSON
+from model_code.serving.inference import CSV, JSON
 
 # The naming and rollout functions are part of this module's interface: callers wire the
 # endpoint and its alarms with them.
@@ -434,7 +434,7 @@ class ModelEndpoint(pulumi.ComponentResource):
                 ),
                 "kms_key_id": args.kms_key_arn,
                 "capture_options": [{"capture_mode": "Input"}, {"capture_mode": "Output"}],
-                # The types model_code.inference serves; captured payloads are stored as text.
+                # The types model_code.serving.inference serves; captured payloads are stored as text.
                 "capture_content_type_header": {"json_content_types": [JSON], "csv_content_types": [CSV]},
             }
         # Everything the configuration is made of, so any change gets a new name.

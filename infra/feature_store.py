@@ -23,7 +23,7 @@ from infra.artifact_store import (
     prefix_statements,
 )
 from infra.base import assume_role_policy, child_opts
-from model_code.schema import Schema
+from model_code.contract.schema import Schema
 
 # Ingestion adds this column (the time it read the record, ISO-8601) when the schema names no
 # event time: Feature Store requires one to order the versions of a record.
@@ -40,7 +40,7 @@ _FEATURE_TYPES = {"integral": "Integral", "fractional": "Fractional", "string": 
 class FeatureStoreArgs:
     """What the feature group needs from the stack.
 
-    schema: the parsed data contract (``model_code.schema.load``).
+    schema: the parsed data contract (``model_code.contract.schema.load``).
     bucket_name, bucket_arn: the artifact bucket; the offline store lives under ``feature-store/``.
     kms_key_arn: the stack key; it encrypts the online store and the offline store's objects.
     tags: the standard tags (project, stack, owner).

@@ -42,7 +42,7 @@ from infra.artifact_store import (
     RAW_PREFIX,
 )
 from infra.base import assume_role_policy, child_opts, fit_name
-from model_code.schema import Schema
+from model_code.contract.schema import Schema
 
 KINDS = ("ingestion", "training", "monitoring")
 # Parameters of the ingestion pipeline the raw-data rule sets on every start.

@@ -36,7 +36,7 @@ from infra.alarms import (
 from infra.base import assume_role_policy, child_opts, fit_name, source_account
 from infra.dashboard import dashboard_body, dashboard_url
 from infra.rollout import CHAMPION, rollback_alarm_names
-from model_code.schema import Schema
+from model_code.contract.schema import Schema
 
 SCHEDULE_PREFIXES = ("rate(", "cron(", "at(")
 # A monitoring run that could not start within an hour would overlap the next one: drop it.

@@ -12,16 +12,22 @@ import sys
 # command -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "generate-data": (
-        "model_code.synthetic",
+        "model_code.contract.synthetic",
         "write seeded synthetic churn data, with planted drift if asked",
     ),
-    "validate": ("model_code.validate", "validate a CSV against the schema; quarantine bad rows"),
-    "train": ("model_code.train", "train a model (SageMaker training contract)"),
-    "evaluate": ("model_code.evaluate", "evaluate a model on held-out data against MinAuc and the champion"),
-    "serve": ("model_code.serve", "serve a model over HTTP (SageMaker /ping and /invocations)"),
-    "drift": ("model_code.drift", "compare two datasets and report drift per feature"),
-    "quality": ("model_code.quality", "join captured predictions with ground truth and report quality"),
-    "experiments": ("model_code.tracking", "compare tracked training runs side by side"),
+    "validate": ("model_code.contract.validate", "validate a CSV against the schema; quarantine bad rows"),
+    "train": ("model_code.training.train", "train a model (SageMaker training contract)"),
+    "evaluate": (
+        "model_code.training.evaluate",
+        "evaluate a model on held-out data against MinAuc and the champion",
+    ),
+    "serve": ("model_code.serving.serve", "serve a model over HTTP (SageMaker /ping and /invocations)"),
+    "drift": ("model_code.monitoring.drift", "compare two datasets and report drift per feature"),
+    "quality": (
+        "model_code.monitoring.quality",
+        "join captured predictions with ground truth and report quality",
+    ),
+    "experiments": ("model_code.training.tracking", "compare tracked training runs side by side"),
     "pipeline": (
         "pipelines.cli",
         "print a SageMaker pipeline definition, or run one with the local executor",

@@ -5,7 +5,7 @@ SageMaker starts a training job as ``docker run IMAGE train`` and an endpoint as
 ``python -m model_code.entrypoints train|serve``, so what they do lives here, tested.
 
 * ``train``: ``mlops train``, which reads SageMaker's channels and
-  ``/opt/ml/input/config/hyperparameters.json`` itself (model_code.train).
+  ``/opt/ml/input/config/hyperparameters.json`` itself (model_code.training.train).
 * ``serve``: ``mlops serve`` on /opt/ml/model (``$SM_MODEL_DIR``), port 8080 (or
   ``$SAGEMAKER_BIND_TO_PORT``, which SageMaker sets for a container in an inference
   pipeline), on all interfaces, with one OpenMP thread per request unless

@@ -28,9 +28,10 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
-from model_code import drift, quality, synthetic
-from model_code import schema as schema_mod
-from model_code.tracking import state_dir
+from model_code.contract import schema as schema_mod
+from model_code.contract import synthetic
+from model_code.monitoring import drift, quality
+from model_code.training.tracking import state_dir
 
 
 @dataclass
@@ -80,7 +81,7 @@ class Lifecycle:
         return f"{self.rows} customers written to {self.show(raw)}", {"rows": self.rows}
 
     def validate(self) -> tuple[str, dict]:
-        from model_code import validate
+        from model_code.contract import validate
 
         out = self.path("validate")
         code = validate.main([
@@ -109,7 +110,7 @@ class Lifecycle:
         return f"{len(train)} rows to train, {len(test)} held out", {"train": len(train), "test": len(test)}
 
     def train(self) -> tuple[str, dict]:
-        from model_code import train
+        from model_code.training import train
 
         code = train.main([
             "--train", str(self.work / "train"),
@@ -123,7 +124,7 @@ class Lifecycle:
         return outcome, chosen
 
     def evaluate(self) -> tuple[str, dict]:
-        from model_code import evaluate
+        from model_code.training import evaluate
 
         out = self.path("evaluation")
         code = evaluate.main([
@@ -142,7 +143,7 @@ class Lifecycle:
 
     def serve(self) -> tuple[str, dict]:
         """Serve the model on 127.0.0.1 and send it drifted traffic, capturing each call."""
-        from model_code import serve
+        from model_code.serving import serve
 
         traffic = synthetic.generate(
             1500,
@@ -194,7 +195,8 @@ class Lifecycle:
 
     def check_drift(self) -> tuple[str, dict]:
         reference = schema_mod.read_csv(self.work / "train" / "train.csv", self.schema)
-        from model_code import artifact, inference
+        from model_code.serving import inference
+        from model_code.training import artifact
 
         bundle = artifact.load(self.work / "model")
         reference[drift.PREDICTION_COLUMN] = [

@@ -61,7 +61,7 @@ def build_definition(
     schema_path: str | Path | None = None,
 ) -> str:
     """The definition JSON of one pipeline, exactly as the SDK writes it."""
-    from model_code import schema as schema_mod
+    from model_code.contract import schema as schema_mod
 
     if pipeline not in PIPELINES:
         raise ValueError(f"--pipeline: {pipeline!r} is not one of {' | '.join(PIPELINES)}")

@@ -25,11 +25,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from model_code.schema import Schema
+from model_code.contract.schema import Schema
 from pipelines import common
 from pipelines.monitoring import DEFAULT_INSTANCE_TYPE, OUTPUT, SHARDED, ProcessingSteps
 
-MODULE = ("python", "-m", "model_code.ingest")
+MODULE = ("python", "-m", "model_code.ingestion.ingest")
 
 
 def get_pipeline(

@@ -2,7 +2,7 @@
 
 Three independent branches, each a sharded step over S3 files (``ShardedByS3Key`` over
 ``ProcessingInstanceCount`` instances, one output per host) and a one-instance merge step
-that publishes (model_code.monitor holds the container side and its formats)::
+that publishes (model_code.monitoring.monitor holds the container side and its formats)::
 
     CaptureUri ──────┬─► ProfileTraffic ×N ──► CheckDrift ──► FeaturePSI, FeatureDriftPValue, FeatureDrifted
     (sharded)        │   (profile per host,    (merge,        (Model, Feature); DriftedFeatureCount,
@@ -39,14 +39,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from model_code.schema import Schema
+from model_code.contract.schema import Schema
 from pipelines import common
 
 SHARDED = "ShardedByS3Key"
 REPLICATED = "FullyReplicated"
 DEFAULT_INSTANCE_TYPE = "ml.m5.xlarge"
 INPUT, OUTPUT = f"{common.PROCESSING}/input", f"{common.PROCESSING}/output"
-MODULE = ("python", "-m", "model_code.monitor")
+MODULE = ("python", "-m", "model_code.monitoring.monitor")
 
 
 def get_pipeline(

@@ -39,8 +39,8 @@ from typing import Any
 
 import yaml
 
-from model_code.prepare import TRAINING_STRATEGIES, WINDOW_FILE
-from model_code.schema import Schema
+from model_code.contract.schema import Schema
+from model_code.training.prepare import TRAINING_STRATEGIES, WINDOW_FILE
 from pipelines import common
 
 # The parameters a start may set, and what each accepts. The executor and the Pulumi
@@ -119,7 +119,7 @@ EVALUATION_PROPERTY_FILE = "Evaluation"
 DATA_WINDOW_PROPERTY_FILE = "DataWindow"
 EVALUATION_FILE = "evaluation.json"
 BASELINE_FILE = "baseline.json"
-# What the model server accepts and answers (model_code.inference).
+# What the model server accepts and answers (model_code.serving.inference).
 CONTENT_TYPES = ["application/json", "text/csv"]
 RESPONSE_TYPES = ["application/json"]
 
@@ -302,7 +302,7 @@ def _output(step: Any, name: str) -> Any:
 def _validate_data(b: _Builder) -> Any:
     return b.processing_step(
         "ValidateData",
-        "model_code.validate",
+        "model_code.contract.validate",
         inputs={"data": b.params[INPUT_DATA_URI], "schema": b.schema_uri},
         outputs=["accepted", "quarantine", "report"],
         # Rows are validated where they land: each instance reads its share of the files.
@@ -329,7 +329,7 @@ def _engineer_features(b: _Builder, validate: Any) -> tuple[Any, Any]:
     window = PropertyFile(name=DATA_WINDOW_PROPERTY_FILE, output_name="window", path=WINDOW_FILE)
     step = b.processing_step(
         "EngineerFeatures",
-        "model_code.prepare",
+        "model_code.training.prepare",
         inputs={"accepted": _output(validate, "accepted"), "schema": b.schema_uri},
         outputs=["train", "test", "window"],
         property_files=[window],
@@ -367,7 +367,7 @@ def _train_model(b: _Builder, features: Any) -> Any:
     from sagemaker.train import ModelTrainer
 
     environment = {
-        # model_code.train tags its MLflow run with these: one tracked run per execution.
+        # model_code.training.train tags its MLflow run with these: one tracked run per execution.
         "MLOPS_TRIGGER_REASON": b.params[TRIGGER_REASON],
         "MLOPS_EXECUTION_ID": ExecutionVariables.PIPELINE_EXECUTION_ID,
     }
@@ -408,7 +408,7 @@ def _evaluate_model(b: _Builder, features: Any, train: Any) -> tuple[Any, Any]:
     evaluation = PropertyFile(name=EVALUATION_PROPERTY_FILE, output_name="evaluation", path=EVALUATION_FILE)
     step = b.processing_step(
         "EvaluateModel",
-        "model_code.evaluate",
+        "model_code.training.evaluate",
         inputs={
             "model": train.properties.ModelArtifacts.S3ModelArtifacts,
             "test": _output(features, "test"),
@@ -457,7 +457,7 @@ def _register_model(b: _Builder, features: Any, window: Any, train: Any, evaluat
         "ExecutionId": ExecutionVariables.PIPELINE_EXECUTION_ID,
     }
     if b.schema.event_time:
-        # The next new-data-only run trains on what came after DataEnd (model_code.prepare).
+        # The next new-data-only run trains on what came after DataEnd (model_code.training.prepare).
         for key, path in (("DataStart", "data_start"), ("DataEnd", "data_end")):
             metadata[key] = JsonGet(step_name=features.name, property_file=window, json_path=path)
     builder = ModelBuilder(
@@ -507,7 +507,7 @@ def _quality_gate(b: _Builder, evaluate: Any, evaluation: Any, register: Any) ->
             ],
         ),
     )
-    # model_code.evaluate decides (AUC >= MinAuc and within MaxRegression of the champion)
+    # model_code.training.evaluate decides (AUC >= MinAuc and within MaxRegression of the champion)
     # and says why; the condition only reads the verdict, so the rule lives in one place.
     return ConditionStep(
         name="CheckQuality",

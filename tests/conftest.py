@@ -10,8 +10,9 @@ os.environ.setdefault("AWS_DEFAULT_REGION", "eu-west-1")
 import pandas as pd
 import pytest
 
-from model_code import artifact, schema, synthetic
-from model_code.train import fit_model
+from model_code.contract import schema, synthetic
+from model_code.training import artifact
+from model_code.training.train import fit_model
 
 
 @pytest.fixture(scope="session")

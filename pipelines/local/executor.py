@@ -211,6 +211,6 @@ class _Run(_Resolving, _ContainerSteps):
 
 
 def _default_work_root(pipeline_name: str) -> Path:
-    from model_code.tracking import state_dir
+    from model_code.training.tracking import state_dir
 
     return state_dir() / "pipelines" / pipeline_name

@@ -23,7 +23,7 @@ from infra.artifact_store import (
     tls_only_bucket_policy,
     validate_bucket_name,
 )
-from model_code.schema import EXAMPLE_SCHEMA
+from model_code.contract.schema import EXAMPLE_SCHEMA
 from tests.infra.harness import ACCOUNT, run
 
 TAGS = {"project": "mlops-platform", "stack": "test", "owner": "ml-team"}

@@ -15,7 +15,7 @@ from infra.feature_store import (
     glue_names,
     ingestion_role_policy,
 )
-from model_code.schema import EXAMPLE_SCHEMA, load, parse
+from model_code.contract.schema import EXAMPLE_SCHEMA, load, parse
 from tests.infra.harness import ACCOUNT, run
 
 TAGS = {"project": "mlops-platform", "stack": "test", "owner": "ml-team"}

@@ -22,7 +22,7 @@ from infra.ml_pipelines import (
     seed_objects,
     start_pipeline_policy,
 )
-from model_code import schema
+from model_code.contract import schema
 from tests.infra.harness import ACCOUNT, run
 
 SCHEMA = schema.load(schema.EXAMPLE_SCHEMA)

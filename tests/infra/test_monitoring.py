@@ -10,7 +10,7 @@ import pytest
 from infra.alarms import AlarmThresholds
 from infra.endpoint import CHALLENGER, CHAMPION
 from infra.monitoring import Monitoring, MonitoringArgs
-from model_code.drift import PREDICTION_COLUMN
+from model_code.monitoring.drift import PREDICTION_COLUMN
 from tests.infra.harness import ACCOUNT, run
 
 REGION = "eu-west-1"

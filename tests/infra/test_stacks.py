@@ -7,7 +7,7 @@ import json
 import pytest
 
 from infra.feature_store import feature_definitions
-from model_code import schema as schema_mod
+from model_code.contract import schema as schema_mod
 from tests.infra.harness import committed_stack, run_stack
 
 COMPONENTS = {

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from model_code import schema as schema_mod
+from model_code.contract import schema as schema_mod
 from pipelines import common, ingestion, training
 from tests.pipelines.definitions import gets
 from tests.pipelines.test_monitoring_definition import (
@@ -100,7 +100,7 @@ def test_every_container_path_is_passed_as_an_argument(steps, name):
 
 
 def test_the_validation_shards_accept_the_arguments_validate_takes(steps, defaults):
-    from model_code import validate
+    from model_code.contract import validate
 
     argv = arguments(steps["ValidateData"], defaults)
     assert argv[0] == "validate"
@@ -109,7 +109,7 @@ def test_the_validation_shards_accept_the_arguments_validate_takes(steps, defaul
 
 
 def test_the_ingest_step_accepts_the_arguments_it_is_given(steps, defaults):
-    from model_code import ingest
+    from model_code.ingestion import ingest
 
     argv = arguments(steps["IngestFeatures"], defaults)
     assert argv[0] == "put"

@@ -29,7 +29,7 @@ from sagemaker.mlops.workflow import ConditionStep, FailStep, Pipeline, Processi
 from sagemaker.train import ModelTrainer
 from sagemaker.train.configs import Compute, InputData, OutputDataConfig
 
-from model_code import synthetic
+from model_code.contract import synthetic
 from pipelines.common import PROCESSING, Target, output_uri, session
 from pipelines.local import DefinitionError, LocalExecutor, ParameterError, main
 from tests.pipelines.conftest import REGION

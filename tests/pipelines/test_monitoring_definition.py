@@ -16,7 +16,7 @@ import pytest
 from botocore.exceptions import ParamValidationError
 from botocore.validate import validate_parameters
 
-from model_code import schema as schema_mod
+from model_code.contract import schema as schema_mod
 from pipelines import common, monitoring, training
 from tests.pipelines.definitions import gets, offline
 
@@ -180,10 +180,10 @@ def test_every_container_path_is_passed_as_an_argument(steps, name):
 
 @pytest.mark.parametrize("name", list(EXPECTED_UPSTREAM))
 def test_the_container_accepts_the_arguments_the_step_passes(steps, defaults, name):
-    from model_code import monitor
+    from model_code.monitoring import monitor
 
     app = steps[name]["Arguments"]["AppSpecification"]
-    assert app["ContainerEntrypoint"] == ["python", "-m", "model_code.monitor"]
+    assert app["ContainerEntrypoint"] == ["python", "-m", "model_code.monitoring.monitor"]
     monitor._parser().parse_args(arguments(steps[name], defaults))  # exits on an unknown flag
 
 

@@ -25,11 +25,14 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from model_code import drift, inference, metrics, synthetic
-from model_code import schema as schema_mod
-from model_code.artifact import ModelBundle
-from model_code.evaluate import drift_baseline
-from model_code.train import fit_model
+from model_code import metrics
+from model_code.contract import schema as schema_mod
+from model_code.contract import synthetic
+from model_code.monitoring import drift
+from model_code.serving import inference
+from model_code.training.artifact import ModelBundle
+from model_code.training.evaluate import drift_baseline
+from model_code.training.train import fit_model
 from pipelines import monitoring, training
 from pipelines.local import Execution, LocalExecutor
 

@@ -20,7 +20,7 @@ from botocore.exceptions import ParamValidationError
 from botocore.validate import validate_parameters
 
 from model_code import cli
-from model_code import schema as schema_mod
+from model_code.contract import schema as schema_mod
 from pipelines import common, training
 from tests.pipelines.definitions import gets, offline
 
@@ -225,9 +225,9 @@ def test_processing_steps_get_every_container_path_as_an_argument(steps, name):
 @pytest.mark.parametrize(
     ("name", "module"),
     [
-        ("ValidateData", "model_code.validate"),
-        ("EngineerFeatures", "model_code.prepare"),
-        ("EvaluateModel", "model_code.evaluate"),
+        ("ValidateData", "model_code.contract.validate"),
+        ("EngineerFeatures", "model_code.training.prepare"),
+        ("EvaluateModel", "model_code.training.evaluate"),
     ],
 )
 def test_processing_steps_run_their_module_in_the_project_image(steps, name, module):

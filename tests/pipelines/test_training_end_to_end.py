@@ -13,8 +13,8 @@ import json
 import boto3
 import pytest
 
-from model_code import schema as schema_mod
-from model_code import synthetic
+from model_code.contract import schema as schema_mod
+from model_code.contract import synthetic
 from pipelines import training
 from pipelines.local import LocalExecutor
 

@@ -1,0 +1,1 @@
+"""The data contract: the schema, validation with quarantine, and seeded synthetic data."""

@@ -1,0 +1,384 @@
+"""The data contract: one YAML file describes a tabular binary-classification dataset.
+
+Everything else is derived from it: the feature group's feature definitions, the Great
+Expectations suite, the training columns, the inference input check, the drift monitor and
+the dashboard. So this module is strict: a malformed schema fails here, naming the key and
+what was expected, before anything is built from it.
+
+Format (optional keys marked)::
+
+    name: customer-churn          # kebab-case, <= 40 chars
+    entity_id: customer_id
+    event_time: event_time        # optional
+    target: {column: churned, positive: 1}
+    features:
+      - {name: tenure_months, type: integral, min: 0, max: 120}
+      - {name: contract, type: string, values: [month-to-month, one-year, two-year]}
+      - {name: total_charges, type: fractional, nullable: true}
+    engineered:                   # optional, derived numeric features
+      - {name: charges_per_month, op: ratio, inputs: [total_charges, tenure_months]}
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+log = logging.getLogger(__name__)
+
+FEATURE_TYPES = ("integral", "fractional", "string")
+ENGINEERED_OPS = ("ratio", "product", "difference", "sum", "log1p")
+# How many inputs each engineered operation takes.
+_OP_ARITY = {"ratio": 2, "product": 2, "difference": 2, "sum": 2, "log1p": 1}
+_NAME_RE = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
+_COLUMN_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+EXAMPLE_SCHEMA = Path(__file__).resolve().parents[1] / "schemas" / "customer-churn.yaml"
+
+
+class SchemaError(ValueError):
+    """A schema file that does not follow the data contract; the message names the key."""
+
+
+@dataclass(frozen=True)
+class Feature:
+    """One input column: its Feature Store type and its limits."""
+
+    name: str
+    type: str
+    min: float | None = None
+    max: float | None = None
+    values: tuple[Any, ...] | None = None
+    nullable: bool = False
+
+    @property
+    def is_numeric(self) -> bool:
+        return self.type in ("integral", "fractional")
+
+
+@dataclass(frozen=True)
+class EngineeredFeature:
+    """A numeric feature computed from other features, e.g. spend per month of tenure."""
+
+    name: str
+    op: str
+    inputs: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Target:
+    column: str
+    positive: Any
+
+
+@dataclass(frozen=True)
+class Schema:
+    """The parsed, validated data contract."""
+
+    name: str
+    entity_id: str
+    target: Target
+    features: tuple[Feature, ...]
+    event_time: str | None = None
+    engineered: tuple[EngineeredFeature, ...] = ()
+    source: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [f.name for f in self.features]
+
+    @property
+    def numeric_features(self) -> list[str]:
+        return [f.name for f in self.features if f.is_numeric]
+
+    @property
+    def categorical_features(self) -> list[str]:
+        return [f.name for f in self.features if not f.is_numeric]
+
+    @property
+    def columns(self) -> list[str]:
+        """Every column the contract names, in file order: id, event time, features, target."""
+        cols = [self.entity_id]
+        if self.event_time:
+            cols.append(self.event_time)
+        return [*cols, *self.feature_names, self.target.column]
+
+    def feature(self, name: str) -> Feature:
+        for f in self.features:
+            if f.name == name:
+                return f
+        raise KeyError(name)
+
+    def is_positive(self, values: pd.Series) -> pd.Series:
+        """Boolean mask of the positive class, tolerant of "1" vs 1 and "yes" vs "Yes"."""
+        return labels_equal(values, self.target.positive)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The schema as plain data, e.g. to store next to a model."""
+        return dict(self.source)
+
+
+def labels_equal(values: pd.Series, label: Any) -> pd.Series:
+    """Compare a label column with one class value the way a person reads them."""
+    if isinstance(label, bool):
+        label = int(label)
+    if isinstance(label, (int, float)):
+        numeric = pd.to_numeric(values, errors="coerce")
+        return (numeric == label).fillna(False).astype(bool)
+    text = values.astype("string").str.strip().str.casefold()
+    return (text == str(label).strip().casefold()).fillna(False).astype(bool)
+
+
+def _require(mapping: dict, key: str, where: str, expected: str) -> Any:
+    if key not in mapping or mapping[key] is None:
+        raise SchemaError(f"{where}{key}: missing; expected {expected}")
+    return mapping[key]
+
+
+def _number(value: Any, key: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+        raise SchemaError(f"{key}: expected a number, got {value!r}")
+    return value
+
+
+def _check_not_yaml_bool(value: Any, key: str) -> None:
+    # YAML 1.1 reads unquoted yes/no/true/on as booleans; the data holds text or numbers.
+    if isinstance(value, bool):
+        raise SchemaError(
+            f'{key}: got the YAML boolean {value!r}; quote the value as it appears in the data, e.g. "Yes"'
+        )
+
+
+def _column_name(value: Any, key: str) -> str:
+    if not isinstance(value, str) or not _COLUMN_RE.match(value):
+        raise SchemaError(f"{key}: expected a column name (letters, digits, underscore), got {value!r}")
+    return value
+
+
+def _parse_feature(raw: Any, index: int) -> Feature:
+    where = f"features[{index}]."
+    if not isinstance(raw, dict):
+        raise SchemaError(f"features[{index}]: expected a mapping with name and type, got {raw!r}")
+    unknown = set(raw) - {"name", "type", "min", "max", "values", "nullable", "description"}
+    if unknown:
+        raise SchemaError(
+            f"{where}{sorted(unknown)[0]}: unknown key; expected name, type, min, max, values, nullable"
+        )
+    name = _column_name(_require(raw, "name", where, "a column name"), f"{where}name")
+    ftype = _require(raw, "type", where, " | ".join(FEATURE_TYPES))
+    if ftype not in FEATURE_TYPES:
+        raise SchemaError(f"{where}type: {ftype!r} is not one of {' | '.join(FEATURE_TYPES)}")
+    lo = raw.get("min")
+    hi = raw.get("max")
+    if ftype == "string" and (lo is not None or hi is not None):
+        raise SchemaError(f"{where}min/max: bounds apply to integral or fractional features, not string")
+    lo = None if lo is None else _number(lo, f"{where}min")
+    hi = None if hi is None else _number(hi, f"{where}max")
+    if lo is not None and hi is not None and lo > hi:
+        raise SchemaError(f"{where}min: {lo} is greater than max {hi}")
+    values = raw.get("values")
+    if values is not None:
+        if not isinstance(values, list) or not values:
+            raise SchemaError(f"{where}values: expected a non-empty list of allowed values, got {values!r}")
+        for v in values:
+            _check_not_yaml_bool(v, f"{where}values")
+            if ftype != "string":
+                _number(v, f"{where}values")
+        if len(set(map(str, values))) != len(values):
+            raise SchemaError(f"{where}values: duplicate allowed values in {values!r}")
+        values = tuple(str(v) for v in values) if ftype == "string" else tuple(values)
+    nullable = raw.get("nullable", False)
+    if not isinstance(nullable, bool):
+        raise SchemaError(f"{where}nullable: expected true or false, got {nullable!r}")
+    return Feature(name=name, type=ftype, min=lo, max=hi, values=values, nullable=nullable)
+
+
+def _parse_engineered(raw: Any, index: int, numeric: set[str]) -> EngineeredFeature:
+    where = f"engineered[{index}]."
+    if not isinstance(raw, dict):
+        raise SchemaError(f"engineered[{index}]: expected a mapping with name, op and inputs, got {raw!r}")
+    name = _column_name(_require(raw, "name", where, "a column name"), f"{where}name")
+    op = _require(raw, "op", where, " | ".join(ENGINEERED_OPS))
+    if op not in ENGINEERED_OPS:
+        raise SchemaError(f"{where}op: {op!r} is not one of {' | '.join(ENGINEERED_OPS)}")
+    inputs = _require(raw, "inputs", where, f"a list of {_OP_ARITY[op]} numeric feature names")
+    if not isinstance(inputs, list) or len(inputs) != _OP_ARITY[op]:
+        raise SchemaError(f"{where}inputs: {op} takes {_OP_ARITY[op]} numeric feature names, got {inputs!r}")
+    for item in inputs:
+        if item not in numeric:
+            raise SchemaError(f"{where}inputs: {item!r} is not a numeric feature of this schema")
+    return EngineeredFeature(name=name, op=op, inputs=tuple(inputs))
+
+
+def parse(raw: Any) -> Schema:
+    """Validate a schema given as plain data (the parsed YAML)."""
+    if not isinstance(raw, dict):
+        raise SchemaError(f"schema: expected a mapping at the top level, got {type(raw).__name__}")
+    known = {"name", "entity_id", "event_time", "target", "features", "engineered", "description"}
+    unknown = set(raw) - known
+    if unknown:
+        raise SchemaError(f"{sorted(unknown)[0]}: unknown key; expected one of {', '.join(sorted(known))}")
+    name = _require(raw, "name", "", "a kebab-case name of at most 40 characters")
+    if not isinstance(name, str) or len(name) > 40 or not _NAME_RE.match(name):
+        raise SchemaError(f"name: expected kebab-case (a-z, 0-9, '-') of at most 40 characters, got {name!r}")
+    entity_id = _column_name(_require(raw, "entity_id", "", "the record identifier column"), "entity_id")
+    event_time = raw.get("event_time")
+    if event_time is not None:
+        event_time = _column_name(event_time, "event_time")
+    target_raw = _require(raw, "target", "", "a mapping with column and positive")
+    if not isinstance(target_raw, dict):
+        raise SchemaError(f"target: expected a mapping with column and positive, got {target_raw!r}")
+    target_col = _column_name(_require(target_raw, "column", "target.", "the label column"), "target.column")
+    positive = _require(target_raw, "positive", "target.", "the positive class value (a number or a string)")
+    _check_not_yaml_bool(positive, "target.positive")
+    if not isinstance(positive, (int, float, str)):
+        raise SchemaError(f"target.positive: expected a number or a string, got {positive!r}")
+    feats_raw = _require(raw, "features", "", "a non-empty list of features")
+    if not isinstance(feats_raw, list) or not feats_raw:
+        raise SchemaError(f"features: expected a non-empty list of features, got {feats_raw!r}")
+    features = tuple(_parse_feature(f, i) for i, f in enumerate(feats_raw))
+    seen: set[str] = {entity_id, target_col} | ({event_time} if event_time else set())
+    if len(seen) != 2 + bool(event_time):
+        raise SchemaError("entity_id, event_time and target.column must name different columns")
+    for i, f in enumerate(features):
+        if f.name in seen:
+            raise SchemaError(f"features[{i}].name: {f.name!r} is used twice in the schema")
+        seen.add(f.name)
+    numeric = {f.name for f in features if f.is_numeric}
+    eng_raw = raw.get("engineered") or []
+    if not isinstance(eng_raw, list):
+        raise SchemaError(f"engineered: expected a list, got {eng_raw!r}")
+    engineered = tuple(_parse_engineered(e, i, numeric) for i, e in enumerate(eng_raw))
+    for i, e in enumerate(engineered):
+        if e.name in seen:
+            raise SchemaError(f"engineered[{i}].name: {e.name!r} is used twice in the schema")
+        seen.add(e.name)
+    return Schema(
+        name=name,
+        entity_id=entity_id,
+        event_time=event_time,
+        target=Target(column=target_col, positive=positive),
+        features=features,
+        engineered=engineered,
+        source=raw,
+    )
+
+
+def find_file(path: str | Path) -> Path:
+    """``path`` itself, or the one schema YAML in a folder (as a processing input mounts it)."""
+    path = Path(path)
+    if not path.is_dir():
+        return path
+    found = sorted([*path.glob("*.yaml"), *path.glob("*.yml")])
+    if len(found) != 1:
+        raise SchemaError(f"{path}: expected one schema .yaml in the folder, found {len(found)}")
+    return found[0]
+
+
+def load(path: str | Path = EXAMPLE_SCHEMA) -> Schema:
+    """Read and validate a schema file (or the one in a folder); errors name the file and the key."""
+    path = find_file(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise SchemaError(f"{path}: schema file not found") from None
+    except yaml.YAMLError as exc:
+        raise SchemaError(f"{path}: not valid YAML: {exc}") from None
+    try:
+        return parse(raw)
+    except SchemaError as exc:
+        raise SchemaError(f"{path}: {exc}") from None
+
+
+def coerce(frame: pd.DataFrame, schema: Schema) -> pd.DataFrame:
+    """Coerce the columns the schema names to their declared types.
+
+    Unparseable values become nulls (for validation to catch) instead of raising: a
+    blank " " in a fractional column is a data problem to quarantine, not a crash.
+    Columns the schema does not name are dropped; the caller reports them.
+    """
+    out = {}
+    for col in frame.columns:
+        if col not in schema.columns:
+            continue
+        series = frame[col]
+        if col in schema.feature_names:
+            out[col] = _coerce_feature(series, schema.feature(col))
+        elif col == schema.entity_id:
+            out[col] = _as_string(series)
+        elif col == schema.event_time:
+            out[col] = pd.to_datetime(_as_string(series), errors="coerce", utc=True, format="ISO8601")
+        else:  # target: keep as in the data, blanks as null
+            out[col] = (
+                _as_string(series)
+                if not isinstance(schema.target.positive, (int, float))
+                else (pd.to_numeric(series, errors="coerce"))
+            )
+    return pd.DataFrame(out, index=frame.index)
+
+
+def _as_string(series: pd.Series) -> pd.Series:
+    text = series.astype("string").str.strip()
+    return text.mask(text == "")
+
+
+def _coerce_feature(series: pd.Series, feature: Feature) -> pd.Series:
+    if feature.type == "string":
+        return _as_string(series)
+    numbers = pd.to_numeric(
+        _as_string(series) if series.dtype == object or pd.api.types.is_string_dtype(series) else series,
+        errors="coerce",
+    )
+    numbers = numbers.astype("float64")
+    if feature.type == "integral":
+        # A non-integer value in an integral column is as unparseable as text.
+        whole = numbers.where(np.isclose(numbers, np.round(numbers)) | numbers.isna())
+        return whole.astype("Int64")
+    return numbers
+
+
+def read_raw(path: str | Path) -> pd.DataFrame:
+    """A CSV (every value as its text) or Parquet file as it is, before any typing."""
+    path = Path(path)
+    if path.suffix == ".parquet":
+        return pd.read_parquet(path)
+    return _csv_text(path)
+
+
+def _csv_text(path: str | Path) -> pd.DataFrame:
+    return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
+
+
+def from_raw(raw: pd.DataFrame, schema: Schema, where: str = "data") -> pd.DataFrame:
+    """Type a raw frame by the schema; columns it does not name are dropped and reported.
+
+    The ignored column names are logged and kept in ``frame.attrs["ignored_columns"]``.
+    """
+    ignored = [c for c in raw.columns if c not in schema.columns]
+    if ignored:
+        log.warning("%s: ignoring columns the schema does not name: %s", where, ", ".join(map(str, ignored)))
+    frame = coerce(raw, schema)
+    frame.attrs["ignored_columns"] = ignored
+    return frame
+
+
+def read_csv(path: str | Path, schema: Schema) -> pd.DataFrame:
+    """Read a CSV by the schema: named columns coerced to their types, others ignored."""
+    return from_raw(_csv_text(path), schema, str(path))
+
+
+def read_table(path: str | Path, schema: Schema) -> pd.DataFrame:
+    """Read a CSV or Parquet file (by extension) by the schema."""
+    return from_raw(read_raw(path), schema, str(path))
+
+
+def expected_dtype_kind(feature: Feature) -> str:
+    """The pandas dtype kind a coerced column of this feature has."""
+    return {"integral": "Int64", "fractional": "float64", "string": "string"}[feature.type]

@@ -1,0 +1,1 @@
+"""Ingestion: validated rows into the feature group (the ingestion pipeline's container steps)."""

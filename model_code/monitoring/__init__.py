@@ -1,0 +1,1 @@
+"""Monitoring: captured traffic, drift, quality from ground truth and new-data volume, published to CloudWatch."""

@@ -1,0 +1,1 @@
+"""Serving: the request handlers and the model server of SageMaker's hosting contract."""

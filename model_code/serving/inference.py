@@ -1,0 +1,364 @@
+"""The model's request handlers, in the shape of SageMaker's framework containers.
+
+``model_fn`` loads the artifact once; then each request runs ::
+
+    input_fn(body, content_type) ─► predict_fn(data, model) ─► output_fn(prediction, accept)
+    (parse and check against         (positive-class            (JSON or CSV body
+     the data contract)               probability, label)         and its content type)
+
+``input_fn`` is the inference input check of the data contract (DESIGN principle 1): every
+value is checked against the schema the model was trained on, and a violation raises
+``BadRequest`` naming the field (``instances[3].tenure_months: ...`` when the request holds
+several records, ``line 4: ...`` for CSV), which the server answers with a 400. Decisions:
+
+* JSON values must have the declared JSON type: numbers for integral and fractional features
+  (``true`` is not a number, nor is ``"42"``), strings for string features (``1`` is refused:
+  the model learned categories from text, and a number's text form is ambiguous).
+* An integral feature takes whole numbers only; ``3.0`` counts as whole, as in training.
+* Bounds (``min``/``max``) are inclusive. A value outside a feature's ``values`` is refused,
+  although the model itself would tolerate an unseen category: the contract lists what is
+  valid, and an unknown category at the endpoint is a caller bug worth surfacing.
+* Strings are stripped and an empty string is a null, as when training data is read.
+  ``null`` is accepted only for nullable features; NaN and infinity are never accepted
+  (a missing value must be spelled ``null``, or an empty CSV field).
+* Keys the contract does not name (e.g. the entity id) are ignored.
+* CSV rows hold the features in schema order, no header; a first row equal to the feature
+  names is tolerated and skipped.
+
+Checking runs in plain Python over the parsed values and the DataFrame is built column-wise
+once, so the handlers add little to the pipeline's own prediction time
+(benchmarks/bench_inference.py).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import re
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from model_code.contract.schema import Feature, Schema
+from model_code.training import artifact
+from model_code.training.artifact import ModelBundle
+
+JSON = "application/json"
+CSV = "text/csv"
+# Probability at or above which a record is given the positive class.
+THRESHOLD = 0.5
+
+_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?", re.ASCII)
+_NON_FINITE = re.compile(r"[+-]?(?:nan|inf|infinity)", re.IGNORECASE)
+_EXPECTED = {"integral": "an integer", "fractional": "a number", "string": "a string"}
+
+
+class BadRequest(ValueError):
+    """A request that breaks the data contract or cannot be parsed; the message names the field."""
+
+
+class UnsupportedContentType(ValueError):
+    """A Content-Type (or, with ``header="Accept"``, a requested response type) not served."""
+
+    def __init__(self, message: str, header: str = "Content-Type"):
+        super().__init__(message)
+        self.header = header
+
+
+class _Invalid(Exception):
+    """A value that breaks its feature's contract; the caller adds where the value was."""
+
+
+def _show(value: Any) -> str:
+    # Bad values are echoed back to the caller: keep the echo short.
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+class _FeatureCheck:
+    """One feature's contract, compiled for a fast per-value check."""
+
+    __slots__ = ("allowed", "expected", "hi", "integral", "lo", "name", "null", "nullable", "numeric")
+
+    def __init__(self, feature: Feature):
+        self.name = feature.name
+        self.numeric = feature.is_numeric
+        self.integral = feature.type == "integral"
+        self.nullable = feature.nullable
+        self.lo, self.hi = feature.min, feature.max
+        self.allowed = frozenset(feature.values) if feature.values else None
+        self.expected = _EXPECTED[feature.type]
+        if feature.values:
+            self.expected = "one of " + ", ".join(map(str, feature.values))
+        # What a null becomes in the DataFrame the pipeline reads.
+        self.null = math.nan if self.numeric else None
+
+    def from_json(self, value: Any) -> Any:
+        if value is None:
+            return self._null()
+        if self.numeric:
+            kind = type(value)  # exact types: bool is an int subclass but not a number here
+            if kind is int or kind is float:
+                return self._number(value)
+            raise _Invalid(f"expected {self._type_word()}, got {_show(value)}")
+        if type(value) is str:
+            return self._text(value)
+        raise _Invalid(f"expected a string, got {_show(value)}")
+
+    def from_text(self, text: str) -> Any:
+        if not self.numeric:
+            return self._text(text)
+        text = text.strip()
+        if not text:
+            return self._null()
+        if _NUMBER.fullmatch(text):
+            return self._number(float(text))
+        if _NON_FINITE.fullmatch(text):
+            raise _Invalid(f"expected a finite number, got {text!r}")
+        raise _Invalid(f"expected {self._type_word()}, got {_show(text)}")
+
+    def _type_word(self) -> str:
+        return _EXPECTED["integral" if self.integral else "fractional"]
+
+    def _null(self) -> Any:
+        if not self.nullable:
+            raise _Invalid("no value (null or empty), but the feature is not nullable")
+        return self.null
+
+    def _number(self, x: int | float) -> float:
+        if type(x) is float:
+            if not math.isfinite(x):
+                raise _Invalid(f"expected a finite number, got {x!r}")
+            if self.integral and not x.is_integer():
+                raise _Invalid(f"expected an integer, got {x!r}")
+        if self.lo is not None and x < self.lo:
+            raise _Invalid(f"{_show(x)} is below the minimum {self.lo}")
+        if self.hi is not None and x > self.hi:
+            raise _Invalid(f"{_show(x)} is above the maximum {self.hi}")
+        if self.allowed is not None and x not in self.allowed:
+            raise _Invalid(f"{_show(x)} is not an allowed value; expected {self.expected}")
+        try:
+            return float(x)
+        except OverflowError:  # a JSON integer beyond float range
+            raise _Invalid(f"{_show(x)} is out of range") from None
+
+    def _text(self, text: str) -> str | None:
+        text = text.strip()
+        if not text:
+            return self._null()
+        if self.allowed is not None and text not in self.allowed:
+            raise _Invalid(f"{_show(text)} is not an allowed value; expected {self.expected}")
+        return text
+
+
+class _Contract:
+    """A schema's features compiled for request checking."""
+
+    def __init__(self, schema: Schema):
+        self.names = schema.feature_names
+        self.checks = [_FeatureCheck(f) for f in schema.features]
+
+    def frame(self, columns: list[list[Any]]) -> pd.DataFrame:
+        data = {}
+        for check, values in zip(self.checks, columns, strict=True):
+            data[check.name] = np.array(values, dtype=np.float64 if check.numeric else object)
+        return pd.DataFrame(data, copy=False)
+
+
+# Compiled contracts by schema identity; a server holds one model, so this stays tiny.
+_contracts: dict[int, tuple[Schema, _Contract]] = {}
+# The model the last model_fn call loaded: SageMaker's input_fn is not given the model.
+_loaded: ModelBundle | None = None
+
+
+def _contract(schema: Schema) -> _Contract:
+    entry = _contracts.get(id(schema))
+    if entry is None or entry[0] is not schema:
+        entry = (schema, _Contract(schema))
+        _contracts[id(schema)] = entry
+    return entry[1]
+
+
+def model_fn(model_dir: str) -> ModelBundle:
+    """Load the model artifact (a folder or model.tar.gz) and make it input_fn's default."""
+    global _loaded
+    bundle = artifact.load(model_dir)
+    _contract(bundle.schema)
+    _loaded = bundle
+    return bundle
+
+
+def _media_type(value: str | None) -> tuple[str, dict[str, str]]:
+    """``"text/csv; charset=utf-8"`` -> ("text/csv", {"charset": "utf-8"})."""
+    kind, *params = (value or "").split(";")
+    parsed = {}
+    for param in params:
+        key, _, val = param.partition("=")
+        parsed[key.strip().lower()] = val.strip().strip('"')
+    return kind.strip().lower(), parsed
+
+
+def _decode(body: Any, charset: str) -> str:
+    if body is None:
+        return ""
+    if isinstance(body, str):
+        return body
+    if not isinstance(body, (bytes, bytearray, memoryview)):
+        raise TypeError(f"request body: expected bytes or str, got {type(body).__name__}")
+    # utf-8-sig also drops a byte-order mark some clients prepend.
+    codec = "utf-8-sig" if charset.replace("-", "").replace("_", "") == "utf8" else charset
+    try:
+        return bytes(body).decode(codec)
+    except LookupError:
+        raise UnsupportedContentType(f"Content-Type: charset {charset!r} is not supported") from None
+    except UnicodeDecodeError as exc:
+        raise BadRequest(
+            f"request body: not valid {charset} text ({exc.reason} at byte {exc.start})"
+        ) from None
+
+
+def input_fn(
+    request_body: Any, request_content_type: str | None, schema: Schema | None = None
+) -> pd.DataFrame:
+    """Parse and check a request; return the schema's feature columns in order, one row per record.
+
+    ``schema`` defaults to the contract of the model the last ``model_fn`` call loaded.
+    """
+    if schema is None:
+        if _loaded is None:
+            raise RuntimeError("input_fn: no schema given and no model loaded by model_fn")
+        schema = _loaded.schema
+    kind, params = _media_type(request_content_type)
+    if kind not in (JSON, CSV):
+        raise UnsupportedContentType(
+            f"Content-Type: {request_content_type!r} is not supported; expected {JSON} or {CSV}"
+        )
+    text = _decode(request_body, params.get("charset", "utf-8"))
+    if not text.strip():
+        raise BadRequest(f"request body: empty; expected {'JSON records' if kind == JSON else 'CSV rows'}")
+    contract = _contract(schema)
+    columns = _from_json(text, contract) if kind == JSON else _from_csv(text, contract)
+    return contract.frame(columns)
+
+
+def _from_json(text: str, contract: _Contract) -> list[list[Any]]:
+    try:
+        payload = json.loads(text)
+    except RecursionError:
+        raise BadRequest("request body: malformed JSON: nested too deeply") from None
+    except ValueError as exc:
+        raise BadRequest(f"request body: malformed JSON: {exc}") from None
+    if isinstance(payload, dict) and "instances" in payload and "instances" not in contract.names:
+        records = payload["instances"]
+    elif isinstance(payload, dict):
+        records = [payload]
+    else:
+        raise BadRequest(
+            'request body: expected {"instances": [{feature: value, ...}, ...]} or one object of '
+            f"feature values, got {type(payload).__name__}"
+        )
+    if isinstance(records, dict):
+        records = [records]
+    if not isinstance(records, list):
+        raise BadRequest(f"instances: expected a list of objects of feature values, got {_show(records)}")
+    if not records:
+        raise BadRequest("instances: no records; expected at least one object of feature values")
+    several = len(records) > 1
+    columns: list[list[Any]] = [[] for _ in contract.checks]
+    for i, record in enumerate(records):
+        if type(record) is not dict:
+            raise BadRequest(f"instances[{i}]: expected an object of feature values, got {_show(record)}")
+        prefix = f"instances[{i}]." if several else ""
+        for check, column in zip(contract.checks, columns, strict=True):
+            try:
+                column.append(check.from_json(record[check.name]))
+            except KeyError:
+                raise BadRequest(f"{prefix}{check.name}: missing; expected {check.expected}") from None
+            except _Invalid as exc:
+                raise BadRequest(f"{prefix}{check.name}: {exc}") from None
+    return columns
+
+
+def _from_csv(text: str, contract: _Contract) -> list[list[Any]]:
+    reader = csv.reader(io.StringIO(text), strict=True)
+    rows: list[tuple[int, list[str]]] = []
+    try:
+        for row in reader:
+            if row:  # blank lines (e.g. a trailing newline) carry no record
+                rows.append((reader.line_num, row))
+    except csv.Error as exc:
+        raise BadRequest(f"line {reader.line_num}: malformed CSV: {exc}") from None
+    if rows and [cell.strip() for cell in rows[0][1]] == contract.names:
+        rows = rows[1:]
+    if not rows:
+        raise BadRequest("request body: no CSV rows; expected one row of feature values per record")
+    several = len(rows) > 1
+    n_features = len(contract.checks)
+    columns: list[list[Any]] = [[] for _ in contract.checks]
+    for line, row in rows:
+        prefix = f"line {line}: " if several else ""
+        if len(row) != n_features:
+            raise BadRequest(
+                f"{prefix}expected {n_features} values ({', '.join(contract.names)}), got {len(row)}"
+            )
+        for check, cell, column in zip(contract.checks, row, columns, strict=True):
+            try:
+                column.append(check.from_text(cell))
+            except _Invalid as exc:
+                raise BadRequest(f"{prefix}{check.name}: {exc}") from None
+    return columns
+
+
+def predict_fn(data: pd.DataFrame, model: ModelBundle) -> list[dict[str, Any]]:
+    """Positive-class probability and the predicted class value, as in the training data."""
+    pipeline = model.pipeline
+    # Training encodes the positive class as 1 (train.fit_model).
+    column = int(np.flatnonzero(pipeline.classes_ == 1)[0])
+    probabilities = pipeline.predict_proba(data)[:, column].tolist()
+    positive, negative = model.positive_label, model.negative_label
+    return [{"probability": p, "prediction": positive if p >= THRESHOLD else negative} for p in probabilities]
+
+
+def response_type(accept: str | None) -> str:
+    """The response content type to send for an Accept header, JSON unless CSV is preferred."""
+    if not accept or not accept.strip():
+        return JSON
+    offers = []
+    for position, item in enumerate(accept.split(",")):
+        kind, params = _media_type(item)
+        try:
+            quality = float(params.get("q", "1"))
+        except ValueError:
+            continue
+        if quality > 0:
+            offers.append((-quality, position, kind))
+    for _, _, kind in sorted(offers):
+        if kind in (JSON, "application/*", "*/*", "*"):
+            return JSON
+        if kind in (CSV, "text/*"):
+            return CSV
+    raise UnsupportedContentType(f"Accept: {accept!r} is not supported; expected {JSON} or {CSV}", "Accept")
+
+
+def output_fn(prediction: list[dict[str, Any]], accept: str | None) -> tuple[bytes, str]:
+    """Serialize predictions as (body, content type): JSON ``{"predictions": [...]}`` or CSV rows.
+
+    CSV rows are ``probability,prediction`` with no header, one per input record, so batch
+    transform can join them line by line with its input.
+    """
+    kind = response_type(accept)
+    if kind == JSON:
+        return json.dumps({"predictions": prediction}).encode(), JSON
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerows((p["probability"], p["prediction"]) for p in prediction)
+    return out.getvalue().encode(), CSV
+
+
+def invoke(model: ModelBundle, body: Any, content_type: str | None, accept: str | None) -> tuple[bytes, str]:
+    """The whole handler chain for one request; Accept is checked first so a refusal costs nothing."""
+    response_type(accept)
+    data = input_fn(body, content_type, model.schema)
+    return output_fn(predict_fn(data, model), accept)

@@ -1,0 +1,1 @@
+"""Training: feature engineering, the training window, fitting, evaluation, the model artifact and its tracking."""

@@ -1,0 +1,337 @@
+"""ValidateData: the suite comes from the schema; bad rows are quarantined with a reason, none lost."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+import yaml
+
+from model_code import cli
+from model_code.contract import schema, synthetic
+from model_code.contract.validate import ValidationFailed, build_suite, main, validate
+
+
+@pytest.fixture(autouse=True)
+def failure_file(tmp_path, monkeypatch):
+    """Where container.fail writes the failure reason (SageMaker's /opt/ml/output/failure)."""
+    path = tmp_path / "failure"
+    monkeypatch.setenv("SM_FAILURE_FILE", str(path))
+    return path
+
+
+def read(raw: pd.DataFrame, directory, churn_schema) -> pd.DataFrame:
+    """What the step makes of ``raw``: written as CSV, read back typed by the schema."""
+    path = directory / "in.csv"
+    raw.to_csv(path, index=False)
+    return schema.read_csv(path, churn_schema)
+
+
+@pytest.fixture
+def raw() -> pd.DataFrame:
+    """Twenty clean customers with every cell editable (object columns)."""
+    return synthetic.generate(20, seed=1).astype(object)
+
+
+@pytest.fixture(scope="module")
+def dirty(tmp_path_factory, churn_schema):
+    """2,000 customers, 10% of them breaking the contract: the raw frame and its validation."""
+    raw = synthetic.generate(2000, seed=3, dirty=0.1)
+    frame = read(raw, tmp_path_factory.mktemp("dirty"), churn_schema)
+    return raw, validate(frame, churn_schema)
+
+
+def test_clean_data_is_all_accepted(churn_frame, churn_schema):
+    result = validate(churn_frame, churn_schema)
+    assert (result.rows_in, result.rows_accepted, result.rows_quarantined) == (4000, 4000, 0)
+    assert result.table_errors == []
+    result.check()
+
+
+@pytest.mark.parametrize(
+    ("planted", "reason"),
+    [
+        (lambda raw: raw.monthly_charges.astype(str) == " ", "monthly_charges: must not be null"),
+        (lambda raw: raw.tenure_months.astype(str) == "999", "tenure_months: must be between 0 and 120"),
+        (
+            lambda raw: raw.contract == "lifetime",
+            "contract: must be one of month-to-month, one-year, two-year",
+        ),
+        (lambda raw: raw.monthly_charges.astype(str) == "-5.0", "monthly_charges: must be between 0 and 500"),
+    ],
+    ids=["blank-number", "above-max", "unknown-category", "below-min"],
+)
+def test_each_planted_violation_is_quarantined_with_its_reason(dirty, planted, reason):
+    raw, result = dirty
+    planted_ids = set(raw.customer_id[planted(raw)])
+    assert len(planted_ids) == 50
+    quarantined = result.quarantined.set_index("customer_id").reason
+    assert set(quarantined[quarantined == reason].index) == planted_ids
+    assert result.reasons[reason] == 50
+
+
+def test_every_row_is_accepted_or_quarantined(dirty):
+    raw, result = dirty
+    assert result.rows_in == len(raw) == result.rows_accepted + result.rows_quarantined
+    assert result.rows_quarantined == 200
+    ids = [*result.accepted.customer_id, *result.quarantined.customer_id]
+    assert sorted(ids) == sorted(raw.customer_id)
+
+
+def test_blank_in_a_fractional_column_is_quarantined_not_a_crash(raw, tmp_path, churn_schema):
+    raw.loc[3, "total_charges"] = " "  # nullable: a blank is allowed
+    raw.loc[4, "monthly_charges"] = " "
+    result = validate(read(raw, tmp_path, churn_schema), churn_schema)
+    assert result.quarantined.customer_id.tolist() == [raw.customer_id[4]]
+    assert result.quarantined.reason.tolist() == ["monthly_charges: must not be null"]
+
+
+def test_a_row_breaking_two_rules_names_both_in_schema_order(raw, tmp_path, churn_schema):
+    raw.loc[0, ["monthly_charges", "tenure_months"]] = [" ", 999]
+    result = validate(read(raw, tmp_path, churn_schema), churn_schema)
+    assert result.quarantined.reason.tolist() == [
+        "tenure_months: must be between 0 and 120; monthly_charges: must not be null"
+    ]
+
+
+def test_duplicate_ids_keep_the_first_and_quarantine_the_others(raw, tmp_path, churn_schema):
+    raw.loc[[5, 9], "customer_id"] = raw.customer_id[2]
+    result = validate(read(raw, tmp_path, churn_schema), churn_schema)
+    assert raw.customer_id[2] in set(result.accepted.customer_id)
+    assert result.quarantined.index.tolist() == [5, 9]
+    assert set(result.quarantined.reason) == {"customer_id: duplicate id (the first row with it is kept)"}
+    assert result.rows_accepted + result.rows_quarantined == 20
+
+
+def test_unparseable_event_time_is_quarantined(raw, tmp_path, churn_schema):
+    raw.loc[7, "event_time"] = "yesterday"
+    result = validate(read(raw, tmp_path, churn_schema), churn_schema)
+    assert result.quarantined.reason.tolist() == ["event_time: must be a parseable time"]
+
+
+def test_absent_event_time_column_is_not_a_failure(raw, tmp_path, churn_schema):
+    result = validate(read(raw.drop(columns="event_time"), tmp_path, churn_schema), churn_schema)
+    assert result.table_errors == []
+    assert result.rows_accepted == 20
+
+
+def test_missing_column_is_a_table_error_naming_it(raw, tmp_path, churn_schema):
+    result = validate(read(raw.drop(columns="contract"), tmp_path, churn_schema), churn_schema)
+    assert result.table_errors == ["contract: missing column"]
+    assert result.rows_quarantined == 0  # no row is to blame
+    with pytest.raises(ValidationFailed, match="contract: missing column"):
+        result.check()
+
+
+def test_wrong_dtype_is_a_table_error_naming_column_and_type(raw, tmp_path, churn_schema):
+    frame = read(raw, tmp_path, churn_schema).astype({"tenure_months": str})
+    result = validate(frame, churn_schema)
+    assert len(result.table_errors) == 1
+    assert result.table_errors[0].startswith("tenure_months: expected integral (Int64), got dtype")
+    assert result.rows_quarantined == 0
+
+
+def test_target_with_three_labels_is_a_table_error(raw, tmp_path, churn_schema):
+    raw.loc[0, "churned"] = 2
+    result = validate(read(raw, tmp_path, churn_schema), churn_schema)
+    assert result.table_errors == ["churned: the target must be binary, found 3 distinct values"]
+
+
+def test_quarantine_share_over_threshold_fails_naming_share_and_threshold(dirty):
+    _, result = dirty
+    with pytest.raises(ValidationFailed) as failed:
+        result.check(max_quarantine_share=0.05)
+    message = str(failed.value)
+    assert "quarantined 10.0% of rows (200 of 2000), above the allowed 5.0%" in message
+    assert "(50)" in message  # the top reasons come with their counts
+
+
+def test_quarantine_share_under_threshold_passes(dirty):
+    _, result = dirty
+    result.check(max_quarantine_share=0.2)
+
+
+def test_empty_input_fails(raw, tmp_path, churn_schema):
+    result = validate(read(raw.iloc[:0], tmp_path, churn_schema), churn_schema)
+    assert result.rows_in == 0
+    with pytest.raises(ValidationFailed, match="the input is empty"):
+        result.check()
+
+
+def _expectations(s: schema.Schema) -> set[tuple]:
+    return {
+        (e.expectation_type, e.column, getattr(e, "min_value", None), getattr(e, "max_value", None))
+        for e in build_suite(s).expectations
+    }
+
+
+def test_suite_follows_a_feature_added_to_the_schema(churn_schema):
+    raw_schema = yaml.safe_load(schema.EXAMPLE_SCHEMA.read_text())
+    raw_schema["features"].append({"name": "discount", "type": "fractional", "min": 0, "max": 0.5})
+    added = _expectations(schema.parse(raw_schema)) - _expectations(churn_schema)
+    assert added == {
+        ("expect_column_to_exist", "discount", None, None),
+        ("expect_column_values_to_be_of_type", "discount", None, None),
+        ("expect_column_values_to_not_be_null", "discount", None, None),
+        ("expect_column_values_to_be_between", "discount", 0, 0.5),
+    }
+
+
+def test_suite_checks_every_schema_column_exists(churn_schema):
+    checked = {column for kind, column, *_ in _expectations(churn_schema) if kind == "expect_column_to_exist"}
+    assert checked == set(churn_schema.columns)
+
+
+def test_nullable_feature_may_be_null(churn_schema):
+    not_null = {
+        c for kind, c, *_ in _expectations(churn_schema) if kind == "expect_column_values_to_not_be_null"
+    }
+    assert "total_charges" not in not_null
+    assert {"customer_id", "monthly_charges", "churned"} <= not_null
+
+
+# --- the container step ---------------------------------------------------------------------
+
+
+def run(tmp_path, *extra: str) -> tuple[int, dict, pd.DataFrame, pd.DataFrame]:
+    """Run ``main`` with outputs under ``tmp_path/out``; return the exit code and outputs."""
+    out = tmp_path / "out"
+    code = main(
+        [
+            *("--accepted-dir", str(out / "accepted")),
+            *("--quarantine-dir", str(out / "quarantine")),
+            *("--report-dir", str(out / "report")),
+            *extra,
+        ]
+    )
+    report = json.loads((out / "report" / "validation.json").read_text())
+    accepted = pd.read_csv(out / "accepted" / "accepted.csv", dtype=str)
+    quarantined = pd.read_csv(out / "quarantine" / "quarantine.csv", dtype=str)
+    return code, report, accepted, quarantined
+
+
+def test_main_writes_accepted_quarantine_and_report_from_several_files(tmp_path, failure_file):
+    data = tmp_path / "in"
+    data.mkdir()
+    frame = synthetic.generate(600, seed=5, dirty=0.02)
+    frame.iloc[:400].to_csv(data / "part-1.csv", index=False)
+    frame.iloc[400:].to_csv(data / "part-2.csv", index=False)
+
+    code, report, accepted, quarantined = run(tmp_path, "--input", str(data))
+
+    assert code == 0
+    assert not failure_file.exists()
+    assert (report["rows_in"], report["rows_accepted"], report["rows_quarantined"]) == (600, 588, 12)
+    assert (len(accepted), len(quarantined)) == (588, 12)
+    assert sum(report["reasons"].values()) == 12
+    assert quarantined.reason.notna().all()
+    assert report["table_errors"] == [] and report["passed"] is True
+
+
+def test_main_failure_writes_the_reason_and_still_writes_outputs(tmp_path, failure_file):
+    path = tmp_path / "dirty.csv"
+    synthetic.generate(400, seed=5, dirty=0.2).to_csv(path, index=False)
+
+    code, report, accepted, quarantined = run(tmp_path, "--input", str(path))
+
+    assert code == 1
+    assert "quarantined 20.0% of rows (80 of 400), above the allowed 5.0%" in failure_file.read_text()
+    assert report["passed"] is False and report["failure"] == failure_file.read_text()
+    assert len(accepted) + len(quarantined) == 400
+
+
+def test_main_uses_ingestion_time_when_data_has_no_event_time(tmp_path):
+    path = tmp_path / "no-time.csv"
+    synthetic.generate(50, seed=2).drop(columns="event_time").assign(note="x").to_csv(path, index=False)
+
+    code, report, accepted, _ = run(
+        tmp_path, "--input", str(path), "--ingestion-time", "2026-03-01T12:00:00Z"
+    )
+
+    assert code == 0
+    assert set(accepted.event_time) == {"2026-03-01T12:00:00Z"}
+    assert report["ignored_columns"] == ["note"]
+
+
+def test_accepted_output_is_valid_input(tmp_path, churn_csv, churn_schema):
+    run(tmp_path, "--input", churn_csv)
+    again = schema.read_csv(tmp_path / "out" / "accepted" / "accepted.csv", churn_schema)
+    result = validate(again, churn_schema)
+    assert result.rows_accepted == 4000 and result.table_errors == []
+
+
+def test_main_reads_the_schema_from_a_folder(tmp_path, churn_csv):
+    folder = tmp_path / "schema"
+    folder.mkdir()
+    (folder / "contract.yaml").write_text(schema.EXAMPLE_SCHEMA.read_text())
+    code, report, *_ = run(tmp_path, "--input", churn_csv, "--schema", str(folder))
+    assert code == 0 and report["schema"] == "customer-churn"
+
+
+def test_main_without_input_files_fails_naming_the_folder(tmp_path, failure_file):
+    empty = tmp_path / "nothing"
+    empty.mkdir()
+    assert main(["--input", str(empty)]) == 1
+    assert failure_file.read_text() == f"{empty}: no CSV or Parquet files to validate"
+
+
+def test_mlops_validate_runs_the_step(tmp_path, churn_csv):
+    out = tmp_path / "out"
+    dirs = [f"--{d}-dir={out / d}" for d in ("accepted", "quarantine", "report")]
+    assert cli.main(["validate", "--input", churn_csv, *dirs]) == 0
+    assert json.loads((out / "report" / "validation.json").read_text())["rows_accepted"] == 4000
+
+
+def test_main_names_the_file_that_lacks_a_column(tmp_path, failure_file):
+    data = tmp_path / "in"
+    data.mkdir()
+    frame = synthetic.generate(100, seed=4)
+    frame.iloc[:50].to_csv(data / "a.csv", index=False)
+    frame.iloc[50:].drop(columns="total_charges").to_csv(data / "b.csv", index=False)
+
+    code, report, *_ = run(tmp_path, "--input", str(data))
+
+    assert code == 1
+    assert report["table_errors"] == [f"{data / 'b.csv'}: missing column total_charges"]
+    assert "b.csv: missing column total_charges" in failure_file.read_text()
+
+
+def test_quarantine_keeps_values_as_they_arrived_with_their_file(tmp_path, failure_file):
+    path = tmp_path / "batch.csv"
+    frame = synthetic.generate(100, seed=5)
+    frame["monthly_charges"] = frame["monthly_charges"].astype(object)
+    frame.loc[3, "monthly_charges"] = " "
+    frame.loc[4, "monthly_charges"] = "n/a"
+    frame.to_csv(path, index=False)
+
+    code, _, _, quarantined = run(tmp_path, "--input", str(path))
+
+    assert code == 0
+    kept = pd.read_csv(tmp_path / "out" / "quarantine" / "quarantine.csv", dtype=str, keep_default_na=False)
+    assert kept["monthly_charges"].tolist() == [" ", "n/a"]
+    assert kept["source_file"].tolist() == ["batch.csv", "batch.csv"]
+    assert (quarantined["reason"] == "monthly_charges: must not be null").all()
+
+
+def test_each_instance_of_a_sharded_step_names_its_files_after_its_host(tmp_path, failure_file, monkeypatch):
+    path = tmp_path / "part.csv"
+    synthetic.generate(50, seed=5).to_csv(path, index=False)
+    monkeypatch.setenv("SM_CURRENT_HOST", "algo-2")
+    monkeypatch.setenv("SM_HOSTS", "algo-1,algo-2")
+    out = tmp_path / "out"
+    code = main(
+        [
+            "--input",
+            str(path),
+            "--accepted-dir",
+            str(out / "a"),
+            "--quarantine-dir",
+            str(out / "q"),
+            "--report-dir",
+            str(out / "r"),
+        ]
+    )
+    assert code == 0
+    assert [p.name for p in (out / "a").iterdir()] == ["accepted-algo-2.csv"]
+    assert json.loads((out / "r" / "validation-algo-2.json").read_text())["rows_in"] == 50

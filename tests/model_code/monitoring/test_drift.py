@@ -1,0 +1,211 @@
+"""The drift monitor: finds planted drift, stays quiet on fresh samples, and shards exactly."""
+
+from __future__ import annotations
+
+import json
+
+import boto3
+import numpy as np
+import pandas as pd
+import pytest
+from moto import mock_aws
+from numpy.testing import assert_allclose
+from scipy import stats
+
+from model_code import metrics
+from model_code.cli import main as mlops
+from model_code.contract import schema, synthetic
+from model_code.monitoring import drift
+
+N_ROWS = 20_000
+
+
+def _shards(frame: pd.DataFrame, n: int) -> list[pd.DataFrame]:
+    """Rows dealt round-robin, as a load balancer spreads requests over instances."""
+    return [frame.iloc[i::n] for i in range(n)]
+
+
+@pytest.fixture(scope="module")
+def reference() -> pd.DataFrame:
+    return synthetic.generate(N_ROWS, seed=1)
+
+
+@pytest.fixture(scope="module")
+def fresh() -> pd.DataFrame:
+    """Another sample of the reference's distribution."""
+    return synthetic.generate(N_ROWS, seed=2)
+
+
+def test_planted_data_drift_flags_exactly_the_moved_features(reference, churn_schema):
+    current = synthetic.generate(N_ROWS, seed=2, data_drift=1.0)
+    report = drift.detect(reference, current, churn_schema)
+    assert report.drifted_features == sorted(synthetic.DATA_DRIFT_FEATURES + synthetic.DATA_DRIFT_DERIVED)
+
+
+@pytest.mark.parametrize("seed", [2, 3, 4])
+def test_fresh_samples_of_the_same_distribution_flag_nothing(reference, churn_schema, seed):
+    report = drift.detect(reference, synthetic.generate(N_ROWS, seed=seed), churn_schema)
+    assert report.drifted_features == []
+
+
+def test_category_mix_change_alone_is_flagged(reference, fresh, churn_schema):
+    current = fresh.copy()
+    methods = churn_schema.feature("payment_method").values
+    current["payment_method"] = np.random.default_rng(0).choice(methods, N_ROWS, p=[0.6, 0.2, 0.1, 0.1])
+    report = drift.detect(reference, current, churn_schema)
+    assert report.drifted_features == ["payment_method"]
+    assert report.features["payment_method"].test == "chi2"
+
+
+def test_unseen_category_is_drift_and_named(reference, fresh, churn_schema):
+    current = fresh.copy()
+    current.loc[current.index[: N_ROWS // 5], "contract"] = "lifetime"
+    report = drift.detect(reference, current, churn_schema)
+    assert "contract" in report.drifted_features
+    assert report.features["contract"].unseen_categories == ("lifetime",)
+
+
+def test_rise_in_nulls_is_drift(reference, fresh, churn_schema):
+    current = fresh.copy()
+    current.loc[current.index[: N_ROWS * 3 // 10], "monthly_charges"] = np.nan
+    report = drift.detect(reference, current, churn_schema)
+    assert report.drifted_features == ["monthly_charges"]
+    assert report.features["monthly_charges"].current_null_share == pytest.approx(0.3)
+
+
+def test_prediction_drift_is_found_when_predictions_differ(reference, fresh, churn_schema):
+    rng = np.random.default_rng(0)
+    ref = reference.assign(**{drift.PREDICTION_COLUMN: rng.beta(2, 5, N_ROWS)})
+    cur = fresh.assign(**{drift.PREDICTION_COLUMN: rng.beta(3, 4, N_ROWS)})
+    report = drift.detect(ref, cur, churn_schema)
+    assert report.drifted_features == [drift.PREDICTION_COLUMN]
+
+
+def test_prediction_is_left_out_when_one_side_lacks_it(reference, fresh, churn_schema):
+    ref = reference.assign(**{drift.PREDICTION_COLUMN: 0.5})
+    report = drift.detect(ref, fresh, churn_schema)
+    assert drift.PREDICTION_COLUMN not in report.features
+    assert list(report.features) == churn_schema.feature_names
+
+
+def test_binned_ks_statistic_is_close_to_the_exact_one(reference, churn_schema):
+    current = synthetic.generate(N_ROWS, seed=2, data_drift=0.2)
+    report = drift.detect(reference, current, churn_schema)
+    for name in ("monthly_charges", "tenure_months"):
+        exact = stats.ks_2samp(reference[name], current[name])
+        assert report.features[name].statistic == pytest.approx(exact.statistic, abs=2e-3), name
+
+
+def test_missing_feature_column_is_named(reference, fresh, churn_schema):
+    with pytest.raises(ValueError, match=r"current: missing feature columns \['contract'\]"):
+        drift.detect(reference, fresh.drop(columns="contract"), churn_schema)
+
+
+def test_profiles_of_shards_add_up_to_the_profile_of_the_whole(reference, fresh, churn_schema):
+    baseline = drift.Baseline.from_frame(reference, churn_schema)
+    shards = [baseline.profile(part) for part in _shards(fresh, 3)]
+    assert shards[0] + shards[1] + shards[2] == baseline.profile(fresh)
+    assert drift.merge(shards) == baseline.profile(fresh)
+
+
+def test_merged_unseen_examples_match_the_whole(reference, fresh, churn_schema):
+    baseline = drift.Baseline.from_frame(reference, churn_schema)
+    current = fresh.copy()
+    current.loc[current.index[:30], "contract"] = [f"new-{i:02d}" for i in range(30)]
+    merged = drift.merge([baseline.profile(current.iloc[:15]), baseline.profile(current.iloc[15:])])
+    assert merged.unseen["contract"] == baseline.profile(current).unseen["contract"]
+    assert len(merged.unseen["contract"]) == drift.MAX_UNSEEN_EXAMPLES
+
+
+def test_profiles_of_different_baselines_do_not_merge(reference, fresh, churn_schema):
+    one = drift.Baseline.from_frame(reference, churn_schema)
+    other = drift.Baseline.from_frame(fresh, churn_schema)
+    with pytest.raises(ValueError, match="cannot merge profiles of different baselines"):
+        one.profile(fresh) + other.profile(fresh)
+
+
+def test_baseline_survives_a_json_round_trip(reference, fresh, churn_schema):
+    baseline = drift.Baseline.from_frame(reference, churn_schema)
+    restored = drift.Baseline.from_dict(json.loads(json.dumps(baseline.to_dict())))
+    assert restored.to_dict() == baseline.to_dict()
+    assert drift.compare(restored, restored.profile(fresh)) == drift.compare(
+        baseline, baseline.profile(fresh)
+    )
+
+
+def test_profile_survives_a_json_round_trip(reference, fresh, churn_schema):
+    profile = drift.Baseline.from_frame(reference, churn_schema).profile(fresh)
+    assert drift.Profile.from_dict(json.loads(json.dumps(profile.to_dict()))) == profile
+
+
+def test_metrics_carry_model_and_feature_dimensions(reference, fresh, churn_schema):
+    data = drift.detect(reference, fresh, churn_schema).to_metrics(churn_schema.name)
+    psi = [d for d in data if d["MetricName"] == "FeaturePSI"]
+    assert [d["Dimensions"] for d in psi] == [
+        [{"Name": "Model", "Value": "customer-churn"}, {"Name": "Feature", "Value": f}]
+        for f in churn_schema.feature_names
+    ]
+    (count,) = [d for d in data if d["MetricName"] == "DriftedFeatureCount"]
+    assert count["Dimensions"] == [{"Name": "Model", "Value": "customer-churn"}]
+    assert count["Value"] == 0
+
+
+def test_metrics_are_accepted_by_cloudwatch(reference, fresh, churn_schema):
+    data = drift.detect(reference, fresh, churn_schema).to_metrics(churn_schema.name)
+    with mock_aws():
+        cloudwatch = boto3.client("cloudwatch", region_name="eu-west-1")
+        cloudwatch.put_metric_data(Namespace=metrics.NAMESPACE, MetricData=data)
+        listed = cloudwatch.list_metrics(Namespace=metrics.NAMESPACE, MetricName="FeatureDrifted")["Metrics"]
+    assert len(listed) == len(churn_schema.feature_names)
+
+
+def test_report_json_lists_drifted_features_and_thresholds(reference, churn_schema):
+    current = synthetic.generate(N_ROWS, seed=2, data_drift=1.0)
+    out = json.loads(json.dumps(drift.detect(reference, current, churn_schema).to_dict()))
+    assert out["drifted_features"] == sorted(synthetic.DATA_DRIFT_FEATURES + synthetic.DATA_DRIFT_DERIVED)
+    assert (out["psi_threshold"], out["p_value_threshold"]) == (0.1, 0.01)
+    assert set(out["features"]["contract"]) >= {"test", "statistic", "p_value", "psi", "drifted"}
+
+
+def test_drift_command_prints_a_table_and_writes_json(tmp_path, capsys):
+    synthetic.generate(3000, seed=1).to_csv(tmp_path / "ref.csv", index=False)
+    synthetic.generate(3000, seed=2, data_drift=1.0).to_csv(tmp_path / "cur.csv", index=False)
+    args = ["--reference", str(tmp_path / "ref.csv"), "--current", str(tmp_path / "cur.csv")]
+    assert mlops(["drift", *args, "--json", str(tmp_path / "drift.json")]) == 0
+    out = capsys.readouterr().out
+    assert "monthly_charges" in out
+    assert "drifted: contract, internet_service, monthly_charges, tenure_months, total_charges" in out
+    assert json.loads((tmp_path / "drift.json").read_text())["drifted_features"][0] == "contract"
+
+
+def test_merged_report_matches_the_whole(reference, fresh, churn_schema):
+    baseline = drift.Baseline.from_frame(reference, churn_schema)
+    merged = drift.compare(baseline, drift.merge([baseline.profile(p) for p in _shards(fresh, 4)]))
+    whole = drift.detect(reference, fresh, churn_schema)
+    for name, f in whole.features.items():
+        assert_allclose([merged.features[name].psi, merged.features[name].p_value], [f.psi, f.p_value])
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        np.random.default_rng(0).normal(size=50_000),
+        np.random.default_rng(1).lognormal(0, 2, 50_000),  # heavy tail: many edges per grid cell
+        np.round(np.random.default_rng(2).exponential(30, 50_000)),  # ties on integers
+    ],
+    ids=["normal", "lognormal", "integers"],
+)
+def test_fast_bucketing_agrees_with_binary_search(values):
+    bins = drift.Baseline.from_frame(
+        pd.DataFrame({"x": values[:25_000]}),
+        schema.parse(
+            {
+                "name": "one-column",
+                "entity_id": "id",
+                "target": {"column": "y", "positive": 1},
+                "features": [{"name": "x", "type": "fractional"}],
+            }
+        ),
+    ).bins["x"]
+    current = np.concatenate([values[25_000:] * 1.3 + 0.1, bins.edges, [-np.inf, np.inf, 1e300]])
+    np.testing.assert_array_equal(bins.bucket(current), np.searchsorted(bins.edges, current, side="right"))

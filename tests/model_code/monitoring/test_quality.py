@@ -1,0 +1,161 @@
+"""The quality monitor: joins predictions with ground truth, accounts for every row, shards exactly."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from numpy.testing import assert_allclose
+
+from model_code.cli import main as mlops
+from model_code.contract import schema, synthetic
+from model_code.monitoring import quality
+from model_code.training.train import fit_model
+
+PREDICTION_COUNTS = (
+    "invalid_predictions",
+    "predictions_outside_window",
+    "duplicate_predictions",
+    "predictions_without_label",
+    "matched",
+)
+LABEL_COUNTS = (
+    "empty_labels",
+    "duplicate_labels",
+    "labels_outside_window",
+    "labels_without_prediction",
+    "matched",
+)
+
+
+def _frames(
+    labels: np.ndarray, proba: np.ndarray, start: str = "2026-01-01"
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Captured predictions an hour apart, and their ground truth, for customers C0, C1, ..."""
+    ids = [f"C{i}" for i in range(len(labels))]
+    times = pd.date_range(start, periods=len(labels), freq="h", tz="UTC")
+    predictions = pd.DataFrame({"customer_id": ids, "probability": proba, "time": times})
+    return predictions, pd.DataFrame({"customer_id": ids, "label": labels})
+
+
+@pytest.fixture(scope="module")
+def scored() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """2,000 noisy but informative predictions."""
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 2, 2000)
+    return _frames(labels, np.clip(0.3 * labels + rng.uniform(0, 0.7, 2000), 0, 1))
+
+
+def test_perfect_predictions_score_auc_one(churn_schema):
+    labels = np.array([0, 1] * 50)
+    report = quality.evaluate_window(*_frames(labels, labels * 0.8 + 0.1), churn_schema)
+    assert report.metrics["auc"] == 1.0
+    assert report.metrics["accuracy"] == 1.0
+
+
+def test_unmatched_ids_are_counted_on_both_sides(churn_schema):
+    predictions, labels = _frames(np.array([0, 1, 0, 1]), np.array([0.2, 0.9, 0.4, 0.6]))
+    labels = pd.concat([labels.iloc[1:], pd.DataFrame({"customer_id": ["X1", "X2"], "label": [1, 0]})])
+    counts = quality.evaluate_window(predictions, labels, churn_schema).counts
+    assert counts["matched"] == 3
+    assert counts["predictions_without_label"] == 1
+    assert counts["labels_without_prediction"] == 2
+
+
+def test_window_keeps_only_predictions_made_inside_it(scored, churn_schema):
+    report = quality.evaluate_window(*scored, churn_schema, start="2026-01-02", end="2026-01-03")
+    assert report.counts["matched"] == 24
+    assert report.counts["predictions_outside_window"] == 2000 - 24
+    assert report.counts["labels_outside_window"] == 2000 - 24
+
+
+def test_a_window_without_a_time_column_is_refused(scored, churn_schema):
+    predictions, labels = scored
+    with pytest.raises(ValueError, match="a window needs a 'time' column"):
+        quality.evaluate_window(predictions.drop(columns="time"), labels, churn_schema, end="2026-01-02")
+
+
+def test_latest_prediction_for_an_id_is_the_one_scored(churn_schema):
+    predictions, labels = _frames(np.array([1]), np.array([0.9]))
+    earlier = predictions.assign(probability=0.1, time=predictions["time"] - pd.Timedelta("1D"))
+    report = quality.evaluate_window(pd.concat([predictions, earlier]), labels, churn_schema)
+    assert report.counts["duplicate_predictions"] == 1
+    assert report.metrics["recall"] == 1.0
+
+
+def test_every_row_is_accounted_for(scored, churn_schema):
+    predictions, labels = scored
+    predictions = pd.concat([predictions, predictions.iloc[1990:]])  # ten customers scored twice
+    predictions.loc[7, "probability"] = np.nan
+    labels = pd.concat([labels, labels.iloc[:3]]).astype({"label": "Int64"})  # three labelled twice
+    labels.loc[9, "label"] = pd.NA
+    counts = quality.evaluate_window(predictions, labels, churn_schema, start="2026-01-03").counts
+    assert (counts["invalid_predictions"], counts["duplicate_predictions"], counts["empty_labels"]) == (
+        1,
+        10,
+        1,
+    )
+    assert counts["duplicate_labels"] == 3
+    assert sum(counts[k] for k in PREDICTION_COUNTS) == counts["predictions"] == 2010
+    assert sum(counts[k] for k in LABEL_COUNTS) == counts["labels"] == 2003
+
+
+def test_merged_shards_give_the_quality_of_the_whole(scored, churn_schema):
+    predictions, labels = scored
+    shards = [
+        quality.evaluate_window(predictions.iloc[i::3], labels.iloc[i::3], churn_schema, end="2026-02-01")
+        for i in range(3)
+    ]
+    merged = quality.merge(shards)
+    whole = quality.evaluate_window(predictions, labels, churn_schema, end="2026-02-01")
+    assert merged.counts == whole.counts
+    for key in ("f1", "precision", "recall", "accuracy", "log_loss", "brier"):
+        assert_allclose(merged.metrics[key], whole.metrics[key], err_msg=key)
+    assert merged.metrics["auc"] == pytest.approx(whole.metrics["auc"], abs=2e-3)
+    assert merged.metrics["pr_auc"] == pytest.approx(whole.metrics["pr_auc"], abs=5e-3)
+
+
+def test_summary_survives_a_json_round_trip(scored, churn_schema):
+    summary = quality.evaluate_window(*scored, churn_schema).summary
+    restored = quality.QualitySummary.from_dict(json.loads(json.dumps(summary.to_dict())))
+    assert restored.metrics() == summary.metrics()
+
+
+def test_concept_drift_lowers_auc_of_a_model_trained_before_it(churn_frame, churn_schema):
+    model = fit_model(churn_frame, churn_schema, model_params={"n_estimators": 50}).pipeline
+
+    def auc(concept_drift: float) -> float:
+        frame = schema.coerce(synthetic.generate(5000, seed=11, concept_drift=concept_drift), churn_schema)
+        predictions = frame.assign(probability=model.predict_proba(frame)[:, 1])
+        labels = frame.rename(columns={"churned": "label"})
+        return quality.evaluate_window(predictions, labels, churn_schema).metrics["auc"]
+
+    assert auc(1.0) < auc(0.0) - 0.05
+
+
+def test_metrics_name_the_model_and_count_the_labelled_rows(scored, churn_schema):
+    data = quality.evaluate_window(*scored, churn_schema).to_metrics(churn_schema.name)
+    names = [d["MetricName"] for d in data]
+    assert names == ["AUC", "F1", "Precision", "Recall", "Accuracy", "LogLoss", "LabelledCount"]
+    assert all(d["Dimensions"] == [{"Name": "Model", "Value": "customer-churn"}] for d in data)
+    assert data[-1]["Value"] == 2000
+
+
+def test_no_labelled_rows_publishes_only_the_count(scored, churn_schema):
+    report = quality.evaluate_window(*scored, churn_schema, start="2030-01-01")
+    assert report.metrics == {}
+    assert [(d["MetricName"], d["Value"]) for d in report.to_metrics()] == [("LabelledCount", 0.0)]
+
+
+def test_quality_command_prints_a_table(scored, tmp_path, capsys):
+    predictions, labels = scored
+    predictions.to_csv(tmp_path / "p.csv", index=False)
+    labels.to_csv(tmp_path / "l.csv", index=False)
+    args = ["--predictions", str(tmp_path / "p.csv"), "--labels", str(tmp_path / "l.csv")]
+    assert mlops(["quality", *args, "--start", "2026-01-02", "--json", str(tmp_path / "q.json")]) == 0
+    out = capsys.readouterr().out
+    assert "auc" in out
+    assert "matched" in out
+    assert json.loads((tmp_path / "q.json").read_text())["counts"]["matched"] == 2000 - 24
