@@ -35,6 +35,7 @@ The package, one concern a module::
     containers.py  processing and training steps as subprocesses
     staging.py     /opt/ml remapped, S3 inputs (sharded) and outputs
     records.py     Execution, StepRecord, execution.json
+    strict.py      requests checked against AWS's service models (enums, patterns, lengths, ranges)
     executor.py    LocalExecutor and the step loop; registry steps
     cli.py         main(argv): ``mlops pipeline run``
 """
