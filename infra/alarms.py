@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from infra.rollout import endpoint_alarm_name, endpoint_name
+from infra.rollout import CHAMPION, endpoint_alarm_name, endpoint_name
 from model_code.metrics import NAMESPACE
 from model_code.monitoring.drift import PREDICTION_COLUMN
 
@@ -249,6 +249,16 @@ def endpoint_alarms(
     return specs
 
 
+def pipeline_dimensions(model: str, stack: str, variant: str | None = None) -> dict[str, str]:
+    """The dimensions the monitoring pipeline publishes a stack's metrics with.
+
+    ``Stack`` keeps stacks sharing an account apart; drift and quality are per endpoint
+    variant, and the alarms watch the production variant (a shadow challenger's numbers are
+    published beside it, for comparison, and page nobody).
+    """
+    return {"Model": model, "Stack": stack, **({"Variant": variant} if variant else {})}
+
+
 def _pipeline_alarm(key: str, group: str, name: str, description: str, **metric: Any) -> AlarmSpec:
     return AlarmSpec(
         key=key,
@@ -266,7 +276,7 @@ def _pipeline_alarm(key: str, group: str, name: str, description: str, **metric:
 
 
 def drift_alarms(
-    prefix: str, model: str, feature_names: Sequence[str], thresholds: AlarmThresholds
+    prefix: str, model: str, feature_names: Sequence[str], thresholds: AlarmThresholds, stack: str
 ) -> list[AlarmSpec]:
     """One alarm per schema feature, then one for the predictions (``Feature=prediction``)."""
     if PREDICTION_COLUMN in feature_names:
@@ -284,7 +294,7 @@ def drift_alarms(
                 else f"The monitoring pipeline found feature {feature} of {model} drifting from the training baseline."
             ),
             metric_name="FeatureDrifted",
-            dimensions={"Model": model, "Feature": feature},
+            dimensions={**pipeline_dimensions(model, stack, CHAMPION), "Feature": feature},
             statistic="Maximum",
             comparison_operator="GreaterThanOrEqualToThreshold",
             threshold=thresholds.drift_psi_alarm,
@@ -293,21 +303,21 @@ def drift_alarms(
     ]
 
 
-def quality_alarm(prefix: str, model: str, thresholds: AlarmThresholds) -> AlarmSpec:
+def quality_alarm(prefix: str, model: str, thresholds: AlarmThresholds, stack: str) -> AlarmSpec:
     return _pipeline_alarm(
         "quality-auc",
         QUALITY,
         f"{prefix}-quality-auc",
         f"AUC of {model} on labelled feedback below {thresholds.min_auc:g}.",
         metric_name="AUC",
-        dimensions={"Model": model},
+        dimensions=pipeline_dimensions(model, stack, CHAMPION),
         statistic="Minimum",
         comparison_operator="LessThanThreshold",
         threshold=thresholds.min_auc,
     )
 
 
-def data_volume_alarm(prefix: str, model: str, thresholds: AlarmThresholds) -> AlarmSpec:
+def data_volume_alarm(prefix: str, model: str, thresholds: AlarmThresholds, stack: str) -> AlarmSpec:
     # NewRecordCount is a running count since the last training run, so its Maximum (not a
     # Sum, which would add up successive counts of the same records) is compared.
     return _pipeline_alarm(
@@ -316,7 +326,7 @@ def data_volume_alarm(prefix: str, model: str, thresholds: AlarmThresholds) -> A
         f"{prefix}-new-records",
         f"At least {thresholds.new_records_threshold:g} new {model} records since the last training run.",
         metric_name="NewRecordCount",
-        dimensions={"Model": model},
+        dimensions=pipeline_dimensions(model, stack),
         statistic="Maximum",
         comparison_operator="GreaterThanOrEqualToThreshold",
         threshold=thresholds.new_records_threshold,
@@ -348,9 +358,9 @@ def all_alarms(
             endpoint, variants, thresholds, serverless=serverless, instance_type=instance_type
         )
     if drift_monitoring:
-        specs += drift_alarms(prefix, schema_name, feature_names, thresholds)
+        specs += drift_alarms(prefix, schema_name, feature_names, thresholds, stack)
     return [
         *specs,
-        quality_alarm(prefix, schema_name, thresholds),
-        data_volume_alarm(prefix, schema_name, thresholds),
+        quality_alarm(prefix, schema_name, thresholds, stack),
+        data_volume_alarm(prefix, schema_name, thresholds, stack),
     ]

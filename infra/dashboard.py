@@ -12,7 +12,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from infra.alarms import INSTANCE_NAMESPACE, SAGEMAKER_NAMESPACE, AlarmThresholds, cpu_cores
+from infra.alarms import (
+    INSTANCE_NAMESPACE,
+    SAGEMAKER_NAMESPACE,
+    AlarmThresholds,
+    cpu_cores,
+    pipeline_dimensions,
+)
+from infra.rollout import CHAMPION
 from model_code.metrics import NAMESPACE
 from model_code.monitoring.drift import DEFAULT_PSI_THRESHOLD, PREDICTION_COLUMN
 from model_code.monitoring.quality import METRIC_NAMES
@@ -111,9 +118,13 @@ def endpoint_widgets(
     return widgets
 
 
-def drift_widget(model: str, feature: str) -> dict[str, Any]:
+def _flat(dimensions: dict[str, str]) -> list[str]:
+    return [part for item in dimensions.items() for part in item]
+
+
+def drift_widget(model: str, feature: str, stack: str) -> dict[str, Any]:
     """PSI against the line the drift monitor uses, and the 0/1 flag the alarm watches."""
-    dims = ["Model", model, "Feature", feature]
+    dims = [*_flat(pipeline_dimensions(model, stack, CHAMPION)), "Feature", feature]
     title = "Prediction drift" if feature == PREDICTION_COLUMN else f"Drift: {feature}"
     return _metric_widget(
         title,
@@ -131,6 +142,7 @@ def drift_widget(model: str, feature: str) -> dict[str, Any]:
 def dashboard_body(
     *,
     schema_name: str,
+    stack: str,
     feature_names: Sequence[str],
     region: str,
     thresholds: AlarmThresholds,
@@ -141,7 +153,11 @@ def dashboard_body(
     drift_monitoring: bool = True,
 ) -> dict[str, Any]:
     """The dashboard's body (serialise with ``json.dumps``), laid out on CloudWatch's 24-column grid."""
-    model = ["Model", schema_name]
+    # This stack's series only, as the alarms watch them: drift and quality of the production
+    # variant; a shadow challenger's quality is drawn beside it for comparison.
+    model = _flat(pipeline_dimensions(schema_name, stack))
+    production = _flat(pipeline_dimensions(schema_name, stack, CHAMPION))
+    compared = [v for v in variants if v != CHAMPION] if endpoint is not None else []
     widgets = [_text_widget(f"# {schema_name}\nEndpoint health, drift, model quality and new data.")]
     if endpoint is not None:
         widgets += endpoint_widgets(
@@ -149,18 +165,18 @@ def dashboard_body(
         )
     if drift_monitoring:
         widgets.append(_text_widget("## Drift\nFrom the monitoring pipeline, against the training baseline."))
-        widgets.append(drift_widget(schema_name, PREDICTION_COLUMN))
+        widgets.append(drift_widget(schema_name, PREDICTION_COLUMN, stack))
         widgets.append(
             _metric_widget(
                 "Drifted features",
                 GRID_WIDTH // 3,
-                [[NAMESPACE, "DriftedFeatureCount", *model]],
+                [[NAMESPACE, "DriftedFeatureCount", *production]],
                 stat="Maximum",
                 period=3600,
             )
         )
         widgets.append(_text_widget("### Input features (schema)", height=1))
-        widgets += [drift_widget(schema_name, feature) for feature in feature_names]
+        widgets += [drift_widget(schema_name, feature, stack) for feature in feature_names]
     widgets.append(
         _text_widget("## Quality and data\nFeedback joined with captured predictions; new records.")
     )
@@ -169,8 +185,17 @@ def dashboard_body(
             "Model quality",
             GRID_WIDTH // 3,
             [
-                [NAMESPACE, name, *model, *([{"yAxis": "right"}] if name in _RIGHT_AXIS_QUALITY else [])]
+                [NAMESPACE, name, *production, *([{"yAxis": "right"}] if name in _RIGHT_AXIS_QUALITY else [])]
                 for name in METRIC_NAMES.values()
+            ]
+            + [
+                [
+                    NAMESPACE,
+                    "AUC",
+                    *_flat(pipeline_dimensions(schema_name, stack, v)),
+                    {"label": f"AUC ({v})"},
+                ]
+                for v in compared
             ],
             stat="Minimum",
             period=3600,
@@ -181,7 +206,7 @@ def dashboard_body(
         _metric_widget(
             "Labelled feedback",
             GRID_WIDTH // 3,
-            [[NAMESPACE, "LabelledCount", *model]],
+            [[NAMESPACE, "LabelledCount", *production]],
             stat="Sum",
             period=3600,
         )

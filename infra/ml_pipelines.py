@@ -5,12 +5,13 @@
     s3://<bucket>/raw/<schema>/...  ── Object Created ──► rule <schema>-<stack>-raw-data
                                                                │ (role: StartPipelineExecution
                                                                ▼  on the ingestion pipeline only)
-                            <schema>-<stack>-ingestion (InputDataUri = s3://<bucket>/raw/<schema>/)
+                            <schema>-<stack>-ingestion (InputDataKey = the object's key, from the event)
     <schema>-<stack>-training    started by Retraining (alarms, schedule) or by hand
     <schema>-<stack>-monitoring  started by the monitoring schedule
 
 The definitions come from the builders in ``pipelines/`` with this stack's region, role,
-bucket, image and key, so every job a pipeline starts runs the project image, encrypts its
+bucket, image and key, and every name a pipeline uses at run time (feature group, model
+package group, endpoint, the ``Stack`` dimension of its metrics) is this stack's, so every job a pipeline starts runs the project image, encrypts its
 volumes and outputs with the stack key and writes under ``pipelines/`` in the stack's bucket.
 Building a definition makes no AWS call and gives the same bytes for the same inputs, so a
 preview shows a pipeline diff only when the DAG or its inputs really changed.
@@ -45,8 +46,11 @@ from infra.base import assume_role_policy, child_opts, fit_name
 from model_code.contract.schema import Schema
 
 KINDS = ("ingestion", "training", "monitoring")
-# Parameters of the ingestion pipeline the raw-data rule sets on every start.
-INPUT_DATA_URI = "InputDataUri"
+# Parameters of the ingestion pipeline the raw-data rule sets on every start: the key of the
+# object that arrived, as EventBridge resolves this JSON path in the matched event (a target
+# parameter's value may be a whole JSON path, not part of one), and the stack's feature group.
+INPUT_DATA_KEY = "InputDataKey"
+OBJECT_KEY_PATH = "$.detail.object.key"
 FEATURE_GROUP_NAME = "FeatureGroupName"
 # model_code.metrics.NAMESPACE, restated so that declaring the stack does not load scikit-learn
 # (a test keeps the two equal).
@@ -442,14 +446,21 @@ class MlPipelines(pulumi.ComponentResource):
         """What each builder takes from the stack besides region, role, bucket, image and key."""
         args = self._args
         if kind == "ingestion":
-            # The feature group is a parameter, set by the raw-data rule on every start.
-            return {}
+            # The raw-data rule sets the feature group on every start; the default is the same,
+            # so a run started by hand writes to this stack's group too.
+            return {"feature_group_name": args.feature_group_name, "stack": args.stack}
         if kind == "training":
             return {
                 "model_package_group": args.model_package_group_name,
                 "tracking_uri": args.mlflow_tracking_server_arn,
             }
-        return {"endpoint_name": args.endpoint_name, "offline_store_uri": args.offline_store_uri}
+        return {
+            "endpoint_name": args.endpoint_name,
+            "offline_store_uri": args.offline_store_uri,
+            "feature_group_name": args.feature_group_name,
+            "model_package_group": args.model_package_group_name,
+            "stack": args.stack,
+        }
 
     def _create_pipeline(
         self, kind: str, role: aws.iam.Role, depends_on: list[pulumi.Resource]
@@ -513,9 +524,9 @@ class MlPipelines(pulumi.ComponentResource):
             role_arn=role.arn,
             sagemaker_pipeline_target=aws.cloudwatch.EventTargetSagemakerPipelineTargetArgs(
                 pipeline_parameter_lists=[
+                    # Only the object that arrived: N uploads start N runs of one object each.
                     aws.cloudwatch.EventTargetSagemakerPipelineTargetPipelineParameterListArgs(
-                        name=INPUT_DATA_URI,
-                        value=pulumi.Output.concat("s3://", args.bucket_name, "/", prefix),
+                        name=INPUT_DATA_KEY, value=OBJECT_KEY_PATH
                     ),
                     aws.cloudwatch.EventTargetSagemakerPipelineTargetPipelineParameterListArgs(
                         name=FEATURE_GROUP_NAME, value=args.feature_group_name

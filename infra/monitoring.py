@@ -6,6 +6,8 @@
     monitoring pipeline metrics ─► drift / quality / data-volume alarms ┼─► SNS topic (KMS) ─► email
                                                                          │    a rollout back)
     EventBridge Scheduler ─► monitoring pipeline (hourly)    dashboard ◄─┘
+                             one schedule per endpoint variant (Variant=champion | challenger),
+                             paused while no model is deployed
 
 The alarm definitions and the dashboard body are plain data built in :mod:`infra.alarms` and
 :mod:`infra.dashboard`; this component only declares them. Create it before the endpoint:
@@ -42,6 +44,8 @@ SCHEDULE_PREFIXES = ("rate(", "cron(", "at(")
 # A monitoring run that could not start within an hour would overlap the next one: drop it.
 SCHEDULE_MAX_EVENT_AGE_SECONDS = 3600
 SCHEDULE_RETRIES = 3
+# pipelines.monitoring's parameter naming the endpoint variant a run reads.
+VARIANT_PARAMETER = "Variant"
 
 
 @dataclass(frozen=True)
@@ -71,7 +75,9 @@ class MonitoringArgs:
     thresholds: AlarmThresholds = field(default_factory=AlarmThresholds)
     schedule_expression: str = "rate(1 hour)"
     schedule_enabled: bool = True
-    """False pauses the schedule (dev saves cost); the schedule still exists, ready to resume."""
+    """False pauses the schedule (dev saves cost); the schedule still exists, ready to resume.
+    With no endpoint (``endpoint_name`` None) the schedule is paused whatever this says: every
+    run would fail looking up a champion that does not exist, and be billed."""
     pipeline_parameters: Mapping[str, str] = field(default_factory=dict)
     """Parameters of each scheduled execution; empty runs the pipeline with its defaults."""
     tags: pulumi.Input[Mapping[str, str]] = field(default_factory=dict)
@@ -154,7 +160,7 @@ class Monitoring(pulumi.ComponentResource):
         topic = self._create_topic(name, args, prefix, child)
         alarms = self._create_alarms(name, args, specs, topic, child)
         dashboard = self._create_dashboard(name, args, prefix, child)
-        schedule = self._create_schedule(name, args, prefix, child)
+        schedules = self._create_schedules(name, args, prefix, child)
 
         def names(group: str) -> list[pulumi.Output[str]]:
             return [alarm.name for spec, alarm in alarms if spec.group == group]
@@ -171,7 +177,8 @@ class Monitoring(pulumi.ComponentResource):
         self.dashboard_url = pulumi.Output.all(self._region, dashboard.dashboard_name).apply(
             lambda v: dashboard_url(v[0], v[1])
         )
-        self.schedule_name = schedule.name
+        self.schedule_name = schedules[0].name
+        self.schedule_names = _all([s.name for s in schedules])
         self.register_outputs(
             {
                 "topic_arn": self.topic_arn,
@@ -182,6 +189,7 @@ class Monitoring(pulumi.ComponentResource):
                 "rollback_alarm_names": self.rollback_alarm_names,
                 "dashboard_url": self.dashboard_url,
                 "schedule_name": self.schedule_name,
+                "schedule_names": self.schedule_names,
             }
         )
 
@@ -246,6 +254,7 @@ class Monitoring(pulumi.ComponentResource):
             lambda region: json.dumps(
                 dashboard_body(
                     schema_name=args.schema.name,
+                    stack=args.stack,
                     feature_names=args.schema.feature_names,
                     region=region,
                     thresholds=args.thresholds,
@@ -261,9 +270,11 @@ class Monitoring(pulumi.ComponentResource):
             f"{name}-dashboard", dashboard_name=prefix, dashboard_body=body, opts=child
         )
 
-    def _create_schedule(
+    def _create_schedules(
         self, name: str, args: MonitoringArgs, prefix: str, child: pulumi.ResourceOptions
-    ) -> aws.scheduler.Schedule:
+    ) -> list[aws.scheduler.Schedule]:
+        """The production variant's schedule first, then one per shadow variant: each run reads
+        one variant's captured traffic and publishes under its Variant dimension."""
         role = aws.iam.Role(
             f"{name}-scheduler-role",
             name=fit_name(f"{prefix}-monitoring-scheduler", 64),
@@ -282,6 +293,30 @@ class Monitoring(pulumi.ComponentResource):
             ),
             opts=child,
         )
+        variants = list(args.variant_names) if args.endpoint_name else [CHAMPION]
+        return [
+            self._create_schedule(
+                name if variant == CHAMPION else f"{name}-{variant}",
+                args,
+                fit_name(f"{prefix}-monitoring" + ("" if variant == CHAMPION else f"-{variant}"), 64),
+                role,
+                policy,
+                {**args.pipeline_parameters, **({} if variant == CHAMPION else {VARIANT_PARAMETER: variant})},
+                child,
+            )
+            for variant in variants
+        ]
+
+    def _create_schedule(
+        self,
+        name: str,
+        args: MonitoringArgs,
+        schedule_name: str,
+        role: aws.iam.Role,
+        policy: aws.iam.RolePolicy,
+        parameters: Mapping[str, str],
+        child: pulumi.ResourceOptions,
+    ) -> aws.scheduler.Schedule:
         target: dict[str, Any] = {
             "arn": args.monitoring_pipeline_arn,
             "role_arn": role.arn,
@@ -290,16 +325,18 @@ class Monitoring(pulumi.ComponentResource):
                 "maximum_retry_attempts": SCHEDULE_RETRIES,
             },
         }
-        if args.pipeline_parameters:
+        if parameters:
             target["sagemaker_pipeline_parameters"] = {
-                "pipeline_parameters": pipeline_parameter_list(args.pipeline_parameters)
+                "pipeline_parameters": pipeline_parameter_list(parameters)
             }
+        # No endpoint, no model to monitor: paused until a model is deployed.
+        enabled = args.schedule_enabled and args.endpoint_name is not None
         return aws.scheduler.Schedule(
             f"{name}-schedule",
-            name=fit_name(f"{prefix}-monitoring", 64),
+            name=schedule_name,
             description=pulumi.Output.concat("Runs the ", args.monitoring_pipeline_name, " pipeline"),
             schedule_expression=args.schedule_expression,
-            state="ENABLED" if args.schedule_enabled else "DISABLED",
+            state="ENABLED" if enabled else "DISABLED",
             flexible_time_window={"mode": "OFF"},
             kms_key_arn=args.kms_key_arn,
             target=target,

@@ -7,6 +7,8 @@ a quality alarm threshold means what the registration gate meant.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -21,8 +23,11 @@ from sklearn.metrics import (
 )
 
 # One CloudWatch namespace for everything the platform publishes; dimensions tell apart
-# the model (schema name), the feature and the endpoint variant.
+# the model (schema name), the stack, the feature and the endpoint variant.
 NAMESPACE = "MLOps"
+# Every pipeline job finds its stack here (set in the definition's Environment): stacks that
+# share an account publish apart, so staging's drift never fires prod's alarm.
+STACK_ENV = "MLOPS_STACK"
 
 
 def expected_calibration_error(y_true: np.ndarray, proba: np.ndarray, n_bins: int = 10) -> tuple[float, list]:
@@ -85,3 +90,19 @@ def metric_datum(name: str, value: float, dimensions: dict[str, str], unit: str 
         "Value": float(value),
         "Unit": unit,
     }
+
+
+def with_dimensions(metric_data: list[dict[str, Any]], extra: Mapping[str, str]) -> list[dict[str, Any]]:
+    """``metric_data`` with ``extra`` dimensions set on every datum (replacing same-named ones)."""
+    out = []
+    for datum in metric_data:
+        kept = [d for d in datum.get("Dimensions", []) if d["Name"] not in extra]
+        added = [{"Name": k, "Value": str(v)} for k, v in extra.items()]
+        out.append({**datum, "Dimensions": kept + added})
+    return out
+
+
+def stack_dimension() -> dict[str, str]:
+    """``{"Stack": <stack>}`` from the job's environment; empty outside a stack's pipeline."""
+    stack = os.environ.get(STACK_ENV, "").strip()
+    return {"Stack": stack} if stack else {}

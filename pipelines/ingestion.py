@@ -1,9 +1,12 @@
 """The ingestion pipeline: a raw-data upload, validated against the contract, into the feature store.
 
 The Pulumi program starts it on each upload under ``s3://<bucket>/raw/<schema name>/``
-(EventBridge), with ``InputDataUri`` and ``FeatureGroupName`` set for the stack::
+(EventBridge), with ``InputDataKey`` set to the key of the object that arrived (the event's
+``$.detail.object.key``) and ``FeatureGroupName`` to the stack's feature group, so a run reads
+and validates that one object, never the objects ingested before it. A run started by hand
+may give a prefix instead (the default, ``raw/<schema name>/``, re-ingests everything)::
 
-    InputDataUri (CSV/Parquet, sharded)
+    s3://<bucket>/<InputDataKey> (CSV/Parquet, sharded)
         │
         ▼
     ValidateData ×N ──► s3://<bucket>/quarantine/<schema>/<execution id>/quarantine-<host>.csv
@@ -12,13 +15,17 @@ The Pulumi program starts it on each upload under ``s3://<bucket>/raw/<schema na
         ▼
     IngestFeatures ──► PutRecord into FeatureGroupName (online store; AWS fills the offline store)
                    ──► ingest.json, failed.csv; IngestedRecordCount, IngestFailedRecordCount,
-                       QuarantinedRecordCount (CloudWatch namespace MLOps, dimension Model)
+                       QuarantinedRecordCount (CloudWatch namespace MLOps, dimensions Model, Stack)
 
 ValidateData fails the execution, as usual, on a table-level error or when an instance
 quarantines more than ``MaxQuarantineShare`` of its rows; then nothing is ingested. Rows are
 dealt to instances by file (``ShardedByS3Key``), so a repeated id is caught within a file's
 shard, while the feature store keeps the record with the latest event time across shards.
 Data without an event time gets the execution's start time, the same on every instance.
+
+The key is read as an S3 prefix (SageMaker's processing inputs take a prefix or a manifest),
+so ``raw/x/a.csv`` also reads an object named ``raw/x/a.csv.1``; uploads with such names would
+be read by each other's runs.
 """
 
 from __future__ import annotations
@@ -28,6 +35,9 @@ from typing import Any
 from model_code.contract.schema import Schema
 from pipelines import common
 from pipelines.monitoring import DEFAULT_INSTANCE_TYPE, OUTPUT, SHARDED, ProcessingSteps
+
+# The parameter the raw-data rule sets to the arrived object's key (infra.ml_pipelines).
+INPUT_DATA_KEY = "InputDataKey"
 
 MODULE = ("python", "-m", "model_code.ingestion.ingest")
 
@@ -42,12 +52,14 @@ def get_pipeline(
     kms_key_arn: str | None = None,
     name: str | None = None,
     feature_group_name: str | None = None,
+    stack: str | None = None,
     instance_type: str = DEFAULT_INSTANCE_TYPE,
 ) -> Any:
     """The ingestion pipeline for ``schema``'s data (see the module docstring), built offline.
 
-    ``feature_group_name`` is the default of the FeatureGroupName parameter (default: the
-    schema name); ``instance_type`` that of ProcessingInstanceType.
+    ``feature_group_name`` is the default of the FeatureGroupName parameter (the stack's
+    feature group; default: the schema name); ``stack`` the ``Stack`` dimension of the metrics
+    its jobs publish; ``instance_type`` the default of ProcessingInstanceType.
     """
     target = common.Target(region, role_arn, bucket, image_uri, kms_key_arn)
     session = common.session(target)  # first: importing the SDK needs the region it sets
@@ -66,13 +78,14 @@ def get_pipeline(
     p = {
         "count": ParameterInteger(name="ProcessingInstanceCount", default_value=1),
         "type": ParameterString(name="ProcessingInstanceType", default_value=instance_type),
-        "input": ParameterString(name="InputDataUri", default_value=f"s3://{bucket}/raw/{schema.name}/"),
+        "input": ParameterString(name=INPUT_DATA_KEY, default_value=f"raw/{schema.name}/"),
         "group": ParameterString(name="FeatureGroupName", default_value=feature_group_name or schema.name),
         "share": ParameterFloat(name="MaxQuarantineShare", default_value=0.05),
     }
-    steps = ProcessingSteps(target, session, name, p["type"])
+    steps = ProcessingSteps(target, session, name, p["type"], stack=stack)
     schema_in = steps.input("schema", schema_object(schema).uri(bucket))
-    data = steps.input("data", p["input"], SHARDED)
+    # Only the stack's bucket: the key comes from an event, the bucket never does.
+    data = steps.input("data", Join(on="", values=[f"s3://{bucket}/", p["input"]]), SHARDED)
     started = ExecutionVariables.START_DATETIME.to_string()
     # Rows that are not ingested go where the bucket's lifecycle rule expires them, a folder a run.
     execution = ExecutionVariables.PIPELINE_EXECUTION_ID

@@ -4,31 +4,35 @@ Three independent branches, each a sharded step over S3 files (``ShardedByS3Key`
 ``ProcessingInstanceCount`` instances, one output per host) and a one-instance merge step
 that publishes (model_code.monitoring.monitor holds the container side and its formats)::
 
-    CaptureUri ──────┬─► ProfileTraffic ×N ──► CheckDrift ──► FeaturePSI, FeatureDriftPValue, FeatureDrifted
-    (sharded)        │   (profile per host,    (merge,        (Model, Feature); DriftedFeatureCount,
-    BaselineUri ─────┤    BaselineUri)          compare)      CapturedRecordCount, MalformedCaptureCount
-                     │                                        (Model); drift.json
-    GroundTruthUri ──┴─► MatchGroundTruth ×N ► CheckQuality ► AUC, F1, Precision, Recall, Accuracy, LogLoss,
-    (replicated)         (labelled             (join, score)  LabelledCount (Model); quality.json
-                          predictions)
+    CaptureUri/Variant/ ─┬─► ProfileTraffic ×N ──► CheckDrift ──► FeaturePSI, FeatureDriftPValue, FeatureDrifted
+    (sharded)            │   (profile per host,    (merge,        (Model, Stack, Variant, Feature);
+    BaselineUri ─────────┤    BaselineUri)          compare)      DriftedFeatureCount, CapturedRecordCount,
+                         │                                        MalformedCaptureCount (Model, Stack, Variant)
+    GroundTruthUri ──────┴─► MatchGroundTruth ×N ► CheckQuality ► AUC, F1, Precision, Recall, Accuracy, LogLoss,
+    (replicated)             (labelled             (join, score)  LabelledCount (Model, Stack, Variant)
+                              predictions)
 
-    OfflineStoreUri ───► CountOfflineRecords ×N ► CountNewData ► NewRecordCount (Model); count.json
-    (sharded)            (counts, record keys)    (count once)
+    OfflineStoreUri ───► CountOfflineRecords ×N ► CountNewData ► NewRecordCount (Model, Stack); count.json
 
-All metrics go to namespace ``MLOps``; ``Model`` is the schema name. The S3 layout assumed
-(each a parameter; the defaults follow the artifact bucket's prefixes):
+All metrics go to namespace ``MLOps``; ``Model`` is the schema name, ``Stack`` the stack that
+built the pipeline (stacks sharing an account never mix their metrics or alarms) and
+``Variant`` the endpoint variant whose traffic was read. The S3 layout assumed (each a
+parameter; the defaults follow the artifact bucket's prefixes and the stack's resources):
 
-* ``CaptureUri`` (``data-capture/<endpoint>/``): SageMaker data capture, which writes
-  ``<variant>/yyyy/mm/dd/hh/*.jsonl`` below it. Records count when their inference time is in
-  ``[WindowEnd - WindowHours, WindowEnd)``; WindowEnd ``execution-start`` is the execution's
-  start time. A run given a narrower prefix (a day folder) reads less.
+* ``CaptureUri`` (``data-capture/<endpoint>/``) and ``Variant`` (``champion``): SageMaker data
+  capture writes ``<endpoint>/<variant>/yyyy/mm/dd/hh/*.jsonl``; a run reads one variant's
+  folder only, so a shadow challenger's traffic never mixes with the production variant's
+  (the challenger is measured by a run with ``Variant=challenger``). Records count when their
+  inference time is in ``[WindowEnd - WindowHours, WindowEnd)``; WindowEnd ``execution-start``
+  is the execution's start time.
 * ``BaselineUri``: ``champion`` (the drift baseline the group's Approved model was registered
   with) or the ``s3://`` URI of a baseline JSON.
 * ``GroundTruthUri`` (``ground-truth/<schema>/``): CSV or JSON Lines files with an id (``id`` or
   the entity id), a label (``label`` or the target column) and optionally a ``time``.
 * ``OfflineStoreUri`` (``feature-store/``): the offline store; only the feature group's own
   ``.../offline-store/<group>-<created>/data/`` Parquet files are counted, those after
-  ``SinceTime`` (``last-training``: the champion's DataEnd).
+  ``SinceTime`` (``last-training``: the champion's DataEnd). The feature group and the model
+  package group are the stack's (``feature_group_name``, ``model_package_group``).
 * the data contract: the content-addressed schema object the training pipeline reads.
 
 SageMaker refuses an input prefix with no object under it, so each prefix needs a file (one
@@ -47,6 +51,11 @@ REPLICATED = "FullyReplicated"
 DEFAULT_INSTANCE_TYPE = "ml.m5.xlarge"
 INPUT, OUTPUT = f"{common.PROCESSING}/input", f"{common.PROCESSING}/output"
 MODULE = ("python", "-m", "model_code.monitoring.monitor")
+# The variant a run measures by default: the production variant (infra.rollout.CHAMPION).
+PRODUCTION_VARIANT = "champion"
+# model_code.metrics.STACK_ENV: every job learns its stack from its environment, so whatever it
+# publishes carries the Stack dimension (restated so building a definition loads no scikit-learn).
+STACK_ENV = "MLOPS_STACK"
 
 
 def get_pipeline(
@@ -62,6 +71,7 @@ def get_pipeline(
     offline_store_uri: str | None = None,
     feature_group_name: str | None = None,
     model_package_group: str | None = None,
+    stack: str | None = None,
     instance_type: str = DEFAULT_INSTANCE_TYPE,
 ) -> Any:
     """The monitoring pipeline for ``schema``'s model (see the module docstring), built offline.
@@ -81,12 +91,21 @@ def get_pipeline(
         and which group's files to count in it (default: the schema name).
     model_package_group
         Where the champion (its drift baseline and DataEnd) is looked up (default: the schema name).
+    stack
+        The stack the pipeline belongs to: the ``Stack`` dimension of every metric it publishes
+        (None: no such dimension, for a definition printed without a stack).
     instance_type
         The default of the ProcessingInstanceType parameter.
     """
     target = common.Target(region, role_arn, bucket, image_uri, kms_key_arn)
     session = common.session(target)  # first: importing the SDK needs the region it sets
-    from sagemaker.core.workflow import ExecutionVariables, ParameterFloat, ParameterInteger, ParameterString
+    from sagemaker.core.workflow import (
+        ExecutionVariables,
+        Join,
+        ParameterFloat,
+        ParameterInteger,
+        ParameterString,
+    )
     from sagemaker.mlops.workflow import Pipeline
 
     from pipelines.training import schema_object
@@ -100,6 +119,7 @@ def get_pipeline(
         "capture": ParameterString(
             name="CaptureUri", default_value=f"s3://{bucket}/data-capture/{endpoint_name or schema.name}/"
         ),
+        "variant": ParameterString(name="Variant", default_value=PRODUCTION_VARIANT),
         "labels": ParameterString(
             name="GroundTruthUri", default_value=f"s3://{bucket}/ground-truth/{schema.name}/"
         ),
@@ -111,9 +131,11 @@ def get_pipeline(
         "p": ParameterFloat(name="PValueThreshold", default_value=0.01),
         "since": ParameterString(name="SinceTime", default_value="last-training"),
     }
-    steps = ProcessingSteps(target, session, name, p["type"])
+    steps = ProcessingSteps(target, session, name, p["type"], stack=stack)
     schema_in = steps.input("schema", schema_object(schema).uri(bucket))
-    captures = steps.input("capture", p["capture"], SHARDED)
+    # One variant's folder: SageMaker captures <endpoint>/<variant>/yyyy/mm/dd/hh/.
+    variant_capture = Join(on="", values=[p["capture"], p["variant"], "/"])
+    captures = steps.input("capture", variant_capture, SHARDED)
     labels = steps.input("labels", p["labels"])
     window = [
         "--capture", captures.local,
@@ -135,7 +157,8 @@ def get_pipeline(
     check_drift = steps.step(
         "CheckDrift",
         ["drift", "--schema", schema_in.local, "--profiles", profiles.local, "--report-dir", f"{OUTPUT}/report",
-         "--psi-threshold", p["psi"].to_string(), "--p-value-threshold", p["p"].to_string()],
+         "--psi-threshold", p["psi"].to_string(), "--p-value-threshold", p["p"].to_string(),
+         "--variant", p["variant"]],
         inputs=[schema_in, profiles],
         outputs=["report"],
         description="Merge the profiles, compare with the baseline, publish drift metrics",
@@ -153,7 +176,7 @@ def get_pipeline(
     check_quality = steps.step(
         "CheckQuality",
         ["quality", "--schema", schema_in.local, "--labels", labels.local, "--matches", matches.local,
-         "--report-dir", f"{OUTPUT}/report"],
+         "--report-dir", f"{OUTPUT}/report", "--variant", p["variant"]],
         inputs=[schema_in, labels, matches],
         outputs=["report"],
         description="Join predictions with ground truth, publish quality metrics",
@@ -215,13 +238,18 @@ class ProcessingSteps:
     a local executor can run the same command with ``/opt/ml`` mapped to a folder.
     """
 
-    def __init__(self, target: common.Target, session: Any, pipeline: str, instance_type: Any):
+    def __init__(
+        self, target: common.Target, session: Any, pipeline: str, instance_type: Any, stack: str | None = None
+    ):
         self.target, self.session, self.pipeline, self.instance_type = (
             target,
             session,
             pipeline,
             instance_type,
         )
+        # What every job finds in its environment: the region its SageMaker calls go to, and
+        # the stack whose metrics it publishes.
+        self.env = {"AWS_DEFAULT_REGION": target.region, **({STACK_ENV: stack} if stack else {})}
 
     def input(self, name: str, source: Any, distribution: str = REPLICATED) -> StepInput:
         return StepInput(name, source, distribution)
@@ -257,7 +285,7 @@ class ProcessingSteps:
             entrypoint=list(module),
             volume_kms_key=target.kms_key_arn,
             output_kms_key=target.kms_key_arn,
-            env={"AWS_DEFAULT_REGION": target.region},
+            env=dict(self.env),
             sagemaker_session=self.session,
         )
         shapes = [

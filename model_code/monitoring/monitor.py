@@ -86,11 +86,16 @@ _MATCH_COLUMNS = ["id", "probability", "time", "event_id", "record"]
 
 
 def publish(metric_data: list[dict[str, Any]], client: Any = None, namespace: str = metrics.NAMESPACE) -> int:
-    """Put ``metric_data`` to CloudWatch in calls of at most 1000 data; returns the number of calls."""
+    """Put ``metric_data`` to CloudWatch in calls of at most 1000 data; returns the number of calls.
+
+    Every datum carries the job's stack (``metrics.STACK_ENV``) as its ``Stack`` dimension, the
+    one the stack's alarms watch.
+    """
     if client is None:
         import boto3
 
         client = boto3.client("cloudwatch")
+    metric_data = metrics.with_dimensions(metric_data, metrics.stack_dimension())
     calls = 0
     for first in range(0, len(metric_data), MAX_METRIC_DATA):
         client.put_metric_data(Namespace=namespace, MetricData=metric_data[first : first + MAX_METRIC_DATA])
@@ -328,6 +333,11 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument("--window-hours", type=float, default=DEFAULT_WINDOW_HOURS, help="window length")
         sub.add_argument("--execution-start", default=None, help="the pipeline execution's start time")
 
+    def variant(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument(
+            "--variant", default=None, help="the endpoint variant whose capture was read (Variant dimension)"
+        )
+
     def group(sub: argparse.ArgumentParser) -> None:
         sub.add_argument("--model-package-group", default=None, help="the registry (default: schema name)")
 
@@ -341,6 +351,7 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_argument("--report-dir", type=Path, default=out / "report", help="for drift.json")
     sub.add_argument("--psi-threshold", type=float, default=drift.DEFAULT_PSI_THRESHOLD)
     sub.add_argument("--p-value-threshold", type=float, default=drift.DEFAULT_P_VALUE_THRESHOLD)
+    variant(sub)
     sub = command("quality-shard", "keep this shard's captured predictions that have ground truth")
     shard(sub, "matches")
     sub.add_argument("--labels", type=Path, default=inp / "labels", help="ground truth CSV/JSONL")
@@ -348,6 +359,7 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_argument("--labels", type=Path, default=inp / "labels", help="ground truth CSV/JSONL")
     sub.add_argument("--matches", type=Path, default=inp / "matches", help="the shards' outputs")
     sub.add_argument("--report-dir", type=Path, default=out / "report", help="for quality.json")
+    variant(sub)
     sub = command("count-shard", "count this shard's offline-store records newer than the cutoff")
     sub.add_argument("--input", type=Path, default=inp / "offline-store", help="offline-store Parquet")
     sub.add_argument("--output", type=Path, default=out / "counts", help="for this host's counts")
@@ -422,6 +434,10 @@ def _run(args: argparse.Namespace) -> str:
             "count.json",
             f"{report['new_records']} new records since {report['since'] or 'the start'}",
         )
+    # Drift and quality are of one variant's traffic: a shadow challenger's never lands on the
+    # production variant's metrics (and alarms); the count is of the feature group, no variant.
+    extra = {"Variant": args.variant} if getattr(args, "variant", None) else {}
+    report["published"] = metrics.with_dimensions(report["published"], {**extra, **metrics.stack_dimension()})
     _write_report(args.report_dir, name, report)
     publish(report["published"])
     return f"{summary}; published {len(report['published'])} metric data"

@@ -71,21 +71,49 @@ def test_every_rollback_alarm_has_a_definition():
 
 def test_drift_alarms_keep_missing_data_from_changing_the_verdict():
     # Between monitoring runs there is no data; a retraining trigger must not re-fire on each gap.
-    assert {s.treat_missing_data for s in drift_alarms("p", "m", ["a", "b"], THRESHOLDS)} == {"ignore"}
+    assert {s.treat_missing_data for s in drift_alarms("p", "m", ["a", "b"], THRESHOLDS, "prod")} == {
+        "ignore"
+    }
 
 
 def test_drift_alarms_refuse_a_feature_named_like_the_predictions():
     with pytest.raises(ValueError, match="features: 'prediction' is the drift monitor's name"):
-        drift_alarms("p", "m", ["prediction"], THRESHOLDS)
+        drift_alarms("p", "m", ["prediction"], THRESHOLDS, "prod")
 
 
 def test_data_volume_compares_the_running_count_not_a_sum():
-    spec = data_volume_alarm("p", "m", AlarmThresholds(new_records_threshold=500))
+    spec = data_volume_alarm("p", "m", AlarmThresholds(new_records_threshold=500), "prod")
     assert (spec.statistic, spec.threshold, spec.comparison_operator) == (
         "Maximum",
         500,
         "GreaterThanOrEqualToThreshold",
     )
+
+
+def _pipeline_alarm_dimensions(stack: str) -> dict[str, dict]:
+    specs = all_alarms(
+        schema_name="customer-churn",
+        stack=stack,
+        feature_names=["a"],
+        thresholds=THRESHOLDS,
+        endpoint=f"customer-churn-{stack}",
+        variants=[CHAMPION, CHALLENGER],
+    )
+    return {s.metric_name: s.dimensions for s in specs if s.group != COMPUTATIONAL}
+
+
+def test_pipeline_alarms_watch_only_their_own_stacks_metrics():
+    # Stacks sharing an account: staging's drift must not put prod's alarm into ALARM.
+    prod, staging = _pipeline_alarm_dimensions("prod"), _pipeline_alarm_dimensions("staging")
+    assert set(prod) == {"FeatureDrifted", "AUC", "NewRecordCount"}
+    for metric, dims in prod.items():
+        assert dims["Stack"] == "prod" and staging[metric]["Stack"] == "staging", metric
+
+
+def test_drift_and_quality_alarms_watch_the_production_variant_only():
+    dims = _pipeline_alarm_dimensions("staging")
+    assert dims["FeatureDrifted"]["Variant"] == CHAMPION and dims["AUC"]["Variant"] == CHAMPION
+    assert "Variant" not in dims["NewRecordCount"]  # counted over the feature group, not a variant
 
 
 def test_alarm_args_leave_out_what_is_unset():

@@ -14,6 +14,7 @@ def body(**overrides):
     return dashboard_body(
         **{
             "schema_name": "customer-churn",
+            "stack": "prod",
             "feature_names": FEATURES,
             "region": "eu-west-1",
             "thresholds": AlarmThresholds(),
@@ -32,9 +33,10 @@ def test_body_is_json_with_a_drift_widget_per_feature():
     dashboard = json.loads(json.dumps(body()))
     for feature in FEATURES:
         (widget,) = [w for w in dashboard["widgets"] if w["properties"].get("title") == f"Drift: {feature}"]
-        assert ["MLOps", "FeaturePSI", "Model", "customer-churn", "Feature", feature] == widget["properties"][
-            "metrics"
-        ][0][:6]
+        assert [
+            "MLOps", "FeaturePSI", "Model", "customer-churn", "Stack", "prod", "Variant", "champion",
+            "Feature", feature,
+        ] == widget["properties"]["metrics"][0][:10]  # fmt: skip
 
 
 def test_a_new_feature_gets_a_widget():
@@ -69,3 +71,27 @@ def test_dashboard_url_opens_the_dashboard_in_its_region():
     assert dashboard_url("us-east-1", "m-prod") == (
         "https://us-east-1.console.aws.amazon.com/cloudwatch/home?region=us-east-1#dashboards:name=m-prod"
     )
+
+
+def _platform_series(dashboard) -> list[list]:
+    return [
+        m
+        for w in dashboard["widgets"]
+        if w["type"] == "metric"
+        for m in w["properties"]["metrics"]
+        if m[0] == "MLOps"
+    ]
+
+
+def test_every_platform_metric_is_this_stacks():
+    series = _platform_series(body(stack="staging"))
+    assert series
+    for metric in series:
+        dims = dict(zip(metric[2:-1:2], metric[3::2], strict=False))
+        assert dims.get("Stack") == "staging", metric
+
+
+def test_a_shadow_challengers_auc_is_drawn_beside_the_champions():
+    series = _platform_series(body(variants=["champion", "challenger"]))
+    auc = [dict(zip(m[2::2], m[3::2], strict=False)).get("Variant") for m in series if m[1] == "AUC"]
+    assert auc == ["champion", "challenger"]

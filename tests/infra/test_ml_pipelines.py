@@ -254,6 +254,19 @@ def test_builders_get_the_stacks_region_role_bucket_image_and_key(builds, deploy
     assert builds["training"]["model_package_group"] == "customer-churn"
 
 
+def test_monitoring_and_ingestion_use_the_stacks_groups_and_publish_under_its_name(builds):
+    run(
+        lambda: MlPipelines(
+            "p", args(feature_group_name="churn-fg-test", model_package_group_name="churn-models-test")
+        ),
+        region=REGION,
+    )
+    assert builds["monitoring"]["feature_group_name"] == "churn-fg-test"
+    assert builds["monitoring"]["model_package_group"] == "churn-models-test"
+    assert builds["ingestion"]["feature_group_name"] == "churn-fg-test"
+    assert builds["monitoring"]["stack"] == builds["ingestion"]["stack"] == "test"
+
+
 def test_monitoring_reads_the_given_endpoint_and_offline_store(builds):
     store = f"s3://{BUCKET}/feature-store/"
     run(
@@ -271,8 +284,10 @@ def test_objects_created_under_the_raw_prefix_start_the_ingestion_pipeline(deplo
         p for p in deployed.of_type("aws:sagemaker/pipeline:Pipeline") if p.name.endswith("-ingestion")
     )
     assert target.inputs["rule"] == rule.outputs["name"] and target.inputs["arn"] == ingestion.outputs["arn"]
+    # The object that arrived, by the JSON path EventBridge resolves in the event: one run per
+    # upload reads that upload only, never every object under the prefix again.
     assert target.inputs["sagemakerPipelineTarget"]["pipelineParameterLists"] == [
-        {"name": "InputDataUri", "value": f"s3://{BUCKET}/raw/customer-churn/"},
+        {"name": "InputDataKey", "value": "$.detail.object.key"},
         {"name": "FeatureGroupName", "value": "customer-churn"},
     ]
 

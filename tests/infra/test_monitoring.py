@@ -145,7 +145,7 @@ def test_data_volume_alarm_counts_new_records(shadow):
     recorder, outputs = shadow
     alarm = alarms_by_name(recorder)[outputs["data_volume"]]
     assert alarm["metricName"] == "NewRecordCount"
-    assert alarm["dimensions"] == {"Model": "customer-churn"}
+    assert alarm["dimensions"] == {"Model": "customer-churn", "Stack": "prod"}
     assert alarm["threshold"] == 10_000
 
 
@@ -196,9 +196,13 @@ def test_email_subscription_only_when_asked(shadow, no_endpoint):
     assert no_endpoint[0].of_type("aws:sns/topicSubscription:TopicSubscription") == []
 
 
+def schedules(recorder) -> dict[str, dict]:
+    return {r.inputs["name"]: r.inputs for r in recorder.of_type(SCHEDULE_TYPE)}
+
+
 def test_schedule_runs_the_monitoring_pipeline_hourly(shadow):
     recorder, outputs = shadow
-    schedule = recorder.one(SCHEDULE_TYPE).inputs
+    schedule = schedules(recorder)[outputs["schedule_name"]]
     assert schedule["state"] == "ENABLED"
     assert schedule["scheduleExpression"] == "rate(1 hour)"
     assert schedule["kmsKeyArn"] == KEY
@@ -218,9 +222,28 @@ def test_schedule_passes_pipeline_parameters(churn_schema):
     }
 
 
+def test_without_a_model_the_schedule_is_paused_even_where_the_stack_enables_it(churn_schema):
+    # Every run would fail at the champion lookup, and be billed.
+    recorder, _ = monitor(churn_schema, endpoint_name=None, schedule_enabled=True)
+    assert [s["state"] for s in schedules(recorder).values()] == ["DISABLED"]
+
+
+def test_a_shadow_challenger_is_monitored_by_its_own_run(shadow):
+    recorder, outputs = shadow
+    runs = schedules(recorder)
+    assert set(runs) == {"customer-churn-prod-monitoring", "customer-churn-prod-monitoring-challenger"}
+    challenger = runs["customer-churn-prod-monitoring-challenger"]
+    assert challenger["state"] == "ENABLED" and challenger["target"]["arn"] == PIPELINE
+    assert challenger["target"]["sagemakerPipelineParameters"] == {
+        "pipelineParameters": [{"name": "Variant", "value": CHALLENGER}]
+    }
+    # The production variant's run reads the pipeline's default variant, the champion.
+    assert "sagemakerPipelineParameters" not in runs[outputs["schedule_name"]]["target"]
+
+
 def test_scheduler_may_start_only_the_monitoring_pipeline(shadow):
-    recorder, _ = shadow
-    schedule = recorder.one(SCHEDULE_TYPE).inputs
+    recorder, outputs = shadow
+    schedule = schedules(recorder)[outputs["schedule_name"]]
     role = recorder.one("aws:iam/role:Role")
     assert schedule["target"]["roleArn"].endswith(f"role/{role.inputs['name']}")
     trust = json.loads(role.inputs["assumeRolePolicy"])["Statement"][0]

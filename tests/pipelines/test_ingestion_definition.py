@@ -15,11 +15,12 @@ from tests.pipelines.test_monitoring_definition import (
     build,
     container_paths,
     processing_request_errors,
+    substitute,
 )
 
 NAME = "customer-churn-ingestion"
 KEY = "arn:aws:kms:eu-west-1:000000000000:key/stack"
-STACK = {"kms_key_arn": KEY, "feature_group_name": "customer-churn-dev"}
+STACK = {"kms_key_arn": KEY, "feature_group_name": "customer-churn-dev", "stack": "dev"}
 STEPS = ("ValidateData", "IngestFeatures")
 
 
@@ -74,7 +75,7 @@ def test_parameters_default_to_the_raw_data_prefix_and_the_stacks_feature_group(
     assert defaults == {
         "ProcessingInstanceCount": 1,
         "ProcessingInstanceType": "ml.m5.xlarge",
-        "InputDataUri": f"s3://{common.PLACEHOLDER_BUCKET}/raw/customer-churn/",
+        "InputDataKey": "raw/customer-churn/",
         "FeatureGroupName": "customer-churn-dev",
         "MaxQuarantineShare": 0.05,
     }
@@ -156,3 +157,17 @@ def test_the_stack_key_encrypts_every_volume_and_output(steps):
         args = step["Arguments"]
         assert args["ProcessingResources"]["ClusterConfig"]["VolumeKmsKeyId"] == KEY
         assert args["ProcessingOutputConfig"]["KmsKeyId"] == KEY
+
+
+def test_a_run_reads_only_the_object_it_is_given_in_the_stacks_bucket(steps, defaults):
+    # The raw-data rule passes the arrived object's key: one upload, one object validated.
+    data = inputs(steps["ValidateData"])["data"]
+    key = "raw/customer-churn/2026/02/upload-7.csv"
+    assert substitute(data["S3Uri"], {**defaults, "InputDataKey": key}) == (
+        f"s3://{common.PLACEHOLDER_BUCKET}/{key}"
+    )
+
+
+def test_every_job_publishes_under_its_stack(steps):
+    for name in STEPS:
+        assert steps[name]["Arguments"]["Environment"]["MLOPS_STACK"] == "dev", name

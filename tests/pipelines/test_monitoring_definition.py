@@ -22,7 +22,13 @@ from tests.pipelines.definitions import gets, offline
 
 NAME = "customer-churn-monitoring"
 KEY = "arn:aws:kms:eu-west-1:000000000000:key/stack"
-STACK = {"kms_key_arn": KEY, "endpoint_name": "churn-prod", "feature_group_name": "churn-fg"}
+STACK = {
+    "kms_key_arn": KEY,
+    "endpoint_name": "churn-prod",
+    "feature_group_name": "churn-fg",
+    "model_package_group": "churn-group",
+    "stack": "prod",
+}
 # Each step and the steps whose outputs it reads.
 EXPECTED_UPSTREAM = {
     "ProfileTraffic": set(),
@@ -140,6 +146,7 @@ def test_parameters_default_to_the_platforms_layout_and_the_champion(defaults):
         "ProcessingInstanceCount": 1,
         "ProcessingInstanceType": "ml.m5.xlarge",
         "CaptureUri": f"s3://{bucket}/data-capture/churn-prod/",
+        "Variant": "champion",
         "GroundTruthUri": f"s3://{bucket}/ground-truth/customer-churn/",
         "OfflineStoreUri": f"s3://{bucket}/feature-store/",
         "BaselineUri": "champion",
@@ -228,4 +235,39 @@ def test_the_stack_key_encrypts_every_volume_and_output(steps):
 def test_new_records_are_counted_in_the_stacks_feature_group(steps):
     args = steps["CountOfflineRecords"]["Arguments"]["AppSpecification"]["ContainerArguments"]
     assert args[args.index("--feature-group") + 1] == "churn-fg"
-    assert args[args.index("--model-package-group") + 1] == "customer-churn"
+    assert args[args.index("--model-package-group") + 1] == "churn-group"
+
+
+def test_the_champion_is_looked_up_in_the_stacks_model_package_group(steps):
+    args = steps["ProfileTraffic"]["Arguments"]["AppSpecification"]["ContainerArguments"]
+    assert args[args.index("--model-package-group") + 1] == "churn-group"
+
+
+@pytest.mark.parametrize("name", ["ProfileTraffic", "MatchGroundTruth"])
+@pytest.mark.parametrize("variant", ["champion", "challenger"])
+def test_shards_read_only_one_variants_captured_traffic(steps, defaults, name, variant):
+    # SageMaker captures <endpoint>/<variant>/yyyy/mm/dd/hh/: a shadow challenger's traffic
+    # lies beside the champion's and must not be read with it.
+    (capture,) = [
+        i["S3Input"] for i in steps[name]["Arguments"]["ProcessingInputs"] if i["InputName"] == "capture"
+    ]
+    uri = substitute(capture["S3Uri"], {**defaults, "Variant": variant})
+    assert uri == f"s3://{common.PLACEHOLDER_BUCKET}/data-capture/churn-prod/{variant}/"
+
+
+@pytest.mark.parametrize("name", ["CheckDrift", "CheckQuality"])
+def test_merge_steps_publish_under_the_variant_they_read(steps, defaults, name):
+    args = arguments(steps[name], {**defaults, "Variant": "challenger"})
+    assert args[args.index("--variant") + 1] == "challenger"
+
+
+@pytest.mark.parametrize("name", list(EXPECTED_UPSTREAM))
+def test_every_job_knows_its_stack_and_region(steps, name):
+    environment = steps[name]["Arguments"]["Environment"]
+    assert environment == {"AWS_DEFAULT_REGION": common.DEFAULT_REGION, "MLOPS_STACK": "prod"}
+
+
+def test_the_stack_environment_name_is_the_one_publishers_read():
+    from model_code import metrics
+
+    assert monitoring.STACK_ENV == metrics.STACK_ENV

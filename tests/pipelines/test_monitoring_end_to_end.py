@@ -40,6 +40,9 @@ BUCKET = "e2e-artifacts"
 REGION = "eu-west-1"
 ROLE = "arn:aws:iam::123456789012:role/e2e-pipelines"
 MODEL = "customer-churn"
+# The stack the pipeline is built for, and the production variant whose captured traffic it reads.
+STACK = "dev"
+VARIANT = "champion"
 BASELINE_KEY = "models/customer-churn/v1/baseline.json"
 # The champion was trained on 2026-01-01 (DataEnd); traffic and new records are from 2026-02-01.
 TRAINING_DAY, TRAFFIC_DAY = "2026-01-01T00:00:00Z", "2026-02-01T00:00:00Z"
@@ -72,7 +75,7 @@ def champion() -> Champion:
     training_data = schema_mod.coerce(history, schema)
     bundle = fit_model(training_data, schema, model_params={"n_estimators": 60}, random_state=0)
     definition = monitoring.get_pipeline(
-        region=REGION, role_arn=ROLE, bucket=BUCKET, schema=schema
+        region=REGION, role_arn=ROLE, bucket=BUCKET, schema=schema, stack=STACK
     ).definition()
     # The baseline EvaluateModel registers: the training rows with the model's probabilities.
     baseline = drift_baseline(bundle, training_data).to_dict()
@@ -116,7 +119,7 @@ def capture_files(traffic: pd.DataFrame, answers: list[dict], schema) -> dict[st
     for first in range(0, len(traffic), BATCH):
         rows = traffic.iloc[first : first + BATCH]
         time = pd.Timestamp(rows["event_time"].iloc[0])
-        key = f"data-capture/{MODEL}/AllTraffic/{time:%Y/%m/%d/%H}/capture-{time:%H}.jsonl"
+        key = f"data-capture/{MODEL}/{VARIANT}/{time:%Y/%m/%d/%H}/capture-{time:%H}.jsonl"
         line = capture_line(
             rows[columns],
             answers[first : first + BATCH],
@@ -202,7 +205,9 @@ def published(session) -> dict[tuple[str, str | None], float]:
     for page in cloudwatch.get_paginator("list_metrics").paginate(Namespace=metrics.NAMESPACE):
         for metric in page["Metrics"]:
             dims = {d["Name"]: d["Value"] for d in metric["Dimensions"]}
-            assert dims.pop("Model") == MODEL and set(dims) <= {"Feature"}, metric
+            assert dims.pop("Model") == MODEL and dims.pop("Stack") == STACK, metric
+            # Drift and quality are the production variant's; the new-data count is the group's.
+            assert dims.pop("Variant", VARIANT) == VARIANT and set(dims) <= {"Feature"}, metric
             [point] = cloudwatch.get_metric_statistics(
                 Namespace=metrics.NAMESPACE,
                 MetricName=metric["MetricName"],

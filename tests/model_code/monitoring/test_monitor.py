@@ -612,3 +612,53 @@ def test_the_cutoff_defaults_to_the_champions_data_end(cloud, store, schema_file
 def test_without_a_champion_every_record_is_new(cloud, store, schema_file, tmp_path, monkeypatch):
     report = count_run(1, store, schema_file, tmp_path, monkeypatch, since="last-training")
     assert (report["since"], report["new_records"]) == (None, 4)
+
+
+# --- stacks and variants ------------------------------------------------------------------------
+
+
+def test_every_datum_is_published_under_the_jobs_stack(monkeypatch):
+    # Ingestion publishes through the same function: its counts carry the stack too.
+    class Recorder:
+        def put_metric_data(self, Namespace, MetricData):
+            self.data = MetricData
+
+    monkeypatch.setenv(metrics.STACK_ENV, "staging")
+    client = Recorder()
+    monitor.publish([metrics.metric_datum("IngestedRecordCount", 5, {"Model": "customer-churn"})], client)
+    assert client.data[0]["Dimensions"] == [
+        {"Name": "Model", "Value": "customer-churn"},
+        {"Name": "Stack", "Value": "staging"},
+    ]
+
+
+def test_a_stacks_new_data_count_never_lands_on_another_stacks_metric(
+    cloud, store, schema_file, tmp_path, monkeypatch
+):
+    monkeypatch.setenv(metrics.STACK_ENV, "staging")
+    count_run(1, store, schema_file, tmp_path, monkeypatch)
+    assert published("NewRecordCount", {"Model": "customer-churn", "Stack": "staging"}) == 3
+    assert published("NewRecordCount", {"Model": "customer-churn", "Stack": "prod"}) is None
+
+
+def test_a_challengers_drift_is_published_apart_from_the_production_variants(
+    cloud, capture_files, baseline_file, schema_file, tmp_path, monkeypatch
+):
+    monkeypatch.setenv(metrics.STACK_ENV, "staging")
+    shard = ["drift-shard", "--schema", str(schema_file), "--baseline", str(baseline_file), *WINDOW]
+    profiles = run_shards(shard, capture_files, 1, tmp_path, monkeypatch, "--capture")
+    merge = [
+        "drift",
+        "--schema",
+        str(schema_file),
+        "--profiles",
+        str(profiles),
+        "--report-dir",
+        str(tmp_path),
+    ]
+    assert monitor.main([*merge, "--variant", "challenger"]) == 0
+    dims = {"Model": "customer-churn", "Stack": "staging"}
+    assert published("CapturedRecordCount", {**dims, "Variant": "challenger"}) == 2000
+    assert published("CapturedRecordCount", {**dims, "Variant": "champion"}) is None
+    flag = {**dims, "Variant": "challenger", "Feature": synthetic.DATA_DRIFT_FEATURES[0]}
+    assert published("FeatureDrifted", flag) == 1.0
