@@ -204,6 +204,9 @@ pulumi.export(
     },
 )
 pulumi.export("endpointName", model_endpoint.endpoint_name if model_endpoint else None)
+# What the endpoint should serve: DescribeEndpoint reporting another configuration means
+# SageMaker rolled the last update back (README "Rollbacks").
+pulumi.export("endpointConfigName", model_endpoint.endpoint_config_name if model_endpoint else None)
 pulumi.export(
     "endpointStatus",
     f"serving {config.model_package_arn} ({config.deployment_strategy})"

@@ -290,6 +290,10 @@ def parse(values: Mapping[str, Any], *, stack: str, region: str | None, root: Pa
             f"{_key('shadowModelPackageArn')}: missing; strategy 'shadow' serves a challenger beside "
             f"{_key('modelPackageArn')}"
         )
+    if strategy == "canary":
+        _check_canary(
+            instance_count, r.number("canarySizePercent", integer=True, low=0, high=50, low_open=True)
+        )
     retention = r.number("logRetentionDays", integer=True)
     if retention not in _RETENTION_DAYS:
         raise ConfigError(
@@ -346,6 +350,19 @@ def parse(values: Mapping[str, Any], *, stack: str, region: str | None, root: Pa
         gitlab_trigger_token=token,
         log_retention_days=retention,
     )
+
+
+def _check_canary(instance_count: int, canary_size_percent: int) -> None:
+    # AWS: a canary is at most 50% of the variant's instances, and it takes at least one; on a
+    # single instance the canary is the whole fleet, and AWS refuses the update only when it
+    # runs, after the stack half-changed.
+    if instance_count < 2:
+        raise ConfigError(
+            f"{_key('deploymentStrategy')}: 'canary' with {_key('instanceCount')} {instance_count} "
+            f"puts the canary ({_key('canarySizePercent')} {canary_size_percent}, at least one instance) "
+            "on the whole fleet; AWS allows at most 50% of the variant's instances: set instanceCount "
+            "to at least 2 (or use all-at-once)"
+        )
 
 
 def stack_values(stack_file: Mapping[str, Any]) -> tuple[dict[str, Any], str | None]:

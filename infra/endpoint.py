@@ -17,22 +17,16 @@ re-exports), rolled back if one of the rollback alarms fires during a bake.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
 import pulumi_aws as aws
 
 from infra.base import assume_role_policy, child_opts, source_account
+from infra.endpoint_args import SERVERLESS_MEMORY_MB, ModelEndpointArgs
 from infra.rollout import (
     CHALLENGER,
     CHAMPION,
-    EXECUTION_TIMEOUT_RANGE,
-    LINEAR_STEP_RANGE,
-    MAX_CANARY_PERCENT,
-    MAX_WAIT_SECONDS,
-    SERVERLESS_STRATEGIES,
     STRATEGIES,
     deployment_config,
     endpoint_alarm_name,
@@ -41,7 +35,6 @@ from infra.rollout import (
     fit_name,
     model_name,
     rollback_alarm_names,
-    rollout_wait_seconds,
     traffic_routing,
     variant_names,
 )
@@ -52,6 +45,7 @@ from model_code.serving.inference import CSV, JSON
 __all__ = [
     "CHALLENGER",
     "CHAMPION",
+    "SERVERLESS_MEMORY_MB",
     "STRATEGIES",
     "ModelEndpoint",
     "ModelEndpointArgs",
@@ -68,8 +62,15 @@ __all__ = [
 ]
 
 DATA_CAPTURE_PREFIX = "data-capture"
+# How an endpoint configuration is replaced. Retained: when SageMaker rolls a blue/green
+# update back, the endpoint serves the old configuration again while the provider reports
+# success and would delete it (terraform-provider-aws #48997), so Pulumi never deletes a
+# configuration (nor a model); README "Rollbacks" says how to detect one and clean up.
+# Deleted before replaced: Pulumi then deletes the configuration's dependents first, which
+# is how the scaling target is deregistered before the endpoint update (AWS refuses to change
+# the instance type of a variant registered for autoscaling) and registered again after it.
+REPLACED_AROUND_THE_UPDATE = pulumi.ResourceOptions(retain_on_delete=True, delete_before_replace=True)
 SCALABLE_DIMENSION = "sagemaker:variant:DesiredInstanceCount"
-SERVERLESS_MEMORY_MB = (1024, 2048, 3072, 4096, 5120, 6144)  # ProductionVariantServerlessConfig
 
 
 # -- IAM --------------------------------------------------------------------------------
@@ -142,136 +143,6 @@ def execution_role_policy(
 
 
 # -- the component ----------------------------------------------------------------------
-@dataclass(frozen=True)
-class ModelEndpointArgs:
-    """What the endpoint serves and how it rolls out.
-
-    Fields that choose which resources exist (strategy, serverless, sizes) are plain values,
-    validated here; the rest are ``pulumi.Input`` so other components' outputs fit.
-    """
-
-    endpoint_name: str
-    """From :func:`endpoint_name`; alarm names and the autoscaling target are derived from it."""
-    model_package_arn: pulumi.Input[str]
-    """The approved model package version the champion serves."""
-    bucket_name: pulumi.Input[str]
-    """The artifact bucket: model artifacts are read from it, data capture written to it."""
-    kms_key_arn: pulumi.Input[str]
-    """The stack's key: instance volumes, data capture and (if created) the role's S3 access."""
-    strategy: str = "all-at-once"
-    """One of :data:`STRATEGIES`."""
-    execution_role_arn: pulumi.Input[str] | None = None
-    """The role the model containers run as; None creates a scoped one (needs ``repository_arn``)."""
-    repository_arn: pulumi.Input[str] | None = None
-    """The project image's ECR repository, for the created role's pull permission."""
-    model_artifacts_prefix: str = "pipelines/"
-    """Where in the bucket training pipelines write model artifacts (read by the created role)."""
-    shadow_model_package_arn: pulumi.Input[str] | None = None
-    """The challenger served as the shadow variant; required by, and only used with, ``shadow``."""
-    instance_type: str = "ml.m5.large"
-    initial_instance_count: int = 1
-    min_capacity: int = 1
-    max_capacity: int = 1
-    """Autoscaling bounds; autoscaling is set up only when ``max_capacity > min_capacity``."""
-    target_invocations_per_instance: float = 70
-    """Target tracking: invocations per instance per minute the scaling policy aims for."""
-    serverless: bool = False
-    serverless_memory_mb: int = 2048
-    serverless_max_concurrency: int = 5
-    canary_size_percent: int = 10
-    """Share of the new fleet's capacity that takes traffic first (AWS: at most 50)."""
-    linear_step_percent: int = 20
-    """Share of capacity shifted per step (AWS: 10 to 50)."""
-    wait_interval_seconds: int = 600
-    """Bake time after each traffic shift, watched by the rollback alarms (AWS: 0 to 3600)."""
-    max_execution_timeout_seconds: int = 3600
-    """A rollout taking longer is rolled back (AWS: 600 to 28800)."""
-    termination_wait_seconds: int = 0
-    """How long the old fleet is kept after the last shift (AWS: 0 to 3600)."""
-    shadow_sampling_percent: int = 50
-    """Share of requests mirrored to the challenger."""
-    data_capture_percent: int = 100
-    """Share of requests captured (inputs and outputs) for the monitoring pipeline."""
-    rollback_alarm_names: pulumi.Input[Sequence[str]] = ()
-    """Alarms that roll a deployment back; pass ``Monitoring.rollback_alarm_names`` (an Output)."""
-    tags: pulumi.Input[Mapping[str, str]] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        if self.strategy not in STRATEGIES:
-            raise ValueError(f"strategy: {self.strategy!r} is not one of {', '.join(STRATEGIES)}")
-        if self.serverless and self.strategy not in SERVERLESS_STRATEGIES:
-            raise ValueError(
-                f"serverless: a serverless endpoint cannot use strategy {self.strategy!r} (AWS supports neither "
-                "several variants, shadow variants nor data capture on serverless); use strategy 'all-at-once' "
-                "or serverless=False"
-            )
-        if self.serverless and self.shadow_model_package_arn is not None:
-            raise ValueError(
-                "serverless: a serverless endpoint cannot serve a shadow model (shadow_model_package_arn)"
-            )
-        if self.execution_role_arn is None and self.repository_arn is None:
-            raise ValueError(
-                "repository_arn: needed to create the execution role (or pass execution_role_arn)"
-            )
-        if self.strategy == "shadow" and self.shadow_model_package_arn is None:
-            raise ValueError(
-                "shadow_model_package_arn: strategy 'shadow' needs the challenger's model package"
-            )
-        if self.serverless:
-            self._check_serverless()
-        else:
-            self._check_instances()
-        self._check_rollout()
-        _check_range("shadow_sampling_percent", self.shadow_sampling_percent, 1, 100)
-        _check_range("data_capture_percent", self.data_capture_percent, 1, 100)
-
-    def _check_serverless(self) -> None:
-        if self.serverless_memory_mb not in SERVERLESS_MEMORY_MB:
-            raise ValueError(
-                f"serverless_memory_mb: {self.serverless_memory_mb} is not one of "
-                f"{', '.join(map(str, SERVERLESS_MEMORY_MB))}"
-            )
-        _check_range("serverless_max_concurrency", self.serverless_max_concurrency, 1, 200)
-
-    def _check_instances(self) -> None:
-        _check_range("min_capacity", self.min_capacity, 1, None)
-        if self.min_capacity > self.max_capacity:
-            raise ValueError(
-                f"min_capacity: {self.min_capacity} is above max_capacity ({self.max_capacity}); "
-                "it must be at most max_capacity"
-            )
-        _check_range(
-            "initial_instance_count", self.initial_instance_count, self.min_capacity, self.max_capacity
-        )
-        if self.target_invocations_per_instance <= 0:
-            raise ValueError(
-                f"target_invocations_per_instance: {self.target_invocations_per_instance} must be above 0"
-            )
-
-    def _check_rollout(self) -> None:
-        _check_range("canary_size_percent", self.canary_size_percent, 1, MAX_CANARY_PERCENT)
-        _check_range("linear_step_percent", self.linear_step_percent, *LINEAR_STEP_RANGE)
-        _check_range("wait_interval_seconds", self.wait_interval_seconds, 0, MAX_WAIT_SECONDS)
-        _check_range("termination_wait_seconds", self.termination_wait_seconds, 0, MAX_WAIT_SECONDS)
-        _check_range(
-            "max_execution_timeout_seconds", self.max_execution_timeout_seconds, *EXECUTION_TIMEOUT_RANGE
-        )
-        waiting = rollout_wait_seconds(
-            self.strategy, self.linear_step_percent, self.wait_interval_seconds, self.termination_wait_seconds
-        )
-        if self.max_execution_timeout_seconds < waiting:
-            raise ValueError(
-                f"max_execution_timeout_seconds: {self.max_execution_timeout_seconds} is shorter than the "
-                f"{waiting} s a {self.strategy} rollout waits (bake after each shift plus termination wait)"
-            )
-
-
-def _check_range(key: str, value: float, low: float, high: float | None) -> None:
-    if value < low or (high is not None and value > high):
-        allowed = f"at least {low}" if high is None else f"between {low} and {high}"
-        raise ValueError(f"{key}: {value} is out of range; it must be {allowed}")
-
-
 class ModelEndpoint(pulumi.ComponentResource):
     """A SageMaker endpoint serving the approved model package with the stack's rollout strategy."""
 
@@ -301,7 +172,7 @@ class ModelEndpoint(pulumi.ComponentResource):
         config = self._create_endpoint_config(name, args, models, child)
         endpoint = self._create_endpoint(name, args, config, child)
         if not args.serverless and args.max_capacity > args.min_capacity:
-            self._create_autoscaling(name, args, endpoint, child)
+            self._create_autoscaling(name, args, endpoint, config, child)
 
         self.endpoint_name = endpoint.name
         self.endpoint_arn = endpoint.arn
@@ -371,19 +242,29 @@ class ModelEndpoint(pulumi.ComponentResource):
         role_ready: list[pulumi.Resource],
         child: pulumi.ResourceOptions,
     ) -> aws.sagemaker.Model:
+        arguments: dict[str, Any] = {
+            "execution_role_arn": role_arn,
+            "primary_container": {"model_package_name": package_arn},
+            # The serving container makes no outbound calls; SageMaker still fetches the
+            # artifacts for it, so isolation costs nothing and stops any exfiltration. Serverless
+            # inference does not support network isolation: AWS refuses such a model.
+            "enable_network_isolation": not args.serverless,
+        }
         return aws.sagemaker.Model(
             f"{name}-{variant}-model",
-            name=pulumi.Output.all(package_arn, role_arn).apply(
-                lambda v: model_name(args.endpoint_name, variant, v[0], v[1])
+            # Every argument replaces a model: the name digests them all, so a replacement
+            # never collides with the model still serving.
+            name=pulumi.Output.from_input(arguments).apply(
+                lambda a: model_name(args.endpoint_name, variant, a)
             ),
-            execution_role_arn=role_arn,
-            primary_container={"model_package_name": package_arn},
-            # The serving container makes no outbound calls; SageMaker still fetches the
-            # artifacts for it, so isolation costs nothing and stops any exfiltration.
-            enable_network_isolation=True,
+            **arguments,
             tags=args.tags,
-            # The role's permissions must exist before SageMaker validates the model.
-            opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=role_ready)),
+            # The role's permissions must exist before SageMaker validates the model; a
+            # replaced model is kept: a rolled-back endpoint may serve it again (see
+            # REPLACED_AROUND_THE_UPDATE).
+            opts=pulumi.ResourceOptions.merge(
+                child, pulumi.ResourceOptions(depends_on=role_ready, retain_on_delete=True)
+            ),
         )
 
     def _create_endpoint_config(
@@ -437,29 +318,23 @@ class ModelEndpoint(pulumi.ComponentResource):
                 # The types model_code.serving.inference serves; captured payloads are stored as text.
                 "capture_content_type_header": {"json_content_types": [JSON], "csv_content_types": [CSV]},
             }
-        # Everything the configuration is made of, so any change gets a new name.
-        settings = {
-            "size": size,
-            "shadow_sampling_percent": args.shadow_sampling_percent if shadow else None,
-            "data_capture_percent": None if args.serverless else args.data_capture_percent,
+        arguments: dict[str, Any] = {
+            "production_variants": [champion],
+            "shadow_production_variants": shadow,
+            "data_capture_config": capture,
+            # Instance volumes only: AWS rejects a volume key on serverless endpoints.
+            "kms_key_arn": None if args.serverless else args.kms_key_arn,
         }
-        config_name = pulumi.Output.all(
-            *[m.name for m in models.values()], args.bucket_name, args.kms_key_arn
-        ).apply(
-            lambda v: endpoint_config_name(
-                args.endpoint_name, {**settings, "models": v[: len(models)], "bucket": v[-2], "key": v[-1]}
-            )
-        )
         return aws.sagemaker.EndpointConfiguration(
             f"{name}-config",
-            name=config_name,
-            production_variants=[champion],
-            shadow_production_variants=shadow,
-            data_capture_config=capture,
-            # Instance volumes only: AWS rejects a volume key on serverless endpoints.
-            kms_key_arn=None if args.serverless else args.kms_key_arn,
+            # Every argument forces a replacement: the name digests them all (see
+            # rollout.endpoint_config_name), so the replacement exists beside the one serving.
+            name=pulumi.Output.from_input(arguments).apply(
+                lambda a: endpoint_config_name(args.endpoint_name, a)
+            ),
+            **arguments,
             tags=args.tags,
-            opts=child,
+            opts=pulumi.ResourceOptions.merge(child, REPLACED_AROUND_THE_UPDATE),
         )
 
     def _create_endpoint(
@@ -491,15 +366,21 @@ class ModelEndpoint(pulumi.ComponentResource):
         name: str,
         args: ModelEndpointArgs,
         endpoint: aws.sagemaker.Endpoint,
+        config: aws.sagemaker.EndpointConfiguration,
         child: pulumi.ResourceOptions,
     ) -> None:
         # Only the champion scales: a shadow variant's load follows the sampling percentage.
-        # Note: AWS refuses an endpoint update that changes a scaled variant's instance type;
-        # such a change needs the target removed first (a model change is allowed).
+        # The target's id reads the configuration's name: when the configuration is replaced
+        # (delete before replace), Pulumi replaces the target too, deleting it first and
+        # creating it after the endpoint update, which depends on the new configuration. So
+        # an instance-type change deploys in one `pulumi up` (AWS refuses it while the variant
+        # is registered for autoscaling); other changes re-register the same target.
         target = aws.appautoscaling.Target(
             f"{name}-scaling-target",
             service_namespace="sagemaker",
-            resource_id=endpoint.name.apply(lambda n: f"endpoint/{n}/variant/{CHAMPION}"),
+            resource_id=pulumi.Output.all(endpoint.name, config.name).apply(
+                lambda v: f"endpoint/{v[0]}/variant/{CHAMPION}"
+            ),
             scalable_dimension=SCALABLE_DIMENSION,
             min_capacity=args.min_capacity,
             max_capacity=args.max_capacity,

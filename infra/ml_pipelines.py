@@ -43,6 +43,7 @@ from infra.artifact_store import (
     RAW_PREFIX,
 )
 from infra.base import assume_role_policy, child_opts, fit_name
+from infra.rollout import CHALLENGER, CHAMPION
 from model_code.contract.schema import Schema
 
 KINDS = ("ingestion", "training", "monitoring")
@@ -298,13 +299,16 @@ def seed_objects(schema: Schema, endpoint_name: str | None) -> dict[str, bytes]:
     """S3 key -> bytes the pipelines need before their first run: the data contract at the
     content-addressed key every definition reads (``schemas/<name>/<hash>.yaml``: a schema
     change is a definition change), and a marker in each input prefix that starts out empty
-    (ground truth, captured traffic, the offline store)."""
+    (ground truth, each endpoint variant's captured traffic, the offline store)."""
     from pipelines.training import schema_object
 
     obj = schema_object(schema)
+    # Monitoring reads one variant's capture folder at a time: each needs its marker.
+    capture = f"{DATA_CAPTURE_PREFIX}{endpoint_name or schema.name}/"
     markers = [
         f"{GROUND_TRUTH_PREFIX}{schema.name}/README.txt",
-        f"{DATA_CAPTURE_PREFIX}{endpoint_name or schema.name}/README.txt",
+        f"{capture}README.txt",
+        *(f"{capture}{variant}/README.txt" for variant in (CHAMPION, CHALLENGER)),
         f"{FEATURE_STORE_PREFIX}README.txt",
     ]
     return {obj.key: obj.body, **dict.fromkeys(markers, PREFIX_MARKER)}

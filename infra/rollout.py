@@ -56,23 +56,45 @@ def variant_names(shadow: bool) -> list[str]:
     return [CHAMPION, CHALLENGER] if shadow else [CHAMPION]
 
 
-def model_name(endpoint: str, variant: str, model_package_arn: str, role_arn: str) -> str:
-    """A SageMaker model name unique to what the model is made of.
+def _canonical(value: Any) -> Any:
+    """A resource's arguments in one spelling, whatever wrote them: keys without case or
+    underscores (``initial_variant_weight`` = ``initialVariantWeight``), unset values dropped,
+    whole floats as integers (the engine sends every number as a float)."""
+    if isinstance(value, Mapping):
+        return {re.sub(r"_", "", str(k)).lower(): _canonical(v) for k, v in value.items() if v is not None}
+    if isinstance(value, (list, tuple)):
+        return [_canonical(v) for v in value]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
 
-    A model is immutable: a new package version or role replaces it, and the replacement
-    must not collide with the model it replaces while that one still serves traffic.
+
+def arguments_digest(arguments: Mapping[str, Any]) -> str:
+    """A short digest of a resource's complete arguments (see :func:`_canonical`)."""
+    return _digest(json.dumps(_canonical(arguments), sort_keys=True, default=str))
+
+
+def model_name(endpoint: str, variant: str, arguments: Mapping[str, Any]) -> str:
+    """A SageMaker model name unique to the model's complete arguments (all but name and tags).
+
+    A model is immutable: any change of its arguments (package version, role, network
+    isolation, ...) replaces it, and the replacement must not collide with the model it
+    replaces while that one still serves traffic.
     """
-    suffix = f"-{variant}-{_digest(model_package_arn, role_arn)}"
+    suffix = f"-{variant}-{arguments_digest(arguments)}"
     return f"{endpoint[: SAGEMAKER_NAME_LIMIT - len(suffix)].rstrip('-')}{suffix}"
 
 
-def endpoint_config_name(endpoint: str, spec: Mapping[str, Any]) -> str:
-    """An endpoint configuration name carrying a digest of the configuration's content.
+def endpoint_config_name(endpoint: str, arguments: Mapping[str, Any]) -> str:
+    """An endpoint configuration name carrying a digest of its complete arguments (all but
+    name and tags).
 
-    Configurations are immutable; a new name per content lets Pulumi create the new one,
-    point the endpoint at it (a blue/green deployment) and only then delete the old one.
+    Every argument of a configuration forces its replacement; a new name per content lets
+    the replacement exist beside the configuration the endpoint still serves, so the endpoint
+    can switch to it (a blue/green deployment). A digest that left an argument out would give
+    the replacement the old name: "already exists".
     """
-    suffix = f"-{_digest(json.dumps(spec, sort_keys=True, default=str))}"
+    suffix = f"-{arguments_digest(arguments)}"
     return f"{endpoint[: SAGEMAKER_NAME_LIMIT - len(suffix)].rstrip('-')}{suffix}"
 
 

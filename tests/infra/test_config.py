@@ -40,6 +40,22 @@ def test_committed_stacks_choose_their_documented_strategies():
     assert prod.mlflow_enabled
 
 
+@pytest.mark.parametrize(("count", "percent"), [(1, 10), (1, 50)])
+def test_a_canary_on_one_instance_is_refused_naming_both_keys(count, percent):
+    # AWS refuses the blue/green update only when it runs, after the stack half-changed.
+    with pytest.raises(ConfigError) as err:
+        parse(deploymentStrategy="canary", instanceCount=count, canarySizePercent=percent, maxCapacity=4)
+    message = str(err.value)
+    assert "mlops-platform:deploymentStrategy: 'canary'" in message
+    assert f"mlops-platform:instanceCount {count}" in message and "at most 50%" in message
+
+
+@pytest.mark.parametrize(("count", "percent"), [(2, 10), (2, 50), (4, 50)])
+def test_a_canary_of_at_most_half_the_instances_is_accepted(count, percent):
+    parsed = parse(deploymentStrategy="canary", instanceCount=count, canarySizePercent=percent, maxCapacity=4)
+    assert (parsed.instance_count, parsed.canary_size_percent) == (count, percent)
+
+
 def test_defaults_apply():
     parsed = parse()
     assert parsed.min_capacity == parsed.max_capacity == parsed.instance_count == 1

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pulumi
+import pulumi_aws as aws
 import pytest
 
 from infra.endpoint import (
@@ -12,7 +14,9 @@ from infra.endpoint import (
     CHAMPION,
     ModelEndpoint,
     ModelEndpointArgs,
+    endpoint_config_name,
     execution_role_policy,
+    model_name,
     rollback_alarm_names,
     variant_names,
 )
@@ -294,3 +298,87 @@ def test_a_new_model_version_gets_a_new_configuration():
     before = deploy().one(CONFIG_TYPE).inputs["name"]
     after = deploy(model_package_arn=CHALLENGER_PACKAGE).one(CONFIG_TYPE).inputs["name"]
     assert before != after
+
+
+# -- names, replacements and rollbacks ---------------------------------------------------------
+
+
+def _arguments(inputs: dict) -> dict:
+    return {k: v for k, v in inputs.items() if k not in ("name", "tags")}
+
+
+def test_each_name_is_the_digest_of_every_argument_of_its_resource():
+    # Pulumi creates a replacement before deleting the old resource: a digest leaving out an
+    # argument (a capture option, a weight, network isolation) would reuse the old name.
+    recorder = deploy(strategy="shadow", shadow_model_package_arn=CHALLENGER_PACKAGE)
+    config = recorder.one(CONFIG_TYPE).inputs
+    assert config["name"] == endpoint_config_name(ENDPOINT, _arguments(config))
+    for model in recorder.of_type(MODEL_TYPE):
+        variant = model.name.removeprefix("churn-").removesuffix("-model")
+        assert model.inputs["name"] == model_name(ENDPOINT, variant, _arguments(model.inputs))
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"data_capture_percent": 50},
+        {"bucket_name": "artifacts-other"},
+        {"instance_type": "ml.m5.xlarge"},
+        {"initial_instance_count": 2, "max_capacity": 2},
+        {"kms_key_arn": f"arn:aws:kms:{REGION}:{ACCOUNT}:key/other"},
+    ],
+)
+def test_changing_any_one_input_changes_the_configuration_name(change):
+    assert deploy(**change).one(CONFIG_TYPE).inputs["name"] != deploy().one(CONFIG_TYPE).inputs["name"]
+
+
+def test_serverless_models_run_without_network_isolation():
+    # AWS refuses network isolation on serverless inference; real-time models keep it.
+    assert deploy(serverless=True).one(MODEL_TYPE).inputs["enableNetworkIsolation"] is False
+    assert deploy().one(MODEL_TYPE).inputs["enableNetworkIsolation"] is True
+
+
+@pytest.fixture
+def options(monkeypatch):
+    """The resource options and arguments the endpoint's resources are declared with."""
+    seen: dict[str, tuple] = {}
+    for module, cls in (
+        (aws.sagemaker, "EndpointConfiguration"),
+        (aws.sagemaker, "Model"),
+        (aws.appautoscaling, "Target"),
+    ):
+        original = getattr(module, cls)
+
+        class Recording(original):
+            def __init__(self, resource_name, opts=None, **kwargs):
+                super().__init__(resource_name, opts=opts, **kwargs)
+                seen[resource_name] = (self, opts, kwargs)
+
+        monkeypatch.setattr(module, cls, Recording)
+    return seen
+
+
+def test_configurations_and_models_outlive_their_replacement(options):
+    # A rolled-back update serves the old configuration again (terraform-provider-aws #48997).
+    deploy(strategy="shadow", shadow_model_package_arn=CHALLENGER_PACKAGE)
+    for name in ("churn-config", "churn-champion-model", "churn-challenger-model"):
+        assert options[name][1].retain_on_delete is True, name
+
+
+def test_the_scaling_target_is_replaced_around_every_configuration_change(options):
+    # AWS refuses an update changing the instance type of a variant registered for
+    # autoscaling: deleting the configuration before replacing it makes Pulumi delete the
+    # target (which reads the configuration's name) first and create it after the update.
+    deps = {}
+
+    def program():
+        ModelEndpoint("churn", ModelEndpointArgs(**{**BASE, "max_capacity": 3}))
+        resource_id = options["churn-scaling-target"][2]["resource_id"]
+        return pulumi.Output.from_input(asyncio.ensure_future(resource_id.resources())).apply(
+            lambda r: deps.update(resources=r)
+        )
+
+    run(program, region=REGION)
+    config, config_opts, _ = options["churn-config"]
+    assert config_opts.delete_before_replace is True
+    assert config in deps["resources"]

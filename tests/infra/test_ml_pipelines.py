@@ -174,6 +174,9 @@ def test_the_schema_and_a_marker_in_each_initially_empty_input_prefix_are_upload
         schema_object(SCHEMA).key,
         "ground-truth/customer-churn/README.txt",
         "data-capture/customer-churn-prod/README.txt",
+        # Monitoring reads one variant's folder: SageMaker refuses an input prefix with no object.
+        "data-capture/customer-churn-prod/champion/README.txt",
+        "data-capture/customer-churn-prod/challenger/README.txt",
         "feature-store/README.txt",
     }
     assert objects[schema_object(SCHEMA).key] == schema_object(SCHEMA).body

@@ -94,10 +94,20 @@ def test_endpoint_config_name_changes_with_its_content():
 
 
 def test_model_name_changes_with_the_package_version():
-    assert model_name(ENDPOINT, CHAMPION, PACKAGE, "role") != model_name(
-        ENDPOINT, CHAMPION, CHALLENGER_PACKAGE, "role"
+    def spec(package):
+        return {"primary_container": {"model_package_name": package}, "execution_role_arn": "role"}
+
+    assert model_name(ENDPOINT, CHAMPION, spec(PACKAGE)) != model_name(
+        ENDPOINT, CHAMPION, spec(CHALLENGER_PACKAGE)
     )
-    assert len(model_name("e" * 63, CHALLENGER, PACKAGE, "role")) <= 63
+    assert len(model_name("e" * 63, CHALLENGER, spec(PACKAGE))) <= 63
+
+
+def test_names_read_the_arguments_in_any_spelling_the_engine_uses():
+    # The program writes snake_case and ints; the engine reports camelCase and floats.
+    program = {"production_variants": [{"initial_instance_count": 2, "model_name": "m"}], "kms_key_arn": None}
+    engine = {"productionVariants": [{"initialInstanceCount": 2.0, "modelName": "m"}]}
+    assert endpoint_config_name(ENDPOINT, program) == endpoint_config_name(ENDPOINT, engine)
 
 
 @pytest.mark.parametrize(
