@@ -45,6 +45,7 @@ from infra.artifact_store import (
 from infra.base import assume_role_policy, child_opts, fit_name
 from infra.rollout import CHALLENGER, CHAMPION
 from model_code.contract.schema import Schema
+from pipelines.sdk_output import quiet_build
 
 KINDS = ("ingestion", "training", "monitoring")
 # Parameters of the ingestion pipeline the raw-data rule sets on every start: the key of the
@@ -321,10 +322,13 @@ def build_definition(kind: str, **kwargs: Any) -> str:
     needs a region before it imports (the stack's, when ``pulumi up`` sets none in the
     environment). Building takes seconds and gives the same bytes for the same arguments,
     so each distinct build is done once per process (tests run the program many times).
+    What the SDK says about what the build deliberately does is kept out of the output
+    (``pipelines.sdk_output``).
     """
     os.environ.setdefault("AWS_DEFAULT_REGION", kwargs["region"])
-    builder = importlib.import_module(f"pipelines.{kind}").get_pipeline
-    return _definition(builder, tuple(sorted(kwargs.items())))
+    with quiet_build():
+        builder = importlib.import_module(f"pipelines.{kind}").get_pipeline
+        return _definition(builder, tuple(sorted(kwargs.items())))
 
 
 @functools.cache
