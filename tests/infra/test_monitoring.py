@@ -77,15 +77,16 @@ def no_endpoint(churn_schema):
 def test_a_drift_alarm_per_schema_feature_and_the_predictions(shadow, churn_schema):
     recorder, outputs = shadow
     drift = [a for a in recorder.of_type(ALARM_TYPE) if a.inputs.get("metricName") == "FeatureDrifted"]
-    features = [a.inputs["dimensions"]["Feature"] for a in drift]
-    assert features == [*churn_schema.feature_names, PREDICTION_COLUMN]
+    # The mocks record resources in the order their inputs resolve, not declaration order.
+    features = sorted(a.inputs["dimensions"]["Feature"] for a in drift)
+    assert features == sorted([*churn_schema.feature_names, PREDICTION_COLUMN])
     for alarm in drift:
         assert alarm.inputs["namespace"] == "MLOps"
         assert alarm.inputs["dimensions"]["Model"] == churn_schema.name
         assert alarm.inputs["statistic"] == "Maximum"
         assert alarm.inputs["comparisonOperator"] == "GreaterThanOrEqualToThreshold"
         assert alarm.inputs["threshold"] == 1
-    assert outputs["drift"] == [a.inputs["name"] for a in drift]
+    assert sorted(outputs["drift"]) == sorted(a.inputs["name"] for a in drift)
 
 
 def test_5xx_error_rate_divides_errors_by_invocations(shadow):
