@@ -8,10 +8,13 @@
     rollback alarms (Monitoring) ───────┴─────────────────────────► auto-rollback
 
 Every change of model, instance or capture settings is a new endpoint configuration (its
-name carries a digest of its content, so Pulumi creates the new one before deleting the
-old), and the endpoint's switch to it is a SageMaker blue/green deployment shaped by the
+name carries a digest of all its arguments, so it never collides with the one serving),
+and the endpoint's switch to it is a SageMaker blue/green deployment shaped by the
 strategy (see :mod:`infra.rollout`, whose naming and routing functions this module
-re-exports), rolled back if one of the rollback alarms fires during a bake.
+re-exports), rolled back if one of the rollback alarms fires during a bake. Replaced
+configurations and models are kept (a rolled-back endpoint serves them again), and the
+scaling target is re-registered around each configuration change (see
+``REPLACED_AROUND_THE_UPDATE``).
 """
 
 from __future__ import annotations
