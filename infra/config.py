@@ -72,7 +72,11 @@ KEYS: tuple[Key, ...] = (
     Key("minCapacity", None, "autoscaling minimum (default: instanceCount)"),
     Key("maxCapacity", None, "autoscaling maximum (default: instanceCount)"),
     Key("targetInvocationsPerInstance", 70, "autoscaling target: invocations per instance per minute"),
-    Key("canarySizePercent", 10, "canary: percent of capacity that takes traffic first, 1-50 (AWS's range)"),
+    Key(
+        "canarySizePercent",
+        10,
+        "canary: percent of capacity that takes traffic first, 1-50 (AWS's range); needs instanceCount >= 2",
+    ),
     Key("linearStepPercent", 20, "linear: percent of capacity shifted per step, 10-50 (AWS's range)"),
     Key("waitIntervalSeconds", 600, "blue/green: bake time between traffic shifts, 0-3600"),
     Key("maxExecutionTimeoutSeconds", 3600, "blue/green: longest a rollout may take, 600-14400"),
@@ -80,7 +84,11 @@ KEYS: tuple[Key, ...] = (
     Key("dataCapturePercent", 100, "percent of requests captured for monitoring, 1-100"),
     Key("driftMonitoring", True, "run the monitoring pipeline's drift checks on captured traffic"),
     Key("monitoringSchedule", "rate(1 hour)", "how often the monitoring pipeline runs"),
-    Key("monitoringScheduleEnabled", True, "false pauses the monitoring schedule"),
+    Key(
+        "monitoringScheduleEnabled",
+        True,
+        "false pauses the monitoring schedule (paused anyway while no model is deployed)",
+    ),
     Key("retrainSchedule", "rate(7 days)", "the scheduled retraining trigger"),
     Key("retrainScheduleEnabled", True, "false pauses scheduled retraining"),
     Key("mlflowEnabled", False, "a SageMaker managed MLflow tracking server"),
@@ -94,29 +102,8 @@ KEYS: tuple[Key, ...] = (
 )
 _BY_NAME = {k.name: k for k in KEYS}
 _RETENTION_DAYS = (
-    1,
-    3,
-    5,
-    7,
-    14,
-    30,
-    60,
-    90,
-    120,
-    150,
-    180,
-    365,
-    400,
-    545,
-    731,
-    1096,
-    1827,
-    2192,
-    2557,
-    2922,
-    3288,
-    3653,
-)
+    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653,
+)  # fmt: skip
 _RATE = re.compile(r"^(rate\(\d+ (minute|minutes|hour|hours|day|days)\)|cron\(.+\))$")
 _ARN = re.compile(r"^arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:\d{12}:model-package/.+$")
 

@@ -111,7 +111,9 @@ def capture_line(instances: pd.DataFrame, answers: list[dict], *, event_id: str,
     )
 
 
-def capture_files(traffic: pd.DataFrame, answers: list[dict], schema) -> dict[str, str]:
+def capture_files(
+    traffic: pd.DataFrame, answers: list[dict], schema, variant: str = VARIANT
+) -> dict[str, str]:
     """Traffic in requests of BATCH customers, each in the file of its inference hour:
     ``data-capture/<endpoint>/<variant>/yyyy/mm/dd/hh/*.jsonl``."""
     columns = [schema.entity_id, *schema.feature_names]
@@ -119,7 +121,7 @@ def capture_files(traffic: pd.DataFrame, answers: list[dict], schema) -> dict[st
     for first in range(0, len(traffic), BATCH):
         rows = traffic.iloc[first : first + BATCH]
         time = pd.Timestamp(rows["event_time"].iloc[0])
-        key = f"data-capture/{MODEL}/{VARIANT}/{time:%Y/%m/%d/%H}/capture-{time:%H}.jsonl"
+        key = f"data-capture/{MODEL}/{variant}/{time:%Y/%m/%d/%H}/capture-{time:%H}.jsonl"
         line = capture_line(
             rows[columns],
             answers[first : first + BATCH],
@@ -166,8 +168,11 @@ def stage(
     )
 
     answers = champion.answer(traffic)
-    for key, body in capture_files(traffic, answers, champion.schema).items():
-        s3.put_object(Bucket=BUCKET, Key=key, Body=body.encode())
+    # A shadow challenger is sent a copy of the same requests and captured beside the
+    # champion: the production variant's run must count none of it.
+    for variant in (VARIANT, "challenger"):
+        for key, body in capture_files(traffic, answers, champion.schema, variant).items():
+            s3.put_object(Bucket=BUCKET, Key=key, Body=body.encode())
     labels = traffic.iloc[:LABELLED_ROWS][["customer_id", "churned"]].set_axis(["id", "label"], axis=1)
     # Feedback also arrives for customers scored by another channel: not this endpoint's to count.
     labels = pd.concat([labels, pd.DataFrame({"id": ["W0000001", "W0000002"], "label": [1, 0]})])
