@@ -13,6 +13,7 @@ that publishes (model_code.monitoring.monitor holds the container side and its f
                               predictions)
 
     OfflineStoreUri ───► CountOfflineRecords ×N ► CountNewData ► NewRecordCount (Model, Stack); count.json
+    (sharded)            (counts, record keys)    (count once)
 
 All metrics go to namespace ``MLOps``; ``Model`` is the schema name, ``Stack`` the stack that
 built the pipeline (stacks sharing an account never mix their metrics or alarms) and
