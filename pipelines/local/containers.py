@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from model_code.container import PROCESSING, REASON_FILES, REASON_LIMIT, TRAINING
 from pipelines.local.errors import StepFailure
 from pipelines.local.records import StepRecord
 from pipelines.local.staging import _pack, _remap, _remap_path, _Staging
@@ -63,7 +64,7 @@ class _ContainerSteps(_Staging):
             (config / "processingjobconfig.json").write_text(json.dumps(request, default=str))
             argv = self.command(app["ContainerEntrypoint"], app.get("ContainerArguments"), root)
             runs[host] = (argv, self.container_env(root, host, hosts, args.get("Environment")))
-        self.run_containers(record, runs, args.get("StoppingCondition"))
+        self.run_containers(record, PROCESSING, runs, args.get("StoppingCondition"))
         for out in outputs:
             for root in roots.values():
                 self.upload_tree(_remap_path(out["S3Output"]["LocalPath"], root), out["S3Output"]["S3Uri"])
@@ -118,7 +119,7 @@ class _ContainerSteps(_Staging):
         argv = self.command(
             algorithm.get("ContainerEntrypoint") or ["train"], algorithm.get("ContainerArguments"), root
         )
-        self.run_containers(record, {"algo-1": (argv, env)}, args.get("StoppingCondition"))
+        self.run_containers(record, TRAINING, {"algo-1": (argv, env)}, args.get("StoppingCondition"))
         prefix = f"{args['OutputDataConfig']['S3OutputPath'].rstrip('/')}/{job}/output"
         model_uri = f"{prefix}/model.tar.gz"
         self.upload_file(_pack(root / "model", self.step_dir(record.name) / "model.tar.gz"), model_uri)
@@ -162,12 +163,14 @@ class _ContainerSteps(_Staging):
             SM_CURRENT_HOST=host,
             SM_HOSTS=",".join(hosts),
             SM_RESOURCE_CONFIG=str(root / "config" / "resourceconfig.json"),
-            SM_FAILURE_FILE=str(root / "output" / "failure"),
+            MLOPS_OPT_ML=str(root),  # the image's model_code.container finds /opt/ml here
         )
         (root / "output").mkdir(parents=True, exist_ok=True)
         return env
 
-    def run_containers(self, record: StepRecord, runs: dict[str, tuple], stopping: dict | None) -> None:
+    def run_containers(
+        self, record: StepRecord, job: str, runs: dict[str, tuple], stopping: dict | None
+    ) -> None:
         """Run each host's process at once; the first failing host's reason fails the step."""
         timeout = (stopping or {}).get("MaxRuntimeInSeconds")
         step_dir = self.step_dir(record.name)
@@ -191,9 +194,10 @@ class _ContainerSteps(_Staging):
                     return f"MaxRuntimeExceeded: stopped after {timeout} s (StoppingCondition.MaxRuntimeInSeconds)"
             if code == 0:
                 return None
-            failure = Path(env["SM_FAILURE_FILE"])
-            if failure.is_file() and failure.read_text().strip():
-                return failure.read_text().strip()
+            # Only the file SageMaker reads for this job type: a reason written elsewhere is lost.
+            reason = Path(env["MLOPS_OPT_ML"]) / REASON_FILES[job]
+            if reason.is_file() and reason.read_text(errors="replace").strip():
+                return reason.read_text(errors="replace").strip()[:REASON_LIMIT]
             tail = log_path.read_text(errors="replace")[-_LOG_TAIL:].strip()
             return f"AlgorithmError: exit status {code}; log tail: {tail}"
 

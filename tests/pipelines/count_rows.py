@@ -4,7 +4,7 @@
 
 Writes ``count.json`` (``{"files", "rows", "label"}``, the property file the tests' conditions
 read) and ``hosts/<host>.json`` (what this instance saw: its files, the hosts, its endpoint and
-the MARKER variable) to the output folder. With ``--fail`` it writes MESSAGE to the failure
+the MARKER variable) to the output folder. With ``--fail`` it writes MESSAGE to the exit-message
 file and exits 1, as the project's containers do.
 """
 
@@ -26,7 +26,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fail")
     args = parser.parse_args(argv)
     if args.fail:
-        Path(os.environ["SM_FAILURE_FILE"]).write_text(args.fail)
+        # A processing job's reason: /opt/ml/output/message, which the executor remaps.
+        reason = Path(os.environ["MLOPS_OPT_ML"]) / "output" / "message"
+        reason.parent.mkdir(parents=True, exist_ok=True)
+        reason.write_text(args.fail)
         return 1
     files = sorted(p for p in Path(args.input).rglob("*") if p.is_file())
     rows = sum(len(p.read_text().splitlines()) - 1 for p in files)
