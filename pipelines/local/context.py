@@ -16,7 +16,7 @@ from typing import Any
 
 from pipelines.local import strict
 from pipelines.local.errors import StepFailure
-from pipelines.local.records import Execution
+from pipelines.local.records import Execution, StepRecord
 
 
 @dataclass
@@ -64,6 +64,12 @@ class RunContext:
 
     def arn(self, kind: str, name: str) -> str:
         return f"arn:aws:sagemaker:{self.region}:{self.account}:{kind}/{name.lower()}"
+
+    def add_step(self, record: StepRecord) -> None:
+        """Record a step as started (steps are listed in the order they start)."""
+        with self._write_lock:
+            self.execution.steps.append(record)
+            self.execution.write()
 
     def write(self) -> None:
         """Write execution.json; steps finishing at once take turns."""

@@ -172,11 +172,7 @@ class _Run:
                     if state == "skip":
                         status[name] = "Skipped"
                     elif state == "ready":
-                        record = StepRecord(name, self.nodes[name].spec["Type"], start=_now())
-                        execution.steps.append(record)
-                        self.context.write()
-                        log.info("%s: %s step started", name, record.type)
-                        running[pool.submit(self._step, record)] = name
+                        running[pool.submit(self._step, name)] = name
                 if not running:
                     break
                 finished, _ = wait(running, return_when=FIRST_COMPLETED)
@@ -204,7 +200,11 @@ class _Run:
             return "skip"
         return "ready" if all(status.get(dep) == "Succeeded" for dep in node.depends) else "wait"
 
-    def _step(self, record: StepRecord) -> StepRecord:
+    def _step(self, name: str) -> StepRecord:
+        """Run one step on a worker thread, recorded from the moment it starts."""
+        record = StepRecord(name, self.nodes[name].spec["Type"], start=_now())
+        self.context.add_step(record)
+        log.info("%s: %s step started", name, record.type)
         try:
             self.run_step(self.nodes[record.name].spec, record)
             record.status = "Succeeded"
