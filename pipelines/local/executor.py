@@ -115,7 +115,8 @@ class LocalExecutor:
 
     @property
     def region(self) -> str:
-        return self.boto_session.region_name
+        # As the run's S3 client resolves it: without a configured region, us-east-1.
+        return self.boto_session.region_name or "us-east-1"
 
     @property
     def account(self) -> str:
