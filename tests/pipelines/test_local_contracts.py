@@ -16,7 +16,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from pipelines.local import LocalExecutor
+from pipelines.local import DefinitionError, LocalExecutor
 from tests.pipelines.test_local_executor import (  # noqa: F401 (s3 is a fixture)
     BUCKET,
     PIPELINE,
@@ -114,6 +114,14 @@ def test_a_model_request_aws_would_refuse_fails_before_reaching_the_emulator(buc
         execution.failure_reason
     )
     assert boto3.client("sagemaker").list_models()["Models"] == []  # moto would have accepted it
+
+
+@pytest.mark.parametrize("name", ["S" * 65, "Count Rows"])
+def test_a_step_name_create_pipeline_would_refuse_is_refused_before_anything_runs(tmp_path, name):
+    steps = [{"Name": name, "Type": "Fail", "Arguments": {"ErrorMessage": "x"}}]
+
+    with pytest.raises(DefinitionError, match="a Name is 1 to 64 of A-Z a-z 0-9 - _"):
+        LocalExecutor({"Version": "2020-12-01", "Steps": steps}, pipeline_name=PIPELINE, work_dir=tmp_path)
 
 
 # -- a clean environment ---------------------------------------------------------------------
