@@ -34,16 +34,18 @@ COPY pipelines/ pipelines/
 COPY infra/ infra/
 RUN pip install --no-cache-dir --no-deps . && pip check
 
-# A fixed numeric uid, so orchestrators can verify the image does not run as root.
-# SageMaker mounts its channels and output folders under /opt/ml; owning the mount points
-# lets this user write the model and the outputs there.
-RUN useradd --uid 10001 --user-group --create-home --shell /usr/sbin/nologin mlops \
- && mkdir -p /opt/ml/input /opt/ml/model /opt/ml/output /opt/ml/processing \
- && chown -R 10001:10001 /opt/ml
-
 COPY --chmod=0755 docker/train docker/serve /usr/local/bin/
 
-USER 10001
+# No USER: every container of this image runs as root, SageMaker's default, on purpose.
+# SageMaker mounts its own volumes over /opt/ml (the channels, /opt/ml/model, /opt/ml/output,
+# /opt/ml/processing/...) when the job starts, so whatever this image chowns there is hidden
+# by root-owned mounts: a non-root job cannot write its model, its outputs or its failure
+# reason, and fails with no reason recorded. The SageMaker SDK works around exactly this for
+# non-root images with chmod on the mounts at job start (aws/sagemaker-python-sdk#4325,
+# #4764). Serving stays root too: SageMaker copies the model into /opt/ml/model as root and
+# documents inference containers as running as root (aws/sagemaker-inference-toolkit#72);
+# dropping to a non-root user could not be shown safe for real-time and serverless endpoints.
+# What limits a job is its IAM role, network isolation and the KMS keys, not the uid.
 
 # SageMaker sends endpoint traffic to port 8080.
 EXPOSE 8080

@@ -1,8 +1,18 @@
 """SageMaker container conventions shared by the steps that run in the project image.
 
-A step that cannot go on writes its reason where SageMaker reads it (``/opt/ml/output/
-failure``, shown as the job's FailureReason) and exits non-zero; the local executor reads
-the same file, so a user sees the same message on a laptop and in the console.
+A step that cannot go on writes its reason where SageMaker reads it for its job type, and
+exits non-zero:
+
+* a **processing** job's reason goes to ``/opt/ml/output/message``; SageMaker shows its
+  first 1 KB as the job's ``ExitMessage``;
+* a **training** job's reason goes to ``/opt/ml/output/failure``, shown as its
+  ``FailureReason``.
+
+Each file is ignored by the other job type, so an entry point names its job type when it
+fails. The local executor reads only the file SageMaker reads for the step's type, so a
+step writing the wrong file shows no reason on a laptop either. Outside SageMaker,
+``MLOPS_OPT_ML`` says where this container's ``/opt/ml`` is (the local executor sets it to
+the step's remapped folder; SageMaker never sets it).
 """
 
 from __future__ import annotations
@@ -11,16 +21,33 @@ import os
 import sys
 from pathlib import Path
 
-FAILURE_FILE = Path(os.environ.get("SM_FAILURE_FILE", "/opt/ml/output/failure"))
+PROCESSING = "processing"
+TRAINING = "training"
+# Relative to /opt/ml: the one file SageMaker reads a failed job's reason from, per job type.
+REASON_FILES = {PROCESSING: "output/message", TRAINING: "output/failure"}
+# SageMaker keeps the first 1 KB (ExitMessage and FailureReason are at most 1024 characters).
+REASON_LIMIT = 1024
 
 
 class StepFailed(RuntimeError):
     """A container step's own, expected failure (bad data, a model below the bar)."""
 
 
-def fail(message: str, failure_file: Path | None = None) -> int:
-    """Record ``message`` as the step's failure reason and return the exit status 1."""
-    path = failure_file or Path(os.environ.get("SM_FAILURE_FILE", FAILURE_FILE))
+def opt_ml() -> Path:
+    """This container's ``/opt/ml``: itself on SageMaker, ``MLOPS_OPT_ML`` when run locally."""
+    return Path(os.environ.get("MLOPS_OPT_ML") or "/opt/ml")
+
+
+def reason_file(job: str) -> Path:
+    """Where a ``job`` (``processing`` or ``training``) writes the reason it failed."""
+    if job not in REASON_FILES:
+        raise ValueError(f"job: expected one of {', '.join(REASON_FILES)}, got {job!r}")
+    return opt_ml() / REASON_FILES[job]
+
+
+def fail(message: str, *, job: str) -> int:
+    """Record ``message`` as the failed ``job``'s reason and return the exit status 1."""
+    path = reason_file(job)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(message)

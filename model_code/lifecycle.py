@@ -282,7 +282,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--rows: expected at least 200 customers to train and hold out, got {args.rows}")
     work = args.work_dir or state_dir() / "local"
     shutil.rmtree(work, ignore_errors=True)
-    os.environ.setdefault("SM_FAILURE_FILE", str(work / "failure"))
+    # Steps run in this process: their /opt/ml (and failure reasons) go under the work folder.
+    os.environ.setdefault("MLOPS_OPT_ML", str(work / "opt_ml"))
     console = Console()
     lifecycle = Lifecycle(work, rows=args.rows, seed=args.seed, console=console)
     steps = lifecycle.run()

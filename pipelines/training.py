@@ -257,6 +257,8 @@ class _Builder:
             entrypoint=["python", "-m", module],
             volume_kms_key=self.target.kms_key_arn,
             output_kms_key=self.target.kms_key_arn,
+            # boto3 inside the container finds no region otherwise (SageMaker sets none).
+            env={"AWS_DEFAULT_REGION": self.target.region},
             base_job_name=f"{self.name}-{step}"[:32].rstrip("-"),
             sagemaker_session=self.session,
         )

@@ -38,10 +38,20 @@ def test_base_image_is_pinned_to_an_exact_version_and_digest():
     assert re.fullmatch(r"sha256:[0-9a-f]{64}", digest), digest
 
 
-def test_runs_as_a_numeric_non_root_user():
+def test_jobs_run_as_root_so_they_can_write_sagemakers_mounted_volumes():
+    # SageMaker mounts root-owned volumes over /opt/ml; a USER would leave jobs unable to
+    # write their model, outputs and failure reason there.
     users = args_of("USER")
-    assert users, "no USER instruction"
-    assert users[-1].isdigit() and int(users[-1]) != 0
+    assert users == [] or users[-1] in ("root", "0", "0:0"), f"the image ends as USER {users[-1]}"
+    assert not [args for args in args_of("RUN") if "chown" in args and "/opt/ml" in args]
+
+
+def test_the_dockerfile_explains_why_it_runs_as_root_with_the_evidence():
+    comments = " ".join(
+        ln.lstrip("# ").strip() for ln in DOCKERFILE.read_text().splitlines() if ln.startswith("#")
+    )
+    assert "runs as root" in comments
+    assert "/opt/ml" in comments and "aws/sagemaker-python-sdk#4325" in comments
 
 
 def test_dependencies_come_from_the_runtime_lock_without_cache():

@@ -361,14 +361,14 @@ def _write_csv(frame: pd.DataFrame, path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the ValidateData step; returns the exit status (1 with the failure file written)."""
+    """Run the ValidateData step; returns the exit status (1 with the reason in /opt/ml/output/message)."""
     args = _parse_args(argv)
     try:
         schema = load(args.schema)
         files = _input_files(args.input)
         frame, raw, ignored, file_errors = _read(files, schema, args.ingestion_time)
     except (SchemaError, container.StepFailed) as exc:
-        return container.fail(str(exc))
+        return container.fail(str(exc), job=container.PROCESSING)
 
     result = validate(frame, schema)
     result.table_errors[:0] = file_errors
@@ -402,7 +402,7 @@ def main(argv: list[str] | None = None) -> int:
         f"validated {result.rows_in} rows from {len(files)} file(s): {result.rows_accepted} accepted, "
         f"{result.rows_quarantined} quarantined ({result.quarantined_share:.1%})"
     )
-    return container.fail(failure) if failure else 0
+    return container.fail(failure, job=container.PROCESSING) if failure else 0
 
 
 if __name__ == "__main__":

@@ -311,7 +311,7 @@ def put_main(argv: list[str], featurestore: Any = None, cloudwatch: Any = None, 
             kept = args.failed_uri
         monitor.publish(ingest_metrics(report, schema), cloudwatch)
     except (container.StepFailed, ValueError, OSError, BotoCoreError, ClientError) as exc:
-        return container.fail(f"IngestFeatures: {exc}")
+        return container.fail(f"IngestFeatures: {exc}", job=container.PROCESSING)
     print(
         f"put {report['records_put']} of {report['records']} records into {group}; "
         f"failed {report['records_failed']} {report['failure_reasons'] or ''}"
@@ -319,7 +319,8 @@ def put_main(argv: list[str], featurestore: Any = None, cloudwatch: Any = None, 
     if report["records_failed"]:
         return container.fail(
             f"IngestFeatures: {report['records_failed']} of {report['records']} records were not put "
-            f"({report['failure_reasons']}); they are in {kept} with the error"
+            f"({report['failure_reasons']}); they are in {kept} with the error",
+            job=container.PROCESSING,
         )
     return 0
 

@@ -444,12 +444,12 @@ def _run(args: argparse.Namespace) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run one monitoring step; returns the exit status (1 with the failure file written)."""
+    """Run one monitoring step; returns the exit status (1 with the reason in /opt/ml/output/message)."""
     args = _parser().parse_args(argv)
     try:
         print(_run(args))
     except (container.StepFailed, ValueError, OSError, BotoCoreError, ClientError) as exc:
-        return container.fail(f"{args.command}: {exc}")
+        return container.fail(f"{args.command}: {exc}", job=container.PROCESSING)
     return 0
 
 

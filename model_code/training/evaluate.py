@@ -253,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
             drift_baseline(bundle, read_channel(args.train_dir, bundle.schema)) if args.train_dir else None
         )
     except (FileNotFoundError, ValueError, SchemaError, container.StepFailed) as exc:
-        return container.fail(f"evaluate: {exc}")
+        return container.fail(f"evaluate: {exc}", job=container.PROCESSING)
     if report["champion"] is not None:
         report["champion"]["source"] = source
     output = Path(args.output_dir)

@@ -274,7 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the EngineerFeatures step; returns the exit status (1 with the failure file written)."""
+    """Run the EngineerFeatures step; returns the exit status (1 with the reason in /opt/ml/output/message)."""
     # Imported here: the pipeline builder imports this module for its constants, and
     # training code would load scikit-learn into every definition build.
     from model_code.training.train import read_channel
@@ -298,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
             min_rows=args.min_rows,
         )
     except (ValueError, SchemaError, container.StepFailed) as exc:
-        return container.fail(f"prepare: {exc}")
+        return container.fail(f"prepare: {exc}", job=container.PROCESSING)
     report["champion"] = source
     report["input_files"] = frame.attrs.get("files", [])
     write_csv(train, args.train_dir / "train.csv")

@@ -340,11 +340,11 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args([*hyperparameter_file_args(), *argv])
         check_hyperparameters(args)
     except HyperparameterError as exc:
-        return container.fail(f"train: bad hyperparameter: {exc}")
+        return container.fail(f"train: bad hyperparameter: {exc}", job=container.TRAINING)
     try:
         bundle, validation = train(args)
     except (ValueError, schema_mod.SchemaError) as exc:
-        return container.fail(f"train: {exc}")
+        return container.fail(f"train: {exc}", job=container.TRAINING)
     meta = bundle.metadata
     print(
         f"trained {meta['params']['model_type']} on {meta['rows_trained']} rows "
@@ -365,7 +365,8 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # whatever the tracker raises, name the store and the way out
         return container.fail(
             f"train: the model was saved in {args.model_dir} but the run could not be tracked in "
-            f"{tracking.tracking_uri()}: {exc}; set MLOPS_TRACKING=off to train without tracking"
+            f"{tracking.tracking_uri()}: {exc}; set MLOPS_TRACKING=off to train without tracking",
+            job=container.TRAINING,
         )
     print(f"tracked as run {run_id} in {tracking.tracking_uri()}")
     return 0

@@ -11,32 +11,42 @@ tests and the local cloud run exactly the definition production runs::
            RegisterModel / Model: CreateModelPackage / CreateModel through boto3
         ─► <work dir>/<execution id>/execution.json after every step
 
-Containers: the image is this checkout (its root leads PYTHONPATH); an entrypoint of
+Containers: the image is this checkout (its root is PYTHONPATH); an entrypoint of
 ``python ...`` runs with this machine's interpreter, ``train``/``serve``/``mlops`` as the
 image's PATH commands do. Every ``/opt/ml`` path in the arguments, LocalPaths and Environment
-becomes ``<work dir>/<execution id>/<step>/<host>/...``. Paths a container only knows as
-defaults are not remapped, so builders pass them as arguments; training paths arrive as the
-``SM_*`` variables model_code reads. Processing and training requests are checked against
-botocore's model of CreateProcessingJob / CreateTrainingJob before they run, so a request
-SageMaker would refuse fails here too.
+becomes ``<work dir>/<execution id>/<step>/<host>/...`` (``MLOPS_OPT_ML`` tells the image's
+code where). Paths a container only knows as defaults are not remapped, so builders pass them
+as arguments; training paths arrive as the ``SM_*`` variables model_code reads. A step's
+environment is built from nothing: its ``Environment``, SageMaker's variables for the job
+type, and the endpoint, region and credentials of the executor's session; nothing else of
+the caller's reaches it. A failed job's reason is read from the one file SageMaker reads for
+its type (``/opt/ml/output/message`` for processing, ``/opt/ml/output/failure`` for training).
 
-S3 and SageMaker are reached through boto3 with its default configuration, so
-``AWS_ENDPOINT_URL`` (the moto server of the tests and the local cloud) is honoured by the
-executor and, through the inherited environment, by the steps' own boto3 calls.
+Strict as AWS: every AWS call the executor makes goes through a ``strict`` client, and each
+job request (CreateProcessingJob, CreateTrainingJob) is checked against AWS's service model
+(required members, types, enums, patterns, lengths, ranges) before its containers start, so
+a request SageMaker would refuse fails here too, naming the step and the member.
+
+Steps whose dependencies have succeeded run concurrently (up to ``max_parallel``); a failed
+step stops only the steps that depend on it, the other branches still run and are recorded,
+and the execution fails at the end with the first failed step's reason.
 
 Not emulated: Pipe input mode, manifest and compressed inputs, dataset definitions, feature
 store outputs, multi-instance training, and step types other than the six above (a definition
-using them is refused before anything runs). Steps run one at a time.
+using them is refused before anything runs).
 
-The package, one concern a module::
+The package, one concern a module, each importing only modules listed above it::
 
-    graph.py       the steps, their dependencies and order; parameters checked
-    values.py      Get, Std:Join, Std:JsonGet, conditions
-    containers.py  processing and training steps as subprocesses
-    staging.py     /opt/ml remapped, S3 inputs (sharded) and outputs
+    errors.py      DefinitionError, ParameterError, StepFailure
     records.py     Execution, StepRecord, execution.json
     strict.py      requests checked against AWS's service models (enums, patterns, lengths, ranges)
-    executor.py    LocalExecutor and the step loop; registry steps
+    graph.py       the steps, their dependencies and order; parameters checked
+    staging.py     /opt/ml remapped, S3 inputs (sharded) and outputs
+    context.py     RunContext: one execution's state, strict clients, job requests checked
+    values.py      Get, Std:Join, Std:JsonGet, conditions
+    containers.py  processing and training steps as subprocesses, in a clean environment
+    registry.py    RegisterModel and Model steps
+    executor.py    LocalExecutor and the step loop (concurrent branches)
     cli.py         main(argv): ``mlops pipeline run``
 """
 

@@ -18,6 +18,7 @@ from pipelines.local.errors import DefinitionError, ParameterError
 STEP_TYPES = ("Processing", "Training", "Condition", "Fail", "RegisterModel", "Model")
 PARAMETER_TYPES = ("String", "Integer", "Float", "Boolean")
 _STEP_REF = re.compile(r"Steps\.([A-Za-z0-9_-]+)(.*)")
+_STEP_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 @dataclass
@@ -37,6 +38,9 @@ def _flatten(
         name, kind = spec.get("Name"), spec.get("Type")
         if not name or name in nodes:
             raise DefinitionError(f"step {name!r}: every step needs a unique Name")
+        if not _STEP_NAME.fullmatch(name):
+            # CreatePipeline refuses such a definition (the definition schema's StepName).
+            raise DefinitionError(f"step {name!r}: a Name is 1 to 64 of A-Z a-z 0-9 - _")
         if kind not in STEP_TYPES:
             raise DefinitionError(
                 f"step {name}: type {kind} does not run locally; these do: {', '.join(STEP_TYPES)}"

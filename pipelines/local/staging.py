@@ -2,93 +2,74 @@
 
 Inputs are downloaded from S3 (every host gets all objects, or every n-th with
 ``ShardedByS3Key``), outputs are uploaded from the hosts' folders, and folders are packed as
-SageMaker packs ``/opt/ml/model``.
+SageMaker packs ``/opt/ml/model``. Plain functions of an S3 client and paths.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import tarfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pipelines.local.errors import StepFailure
-from pipelines.local.records import Execution
-
-if TYPE_CHECKING:
-    from pipelines.local.executor import LocalExecutor
 
 OPT_ML = "/opt/ml"
 
 
-class _Staging:
-    """Where a run's files go, and how they reach S3 and come back."""
-
-    executor: LocalExecutor
-    execution: Execution
-
-    # -- files -----------------------------------------------------------------------------
-
-    def download_input(self, inp: dict[str, Any], roots: dict[str, Path]) -> None:
-        name, s3 = inp.get("InputName"), inp.get("S3Input")
-        if s3 is None:
-            raise StepFailure(f"input {name}: only S3 inputs run locally")
-        for key, allowed in (("S3InputMode", ("File", "FastFile")), ("S3CompressionType", ("None",))):
-            if s3.get(key, allowed[0]) not in allowed:
-                raise StepFailure(
-                    f"input {name}: {key} {s3[key]} does not run locally ({' | '.join(allowed)} do)"
-                )
-        sharded = s3.get("S3DataDistributionType") == "ShardedByS3Key"
-        targets = {
-            _remap_path(s3["LocalPath"], root): (i, len(roots)) if sharded else (0, 1)
-            for i, root in enumerate(roots.values())
-        }
-        self.download(s3["S3Uri"], s3.get("S3DataType", "S3Prefix"), targets, name)
-
-    def download(
-        self, uri: str, data_type: str, targets: dict[Path, tuple[int, int]], name: str | None
-    ) -> None:
-        """Copy the objects under ``uri`` to each target folder; (i, n) takes every n-th from the i-th."""
-        if data_type != "S3Prefix":
-            raise StepFailure(f"input {name}: S3DataType {data_type} does not run locally (S3Prefix does)")
-        bucket, prefix = _split_s3(uri)
-        s3 = self.executor.client("s3")
-        keys = sorted(
-            obj["Key"]
-            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
-            for obj in page.get("Contents", [])
-            if not obj["Key"].endswith("/")
-        )
-        if not keys:
-            raise StepFailure(f"input {name}: no S3 objects found under {uri}")
-        for folder, (index, count) in targets.items():
-            folder.mkdir(parents=True, exist_ok=True)
-            for key in keys[index::count]:
-                relative = os.path.basename(key) if key == prefix else key[len(prefix) :].lstrip("/")
-                dest = folder / relative
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                s3.download_file(bucket, key, str(dest))
-
-    def upload_tree(self, folder: Path, uri: str) -> None:
-        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-            self.upload_file(path, f"{uri.rstrip('/')}/{path.relative_to(folder).as_posix()}")
-
-    def upload_file(self, path: Path, uri: str) -> None:
-        bucket, key = _split_s3(uri)
-        self.executor.client("s3").upload_file(str(path), bucket, key)
-
-    def step_dir(self, step: str) -> Path:
-        path = self.execution.work_dir / step
-        path.mkdir(parents=True, exist_ok=True)
-        return path
-
-    def job_name(self, step: str) -> str:
-        # SageMaker names a step's job pipelines-<execution id>-<step>-<suffix>, ≤ 63 characters.
-        return re.sub(r"[^A-Za-z0-9-]", "-", f"pipelines-{self.execution.execution_id}-{step}")[:63]
+def download_input(s3: Any, inp: dict[str, Any], roots: dict[str, Path]) -> None:
+    """A processing input into each host's remapped LocalPath (sharded or replicated)."""
+    name, source = inp.get("InputName"), inp.get("S3Input")
+    if source is None:
+        raise StepFailure(f"input {name}: only S3 inputs run locally")
+    for key, allowed in (("S3InputMode", ("File", "FastFile")), ("S3CompressionType", ("None",))):
+        if source.get(key, allowed[0]) not in allowed:
+            raise StepFailure(
+                f"input {name}: {key} {source[key]} does not run locally ({' | '.join(allowed)} do)"
+            )
+    sharded = source.get("S3DataDistributionType") == "ShardedByS3Key"
+    targets = {
+        remap_path(source["LocalPath"], root): (i, len(roots)) if sharded else (0, 1)
+        for i, root in enumerate(roots.values())
+    }
+    download(s3, source["S3Uri"], source.get("S3DataType", "S3Prefix"), targets, name)
 
 
-def _remap(arg: str, root: Path) -> str:
+def download(
+    s3: Any, uri: str, data_type: str, targets: dict[Path, tuple[int, int]], name: str | None
+) -> None:
+    """Copy the objects under ``uri`` to each target folder; (i, n) takes every n-th from the i-th."""
+    if data_type != "S3Prefix":
+        raise StepFailure(f"input {name}: S3DataType {data_type} does not run locally (S3Prefix does)")
+    bucket, prefix = split_s3(uri)
+    keys = sorted(
+        obj["Key"]
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+        for obj in page.get("Contents", [])
+        if not obj["Key"].endswith("/")
+    )
+    if not keys:
+        raise StepFailure(f"input {name}: no S3 objects found under {uri}")
+    for folder, (index, count) in targets.items():
+        folder.mkdir(parents=True, exist_ok=True)
+        for key in keys[index::count]:
+            relative = os.path.basename(key) if key == prefix else key[len(prefix) :].lstrip("/")
+            dest = folder / relative
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            s3.download_file(bucket, key, str(dest))
+
+
+def upload_tree(s3: Any, folder: Path, uri: str) -> None:
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        upload_file(s3, path, f"{uri.rstrip('/')}/{path.relative_to(folder).as_posix()}")
+
+
+def upload_file(s3: Any, path: Path, uri: str) -> None:
+    bucket, key = split_s3(uri)
+    s3.upload_file(str(path), bucket, key)
+
+
+def remap(arg: str, root: Path) -> str:
     """``/opt/ml/x`` → ``<root>/x``, also as the value of ``--option=/opt/ml/x``."""
     if arg == OPT_ML or arg.startswith(OPT_ML + "/"):
         return str(root) + arg[len(OPT_ML) :]
@@ -98,21 +79,21 @@ def _remap(arg: str, root: Path) -> str:
     return arg
 
 
-def _remap_path(path: str, root: Path) -> Path:
-    remapped = _remap(path, root)
+def remap_path(path: str, root: Path) -> Path:
+    remapped = remap(path, root)
     if remapped == path:
         raise StepFailure(f"{path}: a container path must be under {OPT_ML}")
     return Path(remapped)
 
 
-def _split_s3(uri: Any) -> tuple[str, str]:
+def split_s3(uri: Any) -> tuple[str, str]:
     if not isinstance(uri, str) or not uri.startswith("s3://"):
         raise StepFailure(f"{uri!r} is not an s3:// URI")
     bucket, _, key = uri[len("s3://") :].partition("/")
     return bucket, key
 
 
-def _pack(folder: Path, archive: Path) -> Path:
+def pack(folder: Path, archive: Path) -> Path:
     """folder's files as a .tar.gz with the files at its root, as SageMaker packs /opt/ml/model."""
     with tarfile.open(archive, "w:gz") as tar:
         for path in sorted(p for p in folder.rglob("*") if p.is_file()):

@@ -2,7 +2,8 @@
 
 ``{"Get": ...}`` of parameters, execution variables and the properties of steps that ran,
 ``Std:Join``, ``Std:JsonGet`` of property files (read from S3 once per execution), and the
-condition types Equals, In, Not, Or and the four comparisons.
+condition types Equals, In, Not, Or and the four comparisons. A :class:`Resolver` reads the
+run's state (``context.RunContext``) and the step specs; it knows nothing of the step loop.
 """
 
 from __future__ import annotations
@@ -10,16 +11,15 @@ from __future__ import annotations
 import json
 import operator
 import re
+import threading
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from pipelines.local.context import RunContext
 from pipelines.local.errors import StepFailure
 from pipelines.local.graph import _STEP_REF
-from pipelines.local.records import Execution, _iso, _now, _text
-from pipelines.local.staging import _split_s3
-
-if TYPE_CHECKING:
-    from pipelines.local.executor import LocalExecutor
+from pipelines.local.records import _iso, _now, _text
+from pipelines.local.staging import split_s3
 
 _PROPERTY_TOKEN = re.compile(r"\.(\w+)|\[(\d+)\]|\['([^']*)'\]|\[\"([^\"]*)\"\]")
 _COMPARISONS = {
@@ -36,15 +36,16 @@ class _PropertyFileRef:
     name: str
 
 
-class _Resolving:
-    """The expressions of a run (``executor._Run``): its values, properties and property files."""
+class Resolver:
+    """The expressions of one run: its values, the steps' properties and property files."""
 
-    executor: LocalExecutor
-    execution: Execution
-    properties: dict[str, dict[str, Any]]
-    _json_cache: dict[str, Any]
-
-    # -- resolving expressions -------------------------------------------------------------
+    def __init__(self, context: RunContext, specs: dict[str, dict[str, Any]]):
+        self.context = context
+        self.execution = context.execution
+        self.properties = context.properties
+        self.specs = specs  # every step's spec by name, condition branches included
+        self._json_cache: dict[str, Any] = {}
+        self._json_lock = threading.Lock()
 
     def resolve(self, value: Any) -> Any:
         if isinstance(value, dict):
@@ -106,14 +107,15 @@ class _Resolving:
             uri = self.property_file_uri(ref)
         else:
             uri = _text(self.resolve(arg["S3Uri"]))
-        if uri not in self._json_cache:
-            bucket, key = _split_s3(uri)
-            try:
-                body = self.executor.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
-                self._json_cache[uri] = json.loads(body)
-            except Exception as exc:
-                raise StepFailure(f"Std:JsonGet: cannot read {uri}: {exc}") from exc
-        value = self._json_cache[uri]
+        with self._json_lock:
+            if uri not in self._json_cache:
+                bucket, key = split_s3(uri)
+                try:
+                    body = self.context.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+                    self._json_cache[uri] = json.loads(body)
+                except Exception as exc:
+                    raise StepFailure(f"Std:JsonGet: cannot read {uri}: {exc}") from exc
+            value = self._json_cache[uri]
         for token in re.findall(r"\[(\d+)\]|\['([^']*)'\]|([^.\[\]]+)", arg["Path"].removeprefix("$.")):
             index, quoted, plain = token
             value = _descend(value, int(index) if index else quoted or plain)
@@ -122,7 +124,7 @@ class _Resolving:
         return value
 
     def property_file_uri(self, ref: _PropertyFileRef) -> str:
-        spec = self.executor.nodes[ref.step].spec
+        spec = self.specs[ref.step]
         for pf in spec.get("PropertyFiles") or []:
             if pf["PropertyFileName"] == ref.name:
                 outputs = self.properties[ref.step]["ProcessingOutputConfig"]["Outputs"]

@@ -1,11 +1,14 @@
 """A tiny processing step for the local executor's tests: counts the files and rows it is given.
 
-    python count_rows.py --input DIR --output DIR [--replicated DIR] [--label TEXT] [--fail MESSAGE]
+    python count_rows.py --input DIR --output DIR [--replicated DIR] [--label TEXT]
+                         [--fail MESSAGE [--fail-into message|failure]] [--sleep SECONDS]
 
 Writes ``count.json`` (``{"files", "rows", "label"}``, the property file the tests' conditions
-read) and ``hosts/<host>.json`` (what this instance saw: its files, the hosts, its endpoint and
-the MARKER variable) to the output folder. With ``--fail`` it writes MESSAGE to the failure
-file and exits 1, as the project's containers do.
+read) and ``hosts/<host>.json`` (what this instance saw: its files, the hosts, its endpoint,
+the MARKER variable and the names of its whole environment) to the output folder. With
+``--fail`` it writes MESSAGE to ``/opt/ml/output/message`` (a processing job's reason) or,
+with ``--fail-into failure``, ``/opt/ml/output/failure`` (a training job's), and exits 1.
+``--sleep`` holds the step that long first, so tests can see steps overlap.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import argparse
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 
@@ -24,9 +28,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--replicated")
     parser.add_argument("--label", default="")
     parser.add_argument("--fail")
+    parser.add_argument("--fail-into", choices=("message", "failure"), default="message")
+    parser.add_argument("--sleep", type=float, default=0.0)
     args = parser.parse_args(argv)
+    time.sleep(args.sleep)
     if args.fail:
-        Path(os.environ["SM_FAILURE_FILE"]).write_text(args.fail)
+        # /opt/ml/output/<file>, which the executor remaps to MLOPS_OPT_ML.
+        reason = Path(os.environ["MLOPS_OPT_ML"]) / "output" / args.fail_into
+        reason.parent.mkdir(parents=True, exist_ok=True)
+        reason.write_text(args.fail)
         return 1
     files = sorted(p for p in Path(args.input).rglob("*") if p.is_file())
     rows = sum(len(p.read_text().splitlines()) - 1 for p in files)
@@ -40,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         "replicated": sorted(p.name for p in Path(args.replicated).iterdir()) if args.replicated else [],
         "endpoint": os.environ.get("AWS_ENDPOINT_URL"),
         "marker": os.environ.get("MARKER"),
+        "environ": sorted(os.environ),
     }
     (out / "hosts").mkdir(exist_ok=True)
     (out / "hosts" / f"{host}.json").write_text(json.dumps(seen))

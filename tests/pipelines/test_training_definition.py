@@ -236,6 +236,12 @@ def test_processing_steps_run_their_module_in_the_project_image(steps, name, mod
     assert app["ImageUri"] == common.placeholder_image(common.DEFAULT_REGION)
 
 
+@pytest.mark.parametrize("name", ["ValidateData", "EngineerFeatures", "EvaluateModel"])
+def test_processing_steps_get_the_region_their_boto3_calls_need(steps, name):
+    # SageMaker gives a processing container no region; its registry and S3 calls need one.
+    assert steps[name]["Arguments"]["Environment"]["AWS_DEFAULT_REGION"] == common.DEFAULT_REGION
+
+
 def test_validation_shards_the_input_over_the_instance_count_parameter(steps):
     args = steps["ValidateData"]["Arguments"]
     inputs = {i["InputName"]: i["S3Input"] for i in args["ProcessingInputs"]}

@@ -15,10 +15,9 @@ from model_code.contract.validate import ValidationFailed, build_suite, main, va
 
 @pytest.fixture(autouse=True)
 def failure_file(tmp_path, monkeypatch):
-    """Where container.fail writes the failure reason (SageMaker's /opt/ml/output/failure)."""
-    path = tmp_path / "failure"
-    monkeypatch.setenv("SM_FAILURE_FILE", str(path))
-    return path
+    """Where a processing step's reason goes: its /opt/ml/output/message (the ExitMessage)."""
+    monkeypatch.setenv("MLOPS_OPT_ML", str(tmp_path / "opt_ml"))
+    return tmp_path / "opt_ml" / "output" / "message"
 
 
 def read(raw: pd.DataFrame, directory, churn_schema) -> pd.DataFrame:

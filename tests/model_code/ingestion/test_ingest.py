@@ -200,12 +200,12 @@ def test_the_step_fails_when_a_record_is_not_put_after_keeping_it_in_s3(
     s3 = boto3.client("s3")
     s3.create_bucket(Bucket="artifacts", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
     uri = "s3://artifacts/quarantine/customer-churn/run-1/IngestFeatures/failed.csv"
-    monkeypatch.setenv("SM_FAILURE_FILE", str(tmp_path / "failure"))
+    monkeypatch.setenv("MLOPS_OPT_ML", str(tmp_path / "opt_ml"))
     argv = [*put_args(validated, tmp_path / "out"), "--failed-uri", uri]
     assert ingest.put_main(argv, client, cloudwatch, s3) == 1
     assert (
         f"1 of 6 records were not put ({{'AccessForbidden': 1}}); they are in {uri}"
-        in (tmp_path / "failure").read_text()
+        in (tmp_path / "opt_ml" / "output" / "message").read_text()
     )
     kept = s3.get_object(Bucket="artifacts", Key=uri.split("/", 3)[3])["Body"]
     assert pd.read_csv(kept)["reason"].tolist() == ["AccessForbidden: not allowed"]
@@ -216,9 +216,10 @@ def test_the_step_fails_when_accepted_rows_went_missing(
     validated, tmp_path, featurestore, cloudwatch, monkeypatch
 ):
     (validated / "accepted" / "accepted-algo-2.csv").unlink()
-    monkeypatch.setenv("SM_FAILURE_FILE", str(tmp_path / "failure"))
+    monkeypatch.setenv("MLOPS_OPT_ML", str(tmp_path / "opt_ml"))
     assert ingest.put_main(put_args(validated, tmp_path / "out"), featurestore[0], cloudwatch) == 1
-    assert "4 accepted rows found, but validation accepted 6" in (tmp_path / "failure").read_text()
+    message = (tmp_path / "opt_ml" / "output" / "message").read_text()
+    assert "4 accepted rows found, but validation accepted 6" in message
 
 
 # --- the ValidateData shards -------------------------------------------------------------------

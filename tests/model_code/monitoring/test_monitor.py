@@ -118,10 +118,10 @@ def run_shards(
 
 
 @pytest.fixture
-def cloud(monkeypatch):
+def cloud(monkeypatch, tmp_path):
     """In-process moto: CloudWatch, S3 and the model registry."""
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    monkeypatch.setenv("SM_FAILURE_FILE", "/dev/null")
+    monkeypatch.setenv("MLOPS_OPT_ML", str(tmp_path / "opt_ml"))
     with mock_aws():
         yield
 
@@ -275,8 +275,8 @@ def test_a_missing_shard_fails_the_merge_naming_the_host(
     shard = ["drift-shard", "--schema", str(schema_file), "--baseline", str(baseline_file), *WINDOW]
     profiles = run_shards(shard, capture_files, 2, tmp_path, monkeypatch, "--capture")
     (profiles / "algo-2.json").unlink()
-    failure = tmp_path / "failure"
-    monkeypatch.setenv("SM_FAILURE_FILE", str(failure))
+    monkeypatch.setenv("MLOPS_OPT_ML", str(tmp_path / "opt_ml"))
+    failure = tmp_path / "opt_ml" / "output" / "message"
     assert (
         monitor.main(
             [

@@ -14,9 +14,9 @@ from model_code.training import artifact, evaluate
 
 @pytest.fixture(autouse=True)
 def failure_file(tmp_path, monkeypatch) -> Path:
-    path = tmp_path / "output" / "failure"
-    monkeypatch.setenv("SM_FAILURE_FILE", str(path))
-    return path
+    """Where a processing step's reason goes: its /opt/ml/output/message."""
+    monkeypatch.setenv("MLOPS_OPT_ML", str(tmp_path / "opt_ml"))
+    return tmp_path / "opt_ml" / "output" / "message"
 
 
 @pytest.fixture(scope="module")

@@ -19,9 +19,9 @@ NEWEST = pd.Timestamp("2026-03-31T12:00:00Z")
 
 @pytest.fixture(autouse=True)
 def failure_file(tmp_path, monkeypatch) -> Path:
-    path = tmp_path / "output" / "failure"
-    monkeypatch.setenv("SM_FAILURE_FILE", str(path))
-    return path
+    """Where a processing step's reason goes: its /opt/ml/output/message."""
+    monkeypatch.setenv("MLOPS_OPT_ML", str(tmp_path / "opt_ml"))
+    return tmp_path / "opt_ml" / "output" / "message"
 
 
 def daily(n_days: int, *, per_day: int = 10, seed: int = 0) -> pd.DataFrame:

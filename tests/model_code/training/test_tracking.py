@@ -17,7 +17,7 @@ def clean_env(monkeypatch, tmp_path):
     for name in ("MLFLOW_TRACKING_URI", "MLOPS_TRACKING", "MLOPS_TRIGGER_REASON", "MLOPS_EXECUTION_ID"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("MLOPS_STATE_DIR", str(tmp_path / "state"))
-    monkeypatch.setenv("SM_FAILURE_FILE", str(tmp_path / "failure"))
+    monkeypatch.setenv("MLOPS_OPT_ML", str(tmp_path / "opt_ml"))
     monkeypatch.setenv("SM_INPUT_CONFIG_DIR", str(tmp_path / "config"))
 
 

@@ -21,7 +21,7 @@ FAST = ["--n-estimators", "30"]
 def sagemaker_env(tmp_path, monkeypatch) -> Path:
     """A training job's environment in a temp dir; the failure file is returned."""
     failure = tmp_path / "output" / "failure"
-    monkeypatch.setenv("SM_FAILURE_FILE", str(failure))
+    monkeypatch.setenv("MLOPS_OPT_ML", str(tmp_path))
     monkeypatch.setenv("SM_MODEL_DIR", str(tmp_path / "model"))
     monkeypatch.setenv("SM_INPUT_CONFIG_DIR", str(tmp_path / "config"))
     monkeypatch.setenv("MLOPS_TRACKING", "off")  # tracking has its own tests
