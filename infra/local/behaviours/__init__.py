@@ -1,0 +1,67 @@
+"""The AWS behaviours moto lacks, on one virtual clock, activated in-process by :func:`install`.
+
+::
+
+    Clock ──every minute──► alarms: evaluate metric data ─► state, history, SNS, event ─┐
+      ▲                                                                                  ▼
+      └── POST /_mlops/clock (control)                        events: rules ─► targets (SQS, SNS, ...)
+
+Each behaviour patches or extends moto's backends and response classes in this process (the
+threaded moto server serves from the same module globals), reads its configuration back from the
+emulator's state and is undone by :meth:`Behaviours.uninstall`. Usage::
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0); server.start()
+    behaviours = install(Clock())
+    ...                      # create resources with boto3, as a deploy does
+    behaviours.advance(600)  # ten minutes of alarms, schedules and bakes
+    behaviours.uninstall(); server.stop()
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from infra.local.behaviours import control, events
+from infra.local.behaviours.alarms import AlarmBehaviour
+from infra.local.behaviours.clock import Clock
+from infra.local.behaviours.patching import Patcher
+
+__all__ = ["Behaviours", "Clock", "install"]
+
+_active: Behaviours | None = None
+
+
+@dataclass
+class Behaviours:
+    """Handle on the installed behaviours: move the clock, or take everything out again."""
+
+    clock: Clock
+    _patcher: Patcher = field(repr=False)
+
+    def advance(self, seconds: float) -> datetime:
+        return self.clock.advance(seconds)
+
+    def tick(self) -> None:
+        self.clock.tick()
+
+    def uninstall(self) -> None:
+        global _active
+        self.clock.stop_following()
+        self._patcher.restore()
+        events.reset()
+        _active = None
+
+
+def install(clock: Clock | None = None) -> Behaviours:
+    """Activate every behaviour on moto's backends of this process; one installation at a time."""
+    global _active
+    if _active is not None:
+        raise RuntimeError("behaviours: already installed in this process; uninstall() the first")
+    clock = clock or Clock()
+    patcher = Patcher()
+    events.install(patcher, clock.naive_now)
+    AlarmBehaviour(clock, patcher)
+    control.install(patcher, clock)
+    _active = Behaviours(clock, patcher)
+    return _active
