@@ -4,7 +4,10 @@
 
     Clock ──every minute──► alarms: evaluate metric data ─► state, history, SNS, event ─┐
       ▲                                                                                  ▼
-      └── POST /_mlops/clock (control)                        events: rules ─► targets (SQS, SNS, ...)
+      └── POST /_mlops/clock (control)                                                   │
+                         S3 "Object Created" ─► events: rules ─► targets: SageMaker pipeline,
+                         PutEvents ───────────►                   Lambda (in-process), SNS,
+                                                                  API destination (recorded), SQS
 
 Each behaviour patches or extends moto's backends and response classes in this process (the
 threaded moto server serves from the same module globals), reads its configuration back from the
@@ -22,9 +25,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from infra.local.behaviours import control, events
+from infra.local.behaviours import control, events, s3_events, targets
 from infra.local.behaviours.alarms import AlarmBehaviour
 from infra.local.behaviours.clock import Clock
+from infra.local.behaviours.lambdas import LambdaRunner
 from infra.local.behaviours.patching import Patcher
 
 __all__ = ["Behaviours", "Clock", "install"]
@@ -49,18 +53,27 @@ class Behaviours:
         global _active
         self.clock.stop_following()
         self._patcher.restore()
-        events.reset()
         _active = None
 
 
-def install(clock: Clock | None = None) -> Behaviours:
-    """Activate every behaviour on moto's backends of this process; one installation at a time."""
+def install(clock: Clock | None = None, *, endpoint_url: str | None = None) -> Behaviours:
+    """Activate every behaviour on moto's backends of this process; one installation at a time.
+
+    ``endpoint_url`` is the emulator's address, where code the emulator runs (Lambda handlers)
+    sends its own AWS calls.
+    """
     global _active
     if _active is not None:
         raise RuntimeError("behaviours: already installed in this process; uninstall() the first")
     clock = clock or Clock()
     patcher = Patcher()
     events.install(patcher, clock.naive_now)
+    patcher.on_restore(events.reset)
+    runner = LambdaRunner(endpoint_url)
+    patcher.on_restore(runner.close)
+    targets.install(runner)
+    patcher.on_restore(targets.reset)
+    s3_events.install(patcher)
     AlarmBehaviour(clock, patcher)
     control.install(patcher, clock)
     _active = Behaviours(clock, patcher)

@@ -8,6 +8,8 @@ call :class:`~infra.local.behaviours.clock.Clock` directly::
     POST /_mlops/clock {"tick": true}          -> runs the listeners without moving time
     POST /_mlops/clock {"follow": 60}          -> follows wall time, 60 virtual seconds a second
     POST /_mlops/clock {"follow": 0}           -> stops following
+    GET  /_mlops/deliveries                    -> what EventBridge delivered, what failed, the
+                                                  API-destination calls and Lambda invocations
 
 The route sits in front of moto's dispatcher, so it answers on the emulator's own address.
 """
@@ -25,6 +27,19 @@ from infra.local.behaviours.clock import Clock
 from infra.local.behaviours.patching import Patcher
 
 ROUTE = "/_mlops/clock"
+DELIVERIES = "/_mlops/deliveries"
+
+
+def deliveries() -> dict[str, Any]:
+    """The delivery journal, JSON-ready (events are already plain dicts)."""
+    from infra.local.behaviours import events, lambdas, targets
+
+    return {
+        "delivered": list(events.DELIVERED),
+        "failed": list(events.FAILED_DELIVERIES),
+        "api_destinations": list(targets.API_DESTINATION_CALLS),
+        "lambda_invocations": list(lambdas.INVOCATIONS),
+    }
 
 
 def _state(clock: Clock) -> dict[str, Any]:
@@ -68,8 +83,12 @@ def install(patcher: Patcher, clock: Clock) -> None:
     original: Callable[..., Iterable[bytes]] = dispatcher.__call__
 
     def call(self: Any, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
-        if environ.get("PATH_INFO", "").rstrip("/") == ROUTE:
+        path = environ.get("PATH_INFO", "").rstrip("/")
+        if path == ROUTE:
             return handle(clock, Request(environ))(environ, start_response)
+        if path == DELIVERIES:
+            body = json.dumps(deliveries(), default=str)
+            return Response(body, mimetype="application/json")(environ, start_response)
         return original(self, environ, start_response)
 
     patcher.set(dispatcher, "__call__", call)

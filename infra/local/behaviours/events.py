@@ -46,7 +46,10 @@ _clock_now: Callable[[], datetime] | None = None
 
 
 def register_target(service: str, delivery: Delivery) -> None:
-    """Deliver events to targets whose ARN names ``service`` (``sagemaker``, ``lambda``, ``sns`` ...)."""
+    """Deliver events to targets whose ARN names ``service`` (``sagemaker``, ``lambda``, ``sns`` ...).
+
+    ``service:resource-type`` (``events:api-destination``) is preferred over ``service`` alone.
+    """
     _DELIVERIES[service] = delivery
 
 
@@ -96,10 +99,10 @@ def emit(
 
 
 def _deliver(rule: Any, target: dict[str, Any], event: dict[str, Any]) -> None:
-    service = parse_arn(target["Arn"]).service
+    arn = parse_arn(target["Arn"])
     record = {"rule": rule.arn, "target": target["Arn"], "event": event}
     try:
-        delivery = _DELIVERIES.get(service)
+        delivery = _DELIVERIES.get(f"{arn.service}:{arn.resource_type}") or _DELIVERIES.get(arn.service)
         if delivery is not None:
             delivery(target, copy.deepcopy(event))
         else:

@@ -31,7 +31,7 @@ def emulator(moto_server: str) -> Iterator[Behaviours]:
     import requests
 
     requests.post(f"{moto_server}/moto-api/reset", timeout=10)
-    behaviours = install(Clock(START))
+    behaviours = install(Clock(START), endpoint_url=moto_server)
     yield behaviours
     behaviours.uninstall()
     requests.post(f"{moto_server}/moto-api/reset", timeout=10)
