@@ -25,11 +25,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from infra.local.behaviours import control, events, s3_events, targets
+from infra.local.behaviours import control, events, registry, s3_events, targets
 from infra.local.behaviours.alarms import AlarmBehaviour
 from infra.local.behaviours.clock import Clock
 from infra.local.behaviours.lambdas import LambdaRunner
 from infra.local.behaviours.patching import Patcher
+from infra.local.behaviours.pipelines import PipelineBehaviour
 
 __all__ = ["Behaviours", "Clock", "install"]
 
@@ -42,12 +43,17 @@ class Behaviours:
 
     clock: Clock
     _patcher: Patcher = field(repr=False)
+    _pipelines: PipelineBehaviour = field(repr=False)
 
     def advance(self, seconds: float) -> datetime:
         return self.clock.advance(seconds)
 
     def tick(self) -> None:
         self.clock.tick()
+
+    def wait_for_executions(self, timeout: float = 60) -> None:
+        """Block until every pipeline execution started so far has ended."""
+        self._pipelines.wait(timeout)
 
     def uninstall(self) -> None:
         global _active
@@ -74,7 +80,9 @@ def install(clock: Clock | None = None, *, endpoint_url: str | None = None) -> B
     targets.install(runner)
     patcher.on_restore(targets.reset)
     s3_events.install(patcher)
+    registry.install(patcher)
+    pipelines = PipelineBehaviour(clock, patcher, endpoint_url)
     AlarmBehaviour(clock, patcher)
     control.install(patcher, clock)
-    _active = Behaviours(clock, patcher)
+    _active = Behaviours(clock, patcher, pipelines)
     return _active

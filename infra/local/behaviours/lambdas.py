@@ -29,7 +29,8 @@ from moto.awslambda.models import lambda_backends
 from moto.utilities.arns import parse_arn
 
 # One invocation at a time: the handler sees the function's environment in os.environ.
-_ENV_LOCK = threading.Lock()
+# Re-entrant: a handler's call may emit an event that invokes another function in this thread.
+_ENV_LOCK = threading.RLock()
 _MODULES: dict[tuple[str, str], ModuleType] = {}
 INVOCATIONS: list[dict[str, Any]] = []
 

@@ -37,13 +37,14 @@ def start_pipeline(target: dict[str, Any], event: dict[str, Any]) -> None:
     if arn.resource_type != "pipeline":
         raise ValueError(f"Arn: {target['Arn']} is not a SageMaker pipeline")
     parameters = target.get("SageMakerPipelineParameters", {}).get("PipelineParameterList", [])
+    # Positional, as moto's response class calls it (and the running-executions wrapper expects).
     sagemaker_backends[arn.account][arn.region].start_pipeline_execution(
-        pipeline_name=arn.resource_id,
-        pipeline_execution_display_name=None,
-        pipeline_parameters=[{"Name": p["Name"], "Value": p["Value"]} for p in parameters],
-        pipeline_execution_description=f"Started by EventBridge rule event {event['id']}",
-        parallelism_configuration=None,
-        client_request_token=str(uuid.uuid4()),
+        arn.resource_id,
+        None,
+        [{"Name": p["Name"], "Value": p["Value"]} for p in parameters],
+        None,
+        None,
+        str(uuid.uuid4()),
     )
 
 
