@@ -4,6 +4,7 @@
 
     Clock ──every minute──► alarms: evaluate metric data ─► state, history, SNS, event ─┐
       ▲                                                                                  ▼
+      ├──every minute──► scheduler: rate / cron / at schedules ─► targets                │
       └── POST /_mlops/clock (control)                                                   │
                          S3 "Object Created" ─► events: rules ─► targets: SageMaker pipeline,
                          PutEvents ───────────►                   Lambda (in-process), SNS,
@@ -31,6 +32,7 @@ from infra.local.behaviours.clock import Clock
 from infra.local.behaviours.lambdas import LambdaRunner
 from infra.local.behaviours.patching import Patcher
 from infra.local.behaviours.pipelines import PipelineBehaviour
+from infra.local.behaviours.scheduler import SchedulerBehaviour
 
 __all__ = ["Behaviours", "Clock", "install"]
 
@@ -83,6 +85,7 @@ def install(clock: Clock | None = None, *, endpoint_url: str | None = None) -> B
     registry.install(patcher)
     pipelines = PipelineBehaviour(clock, patcher, endpoint_url)
     AlarmBehaviour(clock, patcher)
+    SchedulerBehaviour(clock, patcher)
     control.install(patcher, clock)
     _active = Behaviours(clock, patcher, pipelines)
     return _active

@@ -9,7 +9,8 @@ call :class:`~infra.local.behaviours.clock.Clock` directly::
     POST /_mlops/clock {"follow": 60}          -> follows wall time, 60 virtual seconds a second
     POST /_mlops/clock {"follow": 0}           -> stops following
     GET  /_mlops/deliveries                    -> what EventBridge delivered, what failed, the
-                                                  API-destination calls and Lambda invocations
+                                                  API-destination calls, Lambda invocations and
+                                                  schedule invocations
 
 The route sits in front of moto's dispatcher, so it answers on the emulator's own address.
 """
@@ -32,13 +33,14 @@ DELIVERIES = "/_mlops/deliveries"
 
 def deliveries() -> dict[str, Any]:
     """The delivery journal, JSON-ready (events are already plain dicts)."""
-    from infra.local.behaviours import events, lambdas, targets
+    from infra.local.behaviours import events, lambdas, scheduler, targets
 
     return {
         "delivered": list(events.DELIVERED),
         "failed": list(events.FAILED_DELIVERIES),
         "api_destinations": list(targets.API_DESTINATION_CALLS),
         "lambda_invocations": list(lambdas.INVOCATIONS),
+        "schedule_invocations": list(scheduler.INVOCATIONS),
     }
 
 

@@ -53,6 +53,12 @@ def register_target(service: str, delivery: Delivery) -> None:
     _DELIVERIES[service] = delivery
 
 
+def delivery_for(target_arn: str) -> Delivery | None:
+    """The registered delivery for a target ARN (Scheduler starts targets the same way)."""
+    arn = parse_arn(target_arn)
+    return _DELIVERIES.get(f"{arn.service}:{arn.resource_type}") or _DELIVERIES.get(arn.service)
+
+
 def _timestamp(when: datetime | None) -> str:
     when = when or (_clock_now() if _clock_now else datetime.now())
     return when.strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -99,10 +105,9 @@ def emit(
 
 
 def _deliver(rule: Any, target: dict[str, Any], event: dict[str, Any]) -> None:
-    arn = parse_arn(target["Arn"])
     record = {"rule": rule.arn, "target": target["Arn"], "event": event}
     try:
-        delivery = _DELIVERIES.get(f"{arn.service}:{arn.resource_type}") or _DELIVERIES.get(arn.service)
+        delivery = delivery_for(target["Arn"])
         if delivery is not None:
             delivery(target, copy.deepcopy(event))
         else:
