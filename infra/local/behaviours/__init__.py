@@ -29,6 +29,7 @@ from datetime import datetime
 from infra.local.behaviours import control, events, registry, s3_events, targets
 from infra.local.behaviours.alarms import AlarmBehaviour
 from infra.local.behaviours.clock import Clock
+from infra.local.behaviours.featurestore import FeatureStoreBehaviour
 from infra.local.behaviours.lambdas import LambdaRunner
 from infra.local.behaviours.patching import Patcher
 from infra.local.behaviours.pipelines import PipelineBehaviour
@@ -86,6 +87,7 @@ def install(clock: Clock | None = None, *, endpoint_url: str | None = None) -> B
     pipelines = PipelineBehaviour(clock, patcher, endpoint_url)
     AlarmBehaviour(clock, patcher)
     SchedulerBehaviour(clock, patcher)
-    control.install(patcher, clock)
+    features = FeatureStoreBehaviour(clock, patcher)
+    control.install(patcher, clock, [(features.matches, features.handle)])
     _active = Behaviours(clock, patcher, pipelines)
     return _active

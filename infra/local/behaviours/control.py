@@ -80,11 +80,18 @@ def handle(clock: Clock, request: Request) -> Response:
     return answer(_state(clock))
 
 
-def install(patcher: Patcher, clock: Clock) -> None:
+Route = tuple[Callable[[str], bool], Callable[[dict[str, Any]], Response]]
+
+
+def install(patcher: Patcher, clock: Clock, routes: list[Route] = ()) -> None:
+    """Answer the control paths, and ``routes`` (path predicate, WSGI environ → response) before moto."""
     dispatcher = werkzeug_app.DomainDispatcherApplication
     original: Callable[..., Iterable[bytes]] = dispatcher.__call__
 
     def call(self: Any, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        for matches, answer in routes:
+            if matches(environ.get("PATH_INFO", "")):
+                return answer(environ)(environ, start_response)
         path = environ.get("PATH_INFO", "").rstrip("/")
         if path == ROUTE:
             return handle(clock, Request(environ))(environ, start_response)
