@@ -29,6 +29,7 @@ from datetime import datetime
 from infra.local.behaviours import control, events, registry, s3_events, targets
 from infra.local.behaviours.alarms import AlarmBehaviour
 from infra.local.behaviours.clock import Clock
+from infra.local.behaviours.endpoints import EndpointBehaviour
 from infra.local.behaviours.featurestore import FeatureStoreBehaviour
 from infra.local.behaviours.lambdas import LambdaRunner
 from infra.local.behaviours.patching import Patcher
@@ -88,6 +89,9 @@ def install(clock: Clock | None = None, *, endpoint_url: str | None = None) -> B
     AlarmBehaviour(clock, patcher)
     SchedulerBehaviour(clock, patcher)
     features = FeatureStoreBehaviour(clock, patcher)
-    control.install(patcher, clock, [(features.matches, features.handle)])
+    endpoints = EndpointBehaviour(clock, patcher)
+    control.install(
+        patcher, clock, [(features.matches, features.handle), (endpoints.matches, endpoints.handle)]
+    )
     _active = Behaviours(clock, patcher, pipelines)
     return _active
