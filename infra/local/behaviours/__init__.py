@@ -34,6 +34,7 @@ from infra.local.behaviours.featurestore import FeatureStoreBehaviour
 from infra.local.behaviours.lambdas import LambdaRunner
 from infra.local.behaviours.patching import Patcher
 from infra.local.behaviours.pipelines import PipelineBehaviour
+from infra.local.behaviours.rollouts import RolloutBehaviour
 from infra.local.behaviours.scheduler import SchedulerBehaviour
 
 __all__ = ["Behaviours", "Clock", "install"]
@@ -87,6 +88,8 @@ def install(clock: Clock | None = None, *, endpoint_url: str | None = None) -> B
     registry.install(patcher)
     pipelines = PipelineBehaviour(clock, patcher, endpoint_url)
     AlarmBehaviour(clock, patcher)
+    # After the alarms: a bake step sees the alarm states of the same minute.
+    RolloutBehaviour(clock, patcher)
     SchedulerBehaviour(clock, patcher)
     features = FeatureStoreBehaviour(clock, patcher)
     endpoints = EndpointBehaviour(clock, patcher)

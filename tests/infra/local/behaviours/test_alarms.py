@@ -112,7 +112,7 @@ def test_extended_statistic_p99_of_raw_values(emulator, client):
     assert state(cw, "p99") == "ALARM"  # 2% of requests at 500: the p99 is 500, the average is 14.9
 
 
-def _boto_alarm(spec) -> dict[str, Any]:
+def alarm_request(spec) -> dict[str, Any]:
     """The program's AlarmSpec as the PutMetricAlarm request the provider makes."""
     queries = []
     for q in spec.metric_queries:
@@ -131,15 +131,26 @@ def _boto_alarm(spec) -> dict[str, Any]:
                 "Stat": m["stat"],
             }
         queries.append(query)
-    return {
+    request = {
         "AlarmName": spec.name,
         "ComparisonOperator": spec.comparison_operator,
         "Threshold": spec.threshold,
         "EvaluationPeriods": spec.evaluation_periods,
-        "DatapointsToAlarm": spec.datapoints_to_alarm,
         "TreatMissingData": spec.treat_missing_data,
-        "Metrics": queries,
     }
+    if spec.datapoints_to_alarm:
+        request["DatapointsToAlarm"] = spec.datapoints_to_alarm
+    if queries:
+        return {**request, "Metrics": queries}
+    request |= {
+        "Namespace": spec.namespace,
+        "MetricName": spec.metric_name,
+        "Dimensions": [{"Name": k, "Value": v} for k, v in (spec.dimensions or {}).items()],
+        "Period": spec.period,
+    }
+    if spec.extended_statistic:
+        return {**request, "ExtendedStatistic": spec.extended_statistic}
+    return {**request, "Statistic": spec.statistic}
 
 
 def test_the_programs_5xx_rate_alarm_evaluates_its_metric_math(emulator, client):
@@ -147,7 +158,7 @@ def test_the_programs_5xx_rate_alarm_evaluates_its_metric_math(emulator, client)
     spec = next(
         s for s in endpoint_alarms("ep", ["champion"], AlarmThresholds()) if s.key == "champion-5xx-rate"
     )
-    cw.put_metric_alarm(**_boto_alarm(spec))
+    cw.put_metric_alarm(**alarm_request(spec))
     dims = (("EndpointName", "ep"), ("VariantName", "champion"))
     # Healthy minutes publish Invocations only: FILL(errors, 0) makes their rate 0, not missing.
     for errors in [None, None, 5, 5, 5]:
