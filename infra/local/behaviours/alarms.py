@@ -211,7 +211,6 @@ class AlarmBehaviour:
 
     def __init__(self, clock: Clock, patcher: Patcher) -> None:
         self.clock = clock
-        self._indexes: dict[int, _MetricIndex] = {}
         behaviour = self
         patcher.set(cw_models, "utcnow", clock.naive_now)
 
@@ -277,7 +276,8 @@ class AlarmBehaviour:
     def evaluate_all(self, now: datetime) -> None:
         for regions in list(cw_models.cloudwatch_backends.values()):
             for backend in list(regions.values()):
-                index = self._indexes.setdefault(id(backend), _MetricIndex())
+                # Kept on the backend itself: a reset emulator gets new backends and new indexes.
+                index = backend.__dict__.setdefault("mlops_metric_index", _MetricIndex())
                 index.update(backend.metric_data)
                 for alarm in list(backend.alarms.values()):
                     if alarm.rule is None and alarm.comparison_operator in _COMPARISONS:

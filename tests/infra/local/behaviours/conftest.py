@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
 
 import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
 from infra.local.behaviours import Behaviours, Clock, install
-
-REGION = "eu-west-1"
-# A fixed start makes every test's timestamps (and so its periods) repeatable.
-START = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
+from tests.infra.local.behaviours.support import REGION, START
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,6 @@ import pytest
 from botocore.exceptions import ClientError
 
 from model_code.monitoring.capture import parse_capture_line
-from tests.infra.local.behaviours.conftest import START
 from tests.infra.local.behaviours.endpoint_setup import (
     BUCKET,
     invoke,
@@ -19,6 +18,7 @@ from tests.infra.local.behaviours.endpoint_setup import (
     upload_model,
     variant,
 )
+from tests.infra.local.behaviours.support import START
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from infra.local.behaviours.scheduler import cron_matches
-from tests.infra.local.behaviours.conftest import START
+from tests.infra.local.behaviours.support import START
 
 ROLE = "arn:aws:iam::123456789012:role/scheduler"
 DEFINITION = json.dumps(
