@@ -32,6 +32,7 @@ from infra.local.behaviours.clock import Clock
 from infra.local.behaviours.endpoints import EndpointBehaviour
 from infra.local.behaviours.featurestore import FeatureStoreBehaviour
 from infra.local.behaviours.lambdas import LambdaRunner
+from infra.local.behaviours.mlflow_tracking import MlflowBehaviour
 from infra.local.behaviours.patching import Patcher
 from infra.local.behaviours.pipelines import PipelineBehaviour
 from infra.local.behaviours.rollouts import RolloutBehaviour
@@ -91,6 +92,7 @@ def install(clock: Clock | None = None, *, endpoint_url: str | None = None) -> B
     # After the alarms: a bake step sees the alarm states of the same minute.
     RolloutBehaviour(clock, patcher)
     SchedulerBehaviour(clock, patcher)
+    MlflowBehaviour(clock, patcher, endpoint_url)
     features = FeatureStoreBehaviour(clock, patcher)
     endpoints = EndpointBehaviour(clock, patcher)
     control.install(
