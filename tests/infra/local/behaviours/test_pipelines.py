@@ -12,6 +12,7 @@ import requests
 from botocore.exceptions import ClientError
 
 from infra.functions import retrain_guard
+from infra.ml_pipelines import object_created_pattern
 from infra.retraining import GUARD_RUNTIME, alarm_pattern, executing_pattern
 
 ACCOUNT = "123456789012"
@@ -263,3 +264,39 @@ def test_two_alarms_firing_together_start_the_training_pipeline_once(emulator, c
         (summaries[0]["PipelineExecutionArn"], "allowed"),
         (summaries[1]["PipelineExecutionArn"], "stopped"),
     ]
+
+
+def test_an_upload_starts_the_ingestion_pipeline_through_eventbridge_and_its_steps_are_listed(
+    emulator, client
+):
+    s3, eb, sm = client("s3"), client("events"), client("sagemaker")
+    pipeline = make_pipeline(sm, processing("ValidateData", "print('validated')"), name="ingestion")
+    s3.create_bucket(Bucket="data", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    s3.put_bucket_notification_configuration(
+        Bucket="data", NotificationConfiguration={"EventBridgeConfiguration": {}}
+    )
+    eb.put_rule(Name="raw-data", EventPattern=json.dumps(object_created_pattern("data", "raw/churn/")))
+    eb.put_targets(
+        Rule="raw-data",
+        Targets=[
+            {
+                "Id": "ingestion",
+                "Arn": pipeline,
+                "RoleArn": f"arn:aws:iam::{ACCOUNT}:role/events",
+                "SageMakerPipelineParameters": {
+                    "PipelineParameterList": [{"Name": "TriggerReason", "Value": "new-data"}]
+                },
+            }
+        ],
+    )
+    s3.put_object(Bucket="data", Key="raw/churn/2026-01-05.csv", Body=b"customer_id,churned\n1,0\n")
+    (summary,) = sm.list_pipeline_executions(PipelineName="ingestion")["PipelineExecutionSummaries"]
+    assert wait_until(sm, summary["PipelineExecutionArn"])["PipelineExecutionStatus"] == "Succeeded"
+    steps = sm.list_pipeline_execution_steps(PipelineExecutionArn=summary["PipelineExecutionArn"])
+    assert [(s["StepName"], s["StepStatus"]) for s in steps["PipelineExecutionSteps"]] == [
+        ("ValidateData", "Succeeded")
+    ]
+    parameters = sm.list_pipeline_parameters_for_execution(
+        PipelineExecutionArn=summary["PipelineExecutionArn"]
+    )
+    assert parameters["PipelineParameters"] == [{"Name": "TriggerReason", "Value": "new-data"}]
