@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import ast
 import json
+import logging
 import math
 import operator
 from collections import defaultdict
@@ -41,6 +42,7 @@ from infra.local.behaviours.alarm_messages import describe_alarm_history, event_
 from infra.local.behaviours.clock import Clock
 from infra.local.behaviours.patching import Patcher
 
+log = logging.getLogger(__name__)
 OK, ALARM, INSUFFICIENT = "OK", "ALARM", "INSUFFICIENT_DATA"
 _COMPARISONS: dict[str, tuple[Callable[[float, float], bool], str]] = {
     "GreaterThanOrEqualToThreshold": (operator.ge, "greater than or equal to"),
@@ -281,7 +283,11 @@ class AlarmBehaviour:
                 index.update(backend.metric_data)
                 for alarm in list(backend.alarms.values()):
                     if alarm.rule is None and alarm.comparison_operator in _COMPARISONS:
-                        self.evaluate(alarm, index, now)
+                        try:
+                            self.evaluate(alarm, index, now)
+                        except (ValueError, TypeError, KeyError) as error:
+                            # One alarm the emulator cannot evaluate must not stop the clock.
+                            log.warning("alarm %s not evaluated: %s", alarm.name, error)
 
     def evaluate(self, alarm: Any, index: _MetricIndex, now: datetime) -> None:
         period, values = period_values(alarm, index, now)

@@ -113,3 +113,52 @@ def test_a_canary_whose_challenger_fails_trips_the_rollback_alarm_and_rolls_back
     # Back on the old fleet: every answer comes from v1 again.
     for _ in range(10):
         invoke(runtime, "churn", row)
+
+
+@pytest.mark.parametrize(
+    ("routing", "expected"),
+    [
+        ({"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": 300}, [(1.0, 300.0), (1.0, 60.0)]),
+        (
+            {
+                "Type": "CANARY",
+                "CanarySize": {"Type": "INSTANCE_COUNT", "Value": 1},
+                "WaitIntervalInSeconds": 600,
+            },
+            [(0.5, 600.0), (1.0, 0.0), (1.0, 60.0)],  # one of the new fleet's two instances
+        ),
+        (
+            {
+                "Type": "LINEAR",
+                "LinearStepSize": {"Type": "CAPACITY_PERCENT", "Value": 40},
+                "WaitIntervalInSeconds": 120,
+            },
+            [(0.4, 120.0), (0.8, 120.0), (1.0, 120.0), (1.0, 60.0)],
+        ),
+    ],
+)
+def test_traffic_shifting_steps_follow_the_policy(routing, expected):
+    from infra.local.behaviours.rollouts import phases
+
+    policy = {"TrafficRoutingConfiguration": routing, "TerminationWaitInSeconds": 60}
+    steps = phases(policy, [variant("champion", "v2", 1.0) | {"InitialInstanceCount": 2}])
+    assert [(round(share, 6), bake) for share, bake in steps] == expected
+
+
+def test_a_linear_rollout_completes_after_its_steps(serving, emulator):
+    linear = {
+        "BlueGreenUpdatePolicy": {
+            "TrafficRoutingConfiguration": {
+                "Type": "LINEAR",
+                "LinearStepSize": {"Type": "CAPACITY_PERCENT", "Value": 50},
+                "WaitIntervalInSeconds": 300,
+            },
+            "TerminationWaitInSeconds": 0,
+        },
+        "AutoRollbackConfiguration": {"Alarms": [{"AlarmName": "none-yet"}]},
+    }
+    serving.update_endpoint(EndpointName="churn", EndpointConfigName="green", DeploymentConfig=linear)
+    emulator.advance(540)  # the first step baked, the second not yet
+    assert serving.describe_endpoint(EndpointName="churn")["EndpointStatus"] == "Updating"
+    emulator.advance(60)
+    assert serving.describe_endpoint(EndpointName="churn")["EndpointConfigName"] == "green"
