@@ -7,7 +7,9 @@ would set (the function's variables, region, function name) plus ``AWS_ENDPOINT_
 at the emulator and dummy credentials, so the handler's boto3 calls reach the emulator.
 
 Not emulated: runtimes other than Python (refused, naming the runtime), layers, timeouts and
-memory limits, concurrency (invocations run one at a time: the environment is process-wide),
+memory limits, concurrency (invocations run one at a time: the environment is process-wide, so
+a function whose AWS call makes the emulator invoke another function from another thread fails
+that inner invocation after 30 s instead of waiting forever),
 CloudWatch Logs output, retries of a failed asynchronous invocation.
 """
 
@@ -33,6 +35,7 @@ from moto.utilities.arns import parse_arn
 _ENV_LOCK = threading.RLock()
 _MODULES: dict[tuple[str, str], ModuleType] = {}
 INVOCATIONS: list[dict[str, Any]] = []
+LOCK_TIMEOUT_SECONDS = 30
 
 
 class _Context:
@@ -108,7 +111,14 @@ class LambdaRunner:
             "AWS_SECRET_ACCESS_KEY": "testing",
         }
         record: dict[str, Any] = {"function": function.function_arn, "event": event}
-        with _ENV_LOCK:
+        # A function whose call makes the emulator invoke another one from a second thread would
+        # wait forever for this lock: give up after a while, failing that inner delivery instead.
+        if not _ENV_LOCK.acquire(timeout=LOCK_TIMEOUT_SECONDS):
+            raise RuntimeError(
+                f"{function.function_name}: another function is running and waits on this one; "
+                "chained Lambda invocations through the emulator are not emulated"
+            )
+        try:
             saved = {k: os.environ.get(k) for k in environment}
             os.environ.update(environment)
             try:
@@ -123,6 +133,8 @@ class LambdaRunner:
                     else:
                         os.environ[k] = v
                 INVOCATIONS.append(record)
+        finally:
+            _ENV_LOCK.release()
         return record["result"]
 
 
