@@ -97,3 +97,13 @@ def test_uninstall_gives_moto_back_and_one_installation_at_a_time(moto_server, c
         cw.describe_alarms(AlarmNames=["plain-moto"])["MetricAlarms"][0]["StateValue"] == "OK"
     )  # moto's own start
     cw.delete_alarms(AlarmNames=["plain-moto"])
+
+
+def test_control_route_makes_the_clock_follow_wall_time_and_stop(emulator, moto_server):
+    started = emulator.clock.now()
+    answer = requests.post(f"{moto_server}/_mlops/clock", json={"follow": 600}, timeout=10)
+    assert answer.json()["following"] is True
+    time.sleep(1.5)
+    stopped = requests.post(f"{moto_server}/_mlops/clock", json={"follow": 0}, timeout=10).json()
+    assert stopped["following"] is False
+    assert emulator.clock.now() > started  # at least a second of wall time, 600 virtual seconds each

@@ -300,3 +300,37 @@ def test_an_upload_starts_the_ingestion_pipeline_through_eventbridge_and_its_ste
         PipelineExecutionArn=summary["PipelineExecutionArn"]
     )
     assert parameters["PipelineParameters"] == [{"Name": "TriggerReason", "Value": "new-data"}]
+
+
+def test_a_training_steps_job_is_described_with_its_model_artifact(emulator, client):
+    sm = client("sagemaker")
+    client("s3").create_bucket(
+        Bucket="artifacts", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"}
+    )
+    train = {
+        "Name": "TrainModel",
+        "Type": "Training",
+        "Arguments": {
+            "AlgorithmSpecification": {
+                "TrainingImage": IMAGE,
+                "TrainingInputMode": "File",
+                "ContainerEntrypoint": [
+                    "python",
+                    "-c",
+                    "import os, pathlib; pathlib.Path(os.environ['SM_MODEL_DIR'], 'model.txt').write_text('m')",
+                ],
+            },
+            "RoleArn": ROLE,
+            "OutputDataConfig": {"S3OutputPath": "s3://artifacts/training"},
+            "ResourceConfig": {"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 30},
+            "StoppingCondition": {"MaxRuntimeInSeconds": 600},
+        },
+    }
+    make_pipeline(sm, train)
+    arn = sm.start_pipeline_execution(PipelineName="training")["PipelineExecutionArn"]
+    assert wait_until(sm, arn)["PipelineExecutionStatus"] == "Succeeded"
+    (step,) = sm.list_pipeline_execution_steps(PipelineExecutionArn=arn)["PipelineExecutionSteps"]
+    job = sm.describe_training_job(TrainingJobName=step["Metadata"]["TrainingJob"]["Arn"].rsplit("/", 1)[-1])
+    assert job["TrainingJobStatus"] == "Completed"
+    bucket, key = job["ModelArtifacts"]["S3ModelArtifacts"].removeprefix("s3://").split("/", 1)
+    assert client("s3").head_object(Bucket=bucket, Key=key)["ContentLength"] > 0
