@@ -2,20 +2,25 @@
 
 ::
 
-    Clock ──every minute──► alarms: evaluate metric data ─► state, history, SNS, event ─┐
+    Clock ─each minute─► alarms (alarms.py) ─► state, history, SNS, event ──────────────┐
+      │                  rollouts (rollouts.py): bake steps, auto-rollback on alarms     │
+      │                  scheduler (scheduler.py): rate / cron / at ─► targets           │
+      │                  offline store and data capture files written; instance metrics │
       ▲                                                                                  ▼
-      ├──every minute──► scheduler: rate / cron / at schedules ─► targets                │
-      └── POST /_mlops/clock (control)                                                   │
-                         S3 "Object Created" ─► events: rules ─► targets: SageMaker pipeline,
-                         PutEvents ───────────►                   Lambda (in-process), SNS,
-                                                                  API destination (recorded), SQS
+    POST /_mlops/clock   S3 "Object Created" (s3_events.py) ─► events.py: rules ─► targets.py:
+    (control.py)         PutEvents, SageMaker status and      SageMaker pipeline ─► pipelines.py
+                         model-package events (registry.py)   Lambda ─► lambdas.py (in-process)
+                                                               SNS; API destination (recorded)
+    /endpoints/<name>/invocations ─► endpoints.py (model_code.serving) ─► capture, metrics
+    /FeatureGroup/<name>, /BatchGetRecord ─► featurestore.py
+    CreateMlflowTrackingServer ─► mlflow_tracking.py (a local mlflow server)
 
 Each behaviour patches or extends moto's backends and response classes in this process (the
 threaded moto server serves from the same module globals), reads its configuration back from the
 emulator's state and is undone by :meth:`Behaviours.uninstall`. Usage::
 
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0); server.start()
-    behaviours = install(Clock())
+    behaviours = install(Clock(), endpoint_url=f"http://127.0.0.1:{server.get_host_and_port()[1]}")
     ...                      # create resources with boto3, as a deploy does
     behaviours.advance(600)  # ten minutes of alarms, schedules and bakes
     behaviours.uninstall(); server.stop()
@@ -71,8 +76,8 @@ class Behaviours:
 def install(clock: Clock | None = None, *, endpoint_url: str | None = None) -> Behaviours:
     """Activate every behaviour on moto's backends of this process; one installation at a time.
 
-    ``endpoint_url`` is the emulator's address, where code the emulator runs (Lambda handlers)
-    sends its own AWS calls.
+    ``endpoint_url`` is the emulator's address, where code the emulator runs (Lambda handlers,
+    pipeline steps, the MLflow server) sends its own AWS calls.
     """
     global _active
     if _active is not None:
