@@ -1,0 +1,107 @@
+"""The AWS behaviours moto lacks, on one virtual clock, activated in-process by :func:`install`.
+
+::
+
+    Clock ─each minute─► alarms (alarms.py) ─► state, history, SNS, event ──────────────┐
+      │                  rollouts (rollouts.py): bake steps, auto-rollback on alarms     │
+      │                  scheduler (scheduler.py): rate / cron / at ─► targets           │
+      │                  offline store and data capture files written; instance metrics │
+      ▲                                                                                  ▼
+    POST /_mlops/clock   S3 "Object Created" (s3_events.py) ─► events.py: rules ─► targets.py:
+    (control.py)         PutEvents, SageMaker status and      SageMaker pipeline ─► pipelines.py
+                         model-package events (registry.py)   Lambda ─► lambdas.py (in-process)
+                                                               SNS; API destination (recorded)
+    /endpoints/<name>/invocations ─► endpoints.py (model_code.serving) ─► capture, metrics
+    /FeatureGroup/<name>, /BatchGetRecord ─► featurestore.py
+    CreateMlflowTrackingServer ─► mlflow_tracking.py (a local mlflow server)
+
+Each behaviour patches or extends moto's backends and response classes in this process (the
+threaded moto server serves from the same module globals), reads its configuration back from the
+emulator's state and is undone by :meth:`Behaviours.uninstall`. Usage::
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0); server.start()
+    behaviours = install(Clock(), endpoint_url=f"http://127.0.0.1:{server.get_host_and_port()[1]}")
+    ...                      # create resources with boto3, as a deploy does
+    behaviours.advance(600)  # ten minutes of alarms, schedules and bakes
+    behaviours.uninstall(); server.stop()
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from infra.local.behaviours import control, events, registry, s3_events, targets
+from infra.local.behaviours.alarms import AlarmBehaviour
+from infra.local.behaviours.clock import Clock
+from infra.local.behaviours.endpoints import EndpointBehaviour
+from infra.local.behaviours.featurestore import FeatureStoreBehaviour
+from infra.local.behaviours.lambdas import LambdaRunner
+from infra.local.behaviours.mlflow_tracking import MlflowBehaviour
+from infra.local.behaviours.patching import Patcher
+from infra.local.behaviours.pipelines import PipelineBehaviour
+from infra.local.behaviours.rollouts import RolloutBehaviour
+from infra.local.behaviours.scheduler import SchedulerBehaviour
+
+__all__ = ["Behaviours", "Clock", "install"]
+
+_active: Behaviours | None = None
+
+
+@dataclass
+class Behaviours:
+    """Handle on the installed behaviours: move the clock, or take everything out again."""
+
+    clock: Clock
+    _patcher: Patcher = field(repr=False)
+    _pipelines: PipelineBehaviour = field(repr=False)
+
+    def advance(self, seconds: float) -> datetime:
+        return self.clock.advance(seconds)
+
+    def tick(self) -> None:
+        self.clock.tick()
+
+    def wait_for_executions(self, timeout: float = 60) -> None:
+        """Block until every pipeline execution started so far has ended."""
+        self._pipelines.wait(timeout)
+
+    def uninstall(self) -> None:
+        global _active
+        self.clock.stop_following()
+        self._patcher.restore()
+        _active = None
+
+
+def install(clock: Clock | None = None, *, endpoint_url: str | None = None) -> Behaviours:
+    """Activate every behaviour on moto's backends of this process; one installation at a time.
+
+    ``endpoint_url`` is the emulator's address, where code the emulator runs (Lambda handlers,
+    pipeline steps, the MLflow server) sends its own AWS calls.
+    """
+    global _active
+    if _active is not None:
+        raise RuntimeError("behaviours: already installed in this process; uninstall() the first")
+    clock = clock or Clock()
+    patcher = Patcher()
+    events.install(patcher, clock.naive_now)
+    patcher.on_restore(events.reset)
+    runner = LambdaRunner(endpoint_url)
+    patcher.on_restore(runner.close)
+    targets.install(runner)
+    patcher.on_restore(targets.reset)
+    s3_events.install(patcher)
+    registry.install(patcher)
+    pipelines = PipelineBehaviour(clock, patcher, endpoint_url)
+    AlarmBehaviour(clock, patcher)
+    # After the alarms: a bake step sees the alarm states of the same minute.
+    RolloutBehaviour(clock, patcher)
+    SchedulerBehaviour(clock, patcher)
+    MlflowBehaviour(clock, patcher, endpoint_url)
+    features = FeatureStoreBehaviour(clock, patcher)
+    endpoints = EndpointBehaviour(clock, patcher)
+    control.install(
+        patcher, clock, [(features.matches, features.handle), (endpoints.matches, endpoints.handle)]
+    )
+    _active = Behaviours(clock, patcher, pipelines)
+    return _active

@@ -1,0 +1,69 @@
+"""Deploying a model endpoint into the emulator through boto3, as a stack deploy does (shared by endpoint tests)."""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+from pathlib import Path
+from typing import Any
+
+ACCOUNT = "123456789012"
+ROLE = f"arn:aws:iam::{ACCOUNT}:role/endpoint"
+IMAGE = f"{ACCOUNT}.dkr.ecr.eu-west-1.amazonaws.com/mlops:latest"
+BUCKET = "models"
+
+
+def pack(model_dir: str) -> bytes:
+    """The model folder as SageMaker's model.tar.gz (files at the archive's root)."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for path in sorted(Path(model_dir).iterdir()):
+            tar.add(path, arcname=path.name)
+    return buffer.getvalue()
+
+
+def upload_model(client, name: str, artifact: bytes) -> str:
+    s3 = client("s3")
+    if BUCKET not in [b["Name"] for b in s3.list_buckets()["Buckets"]]:
+        s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    s3.put_object(Bucket=BUCKET, Key=f"{name}/model.tar.gz", Body=artifact)
+    client("sagemaker").create_model(
+        ModelName=name,
+        PrimaryContainer={"Image": IMAGE, "ModelDataUrl": f"s3://{BUCKET}/{name}/model.tar.gz"},
+        ExecutionRoleArn=ROLE,
+    )
+    return name
+
+
+def variant(name: str, model: str, weight: float) -> dict[str, Any]:
+    return {
+        "VariantName": name,
+        "ModelName": model,
+        "InitialInstanceCount": 1,
+        "InstanceType": "ml.m5.large",
+        "InitialVariantWeight": weight,
+    }
+
+
+def make_config(
+    client, name: str, variants: list[dict], shadows: list[dict] = (), capture: bool = True
+) -> str:
+    request: dict[str, Any] = {"EndpointConfigName": name, "ProductionVariants": variants}
+    if shadows:
+        request["ShadowProductionVariants"] = list(shadows)
+    if capture:
+        request["DataCaptureConfig"] = {
+            "EnableCapture": True,
+            "InitialSamplingPercentage": 100,
+            "DestinationS3Uri": f"s3://{BUCKET}/data-capture",
+            "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
+        }
+    client("sagemaker").create_endpoint_config(**request)
+    return name
+
+
+def invoke(runtime, endpoint: str, row: dict, **extra: Any) -> dict:
+    return runtime.invoke_endpoint(
+        EndpointName=endpoint, ContentType="application/json", Body=json.dumps(row), **extra
+    )

@@ -1,0 +1,234 @@
+"""Alarm evaluation on the virtual clock, through boto3: states, history, SNS actions, EventBridge events."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from infra.alarms import AlarmThresholds, endpoint_alarms
+
+
+def put_plain_alarm(cw, name="latency", **overrides: Any) -> None:
+    args = {
+        "AlarmName": name,
+        "Namespace": "Test",
+        "MetricName": "Latency",
+        "Dimensions": [{"Name": "Service", "Value": "api"}],
+        "Statistic": "Maximum",
+        "Period": 60,
+        "EvaluationPeriods": 5,
+        "DatapointsToAlarm": 3,
+        "Threshold": 10.0,
+        "ComparisonOperator": "GreaterThanThreshold",
+        "TreatMissingData": "notBreaching",
+    }
+    cw.put_metric_alarm(**(args | overrides))
+
+
+def publish(cw, value: float, metric="Latency", dims=(("Service", "api"),), namespace="Test") -> None:
+    """One datapoint stamped by the emulator's clock (no Timestamp), as a service publishing now."""
+    cw.put_metric_data(
+        Namespace=namespace,
+        MetricData=[
+            {"MetricName": metric, "Value": value, "Dimensions": [{"Name": k, "Value": v} for k, v in dims]}
+        ],
+    )
+
+
+def state(cw, name="latency") -> str:
+    return cw.describe_alarms(AlarmNames=[name])["MetricAlarms"][0]["StateValue"]
+
+
+def test_three_of_five_goes_to_alarm_exactly_on_the_third_breaching_point_and_back(emulator, client):
+    cw = client("cloudwatch")
+    put_plain_alarm(cw)
+    assert state(cw) == "INSUFFICIENT_DATA"  # as AWS: a new alarm is unchecked
+    states = []
+    reasons = []
+    for value in [20, 1, 20, 1, 20, 1, 1]:
+        publish(cw, value)
+        emulator.advance(60)
+        alarm = cw.describe_alarms(AlarmNames=["latency"])["MetricAlarms"][0]
+        states.append(alarm["StateValue"])
+        reasons.append(alarm["StateReason"])
+    # Breaches in minutes 1, 3 and 5: ALARM once the 5th minute is complete; in minute 6 the
+    # window (minutes 2-6) holds two breaches again.
+    assert states == ["OK", "OK", "OK", "OK", "ALARM", "OK", "OK"]
+    assert reasons[4].startswith("Threshold Crossed: 3 out of the last 5 datapoints")
+    updates = cw.describe_alarm_history(
+        AlarmName="latency", HistoryItemType="StateUpdate", ScanBy="TimestampAscending"
+    )
+    assert [i["HistorySummary"] for i in updates["AlarmHistoryItems"]] == [
+        "Alarm updated from INSUFFICIENT_DATA to OK",
+        "Alarm updated from OK to ALARM",
+        "Alarm updated from ALARM to OK",
+    ]
+    to_alarm = json.loads(updates["AlarmHistoryItems"][1]["HistoryData"])
+    assert to_alarm["newState"]["stateReasonData"]["recentDatapoints"] == [20.0, 1.0, 20.0, 1.0, 20.0]
+
+
+@pytest.mark.parametrize(
+    ("treatment", "expected"),
+    [("missing", "INSUFFICIENT_DATA"), ("ignore", "ALARM"), ("breaching", "ALARM"), ("notBreaching", "OK")],
+)
+def test_missing_data_is_treated_as_the_alarm_says(emulator, client, treatment, expected):
+    cw = client("cloudwatch")
+    put_plain_alarm(cw, EvaluationPeriods=1, DatapointsToAlarm=1, TreatMissingData=treatment)
+    publish(cw, 50)
+    emulator.advance(60)
+    assert state(cw) == "ALARM"
+    emulator.advance(120)  # two quiet minutes
+    assert state(cw) == expected
+
+
+def test_extended_statistic_p99_of_raw_values(emulator, client):
+    cw = client("cloudwatch")
+    args = {
+        "AlarmName": "p99",
+        "Namespace": "Test",
+        "MetricName": "Latency",
+        "Dimensions": [{"Name": "Service", "Value": "api"}],
+        "ExtendedStatistic": "p99",
+        "Period": 60,
+        "EvaluationPeriods": 1,
+        "Threshold": 100.0,
+        "ComparisonOperator": "GreaterThanThreshold",
+    }
+    cw.put_metric_alarm(**args)
+    cw.put_metric_data(
+        Namespace="Test",
+        MetricData=[
+            {
+                "MetricName": "Latency",
+                "Values": [5.0, 500.0],
+                "Counts": [98, 2],
+                "Dimensions": [{"Name": "Service", "Value": "api"}],
+            }
+        ],
+    )
+    emulator.advance(60)
+    assert state(cw, "p99") == "ALARM"  # 2% of requests at 500: the p99 is 500, the average is 14.9
+
+
+def alarm_request(spec) -> dict[str, Any]:
+    """The program's AlarmSpec as the PutMetricAlarm request the provider makes."""
+    queries = []
+    for q in spec.metric_queries:
+        query: dict[str, Any] = {"Id": q["id"], "ReturnData": q["return_data"]}
+        if "expression" in q:
+            query |= {"Expression": q["expression"], "Label": q["label"]}
+        else:
+            m = q["metric"]
+            query["MetricStat"] = {
+                "Metric": {
+                    "Namespace": m["namespace"],
+                    "MetricName": m["metric_name"],
+                    "Dimensions": [{"Name": k, "Value": v} for k, v in m["dimensions"].items()],
+                },
+                "Period": m["period"],
+                "Stat": m["stat"],
+            }
+        queries.append(query)
+    request = {
+        "AlarmName": spec.name,
+        "ComparisonOperator": spec.comparison_operator,
+        "Threshold": spec.threshold,
+        "EvaluationPeriods": spec.evaluation_periods,
+        "TreatMissingData": spec.treat_missing_data,
+    }
+    if spec.datapoints_to_alarm:
+        request["DatapointsToAlarm"] = spec.datapoints_to_alarm
+    if queries:
+        return {**request, "Metrics": queries}
+    request |= {
+        "Namespace": spec.namespace,
+        "MetricName": spec.metric_name,
+        "Dimensions": [{"Name": k, "Value": v} for k, v in (spec.dimensions or {}).items()],
+        "Period": spec.period,
+    }
+    if spec.extended_statistic:
+        return {**request, "ExtendedStatistic": spec.extended_statistic}
+    return {**request, "Statistic": spec.statistic}
+
+
+def test_the_programs_5xx_rate_alarm_evaluates_its_metric_math(emulator, client):
+    cw = client("cloudwatch")
+    spec = next(
+        s for s in endpoint_alarms("ep", ["champion"], AlarmThresholds()) if s.key == "champion-5xx-rate"
+    )
+    cw.put_metric_alarm(**alarm_request(spec))
+    dims = (("EndpointName", "ep"), ("VariantName", "champion"))
+    # Healthy minutes publish Invocations only: FILL(errors, 0) makes their rate 0, not missing.
+    for errors in [None, None, 5, 5, 5]:
+        publish(cw, 100, "Invocations", dims, "AWS/SageMaker")
+        if errors is not None:
+            publish(cw, errors, "Invocation5XXErrors", dims, "AWS/SageMaker")
+        emulator.advance(60)
+    alarm = cw.describe_alarms(AlarmNames=[spec.name])["MetricAlarms"][0]
+    assert alarm["StateValue"] == "ALARM"
+    assert json.loads(alarm["StateReasonData"])["recentDatapoints"] == [0.0, 0.0, 0.05, 0.05, 0.05]
+
+
+def test_state_change_publishes_to_sns_and_emits_the_eventbridge_event(emulator, client):
+    cw, sns, sqs, eb = client("cloudwatch"), client("sns"), client("sqs"), client("events")
+    topic = sns.create_topic(Name="alarms")["TopicArn"]
+    mail = sqs.create_queue(QueueName="mail")["QueueUrl"]
+    events = sqs.create_queue(QueueName="events")["QueueUrl"]
+
+    def arn(url):
+        return sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+
+    sns.subscribe(
+        TopicArn=topic, Protocol="sqs", Endpoint=arn(mail), Attributes={"RawMessageDelivery": "true"}
+    )
+    eb.put_rule(
+        Name="alarm-changes",
+        EventPattern=json.dumps(
+            {"source": ["aws.cloudwatch"], "detail-type": ["CloudWatch Alarm State Change"]}
+        ),
+    )
+    eb.put_targets(Rule="alarm-changes", Targets=[{"Id": "q", "Arn": arn(events)}])
+    put_plain_alarm(cw, EvaluationPeriods=1, DatapointsToAlarm=1, AlarmActions=[topic], OKActions=[topic])
+    publish(cw, 50)
+    emulator.advance(60)
+
+    mails = [
+        json.loads(m["Body"]) for m in sqs.receive_message(QueueUrl=mail, MaxNumberOfMessages=10)["Messages"]
+    ]
+    assert [(m["OldStateValue"], m["NewStateValue"]) for m in mails] == [("INSUFFICIENT_DATA", "ALARM")]
+    assert mails[0]["Trigger"]["MetricName"] == "Latency"
+    received = [
+        json.loads(m["Body"])
+        for m in sqs.receive_message(QueueUrl=events, MaxNumberOfMessages=10)["Messages"]
+    ]
+    assert len(received) == 1
+    event = received[0]
+    assert event["detail-type"] == "CloudWatch Alarm State Change"
+    assert event["resources"] == [cw.describe_alarms(AlarmNames=["latency"])["MetricAlarms"][0]["AlarmArn"]]
+    assert (event["detail"]["previousState"]["value"], event["detail"]["state"]["value"]) == (
+        "INSUFFICIENT_DATA",
+        "ALARM",
+    )
+    actions = cw.describe_alarm_history(AlarmName="latency", HistoryItemType="Action")["AlarmHistoryItems"]
+    assert [a["HistorySummary"] for a in actions] == [f"Successfully executed action {topic}"]
+
+
+def test_putting_an_alarm_again_keeps_its_state_and_history(emulator, client):
+    cw = client("cloudwatch")
+    put_plain_alarm(cw, EvaluationPeriods=1, DatapointsToAlarm=1)
+    publish(cw, 50)
+    emulator.advance(60)
+    put_plain_alarm(cw, EvaluationPeriods=1, DatapointsToAlarm=1, Threshold=100.0)
+    assert state(cw) == "ALARM"
+    summaries = [
+        i["HistorySummary"] for i in cw.describe_alarm_history(AlarmName="latency")["AlarmHistoryItems"]
+    ]
+    assert summaries == [
+        'Alarm "latency" updated',
+        "Alarm updated from INSUFFICIENT_DATA to ALARM",
+        'Alarm "latency" created',
+    ]
+    emulator.advance(60)
+    assert state(cw) == "OK"  # re-evaluated against the new threshold (no data since: notBreaching)
