@@ -162,9 +162,10 @@ def test_the_endpoint_configuration_serves_the_approved_models_and_captures(depl
     capture = found["DataCaptureConfig"]
     assert capture["EnableCapture"] and capture["InitialSamplingPercentage"] == 100
     assert capture["DestinationS3Uri"] == f"s3://{deployed.state.outputs['bucket']}/data-capture"
+    models = [v["ModelName"] for v in found["ProductionVariants"] + found.get("ShadowProductionVariants", [])]
     packages = {
         deployed.client("sagemaker").describe_model(ModelName=name)["PrimaryContainer"]["ModelPackageName"]
-        for _, name in variants
+        for name in models
     }
     assert packages == set(deployed.packages)
 
