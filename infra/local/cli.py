@@ -87,12 +87,12 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.getLogger("sagemaker").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", message="Running within a PipelineSession")
-    console = Console()
+    # Piped or captured output is not cut to 80 columns: names and types stay whole.
+    console = Console() if sys.stdout.isatty() else Console(width=220)
     from infra.local.emulator import embedded_or_named
 
     engine_args = {"state_dir": args.state_dir, "overrides": parse_sets(args.set)}
-    region = "eu-west-1"
-    endpoint_url, embedded = embedded_or_named(region)
+    endpoint_url, embedded = embedded_or_named()
     if embedded is not None:
         console.print(f"embedded emulator on {endpoint_url} (set AWS_ENDPOINT_URL to use a running one)")
     try:

@@ -24,7 +24,10 @@ from __future__ import annotations
 
 import logging
 import os
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 import boto3
 import requests
@@ -98,10 +101,31 @@ def session_for(region: str) -> boto3.Session:
     return boto3.Session(region_name=region, **CREDENTIALS)
 
 
-def embedded_or_named(region: str) -> tuple[str, Emulator | None]:
+class EmulatorProcess:
+    """The emulator in a child process (``python -m infra.local.emulator``), stopped with it."""
+
+    def __init__(self) -> None:
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "infra.local.emulator"],
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=Path(__file__).resolve().parents[3],
+        )
+        line = self._process.stdout.readline().strip()
+        if not line.startswith("AWS_ENDPOINT_URL="):
+            self._process.kill()
+            raise RuntimeError(f"the emulator did not start (it printed {line!r})")
+        self.endpoint_url = line.split("=", 1)[1]
+
+    def stop(self) -> None:
+        self._process.terminate()
+        self._process.wait(timeout=10)
+
+
+def embedded_or_named() -> tuple[str, EmulatorProcess | None]:
     """The emulator ``AWS_ENDPOINT_URL`` names, or a new embedded one (returned to stop later)."""
     named = os.environ.get("AWS_ENDPOINT_URL")
     if named:
         return named, None
-    emulator = Emulator(region=region).start()
+    emulator = EmulatorProcess()
     return emulator.endpoint_url, emulator

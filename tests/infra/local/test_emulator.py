@@ -7,6 +7,7 @@ import json
 import pytest
 from botocore.exceptions import ClientError
 
+from infra.local.emulator import EmulatorProcess, session_for
 from tests.infra.local.conftest import APPROVED
 
 ROLE = "arn:aws:iam::123456789012:role/sagemaker"
@@ -179,3 +180,19 @@ def test_an_mlflow_tracking_server_is_created_described_updated_and_deleted(fres
     sagemaker.delete_mlflow_tracking_server(TrackingServerName="churn")
     with pytest.raises(ClientError, match="does not exist"):
         sagemaker.describe_mlflow_tracking_server(TrackingServerName="churn")
+
+
+def test_the_emulator_runs_as_a_process_of_its_own_with_the_extensions():
+    emulator = EmulatorProcess()
+    try:
+        assert emulator.endpoint_url.startswith("http://127.0.0.1:")
+        sagemaker = session_for("eu-west-1").client("sagemaker", endpoint_url=emulator.endpoint_url)
+        sagemaker.create_mlflow_tracking_server(
+            TrackingServerName="churn", ArtifactStoreUri="s3://bucket/mlflow/", RoleArn=ROLE
+        )
+        assert (
+            sagemaker.describe_mlflow_tracking_server(TrackingServerName="churn")["TrackingServerName"]
+            == "churn"
+        )
+    finally:
+        emulator.stop()

@@ -97,3 +97,14 @@ def test_the_state_file_round_trips(tmp_path):
     state = State("dev", {"urn:x": _recorded({"a": 1})}, {"bucket": "b"})
     state.save(tmp_path / "dev.json")
     assert State.load(tmp_path / "dev.json", "dev") == state
+
+
+def test_mlops_local_deploy_is_the_local_clouds_command_and_plain_local_is_untouched(capsys):
+    from model_code import cli
+
+    with pytest.raises(SystemExit) as done:
+        cli.main(["local", "deploy", "--help"])
+    assert done.value.code == 0
+    out = capsys.readouterr().out
+    assert "--stack" in out and "--preview" in out and "--destroy" in out and "--set" in out
+    assert cli.COMMANDS["local"][0] == "model_code.lifecycle"
