@@ -128,6 +128,23 @@ def _client(endpoint_url: str, region: str, service: str):
     return client
 
 
+class _QuietFailedRegistrations(logging.Filter):
+    """asyncio also logs each failed registration's future when it is collected; the deploy
+    raises the failure once, naming the resource, so those repeats are dropped."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        context = getattr(record, "msg", "")
+        return not (
+            isinstance(context, str)
+            and context.startswith("Future exception was never retrieved")
+            and record.exc_info
+            and isinstance(record.exc_info[1], DeployError)
+        )
+
+
+logging.getLogger("asyncio").addFilter(_QuietFailedRegistrations())
+
+
 class _Monitor(MockMonitor):
     """The SDK's mock monitor, telling the mocks which URN and dependencies they register."""
 
@@ -247,9 +264,6 @@ class Engine:
 
         cwd = os.getcwd()
         os.chdir(self.root)
-        # A failed registration's future is also logged by asyncio; the failure is raised once.
-        asyncio_log = logging.getLogger("asyncio")
-        level, asyncio_log.level = asyncio_log.level, logging.CRITICAL
         try:
             program()
         except Exception as exc:
@@ -257,7 +271,6 @@ class Engine:
                 self._failure = exc
         finally:
             os.chdir(cwd)
-            asyncio_log.setLevel(level)
         return captured
 
     def _invoke(self, token: str) -> dict[str, Any]:

@@ -58,6 +58,12 @@ class MetricAlarm(Translation):
     }
 
     def create(self, call, inputs):
+        # PutMetricAlarm overwrites an alarm of the same name; the provider refuses to.
+        if call("cloudwatch", "DescribeAlarms", AlarmNames=[inputs["name"]])["MetricAlarms"]:
+            raise call.fail(f"CloudWatch metric alarm {inputs['name']!r} already exists")
+        return self._put(call, inputs)
+
+    def _put(self, call, inputs):
         params = {api: inputs.get(tf) for tf, api in self._PLAIN.items()}
         params["AlarmName"] = inputs["name"]
         params["Dimensions"] = _dimensions(inputs.get("dimensions"))
@@ -73,7 +79,7 @@ class MetricAlarm(Translation):
         return {"arn": alarms[0]["AlarmArn"]}
 
     def update(self, call, id_, olds, news, changed):
-        outputs = self.create(call, news)[1]
+        outputs = self._put(call, news)[1]
         # PutMetricAlarm ignores tags on an existing alarm: they change through TagResource.
         if "tags" in changed and news.get("tags"):
             call("cloudwatch", "TagResource", ResourceARN=outputs["arn"], Tags=tag_list(news["tags"]))
