@@ -21,7 +21,7 @@ so every resource is really created, read back, updated, replaced and deleted::
                   .state/<stack>.json: per resource URN, type, id, inputs, outputs;
                   the stack outputs (as `pulumi stack output --json` prints them)
 
-Modules: ``engine`` (the run, the mocks, the plan), ``state`` (state file and diff),
-``translations`` (one module per AWS service), ``emulator`` (the server and what moto
-lacks), ``cli`` (``mlops local deploy``).
+Modules: ``engine`` (the run, the mocks, the plan), ``state`` (state file, diff and the
+operations), ``clients`` (strict, counted AWS clients), ``translations`` (one module per AWS
+service), ``emulator`` (the server and what moto lacks), ``cli`` (``mlops local deploy``).
 """

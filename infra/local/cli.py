@@ -25,7 +25,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from infra.local.engine import ROOT, Engine, Result
+from infra.local.engine import ROOT, Engine
+from infra.local.state import Result
 
 _STYLES = {"create": "green", "update": "yellow", "replace": "magenta", "delete": "red", "same": "dim"}
 

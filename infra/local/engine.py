@@ -14,7 +14,6 @@ stops further writes, keeps what was done in the state and is raised naming the 
 
 from __future__ import annotations
 
-import functools
 import itertools
 import logging
 import os
@@ -22,55 +21,23 @@ import runpy
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pulumi
 import yaml
-from botocore.config import Config
 from pulumi.runtime.mocks import MockMonitor
 from pulumi.runtime.rpc import UNKNOWN
 from pulumi.runtime.settings import get_root_resource
 
-from infra.local.emulator import session_for
-from infra.local.state import ResourceState, State, decide, normalize
+from infra.local.clients import CALLS, client
+from infra.local.state import Operation, ResourceState, Result, State, decide, normalize
 from infra.local.translations import lookup
 from infra.local.translations.base import DeployError, Request, auto_name
-from pipelines.local.strict import install
 
 ROOT = Path(__file__).resolve().parents[2]
 PROJECT = "mlops-platform"
-_READS = ("Describe", "Get", "List")
 _current = threading.local()
-
-
-@dataclass
-class Operation:
-    """What the deploy did (or, in a preview, would do) to one resource."""
-
-    op: str  # create | same | update | replace | delete
-    type: str
-    name: str
-    physical: str
-    changed: list[str] = field(default_factory=list)
-
-
-@dataclass
-class Result:
-    stack: str
-    operations: list[Operation]
-    outputs: dict[str, Any]
-    calls: Counter
-    seconds: float
-    preview: bool = False
-
-    @property
-    def writes(self) -> int:
-        return sum(n for (_, op), n in self.calls.items() if not op.startswith(_READS))
-
-    def count(self, op: str) -> int:
-        return sum(1 for o in self.operations if o.op == op)
 
 
 def stack_config(stack: str, root: Path = ROOT) -> dict[str, Any]:
@@ -102,30 +69,6 @@ def _without_assets(outputs: dict[str, Any]) -> dict[str, Any]:
         for k, v in outputs.items()
         if not (isinstance(v, dict) and v.get("kind") in ("file", "string", "archive"))
     }
-
-
-# Every AWS call the local cloud makes, by (service, operation): a deploy reports the
-# difference over its run (one deploy runs at a time: the Pulumi runtime is process-wide).
-CALLS: Counter = Counter()
-_calls_lock = threading.Lock()
-_clients_lock = threading.Lock()
-
-
-def _count(model, **_: Any) -> None:
-    with _calls_lock:
-        CALLS[(model.service_model.service_name, model.name)] += 1
-
-
-@functools.cache
-def _client(endpoint_url: str, region: str, service: str):
-    """One strict, counted client per emulator, region and service (making one takes ~0.3 s)."""
-    with _clients_lock:
-        client = session_for(region).client(
-            service, endpoint_url=endpoint_url, config=Config(retries={"total_max_attempts": 1})
-        )
-    install(client)
-    client.meta.events.register("before-call", _count)
-    return client
 
 
 class _QuietFailedRegistrations(logging.Filter):
@@ -191,7 +134,7 @@ class Engine:
 
     # -- AWS clients: strict, counted, no retries (a retried write would hide a failure) ----
     def client(self, service: str):
-        return _client(self.endpoint_url, self.region, service)
+        return client(self.endpoint_url, self.region, service)
 
     def _request(self, type_: str, name: str) -> Request:
         return Request(self.client, name, type_, self.region, self._account)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -64,6 +65,37 @@ class State:
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(data, indent=1, sort_keys=True, default=str))
         tmp.replace(path)
+
+
+_READS = ("Describe", "Get", "List")
+
+
+@dataclass
+class Operation:
+    """What the deploy did (or, in a preview, would do) to one resource."""
+
+    op: str  # create | same | update | replace | delete
+    type: str
+    name: str
+    physical: str
+    changed: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Result:
+    stack: str
+    operations: list[Operation]
+    outputs: dict[str, Any]
+    calls: Counter
+    seconds: float
+    preview: bool = False
+
+    @property
+    def writes(self) -> int:
+        return sum(n for (_, op), n in self.calls.items() if not op.startswith(_READS))
+
+    def count(self, op: str) -> int:
+        return sum(1 for o in self.operations if o.op == op)
 
 
 def normalize(value: Any) -> Any:

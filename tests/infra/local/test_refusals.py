@@ -10,6 +10,7 @@ import textwrap
 import pytest
 
 from infra.local.engine import Engine
+from infra.local.state import State
 from infra.local.translations.base import DeployError
 
 PROGRAM = textwrap.dedent(
@@ -112,3 +113,16 @@ def test_an_alarm_name_already_taken_is_refused_not_overwritten(project, fresh):
     with pytest.raises(DeployError, match=r"latency-alarm .*'taken' already exists"):
         engine.up()
     assert cloudwatch.describe_alarms(AlarmNames=["taken"])["MetricAlarms"][0]["MetricName"] == "Other"
+
+
+def test_what_was_created_before_a_failure_stays_recorded_and_the_next_deploy_carries_on(project, fresh):
+    _deploy(project, fresh, "missing-member")
+    state = State.load(project / ".state" / "bad.json", "bad")
+    assert [r.name for r in state.resources.values()] == ["scheduler-role"]
+    assert fresh.client("iam").get_role(RoleName="scheduler-role")["Role"]["RoleName"] == "scheduler-role"
+    # Declared no more, the recorded role is deleted by the next deploy.
+    result = Engine(
+        "bad", fresh.endpoint_url, state_dir=project / ".state", root=project, overrides={"bad:case": "none"}
+    ).up()
+    assert [(o.op, o.name) for o in result.operations] == [("delete", "scheduler-role")]
+    assert fresh.client("iam").list_roles()["Roles"] == []
