@@ -37,10 +37,17 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+# "command subcommand" -> module with main(argv), where one subcommand lives elsewhere.
+SUBCOMMANDS: dict[tuple[str, str], str] = {("local", "deploy"): "infra.local.cli"}
+
+
 def _usage() -> str:
     width = max(map(len, COMMANDS))
     lines = ["usage: mlops <command> [options]", "", "commands:"]
     lines += [f"  {name.ljust(width)}  {help_}" for name, (_, help_) in COMMANDS.items()]
+    lines += [
+        "  local deploy  deploy a stack into the local cloud (AWS emulator): --stack NAME [--preview|--destroy]"
+    ]
     lines += ["", "Run 'mlops <command> --help' for a command's options."]
     return "\n".join(lines)
 
@@ -54,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     if command not in COMMANDS:
         print(f"mlops: unknown command {command!r}; expected one of: {', '.join(COMMANDS)}", file=sys.stderr)
         return 2
+    if rest and (command, rest[0]) in SUBCOMMANDS:
+        return int(importlib.import_module(SUBCOMMANDS[command, rest[0]]).main(rest[1:]) or 0)
     module = importlib.import_module(COMMANDS[command][0])
     return int(module.main(rest) or 0)
 

@@ -55,9 +55,19 @@ def _service_model(service: str):
     return botocore.session.get_session().get_service_model(service)
 
 
+# Java writes a code point above U+FFFF as a UTF-16 surrogate pair (\uD800\uDC00); Python's
+# patterns name the code point itself.
+_SURROGATE_PAIR = regex.compile(r"\\u(D[89AB][0-9A-Fa-f]{2})\\u(D[C-Fa-f][0-9A-Fa-f]{2})")
+
+
+def _code_point(match: regex.Match) -> str:
+    high, low = int(match.group(1), 16), int(match.group(2), 16)
+    return f"\\U{0x10000 + ((high - 0xD800) << 10) + (low - 0xDC00):08X}"
+
+
 @functools.cache
 def _compiled(pattern: str) -> regex.Pattern:
-    return regex.compile(pattern)
+    return regex.compile(_SURROGATE_PAIR.sub(_code_point, pattern))
 
 
 def operation_model(service: str, operation: str) -> OperationModel:

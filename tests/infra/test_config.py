@@ -16,7 +16,7 @@ def parse(**values):
     return config.parse({**BASE, **values}, stack="test", region="eu-west-1")
 
 
-@pytest.mark.parametrize("stack", ["dev", "staging", "prod"])
+@pytest.mark.parametrize("stack", ["dev", "staging", "prod", "local"])
 def test_committed_stacks_validate(stack):
     values, region = config.stack_values(yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text()))
     parsed = config.parse(values, stack=stack, region=region)
@@ -25,7 +25,7 @@ def test_committed_stacks_validate(stack):
 
 def test_committed_stacks_choose_their_documented_strategies():
     strategies = {}
-    for stack in ("dev", "staging", "prod"):
+    for stack in ("dev", "staging", "prod", "local"):
         values, region = config.stack_values(yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text()))
         strategies[stack] = config.parse(values, stack=stack, region=region)
     assert strategies["dev"].deployment_strategy == "all-at-once"
@@ -38,6 +38,11 @@ def test_committed_stacks_choose_their_documented_strategies():
         and prod.max_capacity > prod.min_capacity
     )
     assert prod.mlflow_enabled
+    # The local cloud's stack: canary with auto-rollback, a short bake, schedules on.
+    local = strategies["local"]
+    assert local.deployment_strategy == "canary" and local.wait_interval_seconds <= 300
+    assert local.monitoring_schedule_enabled and local.retrain_schedule_enabled
+    assert local.canary_size_percent <= 50 and local.instance_count >= 2
 
 
 @pytest.mark.parametrize(("count", "percent"), [(1, 10), (1, 50)])

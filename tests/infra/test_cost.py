@@ -44,7 +44,7 @@ def test_unknown_stack_is_named(capsys):
     with pytest.raises(SystemExit) as exit_:
         mlops(["cost", "--stack", "qa"])
     assert exit_.value.code == 2
-    assert "no Pulumi.qa.yaml; stacks: dev, prod, staging" in capsys.readouterr().err
+    assert "no Pulumi.qa.yaml; stacks: dev, local, prod, staging" in capsys.readouterr().err
 
 
 def test_runs_per_month_of_rate_expressions():

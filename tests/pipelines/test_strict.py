@@ -99,3 +99,10 @@ def test_a_strict_client_refuses_before_sending(monkeypatch):
         client.create_processing_job(**processing_job(ProcessingJobName="j" * 80))
     assert refused.value.operation == "CreateProcessingJob"
     assert "ProcessingJobName: has 80 characters" in str(refused.value)
+
+
+def test_patterns_with_java_surrogate_pairs_are_understood():
+    # Glue's names allow every character, code points above U+FFFF written as surrogate pairs.
+    assert strict.check_request("glue", "CreateDatabase", {"DatabaseInput": {"Name": "feature_db"}}) == []
+    problems = strict.check_request("glue", "CreateDatabase", {"DatabaseInput": {"Name": "bad\x01name"}})
+    assert any("DatabaseInput.Name" in p and "pattern" in p for p in problems)

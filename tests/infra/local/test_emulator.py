@@ -1,0 +1,198 @@
+"""The emulator's extensions, each through boto3 against a fresh emulator."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from botocore.exceptions import ClientError
+
+from infra.local.emulator import EmulatorProcess, session_for
+from tests.infra.local.conftest import APPROVED
+
+ROLE = "arn:aws:iam::123456789012:role/sagemaker"
+IMAGE = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/mlops:1"
+
+
+def _tls_only(bucket: str) -> str:
+    resources = [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"]
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Deny",
+                    "Principal": "*",
+                    "Action": "s3:*",
+                    "Resource": resources,
+                    "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+                },
+                {
+                    "Effect": "Deny",
+                    "Principal": "*",
+                    "Action": "s3:*",
+                    "Resource": resources,
+                    "Condition": {"NumericLessThan": {"s3:TlsVersion": "1.2"}},
+                },
+            ],
+        }
+    )
+
+
+def _bucket(s3, name: str) -> None:
+    s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+
+
+def test_a_tls_only_bucket_policy_lets_the_emulators_requests_through(fresh):
+    s3 = fresh.client("s3")
+    _bucket(s3, "tls-only-bucket")
+    s3.put_bucket_policy(Bucket="tls-only-bucket", Policy=_tls_only("tls-only-bucket"))
+    s3.put_object(Bucket="tls-only-bucket", Key="data.csv", Body=b"a,b\n")
+    assert s3.get_object(Bucket="tls-only-bucket", Key="data.csv")["Body"].read() == b"a,b\n"
+
+
+def test_bucket_policy_conditions_are_really_evaluated(fresh):
+    # The same condition key, denying when the transport *is* secure: the emulator's requests are.
+    s3 = fresh.client("s3")
+    _bucket(s3, "deny-tls-bucket")
+    policy = json.loads(_tls_only("deny-tls-bucket"))
+    policy["Statement"][0]["Condition"] = {"Bool": {"aws:SecureTransport": "true"}}
+    s3.put_bucket_policy(Bucket="deny-tls-bucket", Policy=json.dumps(policy))
+    with pytest.raises(ClientError) as refused:
+        s3.put_object(Bucket="deny-tls-bucket", Key="data.csv", Body=b"a,b\n")
+    assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+
+
+def _model(sagemaker, name: str) -> None:
+    sagemaker.create_model(ModelName=name, ExecutionRoleArn=ROLE, PrimaryContainer={"Image": IMAGE})
+
+
+def _config(sagemaker, name: str, shadow: bool = False) -> None:
+    variant = {
+        "VariantName": "champion",
+        "ModelName": "champion",
+        "InstanceType": "ml.m5.large",
+        "InitialInstanceCount": 1,
+    }
+    extra = {}
+    if shadow:
+        extra["ShadowProductionVariants"] = [
+            {**variant, "VariantName": "challenger", "ModelName": "challenger"}
+        ]
+    sagemaker.create_endpoint_config(EndpointConfigName=name, ProductionVariants=[variant], **extra)
+
+
+def test_an_endpoint_configuration_keeps_its_shadow_variants(fresh):
+    sagemaker = fresh.client("sagemaker")
+    _model(sagemaker, "champion")
+    _model(sagemaker, "challenger")
+    _config(sagemaker, "with-shadow", shadow=True)
+    found = sagemaker.describe_endpoint_config(EndpointConfigName="with-shadow")
+    assert [v["VariantName"] for v in found["ShadowProductionVariants"]] == ["challenger"]
+
+
+def test_a_shadow_variant_needs_an_existing_model(fresh):
+    sagemaker = fresh.client("sagemaker")
+    _model(sagemaker, "champion")
+    with pytest.raises(ClientError, match="Could not find model"):
+        _config(sagemaker, "missing-shadow", shadow=True)
+
+
+def test_creating_an_endpoint_twice_is_refused_and_update_switches_its_configuration(fresh):
+    sagemaker = fresh.client("sagemaker")
+    _model(sagemaker, "champion")
+    _config(sagemaker, "blue")
+    _config(sagemaker, "green")
+    sagemaker.create_endpoint(EndpointName="churn", EndpointConfigName="blue")
+    with pytest.raises(ClientError, match="Cannot create already existing endpoint"):
+        sagemaker.create_endpoint(EndpointName="churn", EndpointConfigName="green")
+    deployment = {
+        "BlueGreenUpdatePolicy": {
+            "TrafficRoutingConfiguration": {
+                "Type": "CANARY",
+                "WaitIntervalInSeconds": 60,
+                "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": 50},
+            }
+        },
+        "AutoRollbackConfiguration": {"Alarms": [{"AlarmName": "churn-5xx"}]},
+    }
+    sagemaker.update_endpoint(EndpointName="churn", EndpointConfigName="green", DeploymentConfig=deployment)
+    found = sagemaker.describe_endpoint(EndpointName="churn")
+    assert found["EndpointConfigName"] == "green"
+    assert found["LastDeploymentConfig"] == deployment
+
+
+def test_a_feature_group_keeps_its_description_online_store_key_and_catalog(fresh):
+    sagemaker = fresh.client("sagemaker")
+    key = "arn:aws:kms:eu-west-1:123456789012:key/feature-key"
+    catalog = {"Catalog": "AwsDataCatalog", "Database": "churn_features", "TableName": "churn_offline"}
+    sagemaker.create_feature_group(
+        FeatureGroupName="churn",
+        RecordIdentifierFeatureName="id",
+        EventTimeFeatureName="time",
+        FeatureDefinitions=[
+            {"FeatureName": "id", "FeatureType": "String"},
+            {"FeatureName": "time", "FeatureType": "String"},
+        ],
+        OnlineStoreConfig={"EnableOnlineStore": True, "SecurityConfig": {"KmsKeyId": key}},
+        OfflineStoreConfig={"S3StorageConfig": {"S3Uri": "s3://bucket/fs"}, "DataCatalogConfig": catalog},
+        RoleArn=ROLE,
+        Description="churn features",
+    )
+    found = sagemaker.describe_feature_group(FeatureGroupName="churn")
+    assert found["Description"] == "churn features"
+    assert found["OnlineStoreConfig"]["SecurityConfig"]["KmsKeyId"] == key
+    assert found["OfflineStoreConfig"]["DataCatalogConfig"] == catalog
+    sagemaker.delete_feature_group(FeatureGroupName="churn")
+    assert sagemaker.list_feature_groups()["FeatureGroupSummaries"] == []
+
+
+def test_a_model_package_group_holding_packages_cannot_be_deleted(fresh):
+    sagemaker = fresh.client("sagemaker")
+    sagemaker.create_model_package_group(ModelPackageGroupName="churn")
+    package = sagemaker.create_model_package(ModelPackageGroupName="churn", **APPROVED)["ModelPackageArn"]
+    with pytest.raises(ClientError, match="contains model packages"):
+        sagemaker.delete_model_package_group(ModelPackageGroupName="churn")
+    sagemaker.delete_model_package(ModelPackageName=package)
+    sagemaker.delete_model_package_group(ModelPackageGroupName="churn")
+    assert sagemaker.list_model_package_groups()["ModelPackageGroupSummaryList"] == []
+
+
+def test_an_mlflow_tracking_server_is_created_described_updated_and_deleted(fresh):
+    sagemaker = fresh.client("sagemaker")
+    arn = sagemaker.create_mlflow_tracking_server(
+        TrackingServerName="churn",
+        ArtifactStoreUri="s3://bucket/mlflow/",
+        RoleArn=ROLE,
+        TrackingServerSize="Small",
+    )["TrackingServerArn"]
+    found = sagemaker.describe_mlflow_tracking_server(TrackingServerName="churn")
+    assert found["TrackingServerArn"] == arn and found["TrackingServerStatus"] == "Created"
+    assert found["TrackingServerUrl"].startswith("https://")
+    sagemaker.update_mlflow_tracking_server(TrackingServerName="churn", TrackingServerSize="Medium")
+    assert (
+        sagemaker.describe_mlflow_tracking_server(TrackingServerName="churn")["TrackingServerSize"]
+        == "Medium"
+    )
+    assert [
+        s["TrackingServerName"] for s in sagemaker.list_mlflow_tracking_servers()["TrackingServerSummaries"]
+    ] == ["churn"]
+    sagemaker.delete_mlflow_tracking_server(TrackingServerName="churn")
+    with pytest.raises(ClientError, match="does not exist"):
+        sagemaker.describe_mlflow_tracking_server(TrackingServerName="churn")
+
+
+def test_the_emulator_runs_as_a_process_of_its_own_with_the_extensions():
+    emulator = EmulatorProcess()
+    try:
+        assert emulator.endpoint_url.startswith("http://127.0.0.1:")
+        sagemaker = session_for("eu-west-1").client("sagemaker", endpoint_url=emulator.endpoint_url)
+        sagemaker.create_mlflow_tracking_server(
+            TrackingServerName="churn", ArtifactStoreUri="s3://bucket/mlflow/", RoleArn=ROLE
+        )
+        assert (
+            sagemaker.describe_mlflow_tracking_server(TrackingServerName="churn")["TrackingServerName"]
+            == "churn"
+        )
+    finally:
+        emulator.stop()
