@@ -274,7 +274,7 @@ def test_unsupported_accept_is_refused():
 
 
 def test_string_class_labels_are_returned_as_in_the_data(churn_schema):
-    raw = {**churn_schema.to_dict(), "target": {"column": "churned", "positive": "Yes"}}
+    raw = {**churn_schema.to_dict(), "target": {"column": "churned", "positive": "Yes", "negative": "No"}}
     labelled = schema.parse(raw)
     frame = synthetic.generate(600, seed=3)
     frame["churned"] = np.where(frame["churned"] == 1, "Yes", "No")
