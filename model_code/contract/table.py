@@ -101,7 +101,8 @@ def read_csv_lines(path: str | Path) -> RawFile:
         rows.append(cells)
         lines.append(number)
     records = pd.DataFrame(rows, columns=header or [], dtype=object)
-    records = records.mask(records == "") if len(records) else records
+    if len(records):
+        records = records.astype(object).where(records != "", None)
     return RawFile(path, header, records, lines, rejected)
 
 

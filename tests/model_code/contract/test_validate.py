@@ -367,3 +367,27 @@ def test_each_instance_of_a_sharded_step_names_its_files_after_its_host(tmp_path
     assert code == 0
     assert [p.name for p in (out / "a").iterdir()] == ["accepted-algo-2.csv"]
     assert json.loads((out / "r" / "validation-algo-2.json").read_text())["rows_in"] == 50
+
+
+@pytest.mark.parametrize("entry", ["validate", "ingestion"])
+def test_an_instance_dealt_no_file_reports_zero_rows_and_passes(tmp_path, failure_file, monkeypatch, entry):
+    """More instances than files (ProcessingInstanceCount > files): the training pipeline's
+    ValidateData and the ingestion pipeline's share this entry point, so neither fails."""
+    from model_code.ingestion import ingest
+
+    empty = tmp_path / "input"
+    empty.mkdir()
+    monkeypatch.setenv("SM_CURRENT_HOST", "algo-2")
+    monkeypatch.setenv("SM_HOSTS", "algo-1,algo-2")
+    args = ["--input", str(empty), "--report-dir", str(tmp_path / "report"),
+            "--accepted-dir", str(tmp_path / "a"), "--quarantine-dir", str(tmp_path / "q")]  # fmt: skip
+    code = main(args) if entry == "validate" else ingest.main(["validate", *args])
+    report = json.loads((tmp_path / "report" / "validation-algo-2.json").read_text())
+    assert code == 0 and not failure_file.exists()
+    assert (report["rows_in"], report["rows_accepted"], report["rows_quarantined"]) == (0, 0, 0)
+
+
+def test_one_instance_with_no_file_still_fails(tmp_path, failure_file):
+    (tmp_path / "input").mkdir()
+    assert main(["--input", str(tmp_path / "input"), "--report-dir", str(tmp_path / "r")]) == 1
+    assert "no CSV or Parquet files to validate" in failure_file.read_text()
