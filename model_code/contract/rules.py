@@ -196,9 +196,12 @@ class Rule:
         values = x.to_numpy(dtype="float64", na_value=np.nan)
         present = (text.notna() if text is not None else original.notna()).to_numpy()
         rule = np.full(len(x), None, dtype=object)
+        unset = np.ones(len(x), dtype=bool)  # the first rule a value breaks is the one reported
 
         def flag(mask: np.ndarray, why: str) -> None:
-            rule[mask & (rule == None)] = why  # noqa: E711 - elementwise on an object array
+            hit = mask & unset
+            rule[hit] = why
+            unset[hit] = False
 
         unparsed = present & np.isnan(values)
         if text is not None and unparsed.any():
@@ -223,7 +226,7 @@ class Rule:
                     flag(finite & ~np.isin(values, np.asarray(self.allowed, dtype="float64")), self.one_of)
         if not self.nullable:
             flag(~present, NO_VALUE)
-        bad = rule != None  # noqa: E711
+        bad = ~unset
         shown = text if text is not None else original
         reasons, summaries = self._reasons(rule, bad, shown, x.index)
         # The typed value is null only where it is no value of the type; one outside the bounds
@@ -257,7 +260,7 @@ class Rule:
             rule[present & ~known.fillna(False).to_numpy(dtype=bool)] = self.one_of
         if not self.nullable:
             rule[~present] = NO_VALUE
-        bad = rule != None  # noqa: E711
+        bad = pd.notna(rule)
         reasons, summaries = self._reasons(rule, bad, text, text.index)
         return (typed.mask(bad) if self.kind == "target" else typed), reasons, summaries
 
@@ -265,6 +268,8 @@ class Rule:
         self, rule: np.ndarray, bad: np.ndarray, shown: pd.Series, index: pd.Index
     ) -> tuple[pd.Series, pd.Series]:
         out = np.full(len(rule), None, dtype=object)
+        if not bad.any():
+            return pd.Series(out, index=index, dtype=object), pd.Series(out, index=index, dtype=object)
         values = shown.to_numpy(dtype=object)
         for i in np.flatnonzero(bad):  # only the bad rows pay for the wording
             why = rule[i]
@@ -312,9 +317,10 @@ def check_frame(frame: pd.DataFrame, schema: Schema) -> tuple[pd.DataFrame, Chec
             # A column none of whose values has the declared type is mistyped, not dirty:
             # a table-level failure (e.g. a whole column of "n/a").
             unreadable = rule.summary(rule.one_of if rule.kind == "target" else NOT_A_NUMBER)
-            present = as_string(series).notna() if _texty(series) else series.notna()
-            if rule.numeric and present.any() and (summary[present] == unreadable).all():
-                unparsed.append(col)
+            if rule.numeric and why.notna().any():
+                present = as_string(series).notna() if _texty(series) else series.notna()
+                if present.any() and (summary[present] == unreadable).all():
+                    unparsed.append(col)
         elif col == schema.entity_id:
             typed[col] = as_string(series)
             bad = typed[col].isna()
