@@ -10,12 +10,14 @@ rows in = the records read + the lines rejected.
 One record is one line: a quoted value may hold commas and quotes (``""``) but not a line
 break, which would let one stray quote swallow the rest of the file.
 
-Parquet files are typed already and have no lines; their rows are read as they are.
+Parquet files are typed already and have no lines; their rows are read as they are (a NaN
+in a float column is a null there: pandas cannot tell the two apart).
 """
 
 from __future__ import annotations
 
 import csv
+import io
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -66,13 +68,19 @@ def _split(text: str) -> list[str]:
     return next(csv.reader([text], strict=True))
 
 
-def read_csv_lines(path: str | Path) -> RawFile:
-    """Read a CSV file line by line; see the module docstring for what is rejected."""
+def read_csv_lines(path: str | Path, *, fast: bool = True) -> RawFile:
+    """Read a CSV file line by line; see the module docstring for what is rejected.
+
+    ``fast`` lets a file in which no line can be malformed go through pandas' C reader.
+    """
     path = Path(path)
     data = path.read_bytes()
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):  # UTF-16 with a BOM, as some spreadsheets save
         data = data.decode("utf-16").encode("utf-8")
     data = data.removeprefix(_BOM)
+    quick = _well_formed(path, data) if fast else None
+    if quick is not None:
+        return quick
     header, rows, lines, rejected = None, [], [], []
     for number, line in enumerate(data.split(b"\n"), start=1):
         line = line.removesuffix(b"\r")
@@ -104,6 +112,32 @@ def read_csv_lines(path: str | Path) -> RawFile:
     if len(records):
         records = records.astype(object).where(records != "", None)
     return RawFile(path, header, records, lines, rejected)
+
+
+def _well_formed(path: Path, data: bytes) -> RawFile | None:
+    """The file through pandas' C reader when no line can be malformed (no quotes, all UTF-8,
+    every line the header's number of fields): the same result, several times faster."""
+    if b'"' in data:
+        return None
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    lines = [line.removesuffix(b"\r") for line in data.split(b"\n")]
+    numbers = [n for n, line in enumerate(lines, start=1) if line]
+    if not numbers or any(not lines[n - 1].strip() for n in numbers):
+        return None  # empty, or a line of spaces: the careful path says what they are
+    commas = lines[numbers[0] - 1].count(b",")
+    if any(lines[n - 1].count(b",") != commas for n in numbers):
+        return None
+    header = [c.strip() for c in lines[numbers[0] - 1].decode().split(",")]
+    if len(set(header)) != len(header):
+        return None
+    records = pd.read_csv(
+        io.BytesIO(data), dtype=object, keep_default_na=False, na_values=[""], header=0, names=header
+    )
+    records = records.astype(object).where(records.notna(), None)
+    return RawFile(path, header, records, numbers[1:])
 
 
 def read_file(path: str | Path) -> RawFile:

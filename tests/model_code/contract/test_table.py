@@ -103,3 +103,14 @@ def test_validate_accounts_for_every_row_of_every_hostile_file(tmp_path, monkeyp
         ["6", f"line 6: not valid UTF-8 (byte 0xe9 at position {lines[5].index(b'ch') + 3})"],
     ]
     assert quarantined["raw_line"].iloc[1] == lines[3].decode()
+
+
+def test_the_fast_path_for_well_formed_files_reads_what_the_careful_one_does(tmp_path):
+    data = b"\xef\xbb\xbf" + HEADER.encode() + b" \r\n\r\nc1, 3 ,one-year\r\nc2,,\r\n\nc3,5,two-year"
+    path = tmp_path / "in.csv"
+    path.write_bytes(data)
+    assert table._well_formed(path, data.removeprefix(b"\xef\xbb\xbf")) is not None  # it is taken
+    fast, careful = table.read_csv_lines(path), table.read_csv_lines(path, fast=False)
+    assert fast.columns == careful.columns == HEADER.split(",")
+    assert fast.lines == careful.lines == [3, 4, 6]
+    pd.testing.assert_frame_equal(fast.records, careful.records)
