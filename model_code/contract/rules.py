@@ -41,7 +41,7 @@ NOT_FINITE = "is not a finite number"
 NOT_WHOLE = "is not a whole number"
 OUT_OF_RANGE = "is out of range"
 NO_VALUE = "no value (null or empty), but it is not nullable"
-# The largest whole number an Int64 column holds.
+# 2**63 as a float (2**63 - 1 rounds up to it): whole numbers from there on overflow Int64.
 _INT64_MAX = float(2**63 - 1)
 
 
@@ -155,7 +155,7 @@ class Rule:
             value = float(x)
         except OverflowError:  # a JSON integer beyond float range
             raise self._fail(shown, OUT_OF_RANGE) from None
-        if self.kind == "integral" and abs(value) > _INT64_MAX:
+        if self.kind == "integral" and abs(value) >= _INT64_MAX:
             raise self._fail(shown, OUT_OF_RANGE)
         return value
 
@@ -217,13 +217,14 @@ class Rule:
             else:
                 if self.kind == "integral":
                     flag(finite & (values != np.round(values)), NOT_WHOLE)
-                    flag(finite & (np.abs(values) > _INT64_MAX), OUT_OF_RANGE)
                 if self.lo is not None:
                     flag(finite & (values < self.lo), f"is below the minimum {_g(self.lo)}")
                 if self.hi is not None:
                     flag(finite & (values > self.hi), f"is above the maximum {_g(self.hi)}")
                 if self.allowed is not None:
                     flag(finite & ~np.isin(values, np.asarray(self.allowed, dtype="float64")), self.one_of)
+                if self.kind == "integral":  # checked last, as a request's value is
+                    flag(finite & (np.abs(values) >= _INT64_MAX), OUT_OF_RANGE)
         if not self.nullable:
             flag(~present, NO_VALUE)
         bad = ~unset
@@ -238,8 +239,8 @@ class Rule:
         return self._typed_numbers(typed), reasons, summaries
 
     def _typed_numbers(self, typed: pd.Series) -> pd.Series:
-        if self.kind == "integral":
-            return typed.astype("Int64")
+        if self.kind == "integral":  # a whole number beyond Int64 has no typed value
+            return typed.mask(typed.abs() >= _INT64_MAX).astype("Int64")
         if self.kind == "target":
             # The schema's class values, in their own type: never 0.0 for the class 0.
             ints = all(isinstance(c, int) for c in self.allowed)

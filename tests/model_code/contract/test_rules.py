@@ -38,7 +38,7 @@ def test_a_reason_names_the_column_the_value_as_it_arrived_and_the_rule(by_name,
 
 HOSTILE = ["12", " 7 ", "3.0", "1.5", "-0", "1e2", "1e400", "-inf", "NaN", "Infinity", "abc", "1,5", "$6",
            "0x10", "1_000", "", "  ", "121", "-1", "yes", "Yes", "1", "0.0", "2", "month-to-month", "fiber",
-           "١٢"]  # fmt: skip
+           "١٢", "1e30", "-1e19", "9223372036854775808"]  # fmt: skip
 
 
 @pytest.mark.parametrize(
