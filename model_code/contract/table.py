@@ -18,11 +18,14 @@ from __future__ import annotations
 
 import csv
 import io
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
+from model_code.contract import rules
 from model_code.contract.schema import Schema
 
 SOURCE_COLUMN = "source_file"
@@ -207,3 +210,25 @@ def read_files(files: list[Path], schema: Schema) -> Batch:
         missing=missing,
         rows_in_per_file=counts,
     )
+
+
+def valid_rows(files: list[Path], schema: Schema, where: str) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The rows of ``files`` that keep the contract (``contract.rules``), typed, and how many
+    were left out and why: what training and evaluation read (``train.read_channel``)."""
+    try:
+        batch = read_files(files, schema)
+    except FileUnreadable as exc:
+        raise ValueError(str(exc)) from None
+    frame, checked = rules.check_frame(batch.records.reset_index(drop=True), schema)
+    if checked.unparsed:
+        raise ValueError(
+            f"{where}: no value of {', '.join(checked.unparsed)} reads as its type; is it the right column?"
+        )
+    bad = checked.reasons.notna().any(axis=1).to_numpy()
+    reasons = Counter(checked.summaries[bad].stack().dropna().tolist()) + Counter(batch.rejected["summary"])
+    accounting = {
+        "rows_in": batch.rows_in,
+        "rows_rejected": int(bad.sum()) + len(batch.rejected),
+        "rejected_reasons": dict(reasons.most_common()),
+    }
+    return frame[~bad].reset_index(drop=True), accounting

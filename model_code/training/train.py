@@ -31,6 +31,7 @@ import sklearn
 
 from model_code import container, metrics
 from model_code.contract import schema as schema_mod
+from model_code.contract import table
 from model_code.contract.schema import Schema
 from model_code.training import artifact, features, tracking
 from model_code.training.artifact import ModelBundle
@@ -134,7 +135,7 @@ def read_channel(channel: str | Path, schema: Schema) -> pd.DataFrame:
     files = data_files(channel)
     if not files:
         raise ValueError(f"{channel}: no CSV or Parquet files found")
-    frame, accounting = contract_rows(files, schema, str(channel))
+    frame, accounting = table.valid_rows(files, schema, str(channel))
     missing = [c for c in [*schema.feature_names, schema.target.column] if c not in frame.columns]
     if missing:
         raise ValueError(f"{channel}: missing columns the schema requires: {', '.join(missing)}")
@@ -145,31 +146,6 @@ def read_channel(channel: str | Path, schema: Schema) -> pd.DataFrame:
         + "".join(f"\n  {n} x {reason}" for reason, n in accounting["rejected_reasons"].items())
     )
     return frame
-
-
-def contract_rows(files: list[Path], schema: Schema, where: str) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """The rows of ``files`` that keep the contract, typed, and how many were left out and why."""
-    from collections import Counter
-
-    from model_code.contract import rules, table
-
-    try:
-        batch = table.read_files(files, schema)
-    except table.FileUnreadable as exc:
-        raise ValueError(str(exc)) from None
-    frame, checked = rules.check_frame(batch.records.reset_index(drop=True), schema)
-    if checked.unparsed:
-        raise ValueError(
-            f"{where}: no value of {', '.join(checked.unparsed)} reads as its type; is it the right column?"
-        )
-    bad = checked.reasons.notna().any(axis=1).to_numpy()
-    reasons = Counter(checked.summaries[bad].stack().dropna().tolist()) + Counter(batch.rejected["summary"])
-    accounting = {
-        "rows_in": batch.rows_in,
-        "rows_rejected": int(bad.sum()) + len(batch.rejected),
-        "rejected_reasons": dict(reasons.most_common()),
-    }
-    return frame[~bad].reset_index(drop=True), accounting
 
 
 def data_version(files: list[Path]) -> str:
