@@ -10,7 +10,7 @@ Format (optional keys marked)::
     name: customer-churn          # kebab-case, <= 40 chars
     entity_id: customer_id
     event_time: event_time        # optional
-    target: {column: churned, positive: 1}
+    target: {column: churned, positive: 1, negative: 0}   # negative optional when positive is 1
     features:
       - {name: tenure_months, type: integral, min: 0, max: 120}
       - {name: contract, type: string, values: [month-to-month, one-year, two-year]}
@@ -28,7 +28,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import yaml
 
@@ -74,8 +73,15 @@ class EngineeredFeature:
 
 @dataclass(frozen=True)
 class Target:
+    """The label column and its two classes, as the data spells them."""
+
     column: str
     positive: Any
+    negative: Any = 0
+
+    @property
+    def classes(self) -> tuple[Any, Any]:
+        return (self.negative, self.positive)
 
 
 @dataclass(frozen=True)
@@ -217,6 +223,31 @@ def _parse_engineered(raw: Any, index: int, numeric: set[str]) -> EngineeredFeat
     return EngineeredFeature(name=name, op=op, inputs=tuple(inputs))
 
 
+def _negative(target: dict, positive: Any) -> Any:
+    """The negative class: as written, or 0 for the usual 0/1 labels (0.0 for 1.0)."""
+    if target.get("negative") is None:
+        if isinstance(positive, (int, float)) and positive == 1:
+            return type(positive)(0)
+        raise SchemaError(
+            "target.negative: missing; expected the other class value as the data spells it "
+            "(it may be left out only when positive is 1, the negative then being 0)"
+        )
+    negative = target["negative"]
+    _check_not_yaml_bool(negative, "target.negative")
+    if isinstance(positive, str) != isinstance(negative, str) or not isinstance(negative, (int, float, str)):
+        raise SchemaError(
+            f"target.negative: expected a {type(positive).__name__} like positive, got {negative!r}"
+        )
+    same = (
+        str(negative).strip().casefold() == positive.strip().casefold()
+        if isinstance(positive, str)
+        else negative == positive
+    )
+    if same:
+        raise SchemaError(f"target.negative: {negative!r} is the positive class too")
+    return negative
+
+
 def parse(raw: Any) -> Schema:
     """Validate a schema given as plain data (the parsed YAML)."""
     if not isinstance(raw, dict):
@@ -235,11 +266,15 @@ def parse(raw: Any) -> Schema:
     target_raw = _require(raw, "target", "", "a mapping with column and positive")
     if not isinstance(target_raw, dict):
         raise SchemaError(f"target: expected a mapping with column and positive, got {target_raw!r}")
+    unknown = set(target_raw) - {"column", "positive", "negative"}
+    if unknown:
+        raise SchemaError(f"target.{sorted(unknown)[0]}: unknown key; expected column, positive, negative")
     target_col = _column_name(_require(target_raw, "column", "target.", "the label column"), "target.column")
     positive = _require(target_raw, "positive", "target.", "the positive class value (a number or a string)")
     _check_not_yaml_bool(positive, "target.positive")
     if not isinstance(positive, (int, float, str)):
         raise SchemaError(f"target.positive: expected a number or a string, got {positive!r}")
+    negative = _negative(target_raw, positive)
     feats_raw = _require(raw, "features", "", "a non-empty list of features")
     if not isinstance(feats_raw, list) or not feats_raw:
         raise SchemaError(f"features: expected a non-empty list of features, got {feats_raw!r}")
@@ -264,7 +299,7 @@ def parse(raw: Any) -> Schema:
         name=name,
         entity_id=entity_id,
         event_time=event_time,
-        target=Target(column=target_col, positive=positive),
+        target=Target(column=target_col, positive=positive, negative=negative),
         features=features,
         engineered=engineered,
         source=raw,
@@ -298,50 +333,21 @@ def load(path: str | Path = EXAMPLE_SCHEMA) -> Schema:
 
 
 def coerce(frame: pd.DataFrame, schema: Schema) -> pd.DataFrame:
-    """Coerce the columns the schema names to their declared types.
+    """Coerce the columns the schema names to their declared types (``rules`` says what is valid).
 
-    Unparseable values become nulls (for validation to catch) instead of raising: a
-    blank " " in a fractional column is a data problem to quarantine, not a crash.
-    Columns the schema does not name are dropped; the caller reports them.
+    Invalid values become nulls instead of raising: a blank " " in a fractional column is a
+    data problem to quarantine, not a crash. ``rules.check_frame`` also says why each one
+    is invalid. Columns the schema does not name are dropped; the caller reports them.
     """
-    out = {}
-    for col in frame.columns:
-        if col not in schema.columns:
-            continue
-        series = frame[col]
-        if col in schema.feature_names:
-            out[col] = _coerce_feature(series, schema.feature(col))
-        elif col == schema.entity_id:
-            out[col] = _as_string(series)
-        elif col == schema.event_time:
-            out[col] = pd.to_datetime(_as_string(series), errors="coerce", utc=True, format="ISO8601")
-        else:  # target: keep as in the data, blanks as null
-            out[col] = (
-                _as_string(series)
-                if not isinstance(schema.target.positive, (int, float))
-                else (pd.to_numeric(series, errors="coerce"))
-            )
-    return pd.DataFrame(out, index=frame.index)
+    from model_code.contract import rules
+
+    return rules.check_frame(frame, schema)[0]
 
 
-def _as_string(series: pd.Series) -> pd.Series:
+def as_string(series: pd.Series) -> pd.Series:
+    """Text with surrounding spaces stripped; an empty cell is null."""
     text = series.astype("string").str.strip()
     return text.mask(text == "")
-
-
-def _coerce_feature(series: pd.Series, feature: Feature) -> pd.Series:
-    if feature.type == "string":
-        return _as_string(series)
-    numbers = pd.to_numeric(
-        _as_string(series) if series.dtype == object or pd.api.types.is_string_dtype(series) else series,
-        errors="coerce",
-    )
-    numbers = numbers.astype("float64")
-    if feature.type == "integral":
-        # A non-integer value in an integral column is as unparseable as text.
-        whole = numbers.where(np.isclose(numbers, np.round(numbers)) | numbers.isna())
-        return whole.astype("Int64")
-    return numbers
 
 
 def read_raw(path: str | Path) -> pd.DataFrame:

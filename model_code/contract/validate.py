@@ -1,20 +1,27 @@
 """ValidateData: check raw data against the data contract and quarantine the rows that break it.
 
-The Great Expectations suite is derived from the schema, never restated: every column the
-contract names must exist with its declared type; features must respect their nullability,
-bounds and allowed values; the entity id must be present and unique; the target must be
-present and binary; the event time, when the schema names one, must parse.
+Each value is judged by ``model_code.contract.rules`` (the rule training and serving use
+too): features must have their type (finite numbers; integral ones whole), bounds, allowed
+values and nullability; the target must be one of the schema's two classes. A Great
+Expectations suite derived from the schema checks the table: every column exists with its
+declared type, the entity id is present and unique, the target present, the event time (when
+the schema names one) parses.
 
 Failures come in two kinds, handled differently so that nothing is dropped silently:
 
-* row-level (a null, a value out of range, an unknown category, a repeated id): the row goes
-  to the quarantine with a ``reason`` naming each column and rule it broke; every input row
-  ends up either accepted or quarantined;
-* table-level (a missing column, a column of the wrong type, a target with three labels):
-  no row is to blame, so nothing is quarantined for it, but the step fails naming it.
+* row-level (a value that is not of its type, out of range or not allowed, a null, a repeated
+  id, a malformed CSV line): the row goes to the quarantine with a ``reason`` naming each
+  column, the value as it arrived and what the schema expects
+  (``tenure_months: 1.5 is not a whole number``), or the line's number and what is wrong
+  with it; every input row ends up either accepted or quarantined;
+* table-level (a missing column, a column of the wrong type, a column none of whose values
+  reads as its type): the step fails naming it. Rows breaking a rule are quarantined too.
 
 As a SageMaker processing step, ``main`` reads every CSV/Parquet file of its input and writes
-``accepted.csv``, ``quarantine.csv`` and ``validation.json`` (counts, reasons, table errors).
+``accepted.csv``, ``quarantine.csv`` (the values as they arrived, with ``source_file``,
+``line``, ``raw_line`` for a malformed line, and ``reason``) and ``validation.json`` (counts,
+also per file, reasons, table errors). Run on several instances, an instance dealt no file
+reports zero rows and passes: the ingestion and training pipelines share this entry point.
 """
 
 from __future__ import annotations
@@ -24,33 +31,26 @@ import json
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from model_code import container
-from model_code.contract.schema import (
-    EXAMPLE_SCHEMA,
-    Schema,
-    SchemaError,
-    expected_dtype_kind,
-    from_raw,
-    load,
-    read_raw,
+from model_code.contract import rules, table
+from model_code.contract.schema import EXAMPLE_SCHEMA, Schema, SchemaError, load
+from model_code.contract.suite import (
+    DUPLICATE_RULE,
+    build_suite,
+    declared_type,
+    exception_message,
+    rule_text,
+    run_suite,
 )
-
-if TYPE_CHECKING:
-    import great_expectations as gx
 
 PROCESSING = Path("/opt/ml/processing")
 DEFAULT_MAX_QUARANTINE_SHARE = 0.05
 REASON_COLUMN = "reason"
-DUPLICATE_RULE = "duplicate id (the first row with it is kept)"
-# ExpectColumnValuesToBeOfType compares a pandas column's scalar type with these names:
-# Int64 and int64 columns hold numpy int64, pandas 3 string columns hold str, and a
-# timezone-aware datetime column holds Timestamp.
-_GX_TYPES = {"integral": "int64", "fractional": "float64", "string": "str", "time": "Timestamp"}
 # Results are read in this order so a column missing or mistyped is known before its row rules.
 _READ_FIRST = {"expect_column_to_exist": 0, "expect_column_values_to_be_of_type": 1}
 
@@ -69,13 +69,15 @@ class ValidationResult:
         Rows that satisfy every row-level rule; both frames keep the input's index.
     quarantined : DataFrame
         The other rows, with an extra ``reason`` column such as
-        ``"monthly_charges: must not be null; tenure_months: must be between 0 and 120"``.
+        ``"tenure_months: 150 is above the maximum 120; total_charges: 'abc' is not a number"``;
+        a malformed line's values are null.
     rows_in : int
         Rows given; always ``rows_accepted + rows_quarantined``.
     table_errors : list of str
         Table-level failures (a missing column, a wrong type); they quarantine no row.
     reasons : dict of str to int
-        Rows per broken rule, most frequent first; a row breaking two rules counts for both.
+        Rows per broken rule (without the value), most frequent first; a row breaking two
+        rules counts for both.
     """
 
     accepted: pd.DataFrame
@@ -130,58 +132,35 @@ class ValidationResult:
         }
 
 
-def build_suite(schema: Schema) -> gx.ExpectationSuite:
-    """The Great Expectations suite the schema implies, named ``<schema name>-contract``."""
-    import great_expectations as gx
-    import great_expectations.expectations as gxe
+def validate(frame: pd.DataFrame, schema: Schema, rejected: pd.DataFrame | None = None) -> ValidationResult:
+    """Validate a frame as read (text cells) or already typed (``schema.read_table``).
 
-    expectations: list[gxe.Expectation] = []
-    add = expectations.append
-
-    def column(name: str, type_: str | None, *, nullable: bool = False) -> None:
-        add(gxe.ExpectColumnToExist(column=name))
-        if type_:
-            add(gxe.ExpectColumnValuesToBeOfType(column=name, type_=type_))
-        if not nullable:
-            add(gxe.ExpectColumnValuesToNotBeNull(column=name))
-
-    column(schema.entity_id, _GX_TYPES["string"])
-    add(gxe.ExpectColumnValuesToBeUnique(column=schema.entity_id))
-    if schema.event_time:
-        # Coercion turns an unparseable time into a null, so "not null" means "parses".
-        column(schema.event_time, _GX_TYPES["time"])
-    for f in schema.features:
-        column(f.name, _GX_TYPES[f.type], nullable=f.nullable)
-        if f.min is not None or f.max is not None:
-            add(gxe.ExpectColumnValuesToBeBetween(column=f.name, min_value=f.min, max_value=f.max))
-        if f.values is not None:
-            add(gxe.ExpectColumnValuesToBeInSet(column=f.name, value_set=list(f.values)))
-    # The label's type follows its positive class (number or text), so only presence and
-    # the number of classes are checked.
-    column(schema.target.column, None)
-    add(gxe.ExpectColumnUniqueValueCountToBeBetween(column=schema.target.column, max_value=2))
-    # Passing the expectations in builds the suite without a data context (add_expectation
-    # would look for one to save to).
-    return gx.ExpectationSuite(name=f"{schema.name}-contract", expectations=expectations)
-
-
-def validate(frame: pd.DataFrame, schema: Schema) -> ValidationResult:
-    """Validate a frame already typed by the schema (``schema.read_table`` or ``coerce``).
-
-    A missing event-time column is not a failure: ingestion adds one.
+    ``rejected`` holds lines that were no record (``table.Batch.rejected``); they are
+    quarantined with their reason. A missing event-time column is not a failure: ingestion
+    adds one.
     """
-    results = _run_suite(frame.reset_index(drop=True), build_suite(schema))
-    row_reasons, table_errors = _judge(results, frame, schema)
+    frame = frame.reset_index(drop=True)
+    typed, checked = rules.check_frame(frame, schema)
+    results = run_suite(typed, build_suite(schema))
+    row_reasons, table_errors = _judge(results, typed, frame, checked, schema)
     bad = sorted(row_reasons)
-    is_bad = np.zeros(len(frame), dtype=bool)
+    is_bad = np.zeros(len(typed), dtype=bool)
     is_bad[bad] = True
-    reasons = ["; ".join(text for _, text in sorted(row_reasons[p])) for p in bad]
+    order = {name: i for i, name in enumerate(schema.columns)}
+    texts = ["; ".join(row_reasons[p][c][0] for c in sorted(row_reasons[p], key=order.get)) for p in bad]
+    summaries = [summary for p in bad for _, summary in row_reasons[p].values()]
+    quarantined = typed[is_bad].assign(**{REASON_COLUMN: pd.array(texts, dtype="string")})
+    if rejected is not None and len(rejected):
+        lines = pd.DataFrame(index=range(len(typed), len(typed) + len(rejected)), columns=typed.columns)
+        lines[REASON_COLUMN] = pd.array(rejected["reason"].tolist(), dtype="string")
+        quarantined = pd.concat([quarantined, lines]) if len(quarantined) else lines
+        summaries += rejected["summary"].tolist()
     result = ValidationResult(
-        accepted=frame[~is_bad],
-        quarantined=frame[is_bad].assign(**{REASON_COLUMN: pd.array(reasons, dtype="string")}),
-        rows_in=len(frame),
+        accepted=typed[~is_bad],
+        quarantined=quarantined,
+        rows_in=len(typed) + (0 if rejected is None else len(rejected)),
         table_errors=table_errors,
-        reasons=dict(Counter(text for p in bad for _, text in row_reasons[p]).most_common()),
+        reasons=dict(Counter(summaries).most_common()),
     )
     if result.rows_accepted + result.rows_quarantined != result.rows_in:
         raise RuntimeError("validation lost rows: accepted + quarantined != rows in")  # a bug, never data
@@ -189,27 +168,32 @@ def validate(frame: pd.DataFrame, schema: Schema) -> ValidationResult:
 
 
 def _judge(
-    results: list[Any], frame: pd.DataFrame, schema: Schema
-) -> tuple[dict[int, list[tuple[int, str]]], list[str]]:
-    """Sort GX results into the broken rules per row position and the table-level errors."""
-    order = {name: i for i, name in enumerate(schema.columns)}
-    row_reasons: dict[int, list[tuple[int, str]]] = {}
-    table_errors: list[str] = []
+    results: list[Any], typed: pd.DataFrame, raw: pd.DataFrame, checked: rules.Checked, schema: Schema
+) -> tuple[dict[int, dict[str, tuple[str, str]]], list[str]]:
+    """Each row's broken rules as {column: (reason, summary)}, and the table-level errors.
+
+    The value rules' own words come first; the suite's row-level results add what they
+    cannot see (a repeated id, an empty label) or, should the two ever disagree, its rule.
+    """
+    row_reasons: dict[int, dict[str, tuple[str, str]]] = {}
+    for col in checked.reasons.columns:
+        why, summary = checked.reasons[col].to_numpy(), checked.summaries[col].to_numpy()
+        for p in np.flatnonzero(pd.notna(why)):
+            row_reasons.setdefault(int(p), {})[col] = (why[p], summary[p])
+    table_errors = [_unparsed(col, raw[col], schema) for col in checked.unparsed]
     # Row rules on a column that is missing or mistyped cannot be judged; the table error
     # says why, so their results are skipped rather than blamed on rows.
-    unusable = {schema.event_time} - set(frame.columns)
+    unusable = {schema.event_time} - set(typed.columns)
     for r in sorted(results, key=lambda r: _READ_FIRST.get(r.expectation_config.type, 2)):
         kind, col = r.expectation_config.type, r.expectation_config.kwargs["column"]
         if col in unusable or r.success:
             continue
-        error = _exception_message(r.exception_info)
+        error = exception_message(r.exception_info)
         if kind == "expect_column_to_exist":
             table_errors.append(f"{col}: missing column")
             unusable.add(col)
         elif kind == "expect_column_values_to_be_of_type":
-            table_errors.append(
-                f"{col}: expected {_declared_type(schema, col)}, got dtype {frame[col].dtype}"
-            )
+            table_errors.append(f"{col}: expected {declared_type(schema, col)}, got dtype {typed[col].dtype}")
             unusable.add(col)
         elif error:
             table_errors.append(f"{col}: could not check {kind}: {error}")
@@ -220,61 +204,24 @@ def _judge(
             positions = r.result.get("unexpected_index_list") or []
             if kind == "expect_column_values_to_be_unique":
                 # GX flags every row of a repeated id; the first one is kept.
-                repeated = frame[col].duplicated(keep="first").to_numpy()
+                repeated = typed[col].duplicated(keep="first").to_numpy()
                 positions = [p for p in positions if repeated[p]]
-            text = f"{col}: {_rule(kind, r.expectation_config.kwargs, schema)}"
+            summary = f"{col}: {rule_text(kind, r.expectation_config.kwargs, schema)}"
             for p in positions:
-                row_reasons.setdefault(p, []).append((order[col], text))
+                text = summary
+                if kind == "expect_column_values_to_be_unique":
+                    text = f"{col}: {rules.show(typed[col].iloc[p])} is a {DUPLICATE_RULE}"
+                row_reasons.setdefault(p, {}).setdefault(col, (text, summary))
     return row_reasons, table_errors
 
 
-def _run_suite(frame: pd.DataFrame, suite: gx.ExpectationSuite) -> list[Any]:
-    import great_expectations as gx
-    from great_expectations.data_context.types.base import ProgressBarsConfig
-
-    context = gx.get_context(mode="ephemeral")
-    # Progress bars would fill the processing job's log with carriage returns.
-    context.variables.progress_bars = ProgressBarsConfig(globally=False)
-    batch_definition = (
-        context.data_sources.add_pandas("input")
-        .add_dataframe_asset("frame")
-        .add_batch_definition_whole_dataframe("whole")
+def _unparsed(column: str, values: pd.Series, schema: Schema) -> str:
+    present = values[values.notna() & (values.astype("string").str.strip() != "")]
+    expected = rules.rules(schema)[column].expected
+    return (
+        f"{column}: none of its {len(present)} values is {expected} (e.g. {rules.show(present.iloc[0])}); "
+        "is it the right column, of the right type?"
     )
-    batch = batch_definition.get_batch(batch_parameters={"dataframe": frame})
-    # COMPLETE lists every unexpected row's index, which is what the quarantine needs.
-    return batch.validate(suite, result_format={"result_format": "COMPLETE"}).results
-
-
-def _exception_message(info: dict[str, Any] | None) -> str | None:
-    # GX reports an exception either flat or keyed by the metric that raised it.
-    if not info:
-        return None
-    entries = [info] if "raised_exception" in info else [v for v in info.values() if isinstance(v, dict)]
-    for entry in entries:
-        if entry.get("raised_exception"):
-            return str(entry.get("exception_message"))
-    return None
-
-
-def _declared_type(schema: Schema, column: str) -> str:
-    if column in schema.feature_names:
-        feature = schema.feature(column)
-        return f"{feature.type} ({expected_dtype_kind(feature)})"
-    return "a UTC time (datetime64[UTC])" if column == schema.event_time else "string"
-
-
-def _rule(kind: str, kwargs: dict[str, Any], schema: Schema) -> str:
-    """The rule a row broke, in words a data owner reads."""
-    if kind == "expect_column_values_to_not_be_null":
-        return "must be a parseable time" if kwargs["column"] == schema.event_time else "must not be null"
-    if kind == "expect_column_values_to_be_between":
-        lo, hi = kwargs.get("min_value"), kwargs.get("max_value")
-        if lo is not None and hi is not None:
-            return f"must be between {lo:g} and {hi:g}"
-        return f"must be at least {lo:g}" if lo is not None else f"must be at most {hi:g}"
-    if kind == "expect_column_values_to_be_in_set":
-        return "must be one of " + ", ".join(map(str, kwargs["value_set"]))
-    return DUPLICATE_RULE
 
 
 # --- the container step --------------------------------------------------------------------
@@ -317,39 +264,15 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
 def _input_files(path: Path) -> list[Path]:
     if path.is_file():
         return [path]
-    files = sorted(p for p in path.rglob("*") if p.suffix in (".csv", ".parquet")) if path.is_dir() else []
-    if not files:
-        raise container.StepFailed(f"{path}: no CSV or Parquet files to validate")
-    return files
+    return sorted(p for p in path.rglob("*") if p.suffix in (".csv", ".parquet")) if path.is_dir() else []
 
 
-def _read(
-    files: list[Path], schema: Schema, ingestion_time: pd.Timestamp
-) -> tuple[pd.DataFrame, list[str], list[str]]:
-    """All files as one typed frame in schema column order, the same rows as read (text), the
-    columns ignored, and file errors."""
-    frames, raws, ignored, missing = [], [], [], {}
-    for path in files:
-        try:
-            raw = read_raw(path)
-            frame = from_raw(raw, schema, str(path))
-        except (OSError, ValueError) as exc:
-            raise container.StepFailed(f"{path}: could not read: {exc}") from None
-        raws.append(raw[[c for c in raw.columns if c in schema.columns]].assign(source_file=path.name))
-        ignored += [c for c in frame.attrs.get("ignored_columns", []) if c not in ignored]
-        if schema.event_time and schema.event_time not in frame.columns:
-            frame[schema.event_time] = ingestion_time
-        missing[path] = [c for c in schema.columns if c not in frame.columns]
-        frames.append(frame)
-    frame = pd.concat(frames, ignore_index=True)
-    raw = pd.concat(raws, ignore_index=True)
-    # Concatenation fills a column one file lacks with nulls; say which file lacked it, since
-    # a nullable column would otherwise pass unnoticed. (A column every file lacks is
-    # reported by the suite.)
-    errors = [
-        f"{path}: missing column {c}" for path, cols in missing.items() for c in cols if c in frame.columns
-    ]
-    return frame[[c for c in schema.columns if c in frame.columns]], raw, ignored, errors
+def _read(files: list[Path], schema: Schema, ingestion_time: pd.Timestamp) -> table.Batch:
+    """Every file read line by line; data without an event time gets the ingestion time."""
+    batch = table.read_files(files, schema)
+    if schema.event_time and schema.event_time not in batch.records.columns:
+        batch.records.insert(0, schema.event_time, ingestion_time.isoformat())
+    return batch
 
 
 def _write_csv(frame: pd.DataFrame, path: Path) -> None:
@@ -360,39 +283,64 @@ def _write_csv(frame: pd.DataFrame, path: Path) -> None:
     frame.to_csv(path, index=False, date_format="%Y-%m-%dT%H:%M:%S.%fZ" if finer else "%Y-%m-%dT%H:%M:%SZ")
 
 
+def _empty_shard(args: argparse.Namespace, schema: Schema) -> int:
+    """An instance dealt no file (more instances than files): no rows, and no error in the data."""
+    host, _ = container.current_host()
+    report = {"schema": schema.name, "input_files": [], "rows_in": 0, "rows_accepted": 0,
+              "rows_quarantined": 0, "rows_in_per_file": {}, "passed": True, "failure": None}  # fmt: skip
+    args.report_dir.mkdir(parents=True, exist_ok=True)
+    (args.report_dir / f"validation-{host}.json").write_text(json.dumps(report, indent=2) + "\n")
+    print(f"{host}: no files in this shard")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the ValidateData step; returns the exit status (1 with the reason in /opt/ml/output/message)."""
     args = _parse_args(argv)
     try:
         schema = load(args.schema)
         files = _input_files(args.input)
-        frame, raw, ignored, file_errors = _read(files, schema, args.ingestion_time)
-    except (SchemaError, container.StepFailed) as exc:
+        host, hosts = container.current_host()
+        if not files and len(hosts) > 1:
+            return _empty_shard(args, schema)
+        if not files:
+            raise container.StepFailed(f"{args.input}: no CSV or Parquet files to validate")
+        batch = _read(files, schema, args.ingestion_time)
+    except (SchemaError, table.FileUnreadable, container.StepFailed) as exc:
         return container.fail(str(exc), job=container.PROCESSING)
 
-    result = validate(frame, schema)
-    result.table_errors[:0] = file_errors
+    records = batch.records
+    result = validate(records[[c for c in schema.columns if c in records.columns]], schema, batch.rejected)
+    result.table_errors[:0] = batch.missing
     failure = None
     try:
-        result.check(args.max_quarantine_share)
+        # One instance of several may hold only empty files; the upload as a whole is judged
+        # by the rows the other instances hold.
+        if result.rows_in or len(hosts) == 1:
+            result.check(args.max_quarantine_share)
     except ValidationFailed as exc:
         failure = str(exc)
     # Outputs are written even on failure so the user can see what was wrong.
     # On several instances (ShardedByS3Key) every host uploads to the same S3 prefix: name
     # each host's files after it so they sit side by side instead of overwriting each other.
-    host, hosts = container.current_host()
     suffix = f"-{host}" if len(hosts) > 1 else ""
     _write_csv(result.accepted, args.accepted_dir / f"accepted{suffix}.csv")
-    # Quarantined rows keep the values as they arrived (a " " stays " ") and their file, so
-    # they can be corrected and ingested again; typing would have turned them into blanks.
-    as_read = raw.loc[result.quarantined.index].assign(**{REASON_COLUMN: result.quarantined[REASON_COLUMN]})
+    # Quarantined rows keep the values as they arrived (a " " stays " "), their file and line,
+    # so they can be corrected and ingested again; typing would have turned them into blanks.
+    as_read = pd.concat(
+        [records, batch.rejected.drop(columns="summary").drop(columns=REASON_COLUMN)], ignore_index=True
+    )
+    as_read = as_read.loc[result.quarantined.index].assign(
+        **{REASON_COLUMN: result.quarantined[REASON_COLUMN]}
+    )
     _write_csv(as_read, args.quarantine_dir / f"quarantine{suffix}.csv")
     report = {
         "schema": schema.name,
         "input_files": [str(p) for p in files],
         **result.summary(),
+        "rows_in_per_file": batch.rows_in_per_file,
         "max_quarantine_share": args.max_quarantine_share,
-        "ignored_columns": ignored,
+        "ignored_columns": batch.ignored,
         "passed": failure is None,
         "failure": failure,
     }

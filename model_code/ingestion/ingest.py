@@ -3,8 +3,8 @@
 ::
 
     validate  ValidateData: python -m model_code.contract.validate on this instance's share of the
-              files (its outputs named after the host), or, for an instance dealt no file, a
-              report of zero rows
+              files (its outputs named after the host; an instance dealt no file reports zero
+              rows), as in the training pipeline
     put       IngestFeatures: every accepted record to the feature group with PutRecord (the
               online store, and through AWS the offline store); ingest.json with the counts
 
@@ -230,26 +230,11 @@ def ingest_metrics(report: dict[str, Any], schema: Schema) -> list[dict[str, Any
 
 
 def validate_shard(argv: list[str]) -> int:
-    """``python -m model_code.contract.validate``, except that an instance dealt no file reports zero rows.
-
-    With more instances than files some get none; that is no error in the upload, while
-    validate (rightly, run alone) fails on an empty input.
-    """
+    """``python -m model_code.contract.validate``: the one validation entry point, which also
+    lets an instance dealt no file (more instances than files) report zero rows."""
     from model_code.contract import validate
 
-    parser = argparse.ArgumentParser(add_help=False)
-    parser.add_argument("--input", type=Path, default=validate.PROCESSING / "input/data")
-    parser.add_argument("--report-dir", type=Path, default=validate.PROCESSING / "output/report")
-    args, _ = parser.parse_known_args(argv)
-    host, hosts = container.current_host()
-    if len(hosts) < 2 or monitor.files_under(args.input, (".csv", ".parquet")):
-        return validate.main(argv)
-    # Named as validate names a shard's report, so IngestFeatures finds every host's.
-    report = {"rows_in": 0, "rows_accepted": 0, "rows_quarantined": 0, "input_files": [], "passed": True}
-    args.report_dir.mkdir(parents=True, exist_ok=True)
-    (args.report_dir / f"validation-{host}.json").write_text(json.dumps(report, indent=2) + "\n")
-    print(f"{host}: no files in this shard")
-    return 0
+    return validate.main(argv)
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -2,15 +2,19 @@
 
 Predictions (``id``, ``probability`` of the positive class, ``time``; a ``prediction``
 column may be present and is not used) are joined by id with labels (``id``, ``label``,
-optional ``time``), labels compared with the schema's positive class, and scored with
+optional ``time``), labels read by the data contract (``contract.rules``: only the schema's
+two classes count, ``1.0`` being the class ``1``), and scored with
 :func:`model_code.metrics.classification_metrics`, the function the registration gate
 uses, so a quality alarm threshold means what the gate meant.
 
 Nothing is lost silently: every prediction row ends up in exactly one of ``invalid``
 (probability missing or outside [0, 1], or no time when a window is set), ``outside
 window``, ``duplicate`` (an older prediction for the same id), ``without label`` or
-``matched``; every label row in one of ``empty``, ``duplicate``, ``outside window`` (its
-id was predicted, but not in the window), ``without prediction`` or ``matched``.
+``matched``; every label row in one of ``empty``, ``invalid`` (neither of the schema's
+classes, e.g. ``garbage``: counted and published as ``InvalidLabelCount``, never read as a
+negative), ``duplicate``, ``outside window`` (its id was predicted, but not in the window),
+``without prediction`` or ``matched``. ``mlops quality`` reads its CSV files line by line
+(``contract.table``) and counts the malformed lines of each file apart.
 
 For sharded evaluation each report carries a :class:`QualitySummary`: confusion counts at
 the threshold, sums of log loss and Brier terms, and per-class histograms of the scores in
@@ -32,6 +36,7 @@ import numpy as np
 import pandas as pd
 
 from model_code import metrics
+from model_code.contract import rules, table
 from model_code.contract import schema as schema_mod
 from model_code.contract.schema import Schema
 
@@ -191,7 +196,11 @@ class QualityReport:
             for key, name in METRIC_NAMES.items()
             if self.metrics.get(key) is not None
         ]
-        return [*data, metrics.metric_datum("LabelledCount", self.matched, dims, "Count")]
+        return [
+            *data,
+            metrics.metric_datum("LabelledCount", self.matched, dims, "Count"),
+            metrics.metric_datum("InvalidLabelCount", self.counts.get("invalid_labels", 0), dims, "Count"),
+        ]
 
 
 def merge(reports: list[QualityReport]) -> QualityReport:
@@ -256,9 +265,9 @@ def evaluate_window(
         in_window &= preds["time"] < end
     windowed = _latest(preds[in_window])
 
-    labs = pd.DataFrame(
-        {"id": labels[id_col].astype("string"), "label": labels[label_col], "time": _times(labels)}
-    )
+    # Labels as the contract reads them: a schema class, or null (empty, or no class at all).
+    typed, invalid, _ = rules.Rule.of_target(schema).check_column(labels[label_col])
+    labs = pd.DataFrame({"id": labels[id_col].astype("string"), "label": typed, "time": _times(labels)})
     filled = labs[labs["label"].notna()]
     latest_labels = _latest(filled)
     joined = windowed.merge(latest_labels, on="id", suffixes=("", "_label"))
@@ -272,7 +281,8 @@ def evaluate_window(
         "predictions_without_label": len(windowed) - len(joined),
         "matched": len(joined),
         "labels": len(labs),
-        "empty_labels": len(labs) - len(filled),
+        "empty_labels": len(labs) - len(filled) - int(invalid.notna().sum()),
+        "invalid_labels": int(invalid.notna().sum()),
         "duplicate_labels": len(filled) - len(latest_labels),
         "labels_outside_window": int(unmatched["id"].isin(predicted_ids).sum()),
         "labels_without_prediction": int((~unmatched["id"].isin(predicted_ids)).sum()),
@@ -329,28 +339,29 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         schema = schema_mod.load(args.schema)
-        read = {"dtype": str, "keep_default_na": False, "na_values": [""]}
-        report = evaluate_window(
-            pd.read_csv(args.predictions, **read),
-            pd.read_csv(args.labels, **read),
-            schema,
-            start=args.start,
-            end=args.end,
+        predictions, labels = table.read_csv_lines(args.predictions), table.read_csv_lines(args.labels)
+        report = evaluate_window(predictions.records, labels.records, schema, start=args.start, end=args.end)
+        # A malformed line is no row of either table: counted apart, so every line is accounted for.
+        report.counts.update(
+            malformed_prediction_lines=len(predictions.rejected), malformed_label_lines=len(labels.rejected)
         )
     except (ValueError, OSError) as exc:
         parser.error(str(exc))
-    table = Table(title=f"Quality of {report.model}")
-    table.add_column("Metric", no_wrap=True)
-    table.add_column("Value", justify="right")
+    shown = Table(title=f"Quality of {report.model}")
+    shown.add_column("Metric", no_wrap=True)
+    shown.add_column("Value", justify="right")
     for key in (*METRIC_NAMES, "pr_auc", "brier", "positive_rate"):
         value = report.metrics.get(key)
-        table.add_row(key, "n/a" if value is None else f"{value:.4f}")
-    table.add_section()
+        shown.add_row(key, "n/a" if value is None else f"{value:.4f}")
+    shown.add_section()
     for key, value in report.counts.items():
-        table.add_row(key.replace("_", " "), str(value))
+        shown.add_row(key.replace("_", " "), str(value))
     console = Console(width=max(Console().width, 100))
     console.print(f"predictions from {_iso(report.start) or 'the first'} to {_iso(report.end) or 'the last'}")
-    console.print(table)
+    console.print(shown)
+    for raw in (predictions, labels):
+        for _, _, reason, _ in raw.rejected:
+            console.print(f"{raw.path.name}: {reason}", markup=False)
     if args.json:
         args.json.write_text(json.dumps(report.to_dict(), indent=2))
     return 0

@@ -7,9 +7,11 @@
      the data contract)               probability, label)         and its content type)
 
 ``input_fn`` is the inference input check of the data contract (DESIGN principle 1): every
-value is checked against the schema the model was trained on, and a violation raises
-``BadRequest`` naming the field (``instances[3].tenure_months: ...`` when the request holds
-several records, ``line 4: ...`` for CSV), which the server answers with a 400. Decisions:
+value is checked against the schema the model was trained on, by the rules validation and
+training use (``model_code.contract.rules``), and a violation raises ``BadRequest`` naming
+the field, the value and the rule (``instances[3].tenure_months: 1.5 is not a whole number``
+when the request holds several records, ``line 4: ...`` for CSV), which the server answers
+with a 400. Decisions:
 
 * JSON values must have the declared JSON type: numbers for integral and fractional features
   (``true`` is not a number, nor is ``"42"``), strings for string features (``1`` is refused:
@@ -35,13 +37,12 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
-import re
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from model_code.contract import rules
 from model_code.contract.schema import Feature, Schema
 from model_code.training import artifact
 from model_code.training.artifact import ModelBundle
@@ -50,10 +51,6 @@ JSON = "application/json"
 CSV = "text/csv"
 # Probability at or above which a record is given the positive class.
 THRESHOLD = 0.5
-
-_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?", re.ASCII)
-_NON_FINITE = re.compile(r"[+-]?(?:nan|inf|infinity)", re.IGNORECASE)
-_EXPECTED = {"integral": "an integer", "fractional": "a number", "string": "a string"}
 
 
 class BadRequest(ValueError):
@@ -68,10 +65,6 @@ class UnsupportedContentType(ValueError):
         self.header = header
 
 
-class _Invalid(Exception):
-    """A value that breaks its feature's contract; the caller adds where the value was."""
-
-
 def _show(value: Any) -> str:
     # Bad values are echoed back to the caller: keep the echo short.
     text = repr(value)
@@ -79,79 +72,30 @@ def _show(value: Any) -> str:
 
 
 class _FeatureCheck:
-    """One feature's contract, compiled for a fast per-value check."""
+    """One feature's contract (``contract.rules``) with the request's JSON typing on top."""
 
-    __slots__ = ("allowed", "expected", "hi", "integral", "lo", "name", "null", "nullable", "numeric")
+    __slots__ = ("expected", "name", "numeric", "rule")
 
     def __init__(self, feature: Feature):
+        self.rule = rules.Rule.of_feature(feature)
         self.name = feature.name
         self.numeric = feature.is_numeric
-        self.integral = feature.type == "integral"
-        self.nullable = feature.nullable
-        self.lo, self.hi = feature.min, feature.max
-        self.allowed = frozenset(feature.values) if feature.values else None
-        self.expected = _EXPECTED[feature.type]
-        if feature.values:
-            self.expected = "one of " + ", ".join(map(str, feature.values))
-        # What a null becomes in the DataFrame the pipeline reads.
-        self.null = math.nan if self.numeric else None
+        self.expected = self.rule.expected
 
     def from_json(self, value: Any) -> Any:
         if value is None:
-            return self._null()
+            return self.rule.null()
+        kind = type(value)  # exact types: bool is an int subclass but not a number here
         if self.numeric:
-            kind = type(value)  # exact types: bool is an int subclass but not a number here
             if kind is int or kind is float:
-                return self._number(value)
-            raise _Invalid(f"expected {self._type_word()}, got {_show(value)}")
-        if type(value) is str:
-            return self._text(value)
-        raise _Invalid(f"expected a string, got {_show(value)}")
+                return self.rule.check_number(value)
+            raise rules.Invalid(f"{_show(value)} is not a number", rules.NOT_A_NUMBER)
+        if kind is str:
+            return self.rule.check_text(value)
+        raise rules.Invalid(f"{_show(value)} is not a string", "is not a string")
 
     def from_text(self, text: str) -> Any:
-        if not self.numeric:
-            return self._text(text)
-        text = text.strip()
-        if not text:
-            return self._null()
-        if _NUMBER.fullmatch(text):
-            return self._number(float(text))
-        if _NON_FINITE.fullmatch(text):
-            raise _Invalid(f"expected a finite number, got {text!r}")
-        raise _Invalid(f"expected {self._type_word()}, got {_show(text)}")
-
-    def _type_word(self) -> str:
-        return _EXPECTED["integral" if self.integral else "fractional"]
-
-    def _null(self) -> Any:
-        if not self.nullable:
-            raise _Invalid("no value (null or empty), but the feature is not nullable")
-        return self.null
-
-    def _number(self, x: int | float) -> float:
-        if type(x) is float:
-            if not math.isfinite(x):
-                raise _Invalid(f"expected a finite number, got {x!r}")
-            if self.integral and not x.is_integer():
-                raise _Invalid(f"expected an integer, got {x!r}")
-        if self.lo is not None and x < self.lo:
-            raise _Invalid(f"{_show(x)} is below the minimum {self.lo}")
-        if self.hi is not None and x > self.hi:
-            raise _Invalid(f"{_show(x)} is above the maximum {self.hi}")
-        if self.allowed is not None and x not in self.allowed:
-            raise _Invalid(f"{_show(x)} is not an allowed value; expected {self.expected}")
-        try:
-            return float(x)
-        except OverflowError:  # a JSON integer beyond float range
-            raise _Invalid(f"{_show(x)} is out of range") from None
-
-    def _text(self, text: str) -> str | None:
-        text = text.strip()
-        if not text:
-            return self._null()
-        if self.allowed is not None and text not in self.allowed:
-            raise _Invalid(f"{_show(text)} is not an allowed value; expected {self.expected}")
-        return text
+        return self.rule.check_text(text)
 
 
 class _Contract:
@@ -277,7 +221,7 @@ def _from_json(text: str, contract: _Contract) -> list[list[Any]]:
                 column.append(check.from_json(record[check.name]))
             except KeyError:
                 raise BadRequest(f"{prefix}{check.name}: missing; expected {check.expected}") from None
-            except _Invalid as exc:
+            except rules.Invalid as exc:
                 raise BadRequest(f"{prefix}{check.name}: {exc}") from None
     return columns
 
@@ -307,18 +251,20 @@ def _from_csv(text: str, contract: _Contract) -> list[list[Any]]:
         for check, cell, column in zip(contract.checks, row, columns, strict=True):
             try:
                 column.append(check.from_text(cell))
-            except _Invalid as exc:
+            except rules.Invalid as exc:
                 raise BadRequest(f"{prefix}{check.name}: {exc}") from None
     return columns
 
 
 def predict_fn(data: pd.DataFrame, model: ModelBundle) -> list[dict[str, Any]]:
-    """Positive-class probability and the predicted class value, as in the training data."""
+    """Positive-class probability and the predicted class, one of the schema's two class values."""
     pipeline = model.pipeline
     # Training encodes the positive class as 1 (train.fit_model).
     column = int(np.flatnonzero(pipeline.classes_ == 1)[0])
     probabilities = pipeline.predict_proba(data)[:, column].tolist()
-    positive, negative = model.positive_label, model.negative_label
+    # The schema's classes, not the metadata's: an artifact trained before the classes were
+    # taken from the schema may record 0.0, and one response must hold one type.
+    positive, negative = model.schema.target.positive, model.schema.target.negative
     return [{"probability": p, "prediction": positive if p >= THRESHOLD else negative} for p in probabilities]
 
 

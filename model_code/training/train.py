@@ -31,6 +31,7 @@ import sklearn
 
 from model_code import container, metrics
 from model_code.contract import schema as schema_mod
+from model_code.contract import table
 from model_code.contract.schema import Schema
 from model_code.training import artifact, features, tracking
 from model_code.training.artifact import ModelBundle
@@ -66,16 +67,18 @@ class HyperparameterError(ValueError):
 
 
 def class_labels(schema: Schema, target: pd.Series) -> tuple[Any, Any]:
-    """The positive and negative class values as they appear in the data."""
-    present = target.dropna()
-    negatives = present[~schema.is_positive(present)].unique().tolist()
-    if len(negatives) != 1 or len(negatives) == len(present.unique()):
+    """The positive and negative class values as the schema spells them, both in the data.
+
+    They come from the contract, not the data, so a blank label cannot turn them into floats.
+    """
+    positive, negative = schema.target.positive, schema.target.negative
+    is_positive = schema.is_positive(target.dropna())
+    if is_positive.all() or not is_positive.any():
         raise ValueError(
-            f"{schema.target.column}: expected two classes, the positive {schema.target.positive!r} "
-            f"and one other; found {sorted(map(str, present.unique()))}"
+            f"{schema.target.column}: expected two classes, {negative!r} and {positive!r}; "
+            f"found only {sorted(map(str, target.dropna().unique()))}"
         )
-    negative = negatives[0]
-    return schema.target.positive, negative.item() if isinstance(negative, np.generic) else negative
+    return positive, negative
 
 
 def fit_model(frame: pd.DataFrame, schema: Schema, **params: Any) -> ModelBundle:
@@ -94,6 +97,9 @@ def fit_model(frame: pd.DataFrame, schema: Schema, **params: Any) -> ModelBundle
         "params": params,
         "rows_trained": len(labelled),
         "rows_unlabelled": len(frame) - len(labelled),
+        # Rows the data contract refused (read_channel), by rule: never fitted on.
+        "rows_rejected": frame.attrs.get("rows_rejected", 0),
+        "rejected_reasons": frame.attrs.get("rejected_reasons", {}),
     }
     return ModelBundle(
         pipeline=pipeline, schema=schema, metadata=metadata, features=features.selection_report(pipeline)
@@ -119,15 +125,26 @@ def data_files(channel: str | Path) -> list[Path]:
 
 
 def read_channel(channel: str | Path, schema: Schema) -> pd.DataFrame:
-    """Every data file of a channel read by the schema, as one frame; errors name the channel."""
+    """Every data file of a channel read by the schema, as one frame; errors name the channel.
+
+    Rows that break the data contract (a value not of its type, inf, out of bounds, a
+    malformed line, a label that is no class) are left out and counted in
+    ``frame.attrs`` (``rows_in``, ``rows_rejected``, ``rejected_reasons``), so every row
+    read is accounted for; see ``contract.rules``.
+    """
     files = data_files(channel)
     if not files:
         raise ValueError(f"{channel}: no CSV or Parquet files found")
-    frame = pd.concat([schema_mod.read_table(f, schema) for f in files], ignore_index=True)
+    frame, accounting = table.valid_rows(files, schema, str(channel))
     missing = [c for c in [*schema.feature_names, schema.target.column] if c not in frame.columns]
     if missing:
         raise ValueError(f"{channel}: missing columns the schema requires: {', '.join(missing)}")
-    frame.attrs["files"] = [str(f) for f in files]
+    frame.attrs.update(files=[str(f) for f in files], **accounting)
+    print(
+        f"{channel}: read {accounting['rows_in']} rows from {len(files)} file(s); "
+        f"{len(frame)} kept, {accounting['rows_rejected']} rejected by the data contract"
+        + "".join(f"\n  {n} x {reason}" for reason, n in accounting["rejected_reasons"].items())
+    )
     return frame
 
 
@@ -348,6 +365,7 @@ def main(argv: list[str] | None = None) -> int:
     meta = bundle.metadata
     print(
         f"trained {meta['params']['model_type']} on {meta['rows_trained']} rows "
+        f"({meta['rows_unlabelled']} unlabelled, {meta['rows_rejected']} rejected by the contract) "
         f"({meta['data_version'][:19]}, code {meta['code_version'][:16]}); model in {args.model_dir}"
     )
     if validation:

@@ -28,7 +28,7 @@ LOANS = parse(
     {
         "name": "loan-default",
         "entity_id": "loan_id",
-        "target": {"column": "status", "positive": "default"},
+        "target": {"column": "status", "positive": "default", "negative": "repaid"},
         "features": [
             {"name": "amount", "type": "fractional", "min": 0},
             {"name": "term_months", "type": "integral"},

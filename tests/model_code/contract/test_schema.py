@@ -146,7 +146,7 @@ def test_read_csv_ignores_and_reports_unknown_columns(tmp_path, churn_schema, ca
 
 
 def test_string_positive_class_is_matched_as_written(raw):
-    raw["target"]["positive"] = "Yes"
+    raw["target"].update(positive="Yes", negative="No")
     s = schema.parse(raw)
     assert s.is_positive(pd.Series(["Yes", "no", " yes ", None])).tolist() == [True, False, True, False]
 

@@ -23,6 +23,7 @@ PREDICTION_COUNTS = (
 )
 LABEL_COUNTS = (
     "empty_labels",
+    "invalid_labels",
     "duplicate_labels",
     "labels_outside_window",
     "labels_without_prediction",
@@ -138,15 +139,20 @@ def test_concept_drift_lowers_auc_of_a_model_trained_before_it(churn_frame, chur
 def test_metrics_name_the_model_and_count_the_labelled_rows(scored, churn_schema):
     data = quality.evaluate_window(*scored, churn_schema).to_metrics(churn_schema.name)
     names = [d["MetricName"] for d in data]
-    assert names == ["AUC", "F1", "Precision", "Recall", "Accuracy", "LogLoss", "LabelledCount"]
+    assert names == [
+        "AUC", "F1", "Precision", "Recall", "Accuracy", "LogLoss", "LabelledCount", "InvalidLabelCount"
+    ]  # fmt: skip
     assert all(d["Dimensions"] == [{"Name": "Model", "Value": "customer-churn"}] for d in data)
-    assert data[-1]["Value"] == 2000
+    assert [d["Value"] for d in data[-2:]] == [2000, 0]
 
 
 def test_no_labelled_rows_publishes_only_the_count(scored, churn_schema):
     report = quality.evaluate_window(*scored, churn_schema, start="2030-01-01")
     assert report.metrics == {}
-    assert [(d["MetricName"], d["Value"]) for d in report.to_metrics()] == [("LabelledCount", 0.0)]
+    assert [(d["MetricName"], d["Value"]) for d in report.to_metrics()] == [
+        ("LabelledCount", 0.0),
+        ("InvalidLabelCount", 0.0),
+    ]
 
 
 def test_quality_command_prints_a_table(scored, tmp_path, capsys):
@@ -159,3 +165,34 @@ def test_quality_command_prints_a_table(scored, tmp_path, capsys):
     assert "auc" in out
     assert "matched" in out
     assert json.loads((tmp_path / "q.json").read_text())["counts"]["matched"] == 2000 - 24
+
+
+def test_labels_that_are_neither_class_are_counted_as_invalid_not_as_negatives(scored, churn_schema):
+    predictions, labels = scored
+    clean = quality.evaluate_window(predictions, labels, churn_schema)
+    garbage = labels.astype({"label": object})
+    garbage.loc[:99, "label"] = "garbage"  # 100 labels that are no class
+    garbage.loc[100, "label"] = f"{labels.loc[100, 'label']}.0"  # its class, spelt otherwise
+    report = quality.evaluate_window(predictions, garbage, churn_schema)
+    assert report.counts["invalid_labels"] == 100
+    assert sum(report.counts[k] for k in LABEL_COUNTS) == report.counts["labels"]
+    assert report.matched == clean.matched - 100
+    scored_alike = quality.evaluate_window(predictions.iloc[100:], labels.iloc[100:], churn_schema)
+    assert report.metrics["auc"] == pytest.approx(scored_alike.metrics["auc"])
+    assert ("InvalidLabelCount", 100) in [(d["MetricName"], d["Value"]) for d in report.to_metrics()]
+
+
+def test_mlops_quality_accounts_for_every_line_of_hostile_files(scored, churn_schema, tmp_path):
+    predictions, labels = scored
+    predictions.head(50).to_csv(tmp_path / "p.csv", index=False)
+    text = labels.head(50).to_csv(index=False).replace("\n", "\r\n", 3).split("\n")
+    text[5] += ",extra"  # ragged
+    text[6] = text[6].split(",")[0] + ",garbage"
+    (tmp_path / "l.csv").write_bytes(b"\xef\xbb\xbf" + "\n".join(text).encode())
+    out = tmp_path / "q.json"
+    assert quality.main(["--predictions", str(tmp_path / "p.csv"), "--labels", str(tmp_path / "l.csv"),
+                         "--json", str(out)]) == 0  # fmt: skip
+    counts = json.loads(out.read_text())["counts"]
+    assert counts["malformed_label_lines"] == 1 and counts["invalid_labels"] == 1
+    assert counts["labels"] + counts["malformed_label_lines"] == 50
+    assert sum(counts[k] for k in LABEL_COUNTS) == counts["labels"]

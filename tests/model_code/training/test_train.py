@@ -189,3 +189,58 @@ def test_importing_train_does_not_import_mlflow():
     code = "import sys, model_code.training.train; print('mlflow' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
+
+
+def _hostile_channel(path: Path) -> Path:
+    """800 rows in which a few break the contract: inf, text in a number, 1.5 months, a third
+    label, a ragged line, latin-1 bytes; and one blank label."""
+    channel = _channel(path)
+    lines = (channel / "part-0.csv").read_bytes().split(b"\n")
+    header = lines[0].decode().split(",")
+
+    def edit(line: int, column: str, value: bytes) -> None:
+        cells = lines[line].split(b",")
+        cells[header.index(column)] = value
+        lines[line] = b",".join(cells)
+
+    edit(1, "total_charges", b"inf")
+    edit(2, "total_charges", b"1e400")
+    edit(3, "monthly_charges", b"abc")
+    edit(4, "tenure_months", b"1.5")
+    edit(5, "churned", b"yes")
+    edit(6, "churned", b"")  # unlabelled, not wrong
+    lines[7] += b",extra"
+    edit(8, "contract", "caf\u00e9".encode("latin-1"))
+    (channel / "part-0.csv").write_bytes(b"\n".join(lines))
+    return channel
+
+
+def test_training_never_fits_on_values_the_contract_refuses_and_counts_them(tmp_path):
+    channel = _hostile_channel(tmp_path / "hostile")
+    assert train.main(["--train", str(channel), *FAST]) == 0
+    meta = _metadata(tmp_path / "model")
+    assert (meta["rows_trained"], meta["rows_unlabelled"], meta["rows_rejected"]) == (792, 1, 7)
+    assert meta["rejected_reasons"] == {
+        "total_charges: not a finite number": 2,
+        "monthly_charges: not a number": 1,
+        "tenure_months: not a whole number": 1,
+        "churned: not one of 0 | 1": 1,
+        "malformed line: wrong number of fields": 1,
+        "malformed line: not valid UTF-8": 1,
+    }
+
+
+def test_a_blank_label_keeps_the_classes_as_the_schema_spells_them(tmp_path):
+    channel = _channel(tmp_path / "blank")
+    frame = synthetic.generate(800, seed=3).astype({"churned": object})
+    frame.loc[0, "churned"] = ""
+    frame.to_csv(channel / "part-0.csv", index=False)
+    assert train.main(["--train", str(channel), *FAST]) == 0
+    text = (tmp_path / "model" / artifact.METADATA_FILE).read_text()
+    assert '"negative_label": 0,' in text and '"positive_label": 1,' in text  # never 0.0
+
+
+def test_a_column_of_which_nothing_parses_fails_training_naming_it(tmp_path, sagemaker_env):
+    channel = _channel(tmp_path / "na", total_charges="n/a")
+    assert train.main(["--train", str(channel), *FAST]) == 1
+    assert "no value of total_charges reads as its type" in sagemaker_env.read_text()

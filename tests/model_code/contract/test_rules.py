@@ -1,0 +1,87 @@
+"""The value contract: one verdict per value, worded with the column, the value and the rule."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from model_code.contract import rules, schema
+
+
+@pytest.fixture(scope="module")
+def by_name(churn_schema):
+    return rules.rules(churn_schema)
+
+
+@pytest.mark.parametrize(
+    ("column", "text", "reason"),
+    [
+        ("total_charges", "abc", "total_charges: 'abc' is not a number"),
+        ("total_charges", "1,234.50", "total_charges: '1,234.50' is not a number"),
+        ("total_charges", "$600", "total_charges: '$600' is not a number"),
+        ("total_charges", "NaN", "total_charges: NaN is not a finite number"),
+        ("total_charges", "inf", "total_charges: inf is not a finite number"),
+        ("total_charges", "1e400", "total_charges: 1e400 is not a finite number"),
+        ("total_charges", "-1", "total_charges: -1 is below the minimum 0"),
+        ("tenure_months", "1.5", "tenure_months: 1.5 is not a whole number"),
+        ("tenure_months", "121", "tenure_months: 121 is above the maximum 120"),
+        ("tenure_months", "", "tenure_months: no value (null or empty), but it is not nullable"),
+        ("contract", "weekly", "contract: 'weekly' is not one of month-to-month | one-year | two-year"),
+        ("churned", "yes", "churned: 'yes' is not one of 0 | 1"),
+        ("churned", "0.5", "churned: 0.5 is not one of 0 | 1"),
+    ],
+)
+def test_a_reason_names_the_column_the_value_as_it_arrived_and_the_rule(by_name, column, text, reason):
+    _, why, _ = by_name[column].check_column(pd.Series([text], dtype=object))
+    assert why.tolist() == [reason]
+
+
+HOSTILE = ["12", " 7 ", "3.0", "1.5", "-0", "1e2", "1e400", "-inf", "NaN", "Infinity", "abc", "1,5", "$6",
+           "0x10", "1_000", "", "  ", "121", "-1", "yes", "Yes", "1", "0.0", "2", "month-to-month", "fiber",
+           "١٢", "1e30", "-1e19", "9223372036854775808"]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "column", ["tenure_months", "total_charges", "contract", "senior_citizen", "churned"]
+)
+def test_a_request_and_a_file_get_the_same_verdict_for_every_value(by_name, column):
+    """Serving checks one value at a time, validation a column at once: they must agree."""
+    rule = by_name[column]
+    typed, why, _ = rule.check_column(pd.Series(HOSTILE, dtype=object))
+    for text, column_value, column_reason in zip(HOSTILE, typed, why, strict=True):
+        try:
+            value, reason = rule.check_text(text), None
+        except rules.Invalid as exc:
+            value, reason = None, f"{column}: {exc}"
+        assert reason == column_reason, text
+        if reason is None and value is not None and not pd.isna(value):
+            assert value == column_value, text
+
+
+def test_values_outside_the_bounds_keep_their_value_for_monitoring(by_name):
+    typed, why, _ = by_name["tenure_months"].check_column(pd.Series(["999", "abc"], dtype=object))
+    assert typed.tolist()[0] == 999 and pd.isna(typed.iloc[1])
+    assert why.notna().all()
+
+
+def test_labels_take_the_schemas_class_values_whatever_the_spelling(churn_schema):
+    typed, why, _ = rules.Rule.of_target(churn_schema).check_column(pd.Series(["1", "0.0", "", " 1 "]))
+    assert typed.dtype == "Int64"  # a blank label does not turn the classes into floats
+    assert typed.tolist()[:2] == [1, 0] and pd.isna(typed.iloc[2]) and typed.iloc[3] == 1
+    assert why.isna().all()
+
+
+def test_string_classes_are_given_back_as_the_schema_spells_them():
+    raw = {**schema.load().to_dict(), "target": {"column": "churned", "positive": "Yes", "negative": "No"}}
+    rule = rules.Rule.of_target(schema.parse(raw))
+    typed, why, _ = rule.check_column(pd.Series(["yes", " NO ", "maybe"]))
+    assert typed.tolist()[:2] == ["Yes", "No"]
+    assert why.tolist()[2] == "churned: 'maybe' is not one of No | Yes"
+
+
+def test_a_string_positive_class_needs_its_negative_named():
+    raw = {**schema.load().to_dict(), "target": {"column": "churned", "positive": "Yes"}}
+    with pytest.raises(
+        schema.SchemaError, match=r"target\.negative: missing; expected the other class value"
+    ):
+        schema.parse(raw)
