@@ -127,7 +127,6 @@ class InferenceApp:
     def __init__(self, model: ModelBundle, queue_depth: int = 32):
         self.model = model
         self.admission = Admission(queue_depth)
-        self.dropped = 0  # requests whose client left before their turn
 
     def __call__(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
         path, method = environ.get("PATH_INFO", ""), environ.get("REQUEST_METHOD", "")
@@ -152,7 +151,6 @@ class InferenceApp:
         try:
             with self.admission.enter():
                 if client_gone(environ.get("gunicorn.socket")):
-                    self.dropped += 1
                     log.info("client closed its connection while queued; request dropped")
                     return _error(start_response, 499, "client closed the connection")
                 return self._invoke(environ, start_response, body)
