@@ -172,10 +172,11 @@ def generate_load(port: int, connections: int, seconds: float, warmup: float, bo
     start = time.monotonic()
     measure_from, stop_at = start + warmup, start + warmup + seconds
     latencies: list[list[float]] = [[] for _ in range(connections)]
+    sent: list[list[None]] = [[] for _ in range(connections)]  # warm-up included
     statuses: dict[int, int] = {}
     lock = threading.Lock()
 
-    def run(mine: list[float]) -> None:
+    def run(mine: list[float], count: list[None]) -> None:
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
         while (now := time.monotonic()) < stop_at:
             try:
@@ -186,19 +187,20 @@ def generate_load(port: int, connections: int, seconds: float, warmup: float, bo
             except OSError:
                 connection.close()  # reconnects on the next request
                 status = 0
+            count.append(None)
             if now >= measure_from:
                 mine.append(time.monotonic() - now)
                 with lock:
                     statuses[status] = statuses.get(status, 0) + 1
         connection.close()
 
-    threads = [threading.Thread(target=run, args=(mine,)) for mine in latencies]
+    threads = [threading.Thread(target=run, args=pair) for pair in zip(latencies, sent, strict=True)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     flat = sorted(x for mine in latencies for x in mine)
-    return {"latencies": flat, "statuses": statuses, "seconds": seconds}
+    return {"latencies": flat, "statuses": statuses, "seconds": seconds, "total": sum(map(len, sent))}
 
 
 def _load(port: int, connections: int, seconds: float, warmup: float, body: bytes) -> dict:
@@ -231,6 +233,26 @@ def _memory_per_worker(master_pid: int) -> float:
     return statistics.mean(sizes)
 
 
+def _tree(master_pid: int) -> list[int]:
+    try:
+        children = Path(f"/proc/{master_pid}/task/{master_pid}/children").read_text().split()
+    except OSError:
+        children = []
+    return [master_pid, *map(int, children)]
+
+
+def _cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds the processes have used (Linux /proc)."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def _percentile(sorted_values: list[float], q: float) -> float:
     if not sorted_values:
         return float("nan")
@@ -240,8 +262,8 @@ def _percentile(sorted_values: list[float], q: float) -> float:
 # --- the benchmark ------------------------------------------------------------------------------
 
 
-def _ceiling(model_dir: str, body: bytes, repeats: int) -> float:
-    """predict_proba's one-row rate on one core (requests/s), as the handlers call it."""
+def _ceiling(model_dir: str, body: bytes, repeats: int) -> tuple[float, float]:
+    """predict_proba on one row, one core, as the handlers call it: (requests/s, CPU ms per call)."""
     from threadpoolctl import threadpool_limits
 
     from model_code.serving import inference
@@ -251,12 +273,39 @@ def _ceiling(model_dir: str, body: bytes, repeats: int) -> float:
     frame = inference.input_fn(body, inference.JSON, model.schema)
     for _ in range(20):
         model.pipeline.predict_proba(frame)
-    times = []
+    times, cpu = [], []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.thread_time()
         model.pipeline.predict_proba(frame)
         times.append(time.perf_counter() - start)
-    return 1 / statistics.median(times)
+        cpu.append(time.thread_time() - start_cpu)
+    return 1 / statistics.median(times), statistics.median(cpu) * 1e3
+
+
+def _measure(server, pid: int, args: argparse.Namespace, body: bytes) -> tuple[dict, list[float], float]:
+    """Each connection level's (req/s, p50 ms, p99 ms, non-200, server CPU ms per request)."""
+    levels, pings = {}, []
+    for connections in args.connections:
+        stop = threading.Event()
+        pinger = threading.Thread(target=_ping_worst, args=(server, stop, pings))
+        if connections == max(args.connections):
+            pinger.start()
+        pids = _tree(pid)
+        cpu_before = _cpu_seconds(pids)
+        run = _load(server.port, connections, args.seconds, args.warmup, body)
+        cpu = _cpu_seconds(pids) - cpu_before
+        stop.set()
+        if pinger.is_alive():
+            pinger.join()
+        latencies, ok = run["latencies"], run["statuses"].get("200", 0)
+        levels[connections] = (
+            ok / run["seconds"],
+            _percentile(latencies, 0.5) * 1e3,
+            _percentile(latencies, 0.99) * 1e3,
+            sum(run["statuses"].values()) - ok,
+            cpu / max(run["total"], 1) * 1e3,
+        )
+    return levels, pings, _memory_per_worker(pid)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -281,57 +330,36 @@ def main(argv: list[str] | None = None) -> int:
     body = json.dumps({name: record[name] for name in contract.feature_names}).encode()
     with tempfile.TemporaryDirectory() as folder:
         model_dir = str(artifact.save(folder, bundle))
-        ceiling = _ceiling(model_dir, body, 300)
+        ceiling, ceiling_cpu = _ceiling(model_dir, body, 300)
         cores = os.cpu_count() or 1
         print(
-            f"predict_proba, one row, one core: {ceiling:.0f} req/s; ceiling x {cores} cores = {ceiling * cores:.0f}"
+            f"predict_proba, one row, one core: {ceiling:.0f} req/s ({ceiling_cpu:.2f} CPU ms); "
+            f"ceiling x {cores} cores = {ceiling * cores:.0f} req/s"
         )
         print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-        results: dict[str, dict[int, tuple[float, float, float, int]]] = {}
+        results: dict[str, dict[int, tuple]] = {}
         for name in args.servers:
             if name == "mlops serve":
                 server = ServerProcess(model_dir, workers=args.workers).start()
-                pid = server.process.pid
             else:
                 server = Other(name, model_dir, args.workers).start()
-                pid = server.process.pid
-            startup = server.ready_at - server.started_at
-            results[name] = {}
-            pings: list[float] = []
             try:
-                for connections in args.connections:
-                    stop = threading.Event()
-                    pinger = threading.Thread(target=_ping_worst, args=(server, stop, pings))
-                    if connections == max(args.connections):
-                        pinger.start()
-                    run = _load(server.port, connections, args.seconds, args.warmup, body)
-                    stop.set()
-                    if pinger.is_alive():
-                        pinger.join()
-                    latencies = run["latencies"]
-                    ok = run["statuses"].get("200", 0)
-                    errors = sum(run["statuses"].values()) - ok
-                    results[name][connections] = (
-                        ok / run["seconds"],
-                        _percentile(latencies, 0.5) * 1e3,
-                        _percentile(latencies, 0.99) * 1e3,
-                        errors,
-                    )
-                memory = _memory_per_worker(pid)
+                results[name], pings, memory = _measure(server, server.process.pid, args, body)
             finally:
                 server.stop()
             worst_ping = max(pings) * 1e3 if pings else float("nan")
             print(
-                f"\n{name}: first /ping 200 after {startup:.1f} s; {memory:.0f} MB PSS per worker; "
-                f"worst /ping under {max(args.connections)} connections {worst_ping:.0f} ms"
+                f"\n{name}: first /ping 200 after {server.ready_at - server.started_at:.1f} s; "
+                f"{memory:.0f} MB PSS per worker; worst /ping under {max(args.connections)} "
+                f"connections {worst_ping:.0f} ms"
             )
-            print("  conns    req/s    p50 ms    p99 ms  non-200   x baseline   x ceiling")
-            for connections, (rate, p50, p99, errors) in results[name].items():
+            print("  conns    req/s   p50 ms   p99 ms  non-200  CPU ms/req  x baseline  x ceiling")
+            for connections, (rate, p50, p99, errors, cpu) in results[name].items():
                 base = results.get("baseline", {}).get(connections)
                 versus = f"{rate / base[0]:10.2f}" if base and name != "baseline" else " " * 10
                 print(
-                    f"  {connections:5d} {rate:8.1f} {p50:9.1f} {p99:9.1f} {errors:8d}   {versus}"
-                    f"   {rate / (ceiling * cores):9.2f}"
+                    f"  {connections:5d} {rate:8.1f} {p50:8.1f} {p99:8.1f} {errors:8d} {cpu:11.2f}"
+                    f"  {versus} {rate / (ceiling * cores):10.2f}"
                 )
         ours = results.get("mlops serve", {}).get(8)
         if ours:
