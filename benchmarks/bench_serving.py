@@ -152,8 +152,9 @@ class Other:
         return self
 
     def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(60)
+        if self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(60)
 
 
 def _free_port() -> int:
@@ -282,30 +283,27 @@ def _ceiling(model_dir: str, body: bytes, repeats: int) -> tuple[float, float]:
     return 1 / statistics.median(times), statistics.median(cpu) * 1e3
 
 
-def _measure(server, pid: int, args: argparse.Namespace, body: bytes) -> tuple[dict, list[float], float]:
-    """Each connection level's (req/s, p50 ms, p99 ms, non-200, server CPU ms per request)."""
-    levels, pings = {}, []
-    for connections in args.connections:
-        stop = threading.Event()
-        pinger = threading.Thread(target=_ping_worst, args=(server, stop, pings))
-        if connections == max(args.connections):
-            pinger.start()
-        pids = _tree(pid)
-        cpu_before = _cpu_seconds(pids)
-        run = _load(server.port, connections, args.seconds, args.warmup, body)
-        cpu = _cpu_seconds(pids) - cpu_before
-        stop.set()
-        if pinger.is_alive():
-            pinger.join()
-        latencies, ok = run["latencies"], run["statuses"].get("200", 0)
-        levels[connections] = (
-            ok / run["seconds"],
-            _percentile(latencies, 0.5) * 1e3,
-            _percentile(latencies, 0.99) * 1e3,
-            sum(run["statuses"].values()) - ok,
-            cpu / max(run["total"], 1) * 1e3,
-        )
-    return levels, pings, _memory_per_worker(pid)
+def _level(server, connections: int, args: argparse.Namespace, body: bytes, pings: list[float] | None):
+    """One connection level on one server: (req/s, p50 ms, p99 ms, non-200, server CPU ms per request)."""
+    stop = threading.Event()
+    pinger = threading.Thread(target=_ping_worst, args=(server, stop, pings))
+    if pings is not None:
+        pinger.start()
+    pids = _tree(server.process.pid)
+    cpu_before = _cpu_seconds(pids)
+    run = _load(server.port, connections, args.seconds, args.warmup, body)
+    cpu = _cpu_seconds(pids) - cpu_before
+    stop.set()
+    if pinger.is_alive():
+        pinger.join()
+    latencies, ok = run["latencies"], run["statuses"].get("200", 0)
+    return (
+        ok / run["seconds"],
+        _percentile(latencies, 0.5) * 1e3,
+        _percentile(latencies, 0.99) * 1e3,
+        sum(run["statuses"].values()) - ok,
+        cpu / max(run["total"], 1) * 1e3,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -330,27 +328,40 @@ def main(argv: list[str] | None = None) -> int:
     body = json.dumps({name: record[name] for name in contract.feature_names}).encode()
     with tempfile.TemporaryDirectory() as folder:
         model_dir = str(artifact.save(folder, bundle))
-        ceiling, ceiling_cpu = _ceiling(model_dir, body, 300)
         cores = os.cpu_count() or 1
+        print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+        servers = {}
+        try:
+            for name in args.servers:
+                if name == "mlops serve":
+                    servers[name] = ServerProcess(model_dir, workers=args.workers).start()
+                else:
+                    servers[name] = Other(name, model_dir, args.workers).start()
+            # Levels interleaved across servers, each after a fresh ceiling, so that a change in
+            # the machine's load during the run touches every server alike.
+            results: dict[str, dict[int, tuple]] = {name: {} for name in servers}
+            pings: dict[str, list[float]] = {name: [] for name in servers}
+            ceilings = []
+            for connections in args.connections:
+                ceilings.append(_ceiling(model_dir, body, 100))
+                for name, server in servers.items():
+                    watch = pings[name] if connections == max(args.connections) else None
+                    results[name][connections] = _level(server, connections, args, body, watch)
+            memory = {name: _memory_per_worker(server.process.pid) for name, server in servers.items()}
+        finally:
+            for server in servers.values():
+                server.stop()
+        ceiling = statistics.median(rate for rate, _ in ceilings)
+        ceiling_cpu = statistics.median(cpu for _, cpu in ceilings)
         print(
             f"predict_proba, one row, one core: {ceiling:.0f} req/s ({ceiling_cpu:.2f} CPU ms); "
             f"ceiling x {cores} cores = {ceiling * cores:.0f} req/s"
         )
-        print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-        results: dict[str, dict[int, tuple]] = {}
-        for name in args.servers:
-            if name == "mlops serve":
-                server = ServerProcess(model_dir, workers=args.workers).start()
-            else:
-                server = Other(name, model_dir, args.workers).start()
-            try:
-                results[name], pings, memory = _measure(server, server.process.pid, args, body)
-            finally:
-                server.stop()
-            worst_ping = max(pings) * 1e3 if pings else float("nan")
+        for name, server in servers.items():
+            worst_ping = max(pings[name]) * 1e3 if pings[name] else float("nan")
             print(
                 f"\n{name}: first /ping 200 after {server.ready_at - server.started_at:.1f} s; "
-                f"{memory:.0f} MB PSS per worker; worst /ping under {max(args.connections)} "
+                f"{memory[name]:.0f} MB PSS per worker; worst /ping under {max(args.connections)} "
                 f"connections {worst_ping:.0f} ms"
             )
             print("  conns    req/s   p50 ms   p99 ms  non-200  CPU ms/req  x baseline  x ceiling")
