@@ -80,11 +80,11 @@ def test_sigterm_gives_up_after_the_graceful_timeout_and_still_exits_0(spawn, st
 
 @pytest.fixture(scope="module")
 def busy(spawn, stand_in_dir, tmp_path_factory):
-    """One worker, queue depth 2, predictions of 1.5 s that are recorded in a calls file."""
+    """One worker, queue depth 2, predictions of 2.5 s that are recorded in a calls file."""
     calls = tmp_path_factory.mktemp("calls") / "calls.txt"
     calls.write_text("")
     srv = spawn(
-        stand_in_dir(stand_ins.SlowPipeline(1.5)),
+        stand_in_dir(stand_ins.SlowPipeline(2.5)),
         workers=1,
         queue_depth=2,
         env={stand_ins.CALLS_VARIABLE: str(calls)},
@@ -103,7 +103,7 @@ def test_a_full_queue_is_answered_at_once_with_503_and_retry_after(busy):
         if status == 503:
             assert headers["Retry-After"] == "1"
             assert answer["error"].startswith("server busy")
-            assert seconds < 1.5  # not queued: answered before the first prediction ended
+            assert seconds < 2.5  # not queued: answered before the first prediction ended
 
 
 def test_ping_answers_while_the_queue_is_full(busy):
@@ -113,7 +113,7 @@ def test_ping_answers_while_the_queue_is_full(busy):
     with pool:
         # One prediction running, two waiting: the worker's queue is full.
         assert _wait_for(lambda: calls.read_text().count("call") == before + 1)
-        pings = [srv.ping(timeout=1.0) for _ in range(5)]
+        pings = [srv.ping(timeout=2.0) for _ in range(5)]  # SageMaker waits 2 s for a ping
         assert [f.result()[0] for f in futures] == [200] * 3
     assert pings == [200] * 5
 
