@@ -13,6 +13,7 @@ import os
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from wsgiref.util import setup_testing_defaults
 
 import pytest
@@ -214,3 +215,14 @@ def test_an_explicit_openmp_thread_count_is_kept(monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "4")
     serve.hold_math_libraries_to_one_thread()
     assert os.environ["OMP_NUM_THREADS"] == "4"
+
+
+def test_the_server_runs_the_requested_worker_processes(server):
+    master = server.process.pid
+    workers = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+    assert len(workers) == 2
+
+
+def test_workers_default_to_one_per_core(monkeypatch):
+    monkeypatch.delenv(serve.WORKERS_VARIABLE, raising=False)
+    assert serve.parse_args([]).workers == os.cpu_count()
