@@ -158,8 +158,8 @@ class InferenceApp:
             return _error(
                 start_response,
                 503,
-                f"server busy: {1 + self.admission.depth} requests already queued in this worker; "
-                f"retry after {RETRY_AFTER_SECONDS} s",
+                f"server busy: this worker is predicting one request with {self.admission.depth} "
+                f"waiting, its limit; retry after {RETRY_AFTER_SECONDS} s",
                 [("Retry-After", str(RETRY_AFTER_SECONDS))],
             )
 
