@@ -6,10 +6,11 @@ SageMaker starts a training job as ``docker run IMAGE train`` and an endpoint as
 
 * ``train``: ``mlops train``, which reads SageMaker's channels and
   ``/opt/ml/input/config/hyperparameters.json`` itself (model_code.training.train).
-* ``serve``: ``mlops serve`` on /opt/ml/model (``$SM_MODEL_DIR``), port 8080 (or
+* ``serve``: ``mlops serve`` (gunicorn, one worker process per core or
+  ``$SAGEMAKER_MODEL_SERVER_WORKERS``, each with one math-library thread; see
+  model_code.serving.serve) on /opt/ml/model (``$SM_MODEL_DIR``), port 8080 (or
   ``$SAGEMAKER_BIND_TO_PORT``, which SageMaker sets for a container in an inference
-  pipeline), on all interfaces, with one OpenMP thread per request unless
-  ``$OMP_NUM_THREADS`` says otherwise.
+  pipeline), on all interfaces.
 
 Options given after ``train`` or ``serve`` are passed on; for serve they win over these
 defaults (argparse keeps the last occurrence).
@@ -28,11 +29,7 @@ def train(argv: list[str] | None = None) -> int:
 
 
 def serve(argv: list[str] | None = None) -> int:
-    # Concurrency comes from the server's threads. OpenMP teams inside each request
-    # (gradient boosting's predict) would oversubscribe the CPUs and, for one-record requests,
-    # cost more in fork/join than they save (benchmarks/README.md). It must be set before
-    # scikit-learn loads, i.e. before the serve command is imported.
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    # The same server as `mlops serve`, which itself holds the math libraries to one thread.
     defaults = [
         "--model-dir",
         os.environ.get("SM_MODEL_DIR", "/opt/ml/model"),

@@ -1,209 +1,144 @@
-"""The model server of SageMaker's bring-your-own-container contract, on waitress.
+"""``mlops serve``: the model server of SageMaker's bring-your-own-container contract, on gunicorn.
 
-``mlops serve`` (what the image's ``serve`` runs) answers on port 8080:
+It answers GET /ping and POST /invocations on port 8080 (model_code.serving.app says how),
+with the model loaded once before the port opens and shared by every worker:
 
-    GET  /ping         200 once the model is loaded (it is loaded before the port opens)
-    POST /invocations  the handler chain of model_code.serving.inference
+* one worker process per core (``--workers``, default ``$SAGEMAKER_MODEL_SERVER_WORKERS``,
+  else the core count), each predicting one request at a time with its math libraries held
+  to one thread (``OMP_NUM_THREADS``, ``OPENBLAS_NUM_THREADS`` and ``MKL_NUM_THREADS`` are
+  set to 1 unless already set, before any of them loads);
+* a bounded queue: at most ``--queue-depth`` requests wait per worker; beyond that the
+  answer is an immediate 503 with ``Retry-After``; /ping never waits behind predictions;
+* SIGTERM (``docker stop``, SageMaker retiring an instance): stop accepting, answer every
+  request already accepted, including those still in the listen backlog, within
+  ``--graceful-timeout`` seconds (30), then exit 0.
 
-Status codes: 400 a request breaking the data contract ({"error": ...} naming the field),
-406 an Accept header asking for a type not served, 413 a body over SageMaker's 6 MB
-real-time payload limit, 415 an unsupported Content-Type, 404 an unknown path, 405 a wrong
-method, 500 anything unexpected (logged with its traceback; the caller gets a generic
-message and the server keeps running). Error bodies are JSON, except that waitress itself
-refuses a declared Content-Length over the limit before the app runs, with a plain-text 413.
-
-A plain WSGI app rather than a web framework: two routes do not need one, and waitress is a
-production server whose worker threads serve several requests at a time.
+Why gunicorn, with its threaded worker under one process per core, rather than one threaded
+waitress process: the GIL serialises predictions inside a process, so only processes use
+every core (measured in benchmarks/README.md).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
-import signal
-import socket
 import sys
-import threading
-from collections.abc import Callable, Iterable
 from typing import Any
 
-import waitress
-from waitress import wasyncore
-
-from model_code.serving import inference
-from model_code.training.artifact import ModelBundle
+from gunicorn.app.base import BaseApplication
 
 log = logging.getLogger(__name__)
 
-# SageMaker refuses real-time payloads above 6 MB; anything larger here is not from it.
-MAX_PAYLOAD_BYTES = 6 * 1024 * 1024
 DEFAULT_PORT = 8080
 DEFAULT_MODEL_DIR = "/opt/ml/model"
-
-_ROUTES = {"/ping": ("GET",), "/invocations": ("POST",)}
-_REASONS = {
-    200: "OK",
-    400: "Bad Request",
-    404: "Not Found",
-    405: "Method Not Allowed",
-    406: "Not Acceptable",
-    413: "Content Too Large",
-    415: "Unsupported Media Type",
-    500: "Internal Server Error",
-}
+DEFAULT_QUEUE_DEPTH = 32
+DEFAULT_GRACEFUL_TIMEOUT = 30
+# Pool threads per worker beyond those a full queue holds: they answer /ping and the 503.
+SPARE_THREADS = 4
+# The math libraries whose thread count mlops serve holds to one.
+MATH_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+WORKERS_VARIABLE = "SAGEMAKER_MODEL_SERVER_WORKERS"
+TIMEOUT_VARIABLE = "SAGEMAKER_MODEL_SERVER_TIMEOUT"
 
 
-def default_threads() -> int:
-    # Requests spend much of their time in numpy/sklearn code that releases the GIL.
-    return (os.cpu_count() or 1) * 2
+def hold_math_libraries_to_one_thread() -> None:
+    # Libraries read these when they load, so this must run before numpy/scikit-learn import.
+    for name in MATH_THREAD_VARIABLES:
+        os.environ.setdefault(name, "1")
 
 
-class _TooLarge(Exception):
-    pass
+class _Application(BaseApplication):
+    """gunicorn embedded: its settings come from this module, never from gunicorn's own argv."""
+
+    def __init__(self, wsgi: Any, options: dict[str, Any]):
+        self._wsgi, self._options = wsgi, options
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self._options.items():
+            self.cfg.set(key, value)
+
+    def load(self) -> Any:
+        return self._wsgi
 
 
-class InferenceApp:
-    """The WSGI application: routes, reads the body, maps errors to status codes."""
+def exit_now(code: object) -> None:
+    """End this process with ``code`` (as ``sys.exit`` takes it) without interpreter teardown.
 
-    def __init__(self, model: ModelBundle):
-        self.model = model
-
-    def __call__(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
-        path, method = environ.get("PATH_INFO", ""), environ.get("REQUEST_METHOD", "")
-        allowed = _ROUTES.get(path)
-        if allowed is None:
-            return _error(
-                start_response, 404, f"{path}: not found; this server answers /ping and /invocations"
-            )
-        if method not in allowed:
-            return _error(
-                start_response,
-                405,
-                f"{method} {path}: method not allowed; use {' or '.join(allowed)}",
-                [("Allow", ", ".join(allowed))],
-            )
-        if path == "/ping":
-            return _respond(start_response, 200, b'{"status": "ok"}', inference.JSON)
-        try:
-            body, content_type = inference.invoke(
-                self.model, _read_body(environ), environ.get("CONTENT_TYPE"), environ.get("HTTP_ACCEPT")
-            )
-        except inference.BadRequest as exc:
-            return _error(start_response, 400, str(exc))
-        except inference.UnsupportedContentType as exc:
-            return _error(start_response, 406 if exc.header == "Accept" else 415, str(exc))
-        except _TooLarge:
-            return _error(start_response, 413, f"request body: larger than {MAX_PAYLOAD_BYTES} bytes")
-        except Exception:
-            # The traceback goes to the logs (CloudWatch), never to the caller.
-            log.exception("POST /invocations failed")
-            return _error(start_response, 500, "internal error while predicting; see the endpoint's logs")
-        return _respond(start_response, 200, body, content_type)
-
-
-def _read_body(environ: dict[str, Any]) -> bytes:
-    try:
-        declared = int(environ.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        declared = 0
-    if declared > MAX_PAYLOAD_BYTES:
-        raise _TooLarge
-    # Read one byte past the limit to tell "at the limit" from "over it" without a length.
-    body = environ["wsgi.input"].read(MAX_PAYLOAD_BYTES + 1)
-    if len(body) > MAX_PAYLOAD_BYTES:
-        raise _TooLarge
-    return body
-
-
-def _respond(
-    start_response: Callable, status: int, body: bytes, content_type: str, headers: list | None = None
-) -> list[bytes]:
-    start_response(
-        f"{status} {_REASONS[status]}",
-        [("Content-Type", content_type), ("Content-Length", str(len(body))), *(headers or [])],
-    )
-    return [body]
-
-
-def _error(start_response: Callable, status: int, message: str, headers: list | None = None) -> list[bytes]:
-    return _respond(start_response, status, json.dumps({"error": message}).encode(), inference.JSON, headers)
-
-
-class ModelServer:
-    """waitress serving one model: ``run()`` blocks; ``start()`` runs it in a thread; ``close()`` stops it.
-
-    The listening socket is bound here, so ``port=0`` picks a free port, read back as ``.port``.
+    Tearing down pandas and scikit-learn takes seconds on a busy machine, which a container
+    being stopped, or a test starting and stopping servers, should not wait for.
     """
-
-    def __init__(
-        self, model: ModelBundle, host: str = "127.0.0.1", port: int = 0, threads: int | None = None
-    ):
-        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
-        self._socket = socket.create_server((host, port), family=family)
-        self.host, self.port = host, self._socket.getsockname()[1]
-        self.threads = threads or default_threads()
-        # Our own socket map, so close() can end exactly this server's connections.
-        self._map: dict[int, Any] = {}
-        try:
-            self._server = waitress.create_server(
-                InferenceApp(model),
-                map=self._map,
-                sockets=[self._socket],
-                threads=self.threads,
-                max_request_body_size=MAX_PAYLOAD_BYTES,
-                ident="mlops-model-server",
-            )
-        except BaseException:
-            self._socket.close()
-            raise
-        self._thread: threading.Thread | None = None
-        self._closed = False
-
-    def run(self) -> None:
-        self._server.run()
-
-    def start(self) -> ModelServer:
-        self._thread = threading.Thread(target=self.run, name=f"model-server-{self.port}", daemon=True)
-        self._thread.start()
-        return self
-
-    def close(self, timeout: float = 5.0) -> None:
-        """Stop accepting, close every connection, and wait for the worker threads."""
-        if self._closed:
-            return
-        self._closed = True
-        if self._thread is not None and self._thread.is_alive():
-            # The socket map belongs to the loop thread: close it there, via waitress's trigger.
-            self._server.trigger.pull_trigger(lambda: wasyncore.close_all(self._map))
-            self._thread.join(timeout)
-        else:
-            wasyncore.close_all(self._map)
-        self._server.task_dispatcher.shutdown(timeout=timeout)
-
-    def __enter__(self) -> ModelServer:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    os._exit(code if isinstance(code, int) else 0 if code is None else 1)
 
 
-def create_server(
-    model_dir: str, host: str = "127.0.0.1", port: int = 0, threads: int | None = None
-) -> ModelServer:
-    """Load the model in ``model_dir`` and bind a server for it (not yet running)."""
-    return ModelServer(inference.model_fn(model_dir), host, port, threads)
+def _worker_exit(server: Any, worker: Any) -> None:
+    # gunicorn calls this hook in the worker, after its cleanup, while its SystemExit is in flight.
+    if os.getpid() == worker.pid:
+        exc = sys.exc_info()[1]
+        exit_now(exc.code if isinstance(exc, SystemExit) else 1 if exc is not None else 0)
+
+
+def gunicorn_options(
+    bind: str, workers: int, queue_depth: int, graceful_timeout: int, timeout: int
+) -> dict[str, Any]:
+    """The gunicorn settings of the model server."""
+    return {
+        "bind": [bind],
+        "workers": workers,
+        "worker_class": "model_code.serving.workers.ModelWorker",
+        # One predicting, queue_depth waiting, and spares that are never stuck behind them.
+        "threads": 1 + queue_depth + SPARE_THREADS,
+        "graceful_timeout": graceful_timeout,
+        # A worker that stops heart-beating this long is restarted (SageMaker's variable).
+        "timeout": timeout,
+        "keepalive": 5,
+        # The model is loaded once, in the master, and shared copy-on-write by the workers.
+        "preload_app": True,
+        # No control socket file in $HOME: the container is managed by signals only.
+        "control_socket_disable": True,
+        "proc_name": "mlops-serve",
+        "errorlog": "-",
+        "loglevel": "info",
+        "worker_exit": _worker_exit,
+    }
 
 
 def _positive_int(text: str) -> int:
-    value = int(text)
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
     if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
     return value
 
 
-def main(argv: list[str] | None = None) -> int:
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected 0 or a positive integer, got {text!r}")
+    return value
+
+
+def _from_environment(parser: argparse.ArgumentParser, name: str, default: int) -> int:
+    text = os.environ.get(name)
+    if text is None or not text.strip():
+        return default
+    try:
+        return _positive_int(text)
+    except argparse.ArgumentTypeError as exc:
+        parser.error(f"${name}: {exc}")
+        raise  # parser.error exits; this keeps type checkers honest
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="mlops serve", description="Serve a model over HTTP: GET /ping and POST /invocations."
     )
@@ -215,24 +150,72 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="port (default 8080, SageMaker's)")
     parser.add_argument("--host", default="0.0.0.0", help="address to bind (default 0.0.0.0)")
     parser.add_argument(
-        "--threads",
-        type=_positive_int,
-        default=default_threads(),
-        help="requests served at once (default: 2 per CPU)",
+        "--fd", type=_non_negative_int, help="serve on this inherited listening socket instead of binding"
     )
-    args = parser.parse_args(argv)
+    parser.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=_from_environment(parser, WORKERS_VARIABLE, os.cpu_count() or 1),
+        help=f"worker processes (default ${WORKERS_VARIABLE}, else one per core)",
+    )
+    parser.add_argument(
+        "--queue-depth",
+        type=_non_negative_int,
+        default=DEFAULT_QUEUE_DEPTH,
+        help=f"requests that may wait per worker before the server answers 503 (default {DEFAULT_QUEUE_DEPTH})",
+    )
+    parser.add_argument(
+        "--graceful-timeout",
+        type=_positive_int,
+        default=DEFAULT_GRACEFUL_TIMEOUT,
+        help="whole seconds to finish accepted requests after SIGTERM (default 30)",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=_positive_int,
+        default=_from_environment(parser, TIMEOUT_VARIABLE, 60),
+        help=f"seconds before a silent worker is restarted (default ${TIMEOUT_VARIABLE}, else 60)",
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    hold_math_libraries_to_one_thread()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Imported only now: scikit-learn's OpenMP reads OMP_NUM_THREADS when it loads.
+    from model_code.serving import inference
+    from model_code.serving.app import InferenceApp
+
     try:
-        server = create_server(args.model_dir, args.host, args.port, args.threads)
+        model = inference.model_fn(args.model_dir)
     except Exception as exc:
         # Without a model there is nothing to serve: fail loudly so the endpoint shows it.
         log.error("cannot serve the model in %s: %s", args.model_dir, exc)
         return 1
-    # docker stop / SageMaker send SIGTERM: leave waitress's loop so workers shut down cleanly.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    log.info("serving %s on %s:%d with %d threads", args.model_dir, server.host, server.port, server.threads)
+    if args.fd is not None:
+        bind = f"fd://{args.fd}"
+    else:
+        host = f"[{args.host}]" if ":" in args.host else args.host
+        bind = f"{host}:{args.port}"
+    log.info(
+        "serving %s on %s: %d workers, queue depth %d per worker",
+        args.model_dir,
+        bind,
+        args.workers,
+        args.queue_depth,
+    )
+    options = gunicorn_options(bind, args.workers, args.queue_depth, args.graceful_timeout, args.timeout)
     try:
-        server.run()
-    finally:
-        server.close()
+        _Application(InferenceApp(model, args.queue_depth), options).run()
+    except SystemExit as exc:
+        # gunicorn's arbiter ends by sys.exit (0 after a graceful SIGTERM).
+        exit_now(exc.code)
     return 0
+
+
+def create_server(model_dir: str, host: str = "127.0.0.1", port: int = 0, **options: Any) -> Any:
+    """The production server for ``model_dir`` in a child process, not yet started (see process.py)."""
+    from model_code.serving.process import ServerProcess
+
+    return ServerProcess(model_dir, host=host, port=port, **options)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
 from model_code import cli, entrypoints
@@ -14,9 +12,6 @@ def commands(monkeypatch):
     """The argv each ``mlops`` command would have received."""
     seen: list[list[str]] = []
     monkeypatch.setattr(cli, "main", lambda argv: seen.append(argv) or 0)
-    # serve() sets OMP_NUM_THREADS; setting it first makes monkeypatch restore the original.
-    monkeypatch.setenv("OMP_NUM_THREADS", "unset")
-    monkeypatch.delenv("OMP_NUM_THREADS")
     return seen
 
 
@@ -45,19 +40,8 @@ def test_serve_uses_the_port_sagemaker_binds_in_an_inference_pipeline(monkeypatc
 
 
 def test_serve_options_given_after_the_defaults_win(commands):
-    entrypoints.serve(["--threads", "3", "--port", "9999"])
-    assert commands[0][-4:] == ["--threads", "3", "--port", "9999"]
-
-
-def test_serve_defaults_to_one_openmp_thread_per_request(commands):
-    entrypoints.serve([])
-    assert os.environ["OMP_NUM_THREADS"] == "1"
-
-
-def test_serve_keeps_an_explicit_openmp_thread_count(monkeypatch, commands):
-    monkeypatch.setenv("OMP_NUM_THREADS", "4")
-    entrypoints.serve([])
-    assert os.environ["OMP_NUM_THREADS"] == "4"
+    entrypoints.serve(["--workers", "3", "--port", "9999"])
+    assert commands[0][-4:] == ["--workers", "3", "--port", "9999"]
 
 
 def test_unknown_command_is_a_usage_error(capsys):

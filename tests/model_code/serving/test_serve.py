@@ -1,20 +1,26 @@
-"""The model server over real HTTP on 127.0.0.1: SageMaker's /ping and /invocations contract."""
+"""The model server over real HTTP on 127.0.0.1: SageMaker's /ping and /invocations contract.
+
+The server is ``mlops serve`` in its own process (model_code.serving.process), as in the image.
+"""
 
 from __future__ import annotations
 
-import dataclasses
 import http.client
+import io
 import json
 import logging
-import threading
+import os
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from wsgiref.util import setup_testing_defaults
 
-import numpy as np
 import pytest
 
-from model_code.serving import inference, serve
+from model_code.serving import app, inference, serve
+from model_code.serving.process import ServerProcess
+from tests.model_code.serving import stand_ins
 
 VALID = {
     "tenure_months": 12,
@@ -30,24 +36,13 @@ JSON_HEADERS = {"Content-Type": "application/json"}
 
 
 @pytest.fixture(scope="module")
-def model(model_dir):
-    return inference.model_fn(model_dir)
-
-
-@pytest.fixture(scope="module")
-def server(model):
-    srv = serve.ModelServer(model, "127.0.0.1", 0, threads=4)
-    try:
-        yield srv.start()
-    finally:
-        srv.close()
+def server(spawn, model_dir):
+    return spawn(model_dir, workers=2)
 
 
 def call(srv, method, path, body=None, headers=None):
     """(status, headers, body) of one request; 4xx and 5xx are answers, not exceptions."""
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{srv.port}{path}", data=body, method=method, headers=headers or {}
-    )
+    request = urllib.request.Request(f"{srv.url}{path}", data=body, method=method, headers=headers or {})
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
             return response.status, response.headers, response.read()
@@ -114,17 +109,32 @@ def test_wrong_method_is_405_with_allow(server):
     assert headers["Allow"] == "POST"
 
 
-def test_body_over_the_payload_limit_is_413(server):
-    # Headers only: the server refuses on the declared length without reading the body.
-    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+def _send_oversized(srv, chunked: bool) -> tuple[int, dict]:
+    """POST a 7 MB body in full, framed by Content-Length or chunked; the status and JSON answer."""
+    body = b"[" + b"0," * (7 * 1024 * 1024 // 2) + b"0]"
+    connection = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=30)
     try:
-        connection.putrequest("POST", "/invocations")
-        connection.putheader("Content-Type", "application/json")
-        connection.putheader("Content-Length", str(serve.MAX_PAYLOAD_BYTES + 1))
-        connection.endheaders()
-        assert connection.getresponse().status == 413
+        if chunked:
+            pieces = (body[i : i + 65536] for i in range(0, len(body), 65536))
+            connection.request("POST", "/invocations", pieces, JSON_HEADERS, encode_chunked=True)
+        else:
+            connection.request("POST", "/invocations", body, JSON_HEADERS)
+        response = connection.getresponse()
+        return response.status, json.loads(response.read())
     finally:
         connection.close()
+
+
+def test_body_over_the_payload_limit_with_content_length_is_a_json_413(server):
+    status, answer = _send_oversized(server, chunked=False)
+    assert status == 413
+    assert answer["error"] == f"request body: larger than {app.MAX_PAYLOAD_BYTES} bytes"
+
+
+def test_chunked_body_over_the_payload_limit_is_a_json_413(server):
+    status, answer = _send_oversized(server, chunked=True)
+    assert status == 413
+    assert "larger than" in answer["error"]
 
 
 def test_concurrent_requests_all_succeed(server):
@@ -133,59 +143,86 @@ def test_concurrent_requests_all_succeed(server):
     assert [status for status, _, _ in results] == [200] * 16
 
 
-class _Rendezvous:
-    """A stand-in pipeline that predicts only once ``parties`` requests are inside it at once."""
-
-    classes_ = np.array([0, 1])
-
-    def __init__(self, parties):
-        self.barrier = threading.Barrier(parties, timeout=10)
-
-    def predict_proba(self, data):
-        self.barrier.wait()
-        return np.tile([0.5, 0.5], (len(data), 1))
+def test_each_worker_holds_its_math_libraries_to_one_thread(spawn, stand_in_dir, monkeypatch):
+    # As on a machine where nobody set them: the server itself must.
+    for name in serve.MATH_THREAD_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    srv = spawn(stand_in_dir(stand_ins.ThreadReporter()), workers=1)
+    status, _, body = invoke(srv, VALID)
+    assert status == 200
+    assert json.loads(body)["predictions"][0]["probability"] == pytest.approx(0.01)
 
 
-def test_requests_are_served_in_parallel(model):
-    stand_in = dataclasses.replace(model, pipeline=_Rendezvous(4))
-    with serve.ModelServer(stand_in, "127.0.0.1", 0, threads=4).start() as srv, ThreadPoolExecutor(4) as pool:
-        statuses = list(pool.map(lambda _: invoke(srv, VALID)[0], range(4)))
-    assert statuses == [200] * 4
+def _wsgi(application, payload: bytes):
+    environ = {"REQUEST_METHOD": "POST", "PATH_INFO": "/invocations", "CONTENT_TYPE": inference.JSON}
+    setup_testing_defaults(environ)
+    environ.update({"wsgi.input": io.BytesIO(payload), "CONTENT_LENGTH": str(len(payload))})
+    seen = {}
+    body = b"".join(application(environ, lambda status, headers: seen.update(status=status)))
+    return seen["status"], json.loads(body)
 
 
-class _Broken:
-    classes_ = np.array([0, 1])
-
-    def predict_proba(self, data):
-        raise RuntimeError("secret internals")
-
-
-def test_unexpected_error_is_a_generic_500_and_the_server_keeps_running(model, caplog):
-    with serve.ModelServer(
-        dataclasses.replace(model, pipeline=_Broken()), "127.0.0.1", 0, threads=2
-    ).start() as srv:
-        with caplog.at_level(logging.ERROR, logger="model_code.serving.serve"):
-            status, _, body = invoke(srv, VALID)
-        assert status == 500
-        assert "secret" not in json.loads(body)["error"]
-        assert "secret internals" in caplog.text
-        assert call(srv, "GET", "/ping")[0] == 200
+def test_unexpected_error_is_a_generic_500_logged_with_its_cause(model_dir, caplog):
+    broken = inference.model_fn(model_dir)
+    broken.pipeline = stand_ins.Broken()
+    with caplog.at_level(logging.ERROR, logger="model_code.serving.app"):
+        status, answer = _wsgi(app.InferenceApp(broken), json.dumps(VALID).encode())
+    assert status.startswith("500")
+    assert "secret" not in answer["error"]
+    assert "secret internals" in caplog.text
 
 
-def test_close_stops_listening(model):
-    srv = serve.ModelServer(model, "127.0.0.1", 0, threads=2).start()
-    assert call(srv, "GET", "/ping")[0] == 200
-    srv.close()
-    with pytest.raises(urllib.error.URLError):
-        call(srv, "GET", "/ping")
+def test_stop_exits_0_and_stops_listening(model_dir):
+    with ServerProcess(model_dir, workers=1) as srv:
+        srv.start()
+        assert srv.ping() == 200
+        assert srv.stop() == 0
+        assert srv.ping(timeout=1) is None
 
 
-def test_create_server_loads_the_model_dir(model_dir):
-    with serve.create_server(model_dir, "127.0.0.1", 0, threads=2).start() as srv:
-        assert srv.port > 0
-        assert invoke(srv, VALID)[0] == 200
-
-
-def test_main_fails_loudly_without_a_model(tmp_path, caplog):
+def test_main_fails_loudly_without_a_model(tmp_path, caplog, monkeypatch):
+    for name in serve.MATH_THREAD_VARIABLES:  # main() sets them; monkeypatch restores them
+        monkeypatch.setenv(name, "1")
     assert serve.main(["--model-dir", str(tmp_path), "--port", "0", "--host", "127.0.0.1"]) == 1
     assert str(tmp_path) in caplog.text
+
+
+def test_a_bad_worker_count_in_the_environment_is_refused_by_name(monkeypatch, capsys):
+    monkeypatch.setenv(serve.WORKERS_VARIABLE, "many")
+    with pytest.raises(SystemExit):
+        serve.parse_args([])
+    assert (
+        "$SAGEMAKER_MODEL_SERVER_WORKERS: expected a positive integer, got 'many'" in capsys.readouterr().err
+    )
+
+
+def test_workers_default_to_sagemakers_variable(monkeypatch):
+    monkeypatch.setenv(serve.WORKERS_VARIABLE, "3")
+    assert serve.parse_args([]).workers == 3
+
+
+def test_math_libraries_default_to_one_thread(monkeypatch):
+    for name in serve.MATH_THREAD_VARIABLES:
+        monkeypatch.setenv(name, "unset")  # so monkeypatch restores the original afterwards
+        monkeypatch.delenv(name)
+    serve.hold_math_libraries_to_one_thread()
+    assert {name: os.environ[name] for name in serve.MATH_THREAD_VARIABLES} == dict.fromkeys(
+        serve.MATH_THREAD_VARIABLES, "1"
+    )
+
+
+def test_an_explicit_openmp_thread_count_is_kept(monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "4")
+    serve.hold_math_libraries_to_one_thread()
+    assert os.environ["OMP_NUM_THREADS"] == "4"
+
+
+def test_the_server_runs_the_requested_worker_processes(server):
+    master = server.process.pid
+    workers = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+    assert len(workers) == 2
+
+
+def test_workers_default_to_one_per_core(monkeypatch):
+    monkeypatch.delenv(serve.WORKERS_VARIABLE, raising=False)
+    assert serve.parse_args([]).workers == os.cpu_count()
