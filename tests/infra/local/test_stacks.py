@@ -127,16 +127,18 @@ def test_each_pipeline_stores_the_builders_definition_byte_for_byte(deployed):
     for pipeline in deployed.declared("aws:sagemaker/pipeline:Pipeline"):
         stored = sagemaker.describe_pipeline(PipelineName=pipeline.id)
         kind = pipeline.id.rsplit("-", 1)[-1]
-        extra = {}
+        # What the builder takes from the stack: every name is the stack's own resource's.
+        extra = {"feature_group_name": outputs["featureGroup"], "stack": deployed.stack}
         if kind == "training":
             extra = {
                 "model_package_group": outputs["modelPackageGroup"],
                 "tracking_uri": tracking[0].outputs["arn"] if tracking else None,
             }
         if kind == "monitoring":
-            extra = {
+            extra |= {
                 "endpoint_name": endpoint_name(SCHEMA.name, deployed.stack),
                 "offline_store_uri": f"s3://{outputs['bucket']}/feature-store/",
+                "model_package_group": outputs["modelPackageGroup"],
             }
         expected = build_definition(
             kind,
