@@ -102,7 +102,7 @@ _NUMBERS: dict[str, tuple[type, Any, str]] = {
 DEFAULT_HYPERPARAMETERS: dict[str, Any] = {
     "selection": "none",
     "n-features": 10,
-    "model-type": "gradient-boosting",
+    "model-type": "auto",
     "random-state": 0,
 }
 

@@ -5,13 +5,23 @@ Where runs go::
     MLFLOW_TRACKING_URI set      that store (a tracking server, SageMaker managed MLflow,
                                  another sqlite file; a sqlite file keeps its artifacts in
                                  an ``mlartifacts`` folder beside it)
+    in a SageMaker training job  nowhere else than the record below: the container's disk
+    (TRAINING_JOB_NAME set) and  dies with the job and is not even writable by the job's
+    no MLOPS_STATE_DIR           user, so a SQLite file there would fail or vanish
     otherwise                    sqlite:///<state>/mlflow.db, artifacts in <state>/mlartifacts,
                                  where <state> is MLOPS_STATE_DIR, else ./.state (git-ignored)
 
+Whatever the store, every training run is also written as ``run.json`` (:func:`run_record`)
+into the model folder, so it travels in model.tar.gz with the model package, and into the
+job's output data folder (``SM_OUTPUT_DATA_DIR``, SageMaker's output.tar.gz): dev and staging,
+which run without a tracking server, keep their runs where they last.
+
 One experiment per data contract (named after the schema). A run holds the hyperparameters
-as params, in-process metrics (e.g. on the validation channel), the tags ``data_version``,
-``code_version``, ``schema`` and, when known, ``trigger_reason`` and
-``pipeline_execution_id``, and the model folder as artifacts under ``model/``.
+as params, in-process metrics (e.g. on the validation channel, and ``cv_auc``, the
+cross-validated AUC every run has), the tags ``data_version``, ``code_version``, ``schema``
+and, when known, ``trigger_reason`` and ``pipeline_execution_id``, and the model folder as
+artifacts under ``model/``. Each candidate of model selection is a nested run under it
+(MLflow's ``mlflow.parentRunId`` tag) with its hyperparameters and cross-validated AUC.
 
 ``mlops experiments`` prints the runs of an experiment side by side, best first. MLflow is
 imported only when a run is logged or read, so importing training code stays cheap.
@@ -20,6 +30,7 @@ imported only when a run is logged or read, so importing training code stays che
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
@@ -36,6 +47,8 @@ STATE_ENV = "MLOPS_STATE_DIR"
 # Metrics where a smaller value is the better model; every other metric sorts descending.
 LOWER_IS_BETTER = frozenset({"log_loss", "brier", "calibration_error"})
 VERSION_TAGS = ("data_version", "code_version")
+RUN_FILE = "run.json"
+PARENT_TAG = "mlflow.parentRunId"
 
 
 def state_dir() -> Path:
@@ -46,6 +59,18 @@ def state_dir() -> Path:
 def tracking_uri() -> str:
     """MLFLOW_TRACKING_URI when set, else the sqlite file in the state folder."""
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{(state_dir() / 'mlflow.db').resolve()}"
+
+
+def store_uri() -> str | None:
+    """The MLflow store runs are logged to, or None in a SageMaker job without a server.
+
+    In a training job (``TRAINING_JOB_NAME`` is set by SageMaker) the working directory is
+    the container's throwaway disk: without MLFLOW_TRACKING_URI (or an explicit
+    MLOPS_STATE_DIR) the run is kept only in its record, :data:`RUN_FILE`, in the artifact.
+    """
+    if os.environ.get("MLFLOW_TRACKING_URI") or os.environ.get(STATE_ENV):
+        return tracking_uri()
+    return None if os.environ.get("TRAINING_JOB_NAME") else tracking_uri()
 
 
 def enabled() -> bool:
@@ -102,13 +127,19 @@ def log_run(
     artifact_dir: str | Path | None = None,
     run_name: str | None = None,
     uri: str | None = None,
+    parent_run_id: str | None = None,
 ) -> str:
-    """Record one finished run and return its id; a failure while logging marks it FAILED."""
+    """Record one finished run (nested under ``parent_run_id`` if given) and return its id.
+
+    A failure while logging marks the run FAILED.
+    """
     from mlflow.entities import Metric, Param
 
     uri = uri or tracking_uri()
     client = _client(uri)
-    tags = {k: str(v) for k, v in (tags or {}).items() if v not in (None, "")}
+    tags = {
+        k: str(v) for k, v in ({**(tags or {}), PARENT_TAG: parent_run_id}).items() if v not in (None, "")
+    }
     run = client.create_run(_experiment_id(client, experiment, uri), tags=tags, run_name=run_name)
     run_id = run.info.run_id
     try:
@@ -127,6 +158,57 @@ def log_run(
     return run_id
 
 
+def run_record(
+    bundle: ModelBundle,
+    *,
+    metrics: dict[str, float] | None = None,
+    trigger_reason: str | None = None,
+    execution_id: str | None = None,
+) -> dict[str, Any]:
+    """A training run as plain data: what :func:`log_training_run` logs, and ``run.json`` holds.
+
+    ``candidates`` are model selection's nested runs (``model_code.training.selection``).
+    """
+    meta = bundle.metadata
+    chosen = meta.get("model_selection") or {}
+    params = {**meta.get("params", {})}
+    if chosen:
+        params["chosen_model_type"] = chosen["model_type"]
+        params |= {f"chosen.{k}": v for k, v in chosen["params"].items()}
+    cv = {"cv_auc": chosen.get("cv_auc"), "cv_auc_std": chosen.get("cv_auc_std")} if chosen else {}
+    return {
+        "experiment": bundle.schema.name,
+        "params": params,
+        "metrics": {**(metrics or {}), **cv, "rows_trained": meta.get("rows_trained")},
+        "tags": {
+            "schema": bundle.schema.name,
+            "data_version": meta.get("data_version"),
+            "code_version": meta.get("code_version"),
+            "trigger_reason": trigger_reason or os.environ.get("MLOPS_TRIGGER_REASON"),
+            "pipeline_execution_id": execution_id or os.environ.get("MLOPS_EXECUTION_ID"),
+        },
+        "candidates": [
+            {
+                "run_name": " ".join([c["model_type"], *(f"{k}={v}" for k, v in c["params"].items())]),
+                "params": {"model_type": c["model_type"], **c["params"]},
+                "metrics": {"cv_auc": c["cv_auc"], "cv_auc_std": c["cv_auc_std"]},
+            }
+            for c in chosen.get("candidates", [])
+        ],
+    }
+
+
+def write_record(record: dict[str, Any], *folders: str | Path | None) -> list[Path]:
+    """Write ``record`` as :data:`RUN_FILE` into each folder given (None skipped); the paths."""
+    written = []
+    for folder in filter(None, folders):
+        path = Path(folder) / RUN_FILE
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(record, indent=2, sort_keys=True, default=str))
+        written.append(path)
+    return written
+
+
 def log_training_run(
     bundle: ModelBundle,
     model_dir: str | Path,
@@ -136,23 +218,28 @@ def log_training_run(
     execution_id: str | None = None,
     uri: str | None = None,
 ) -> str:
-    """Track a trained model: its metadata's params and versions, ``metrics``, and the folder."""
-    meta = bundle.metadata
-    tags = {
-        "schema": bundle.schema.name,
-        "data_version": meta.get("data_version"),
-        "code_version": meta.get("code_version"),
-        "trigger_reason": trigger_reason or os.environ.get("MLOPS_TRIGGER_REASON"),
-        "pipeline_execution_id": execution_id or os.environ.get("MLOPS_EXECUTION_ID"),
-    }
-    return log_run(
-        experiment=bundle.schema.name,
-        params=meta.get("params", {}),
-        metrics={**(metrics or {}), "rows_trained": meta.get("rows_trained")},
-        tags=tags,
+    """Track a trained model and its selection's candidates as nested runs; the parent's id."""
+    record = run_record(bundle, metrics=metrics, trigger_reason=trigger_reason, execution_id=execution_id)
+    parent = log_run(
+        experiment=record["experiment"],
+        params=record["params"],
+        metrics=record["metrics"],
+        tags=record["tags"],
         artifact_dir=model_dir,
         uri=uri,
     )
+    # A named model type is its own only candidate: a nested run would repeat the parent.
+    for candidate in record["candidates"] if len(record["candidates"]) > 1 else ():
+        log_run(
+            experiment=record["experiment"],
+            run_name=candidate["run_name"],
+            params=candidate["params"],
+            metrics=candidate["metrics"],
+            tags={"schema": record["tags"]["schema"]},
+            uri=uri,
+            parent_run_id=parent,
+        )
+    return parent
 
 
 def experiment_names(uri: str | None = None) -> list[str]:
@@ -169,7 +256,9 @@ def compare_runs(
     uri: str | None = None,
     all_params: bool = False,
 ) -> pd.DataFrame:
-    """An experiment's runs, one row each, best ``metric`` first (runs lacking it last).
+    """An experiment's training runs, one row each, best ``metric`` first (runs lacking it last).
+
+    Model selection's candidates (nested runs) are left out: they are parts of a run.
 
     Columns: ``run_id``, ``run_name``, ``start_time``, ``params.<name>`` (only those that
     differ between the runs unless ``all_params``), ``metrics.<name>``, ``data_version``,
@@ -183,8 +272,11 @@ def compare_runs(
     runs = client.search_runs(
         [found.experiment_id],
         order_by=[f"metrics.`{metric}` {order}", "attributes.start_time DESC"],
-        max_results=limit,
+        # Candidates are filtered out here: MLflow's filter language cannot ask for a
+        # missing tag, so fetch enough rows for ``limit`` training runs among them.
+        max_results=min(limit * 20, 5000),
     )
+    runs = [r for r in runs if PARENT_TAG not in r.data.tags][:limit]
     rows = []
     for run in runs:
         row = {

@@ -107,6 +107,7 @@ class _ContainerSteps(_Staging):
         for folder in ("model", "output/data"):
             (root / folder).mkdir(parents=True, exist_ok=True)
         env.update(
+            TRAINING_JOB_NAME=job,  # SageMaker sets it in every training container
             SM_MODEL_DIR=str(root / "model"),
             SM_CHANNELS=json.dumps(channels),
             SM_INPUT_DIR=str(root / "input"),

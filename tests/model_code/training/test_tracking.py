@@ -42,6 +42,7 @@ def tracked(tmp_path_factory) -> dict:
             *("--train", str(_channel(root / "train", 600, 1))),
             *("--validation", str(_channel(root / "validation", 300, 2))),
             *("--model-dir", str(root / "model"), "--n-estimators", "25", "--selection", "univariate"),
+            *("--model-type", "gradient-boosting", "--cv-folds", "2"),
         ]
         assert train.main(args) == 0
     client = MlflowClient(f"sqlite:///{root / 'state' / 'mlflow.db'}")
