@@ -377,33 +377,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     if validation:
         print("validation: " + ", ".join(f"{k} {v:.4f}" for k, v in validation.items()))
-    record = tracking.run_record(
-        bundle, metrics=validation, trigger_reason=args.trigger_reason, execution_id=args.execution_id
+    return tracking.track_training_run(
+        bundle,
+        args.model_dir,
+        metrics=validation,
+        trigger_reason=args.trigger_reason,
+        execution_id=args.execution_id,
+        log=not args.no_track and tracking.enabled(),
     )
-    # Part of the artifact whatever the tracker: the run outlives any container and store.
-    in_job = os.environ.get("TRAINING_JOB_NAME")  # SageMaker sets it in every training job
-    output = os.environ.get("SM_OUTPUT_DATA_DIR") or ("/opt/ml/output/data" if in_job else None)
-    tracking.write_record(record, args.model_dir, output)
-    if args.no_track or not tracking.enabled():
-        return 0
-    if tracking.store_uri() is None:
-        print(f"no tracking server (MLFLOW_TRACKING_URI): the run is recorded in {args.model_dir}")
-        return 0
-    try:
-        run_id = tracking.log_training_run(
-            bundle,
-            args.model_dir,
-            metrics=validation,
-            trigger_reason=args.trigger_reason,
-            execution_id=args.execution_id,
-        )
-    except Exception as exc:  # whatever the tracker raises, name the store and the way out
-        return container.fail(
-            f"train: the model was saved in {args.model_dir} but the run could not be tracked in "
-            f"{tracking.tracking_uri()}: {exc}; set MLOPS_TRACKING=off to train without tracking"
-        )
-    print(f"tracked as run {run_id} in {tracking.tracking_uri()}")
-    return 0
 
 
 if __name__ == "__main__":
