@@ -22,7 +22,7 @@ def job_env(tmp_path, monkeypatch):
     for name in ("MLFLOW_TRACKING_URI", "MLOPS_TRACKING", "TRAINING_JOB_NAME", "SM_OUTPUT_DATA_DIR"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("MLOPS_STATE_DIR", str(tmp_path / "state"))
-    monkeypatch.setenv("SM_FAILURE_FILE", str(tmp_path / "failure"))
+    monkeypatch.setenv("MLOPS_OPT_ML", str(tmp_path / "opt_ml"))
     monkeypatch.setenv("SM_INPUT_CONFIG_DIR", str(tmp_path / "config"))
 
 
@@ -121,7 +121,7 @@ def test_too_few_rows_of_a_class_for_the_folds_fails_naming_the_target(tmp_path)
     frame.loc[:2, "churned"] = 1  # three positives for five folds
     frame.to_csv(train_dir / "x.csv", index=False)
     assert train.main(["--train", str(train_dir), "--model-dir", str(tmp_path / "m")]) == 1
-    message = (tmp_path / "failure").read_text()
+    message = (tmp_path / "opt_ml" / "output" / "failure").read_text()
     assert "churned" in message and "5-fold" in message and "has 3" in message
 
 
