@@ -27,7 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "model_code.monitoring.quality",
         "join captured predictions with ground truth and report quality",
     ),
-    "experiments": ("model_code.training.tracking", "compare tracked training runs side by side"),
+    "experiments": ("model_code.training.experiments", "compare tracked training runs side by side"),
     "pipeline": (
         "pipelines.cli",
         "print a SageMaker pipeline definition, or run one with the local executor",

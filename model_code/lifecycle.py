@@ -120,7 +120,11 @@ class Lifecycle:
         if code:
             raise RuntimeError("TrainModel failed")
         chosen = json.loads((self.work / "model" / "features.json").read_text())
-        outcome = f"{len(chosen['selected'])} features kept ({chosen['method']}); model in {self.show(self.work / 'model')}"
+        model = chosen["model"]
+        outcome = (
+            f"{model['model_type']} chosen by cross-validation (auc {model['cv_auc']:.3f}); "
+            f"{len(chosen['selected'])} features kept ({chosen['method']}); model in {self.show(self.work / 'model')}"
+        )
         return outcome, chosen
 
     def evaluate(self) -> tuple[str, dict]:

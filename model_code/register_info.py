@@ -1,9 +1,11 @@
 """The model registry as container steps read it: the champion of a model package group.
 
 The champion is the group's latest Approved model package (highest version). Training reads
-two things from it: the ``DataEnd`` customer metadata (the newest event time it was trained
-on; EngineerFeatures' new-data-only strategy starts after it) and its evaluation.json (the
-``ModelMetrics.ModelQuality.Statistics`` report EvaluateModel compares against).
+three things from it: the ``DataEnd`` customer metadata (the newest event time it was trained
+on; EngineerFeatures' new-data-only strategy starts after it), its model (the container's
+``ModelDataUrl``, which EvaluateModel scores on the challenger's test rows) and its
+evaluation.json (the ``ModelMetrics.ModelQuality.Statistics`` report, whose AUC was measured
+on the champion's own, older test rows and is recorded beside the fair comparison).
 
 Clients are made with boto3's defaults, so ``AWS_DEFAULT_REGION`` and ``AWS_ENDPOINT_URL``
 (a local emulator) decide where they go, exactly as for the rest of the container.
@@ -12,6 +14,7 @@ Clients are made with boto3's defaults, so ``AWS_DEFAULT_REGION`` and ``AWS_ENDP
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
@@ -78,16 +81,34 @@ def evaluation_uri(package: dict[str, Any]) -> str | None:
     return package.get("ModelMetrics", {}).get("ModelQuality", {}).get("Statistics", {}).get("S3Uri") or None
 
 
-def read_json(uri: str, client: Any = None) -> dict[str, Any]:
-    """A JSON document from ``s3://bucket/key``."""
+def model_data_url(package: dict[str, Any]) -> str | None:
+    """Where the package's model artifact (model.tar.gz) is: its first container's ModelDataUrl."""
+    containers = package.get("InferenceSpecification", {}).get("Containers") or [{}]
+    return containers[0].get("ModelDataUrl") or None
+
+
+def _read(uri: str, client: Any = None) -> bytes:
     parsed = urlparse(uri)
     if parsed.scheme != "s3" or not parsed.netloc or not parsed.path.strip("/"):
         raise RegistryError(f"{uri}: expected an s3://bucket/key URI")
     client = client or _client("s3")
     try:
-        body = client.get_object(Bucket=parsed.netloc, Key=parsed.path.lstrip("/"))["Body"].read()
+        return client.get_object(Bucket=parsed.netloc, Key=parsed.path.lstrip("/"))["Body"].read()
     except _aws_errors() as exc:
         raise RegistryError(f"{uri}: could not read: {exc}") from None
+
+
+def download(uri: str, folder: str | Path, client: Any = None) -> Path:
+    """The object at ``s3://bucket/key`` saved under ``folder`` by its file name; the path."""
+    path = Path(folder) / (Path(urlparse(uri).path).name or "object")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(_read(uri, client))
+    return path
+
+
+def read_json(uri: str, client: Any = None) -> dict[str, Any]:
+    """A JSON document from ``s3://bucket/key``."""
+    body = _read(uri, client)
     try:
         return json.loads(body)
     except json.JSONDecodeError as exc:

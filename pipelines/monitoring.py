@@ -45,6 +45,7 @@ from __future__ import annotations
 from typing import Any
 
 from model_code.contract.schema import Schema
+from model_code.monitoring.drift import DEFAULT_P_VALUE_THRESHOLD, DEFAULT_PSI_THRESHOLD
 from pipelines import common
 
 SHARDED = "ShardedByS3Key"
@@ -128,8 +129,8 @@ def get_pipeline(
         "baseline": ParameterString(name="BaselineUri", default_value="champion"),
         "end": ParameterString(name="WindowEnd", default_value="execution-start"),
         "hours": ParameterFloat(name="WindowHours", default_value=24.0),
-        "psi": ParameterFloat(name="PsiThreshold", default_value=0.1),
-        "p": ParameterFloat(name="PValueThreshold", default_value=0.01),
+        "psi": ParameterFloat(name="PsiThreshold", default_value=DEFAULT_PSI_THRESHOLD),
+        "p": ParameterFloat(name="PValueThreshold", default_value=DEFAULT_P_VALUE_THRESHOLD),
         "since": ParameterString(name="SinceTime", default_value="last-training"),
     }
     steps = ProcessingSteps(target, session, name, p["type"], stack=stack)

@@ -6,9 +6,10 @@
          │
          ▼
     ValidateData ──► EngineerFeatures ──► TrainModel ──► EvaluateModel ──► CheckQuality
-    (schema suite,   (TrainingStrategy    (project       (AUC vs MinAuc      │ decision.passed
-     quarantine)      window, seeded       image,         and the champion;  ├── true ─► RegisterModel
-                      stratified split)    MLflow run)    drift baseline)    └── false ► FailPipeline
+    (schema suite,   (TrainingStrategy    (project       (AUC vs MinAuc and  │ decision.passed
+     quarantine)      window, seeded       image, model   the champion scored ├── true ─► RegisterModel
+                      stratified split)    chosen by CV,  on the same rows;   └── false ► FailPipeline
+                                           tracked run)   drift baseline)
 
 Every step runs the project image: processing steps as ``python -m model_code.<module>``,
 training as the image's ``train`` command. The builder only assembles the DAG: it makes no
@@ -99,10 +100,12 @@ _NUMBERS: dict[str, tuple[type, Any, str]] = {
 }
 
 # What TrainModel is given unless the caller says otherwise (``mlops train`` options).
+# Customer metadata of a registered package read from evaluation.json's ``registry`` section.
+REGISTRY_METADATA = ("Auc", "ChampionAuc", "ChampionStoredAuc", "ModelType", "CvAuc")
 DEFAULT_HYPERPARAMETERS: dict[str, Any] = {
     "selection": "none",
     "n-features": 10,
-    "model-type": "gradient-boosting",
+    "model-type": "auto",
     "random-state": 0,
 }
 
@@ -440,7 +443,9 @@ def _evaluate_model(b: _Builder, features: Any, train: Any) -> tuple[Any, Any]:
     return step, evaluation
 
 
-def _register_model(b: _Builder, features: Any, window: Any, train: Any, evaluate: Any) -> Any:
+def _register_model(
+    b: _Builder, features: Any, window: Any, train: Any, evaluate: Any, evaluation: Any
+) -> Any:
     from sagemaker.core.drift_check_baselines import DriftCheckBaselines
     from sagemaker.core.model_metrics import MetricsSource, ModelMetrics
     from sagemaker.core.workflow import ExecutionVariables, Join, JsonGet
@@ -462,6 +467,12 @@ def _register_model(b: _Builder, features: Any, window: Any, train: Any, evaluat
         # The next new-data-only run trains on what came after DataEnd (model_code.training.prepare).
         for key, path in (("DataStart", "data_start"), ("DataEnd", "data_end")):
             metadata[key] = JsonGet(step_name=features.name, property_file=window, json_path=path)
+    # Both AUCs on the same test rows (and the champion's stored one), and the model selection's
+    # choice, so the registry shows why this package passed (model_code.training.evaluate).
+    for key in REGISTRY_METADATA:
+        metadata[key] = JsonGet(
+            step_name=evaluate.name, property_file=evaluation, json_path=f"registry.{key}"
+        )
     builder = ModelBuilder(
         image_uri=b.target.image,
         s3_model_data_url=train.properties.ModelArtifacts.S3ModelArtifacts,
@@ -570,7 +581,7 @@ def get_pipeline(
     features, window = _engineer_features(b, validate)
     train = _train_model(b, features)
     evaluate, evaluation = _evaluate_model(b, features, train)
-    register = _register_model(b, features, window, train, evaluate)
+    register = _register_model(b, features, window, train, evaluate, evaluation)
     gate = _quality_gate(b, evaluate, evaluation, register)
     from sagemaker.mlops.workflow import Pipeline
 

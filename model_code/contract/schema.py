@@ -15,6 +15,7 @@ Format (optional keys marked)::
       - {name: tenure_months, type: integral, min: 0, max: 120}
       - {name: contract, type: string, values: [month-to-month, one-year, two-year]}
       - {name: total_charges, type: fractional, nullable: true}
+      - {name: support_calls, type: integral, drift: {psi: 0.1}}   # optional drift thresholds
     engineered:                   # optional, derived numeric features
       - {name: charges_per_month, op: ratio, inputs: [total_charges, tenure_months]}
 """
@@ -56,6 +57,9 @@ class Feature:
     max: float | None = None
     values: tuple[Any, ...] | None = None
     nullable: bool = False
+    # This feature's drift thresholds, over model_code.monitoring.drift's defaults.
+    drift_psi: float | None = None
+    drift_p_value: float | None = None
 
     @property
     def is_numeric(self) -> bool:
@@ -172,10 +176,10 @@ def _parse_feature(raw: Any, index: int) -> Feature:
     where = f"features[{index}]."
     if not isinstance(raw, dict):
         raise SchemaError(f"features[{index}]: expected a mapping with name and type, got {raw!r}")
-    unknown = set(raw) - {"name", "type", "min", "max", "values", "nullable", "description"}
+    unknown = set(raw) - {"name", "type", "min", "max", "values", "nullable", "drift", "description"}
     if unknown:
         raise SchemaError(
-            f"{where}{sorted(unknown)[0]}: unknown key; expected name, type, min, max, values, nullable"
+            f"{where}{sorted(unknown)[0]}: unknown key; expected name, type, min, max, values, nullable, drift"
         )
     name = _column_name(_require(raw, "name", where, "a column name"), f"{where}name")
     ftype = _require(raw, "type", where, " | ".join(FEATURE_TYPES))
@@ -203,7 +207,34 @@ def _parse_feature(raw: Any, index: int) -> Feature:
     nullable = raw.get("nullable", False)
     if not isinstance(nullable, bool):
         raise SchemaError(f"{where}nullable: expected true or false, got {nullable!r}")
-    return Feature(name=name, type=ftype, min=lo, max=hi, values=values, nullable=nullable)
+    psi, p_value = _parse_drift(raw.get("drift"), f"{where}drift")
+    return Feature(
+        name=name,
+        type=ftype,
+        min=lo,
+        max=hi,
+        values=values,
+        nullable=nullable,
+        drift_psi=psi,
+        drift_p_value=p_value,
+    )
+
+
+def _parse_drift(raw: Any, where: str) -> tuple[float | None, float | None]:
+    """A feature's ``drift: {psi: 0.1, p_value: 0.001}`` (either key optional)."""
+    if raw is None:
+        return None, None
+    if not isinstance(raw, dict) or not raw:
+        raise SchemaError(f"{where}: expected a mapping with psi and/or p_value, got {raw!r}")
+    unknown = set(raw) - {"psi", "p_value"}
+    if unknown:
+        raise SchemaError(f"{where}.{sorted(unknown)[0]}: unknown key; expected psi, p_value")
+    psi, p_value = raw.get("psi"), raw.get("p_value")
+    if psi is not None and not _number(psi, f"{where}.psi") > 0:
+        raise SchemaError(f"{where}.psi: expected a number > 0, got {psi!r}")
+    if p_value is not None and not 0 < _number(p_value, f"{where}.p_value") < 1:
+        raise SchemaError(f"{where}.p_value: expected a number between 0 and 1, got {p_value!r}")
+    return psi, p_value
 
 
 def _parse_engineered(raw: Any, index: int, numeric: set[str]) -> EngineeredFeature:

@@ -187,7 +187,7 @@ def merge_drift(
     report = None
     if profile.rows:
         report = drift.compare(
-            baseline, profile, psi_threshold=psi_threshold, p_value_threshold=p_value_threshold
+            baseline, profile, psi_threshold=psi_threshold, p_value_threshold=p_value_threshold, schema=schema
         )
         data = [*report.to_metrics(schema.name), *data]
     return {

@@ -4,8 +4,11 @@
 
     model.joblib    the fitted scikit-learn pipeline (preprocessing, selection, classifier)
     schema.yaml     the data contract the model was trained on (the inference input check)
-    features.json   the selection method, the chosen features and their scores
-    metadata.json   class labels, hyperparameters, data and code versions
+    features.json   the selection method, the chosen features and their scores, the model chosen
+    metadata.json   class labels, hyperparameters, data and code versions, model selection's
+                    candidates with their cross-validated AUCs
+    run.json        the tracked run (``model_code.training.tracking.run_record``), written by
+                    ``mlops train``: where the run lasts when there is no tracking server
 
 Everything inference needs is inside, so a model package is served by any container
 holding the project's code, with no other file or service.

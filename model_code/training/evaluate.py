@@ -14,8 +14,15 @@ and, optionally::
                                          baseline of the data the model learned from, with the
                                          model's predictions (drift.PREDICTION_COLUMN)
     --model-package-group NAME           no --champion: the champion is the group's latest
-                                         Approved package, its evaluation.json read from
-                                         ModelMetrics.ModelQuality.Statistics.S3Uri
+                                         Approved package: its model (ModelDataUrl) is scored
+                                         on the same test rows as the challenger, and its
+                                         stored AUC (its evaluation.json, measured on its own
+                                         older test rows) is recorded beside that figure
+
+The champion is judged on the challenger's test rows whenever its model is at hand: after
+concept drift its stored AUC describes a world that has gone, and comparing with it would
+refuse a better model. Only a champion that cannot score these rows (another contract) is
+compared by its stored figure, and the report says so (``champion.scored_on``).
 
 The report is the pipeline's property file. Its stable paths, for ``JsonGet``::
 
@@ -24,6 +31,10 @@ The report is the pipeline's property file. Its stable paths, for ``JsonGet``::
                                                        champion by more than max_regression
     decision.failed_metric                     "auc" or null
     decision.reason                            why it failed, in one line ("" when it passed)
+    registry.<Key>                             strings for the registered package's customer
+                                               metadata: Auc, ChampionAuc (on these rows),
+                                               ChampionStoredAuc, ModelType, CvAuc ("none"
+                                               when there is no such figure)
 
 and, in SageMaker's model-quality shape, ``binary_classification_metrics.<m>.value`` for
 pr_auc, f1, precision, recall, accuracy, log_loss, brier and calibration_error (each with
@@ -38,6 +49,7 @@ import argparse
 import json
 import math
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -91,20 +103,57 @@ def load_champion(path: str | Path | None) -> tuple[dict[str, float] | ModelBund
         return None, None
 
 
-def registry_champion(group: str) -> tuple[dict[str, float] | None, str | None]:
-    """The latest Approved package's evaluation in ``group`` and where it came from, or (None, None).
+def registry_champion(
+    group: str,
+) -> tuple[ModelBundle | dict[str, float] | None, dict[str, float] | None, str | None]:
+    """The latest Approved package of ``group``: its model (else its stored evaluation), that
+    stored evaluation, and where they came from.
 
-    A champion without an evaluation report fails: judging the challenger against nothing
-    could register a worse model.
+    (None, None, None) when the group has no champion yet. A champion with neither a model
+    to score nor an evaluation report fails: judging the challenger against nothing could
+    register a worse model.
     """
     package = register_info.latest_approved(group)
     if package is None:
-        return None, None
+        return None, None, None
     arn = package["ModelPackageArn"]
-    uri = register_info.evaluation_uri(package)
-    if uri is None:
-        raise ValueError(f"champion {arn}: no ModelMetrics.ModelQuality.Statistics report to compare with")
-    return champion_metrics(register_info.read_json(uri)), f"{arn} ({uri})"
+    report_uri, model_uri = register_info.evaluation_uri(package), register_info.model_data_url(package)
+    if report_uri is None and model_uri is None:
+        raise ValueError(f"champion {arn}: neither a ModelDataUrl to score nor an evaluation to compare with")
+    stored = champion_metrics(register_info.read_json(report_uri)) if report_uri else None
+    model = None
+    if model_uri:
+        with tempfile.TemporaryDirectory() as tmp:
+            model = artifact.load(register_info.download(model_uri, tmp))
+    return model or stored, stored, f"{arn} ({model_uri or report_uri})"
+
+
+def judge_champion(
+    champion: dict[str, Any] | ModelBundle, stored: dict[str, Any] | None, labelled: pd.DataFrame
+) -> dict[str, Any]:
+    """The champion's metrics on the challenger's rows (or, failing that, its stored ones)."""
+    stored = champion_metrics(stored) if stored is not None else None
+    if not isinstance(champion, ModelBundle):
+        metrics = champion_metrics(champion)
+        return {
+            **metrics,
+            "scored_on": "its own evaluation (no model to score)",
+            "stored_auc": metrics["auc"],
+        }
+    try:
+        full = score(champion, labelled)
+    except (KeyError, ValueError) as exc:  # another contract: columns or classes it cannot read
+        if stored is None:
+            raise ValueError(
+                f"champion: cannot score it on the test rows ({exc}) and it has no evaluation"
+            ) from None
+        scored_on = f"its own evaluation: it cannot score these rows ({exc})"
+        return {**stored, "scored_on": scored_on, "stored_auc": stored["auc"]}
+    return {
+        **{k: full[k] for k in SCALAR_METRICS},
+        "scored_on": "the challenger's test rows",
+        "stored_auc": stored["auc"] if stored else None,
+    }
 
 
 def drift_baseline(bundle: ModelBundle, frame: pd.DataFrame) -> drift.Baseline:
@@ -151,13 +200,15 @@ def evaluate_model(
     frame: pd.DataFrame,
     *,
     champion: dict[str, Any] | ModelBundle | None = None,
+    champion_stored: dict[str, Any] | None = None,
     min_auc: float = 0.7,
     max_regression: float = 0.01,
 ) -> dict[str, Any]:
     """The evaluation report of ``bundle`` on the labelled rows of ``frame`` (see the module doc).
 
     ``champion`` is the current champion's evaluation (nested or flat metrics) or its model,
-    which is then scored on the same rows so that both are judged on the same data.
+    which is then scored on the same rows so that both are judged on the same data;
+    ``champion_stored`` is its own evaluation, recorded beside (``champion.stored_auc``).
     """
     for name, value in (("min_auc", min_auc), ("max_regression", max_regression)):
         if not math.isfinite(value):
@@ -172,12 +223,10 @@ def evaluate_model(
     if classes < 2:
         raise ValueError(f"test data: {target!r} holds a single class; AUC needs both classes")
     scored = score(bundle, labelled)
-    if isinstance(champion, ModelBundle):
-        full = score(champion, labelled)
-        champion = {k: full[k] for k in SCALAR_METRICS}
-    elif champion is not None:
-        champion = champion_metrics(champion)
+    if champion is not None:
+        champion = judge_champion(champion, champion_stored, labelled)
     meta = bundle.metadata
+    chosen = meta.get("model_selection") or {}
     return {
         "binary_classification_metrics": {
             k: {"value": scored[k], "standard_deviation": "NaN"} for k in SCALAR_METRICS
@@ -197,9 +246,29 @@ def evaluate_model(
             "threshold": scored["threshold"],
         },
         "model": {
-            k: meta.get(k) for k in ("schema_name", "data_version", "code_version", "params", "rows_trained")
+            k: meta.get(k)
+            for k in (
+                "schema_name",
+                "data_version",
+                "code_version",
+                "params",
+                "rows_trained",
+                "model_selection",
+            )
+        },
+        "registry": {
+            "Auc": _figure(scored["auc"]),
+            "ChampionAuc": _figure(champion and champion["auc"]),
+            "ChampionStoredAuc": _figure(champion and champion["stored_auc"]),
+            "ModelType": chosen.get("model_type") or str((meta.get("params") or {}).get("model_type")),
+            "CvAuc": _figure(chosen.get("cv_auc")),
         },
     }
+
+
+def _figure(value: float | None) -> str:
+    # Customer metadata holds strings only, and JsonGet cannot turn null into one.
+    return "none" if value is None else f"{value:.4f}"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -241,13 +310,19 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--train-dir and --baseline-dir go together")
     try:
         bundle = artifact.load(args.model_dir)
+        stored = None
         if args.champion is None and args.model_package_group:
-            champion, source = registry_champion(args.model_package_group)
+            champion, stored, source = registry_champion(args.model_package_group)
         else:
             champion, source = load_champion(args.champion)
         frame = read_channel(args.test_dir, bundle.schema)
         report = evaluate_model(
-            bundle, frame, champion=champion, min_auc=args.min_auc, max_regression=args.max_regression
+            bundle,
+            frame,
+            champion=champion,
+            champion_stored=stored,
+            min_auc=args.min_auc,
+            max_regression=args.max_regression,
         )
         baseline = (
             drift_baseline(bundle, read_channel(args.train_dir, bundle.schema)) if args.train_dir else None

@@ -151,6 +151,7 @@ def _classifier(model_type: str, params: dict[str, Any], random_state: int) -> A
         return RandomForestClassifier(
             n_estimators=int(params.get("n_estimators", 200)),
             max_depth=params.get("max_depth") and int(params["max_depth"]),
+            min_samples_leaf=int(params.get("min_samples_leaf", 1)),
             random_state=random_state,
             n_jobs=1,
         )

@@ -10,8 +10,10 @@ training job, in the local executor and on a laptop::
     /opt/ml/model/                              the artifact       (--model-dir, SM_MODEL_DIR)
     /opt/ml/output/failure                      the reason, when the job fails (exit 1)
 
-Hyperparameters may also be given on the command line; those win over the file. Every run
-is tracked (see ``model_code.training.tracking``) unless ``--no-track`` or ``MLOPS_TRACKING=off``.
+Hyperparameters may also be given on the command line; those win over the file. The model
+type is chosen by cross-validation unless named (``--model-type auto``, the default; see
+``model_code.training.selection``). Every run is recorded as ``run.json`` in the artifact
+and tracked (see ``model_code.training.tracking``) unless ``--no-track`` or ``MLOPS_TRACKING=off``.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from model_code import container, metrics
 from model_code.contract import schema as schema_mod
 from model_code.contract import table
 from model_code.contract.schema import Schema
-from model_code.training import artifact, features, tracking
+from model_code.training import artifact, features, selection, tracking
 from model_code.training.artifact import ModelBundle
 
 DATA_SUFFIXES = (".csv", ".parquet")
@@ -54,6 +56,8 @@ HYPERPARAMETERS = (
     "n_features",
     "encoding",
     "model_type",
+    "search",
+    "cv_folds",
     "n_estimators",
     "learning_rate",
     "max_depth",
@@ -257,11 +261,19 @@ def build_parser() -> argparse.ArgumentParser:
     hps.add_argument(
         "--model-type",
         "--model_type",
-        default="gradient-boosting",
-        choices=features.MODEL_TYPES,
+        default=selection.AUTO,
+        choices=selection.MODEL_TYPES,
         metavar="TYPE",
-        help=" | ".join(features.MODEL_TYPES),
+        help=" | ".join(selection.MODEL_TYPES) + " (auto: the best cross-validated; default)",
     )
+    hps.add_argument(
+        "--search",
+        default="grid",
+        choices=selection.SEARCHES,
+        metavar="SEARCH",
+        help="grid | quick (auto only)",
+    )
+    hps.add_argument("--cv-folds", "--cv_folds", type=int, default=selection.DEFAULT_CV_FOLDS, metavar="K")
     hps.add_argument("--n-estimators", "--n_estimators", type=int, default=200, metavar="N")
     hps.add_argument("--learning-rate", "--learning_rate", type=float, default=0.05, metavar="RATE")
     hps.add_argument("--max-depth", "--max_depth", type=_max_depth, default=None, metavar="DEPTH")
@@ -299,7 +311,11 @@ def _unquote(value: str) -> str:
 
 def check_hyperparameters(args: argparse.Namespace) -> None:
     """Reject values argparse's types let through; the message names the argument."""
-    for name, value, low in (("--n-features", args.n_features, 1), ("--n-estimators", args.n_estimators, 1)):
+    for name, value, low in (
+        ("--n-features", args.n_features, 1),
+        ("--n-estimators", args.n_estimators, 1),
+        ("--cv-folds", args.cv_folds, 2),
+    ):
         if value < low:
             raise HyperparameterError(f"argument {name}: expected an integer >= {low}, got {value}")
     if not (np.isfinite(args.learning_rate) and args.learning_rate > 0):
@@ -323,16 +339,22 @@ def train(args: argparse.Namespace) -> tuple[ModelBundle, dict[str, float]]:
     schema = schema_mod.load(find_schema(args.schema, args.train, schema_channel))
     frame = read_channel(args.train, schema)
     hp = hyperparameters(args)
-    bundle = fit_model(
-        frame,
+    pipeline_args = {k: hp[k] for k in ("selection", "n_features", "encoding", "random_state")}
+    labelled = frame[frame[schema.target.column].notna()]
+    class_labels(schema, labelled[schema.target.column])  # two classes, or a clear error first
+    choice = selection.cross_validate(
+        labelled,
+        schema.is_positive(labelled[schema.target.column]).to_numpy(dtype=int),
         schema,
-        selection=hp["selection"],
-        n_features=hp["n_features"],
-        encoding=hp["encoding"],
         model_type=hp["model_type"],
-        model_params={k: hp[k] for k in ("n_estimators", "learning_rate", "max_depth")},
-        random_state=hp["random_state"],
+        params={k: hp[k] for k in ("n_estimators", "learning_rate", "max_depth")},
+        search=hp["search"],
+        cv_folds=hp["cv_folds"],
+        **pipeline_args,
     )
+    best = choice.best
+    bundle = fit_model(frame, schema, model_type=best.model_type, model_params=best.params, **pipeline_args)
+    bundle.features["model"] = {"model_type": best.model_type, "params": best.params, "cv_auc": best.cv_auc}
     validation: dict[str, float] = {}
     if args.validation:
         full = score(bundle, read_channel(args.validation, schema))
@@ -345,6 +367,7 @@ def train(args: argparse.Namespace) -> tuple[ModelBundle, dict[str, float]]:
         code_version=code_version(),
         sklearn_version=sklearn.__version__,
         validation_metrics=validation,
+        model_selection=choice.to_dict(),
     )
     artifact.save(args.model_dir, bundle)
     return bundle, validation
@@ -363,31 +386,23 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, schema_mod.SchemaError) as exc:
         return container.fail(f"train: {exc}", job=container.TRAINING)
     meta = bundle.metadata
+    chosen = meta["model_selection"]
     print(
-        f"trained {meta['params']['model_type']} on {meta['rows_trained']} rows "
+        f"trained {chosen['model_type']} (cross-validated auc {chosen['cv_auc']:.4f} over "
+        f"{len(chosen['candidates'])} candidate(s)) on {meta['rows_trained']} rows "
         f"({meta['rows_unlabelled']} unlabelled, {meta['rows_rejected']} rejected by the contract) "
         f"({meta['data_version'][:19]}, code {meta['code_version'][:16]}); model in {args.model_dir}"
     )
     if validation:
         print("validation: " + ", ".join(f"{k} {v:.4f}" for k, v in validation.items()))
-    if args.no_track or not tracking.enabled():
-        return 0
-    try:
-        run_id = tracking.log_training_run(
-            bundle,
-            args.model_dir,
-            metrics=validation,
-            trigger_reason=args.trigger_reason,
-            execution_id=args.execution_id,
-        )
-    except Exception as exc:  # whatever the tracker raises, name the store and the way out
-        return container.fail(
-            f"train: the model was saved in {args.model_dir} but the run could not be tracked in "
-            f"{tracking.tracking_uri()}: {exc}; set MLOPS_TRACKING=off to train without tracking",
-            job=container.TRAINING,
-        )
-    print(f"tracked as run {run_id} in {tracking.tracking_uri()}")
-    return 0
+    return tracking.track_training_run(
+        bundle,
+        args.model_dir,
+        metrics=validation,
+        trigger_reason=args.trigger_reason,
+        execution_id=args.execution_id,
+        log=not args.no_track and tracking.enabled(),
+    )
 
 
 if __name__ == "__main__":

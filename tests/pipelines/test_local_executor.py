@@ -364,6 +364,12 @@ def test_a_training_step_packs_the_model_dir_at_its_s3_output_path(trained):
     assert {"model.joblib", "metadata.json", "schema.yaml"} <= set(members)
 
 
+def test_the_training_run_travels_in_the_model_archive_even_untracked(trained):
+    # The step runs with MLOPS_TRACKING=off, as dev and staging have no tracking server.
+    _, _, members, _ = trained
+    assert "run.json" in members
+
+
 def test_a_register_step_registers_the_trained_artifact(trained):
     execution, model_uri, _, described = trained
 

@@ -152,7 +152,7 @@ def test_parameters_default_to_the_platforms_layout_and_the_champion(defaults):
         "BaselineUri": "champion",
         "WindowEnd": "execution-start",
         "WindowHours": 24.0,
-        "PsiThreshold": 0.1,
+        "PsiThreshold": 0.05,
         "PValueThreshold": 0.01,
         "SinceTime": "last-training",
     }

@@ -348,6 +348,19 @@ def test_registration_carries_the_run_in_its_customer_metadata(steps):
     }
 
 
+def test_registration_carries_both_aucs_on_the_same_rows_and_the_chosen_model(steps):
+    metadata = steps["RegisterModel"]["Arguments"]["CustomerMetadataProperties"]
+    for key in ("Auc", "ChampionAuc", "ChampionStoredAuc", "ModelType", "CvAuc"):
+        assert metadata[key]["Std:JsonGet"] == {
+            "PropertyFile": {"Get": "Steps.EvaluateModel.PropertyFiles.Evaluation"},
+            "Path": f"registry.{key}",
+        }
+
+
+def test_training_chooses_its_model_by_cross_validation_by_default(steps):
+    assert steps["TrainModel"]["Arguments"]["HyperParameters"]["model-type"] == "auto"
+
+
 @pytest.mark.parametrize(
     "name", ["ValidateData", "EngineerFeatures", "TrainModel", "EvaluateModel", "RegisterModel"]
 )

@@ -1,8 +1,9 @@
 """The training pipeline's definition, run end to end by the local executor against moto.
 
-Three runs of the very JSON production runs: clean data registers a model package with its
+Runs of the very JSON production runs: clean data registers a model package with its
 metrics and drift baseline; a quality bar no model can reach fails at CheckQuality with
-nothing registered; data over the quarantine threshold fails at ValidateData.
+nothing registered; data over the quarantine threshold fails at ValidateData; after concept
+drift, the approved champion is scored on the challenger's test rows, not by its stored AUC.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from pipelines.local import LocalExecutor
 BUCKET = "e2e-artifacts"
 REGION = "eu-west-1"
 ROLE = "arn:aws:iam::123456789012:role/e2e-pipelines"
+# Model selection's quick search on three folds: each run trains in seconds.
+FAST = {"search": "quick", "cv-folds": 3}
 
 
 @pytest.fixture
@@ -36,7 +39,7 @@ def platform(aws, tmp_path, monkeypatch):
         ModelPackageGroupName=schema.name
     )
     definition = training.get_pipeline(
-        region=REGION, role_arn=ROLE, bucket=BUCKET, schema=schema
+        region=REGION, role_arn=ROLE, bucket=BUCKET, schema=schema, hyperparameters=FAST
     ).definition()
     executor = LocalExecutor(definition, pipeline_name=f"{schema.name}-training", work_dir=tmp_path / "runs")
     return schema, s3, executor
@@ -53,6 +56,11 @@ def packages(schema):
         ModelPackageGroupName=schema.name
     )
     return listed["ModelPackageSummaryList"]
+
+
+def read_s3_json(s3, uri):
+    bucket, key = uri[len("s3://") :].split("/", 1)
+    return json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
 
 
 def test_clean_data_registers_a_model_with_its_metrics_and_baseline(platform):
@@ -113,3 +121,42 @@ def test_data_over_the_quarantine_threshold_fails_at_validate_data(platform):
     assert [s.name for s in execution.steps] == ["ValidateData"]
     assert "quarantined 20.0% of rows" in execution.failure_reason
     assert packages(schema) == []
+
+
+def test_after_concept_drift_the_champion_is_judged_on_the_challengers_rows(platform):
+    schema, s3, executor = platform
+    sagemaker = boto3.client("sagemaker", region_name=REGION)
+    upload(s3, synthetic.generate(3000, seed=11))
+    first = executor.start({"TrainingStrategy": "combined"})
+    assert first.status == "Succeeded", first.failure_reason
+    [champion] = packages(schema)
+    # Read before approving: moto's UpdateModelPackage drops the customer metadata.
+    stored_auc = float(
+        sagemaker.describe_model_package(ModelPackageName=champion["ModelPackageArn"])[
+            "CustomerMetadataProperties"
+        ]["Auc"]
+    )
+    sagemaker.update_model_package(
+        ModelPackageArn=champion["ModelPackageArn"], ModelApprovalStatus="Approved"
+    )
+
+    # The world changes: same customers, a different relation between inputs and churn.
+    upload(s3, synthetic.generate(3000, seed=12, concept_drift=1.0))
+    second = executor.start({"TrainingStrategy": "combined"})
+
+    assert second.status == "Succeeded", second.failure_reason
+    newest = max(packages(schema), key=lambda p: p["ModelPackageVersion"])
+    package = sagemaker.describe_model_package(ModelPackageName=newest["ModelPackageArn"])
+    figures = {
+        k: package["CustomerMetadataProperties"][k] for k in ("Auc", "ChampionAuc", "ChampionStoredAuc")
+    }
+    challenger, on_same_rows = float(figures["Auc"]), float(figures["ChampionAuc"])
+    # The stored figure would have refused the challenger; on the same rows it is far better.
+    assert challenger < stored_auc - 0.01
+    assert float(figures["ChampionStoredAuc"]) == stored_auc
+    assert on_same_rows < challenger - 0.05
+    evaluation = read_s3_json(s3, package["ModelMetrics"]["ModelQuality"]["Statistics"]["S3Uri"])
+    assert evaluation["champion"]["scored_on"] == "the challenger's test rows"
+    assert evaluation["champion"]["auc"] == pytest.approx(on_same_rows, abs=1e-4)
+    assert evaluation["champion"]["stored_auc"] == pytest.approx(stored_auc, abs=1e-4)
+    assert evaluation["champion"]["source"].startswith(champion["ModelPackageArn"])

@@ -163,7 +163,7 @@ def test_report_json_lists_drifted_features_and_thresholds(reference, churn_sche
     current = synthetic.generate(N_ROWS, seed=2, data_drift=1.0)
     out = json.loads(json.dumps(drift.detect(reference, current, churn_schema).to_dict()))
     assert out["drifted_features"] == sorted(synthetic.DATA_DRIFT_FEATURES + synthetic.DATA_DRIFT_DERIVED)
-    assert (out["psi_threshold"], out["p_value_threshold"]) == (0.1, 0.01)
+    assert (out["psi_threshold"], out["p_value_threshold"]) == (0.05, 0.01)
     assert set(out["features"]["contract"]) >= {"test", "statistic", "p_value", "psi", "drifted"}
 
 
@@ -209,3 +209,97 @@ def test_fast_bucketing_agrees_with_binary_search(values):
     ).bins["x"]
     current = np.concatenate([values[25_000:] * 1.3 + 0.1, bins.edges, [-np.inf, np.inf, 1e300]])
     np.testing.assert_array_equal(bins.bucket(current), np.searchsorted(bins.edges, current, side="right"))
+
+
+# The rule's sensitivity and false-positive rate, on planted data (see the module docstring).
+RULE_SCHEMA = schema.parse(
+    {
+        "name": "rule",
+        "entity_id": "id",
+        "target": {"column": "y", "positive": 1},
+        "features": [
+            {"name": "x", "type": "fractional"},
+            {"name": "k", "type": "integral"},
+            {"name": "c", "type": "string"},
+            {"name": "z", "type": "fractional", "nullable": True},
+        ],
+    }
+)
+
+
+def _sample(rng: np.random.Generator, n: int, shift: float = 0.0, new_category: float = 0.0) -> pd.DataFrame:
+    """A normal, a count, a skewed category mix and a log-normal with 10% nulls; drift planted on request."""
+    c = rng.choice(list("abcdefgh"), n, p=[0.3, 0.2, 0.15, 0.1, 0.1, 0.05, 0.05, 0.05]).astype(object)
+    c[rng.random(n) < new_category] = "new"
+    z = rng.lognormal(0.0, 1.0, n)
+    z[rng.random(n) < 0.1] = np.nan
+    return pd.DataFrame({"x": rng.normal(shift, 1.0, n), "k": rng.poisson(2.0, n), "c": c, "z": z})
+
+
+@pytest.mark.parametrize("n_rows", [2_000, 5_000, 50_000])
+def test_a_third_of_a_standard_deviation_and_a_new_category_at_2_percent_are_drift(n_rows):
+    rng = np.random.default_rng(n_rows)
+    for _ in range(5):
+        report = drift.detect(_sample(rng, n_rows), _sample(rng, n_rows, 0.3, 0.02), RULE_SCHEMA)
+        assert report.drifted_features == ["c", "x"], {
+            n: (f.p_value, f.psi) for n, f in report.features.items()
+        }
+        assert report.features["c"].unseen_categories == ("new",)
+
+
+# A million rows: the next test, whose other three features are fresh samples too.
+@pytest.mark.parametrize(("n_rows", "trials"), [(1_000, 100), (10_000, 25), (100_000, 5)])
+def test_fresh_samples_flag_at_most_1_percent_of_feature_checks(n_rows, trials):
+    rng = np.random.default_rng(7)
+    flagged = checks = 0
+    for _ in range(trials):
+        report = drift.detect(_sample(rng, n_rows), _sample(rng, n_rows), RULE_SCHEMA)
+        flagged += len(report.drifted_features)
+        checks += len(report.features)
+    assert flagged <= 0.01 * checks
+
+
+def test_a_negligible_shift_on_a_million_rows_is_significant_but_not_drift():
+    rng = np.random.default_rng(3)
+    report = drift.detect(_sample(rng, 1_000_000), _sample(rng, 1_000_000, shift=0.02), RULE_SCHEMA)
+    assert report.features["x"].p_value < 1e-6  # a test alone would flag it
+    assert report.drifted_features == []
+
+
+def test_the_rule_is_the_same_on_merged_shards():
+    rng = np.random.default_rng(5)
+    reference, current = _sample(rng, 20_000), _sample(rng, 20_000, 0.3, 0.02)
+    baseline = drift.Baseline.from_frame(reference, RULE_SCHEMA)
+    merged = drift.merge([baseline.profile(part) for part in _shards(current, 4)])
+    sharded = drift.compare(baseline, merged, schema=RULE_SCHEMA)
+    assert sharded.to_dict() == drift.detect(reference, current, RULE_SCHEMA).to_dict()
+
+
+def test_a_feature_sets_its_own_thresholds_in_the_schema():
+    raw = RULE_SCHEMA.to_dict()
+    features = [{**f, "drift": {"psi": 0.5}} if f["name"] == "x" else f for f in raw["features"]]
+    strict = schema.parse({**raw, "features": features})
+    rng = np.random.default_rng(9)
+    report = drift.detect(_sample(rng, 5_000), _sample(rng, 5_000, 0.3, 0.02), strict)
+    assert report.drifted_features == ["c"]
+    assert (report.features["x"].psi_threshold, report.features["c"].psi_threshold) == (
+        0.5,
+        drift.DEFAULT_PSI_THRESHOLD,
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ({"psi": -1}, "features[0].drift.psi: expected a number > 0, got -1"),
+        ({"p_value": 2}, "features[0].drift.p_value: expected a number between 0 and 1, got 2"),
+        ({"ks": 0.1}, "features[0].drift.ks: unknown key; expected psi, p_value"),
+        (0.1, "features[0].drift: expected a mapping with psi and/or p_value, got 0.1"),
+    ],
+)
+def test_a_bad_drift_threshold_in_the_schema_names_the_key(value, message):
+    raw = RULE_SCHEMA.to_dict()
+    features = [{**raw["features"][0], "drift": value}, *raw["features"][1:]]
+    with pytest.raises(schema.SchemaError) as error:
+        schema.parse({**raw, "features": features})
+    assert str(error.value) == message

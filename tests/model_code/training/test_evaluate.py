@@ -6,10 +6,11 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from model_code.contract import synthetic
-from model_code.training import artifact, evaluate
+from model_code.training import artifact, evaluate, train
 
 
 @pytest.fixture(autouse=True)
@@ -221,10 +222,13 @@ def registry(monkeypatch):
         yield
 
 
-def approve_champion(auc: float | None) -> str:
+def approve_champion(auc: float | None, model_data_url: str | None = None) -> str:
     import boto3
 
     metrics = {}
+    container = {"Image": "000000000000.dkr.ecr.eu-west-1.amazonaws.com/mlops:1"}
+    if model_data_url:
+        container["ModelDataUrl"] = model_data_url
     if auc is not None:
         boto3.client("s3").put_object(
             Bucket="artifacts",
@@ -237,7 +241,7 @@ def approve_champion(auc: float | None) -> str:
         ModelPackageGroupName="customer-churn",
         ModelApprovalStatus="Approved",
         InferenceSpecification={
-            "Containers": [{"Image": "000000000000.dkr.ecr.eu-west-1.amazonaws.com/mlops:1"}],
+            "Containers": [container],
             "SupportedContentTypes": ["application/json"],
             "SupportedResponseMIMETypes": ["application/json"],
         },
@@ -260,14 +264,41 @@ def test_a_group_with_no_approved_model_means_no_champion(tmp_path, model_dir, t
     assert report["decision"]["passed"] is True
 
 
-def test_an_approved_champion_without_an_evaluation_fails_the_step(
+def test_an_approved_champion_is_scored_on_the_same_rows_not_by_its_stored_auc(
+    tmp_path, model_dir, test_dir, baseline, registry
+):
+    import boto3
+
+    # A champion whose stored AUC is far above the challenger's, but which predicts noise here.
+    rows = synthetic.generate(400, seed=21)
+    rows["churned"] = np.random.default_rng(0).permutation(rows["churned"].to_numpy())
+    schema = artifact.load(model_dir).schema
+    stale = train.fit_model(rows, schema, model_type="logistic")
+    artifact.pack(artifact.save(tmp_path / "champion", stale), tmp_path / "model.tar.gz")
+    boto3.client("s3").upload_file(str(tmp_path / "model.tar.gz"), "artifacts", "champion/model.tar.gz")
+    arn = approve_champion(0.95, "s3://artifacts/champion/model.tar.gz")
+
+    report = run(tmp_path, model_dir, test_dir, "--model-package-group", "customer-churn")
+
+    challenger = report["binary_classification_metrics"]["auc"]["value"]
+    assert report["champion"]["scored_on"] == "the challenger's test rows"
+    assert report["champion"]["auc"] < challenger
+    assert report["champion"]["stored_auc"] == 0.95
+    assert report["decision"]["passed"] is True
+    assert report["decision"]["champion_auc"] == report["champion"]["auc"]
+    assert report["champion"]["source"].startswith(arn)
+    assert report["registry"]["ChampionAuc"] == f"{report['champion']['auc']:.4f}"
+    assert report["registry"]["ChampionStoredAuc"] == "0.9500"
+
+
+def test_an_approved_champion_without_a_model_or_an_evaluation_fails_the_step(
     tmp_path, model_dir, test_dir, registry, failure_file
 ):
     arn = approve_champion(None)
     args = ["--model-dir", str(model_dir), "--test-dir", str(test_dir), "--output-dir", str(tmp_path)]
     code = evaluate.main([*args, "--model-package-group", "customer-churn"])
     assert code == 1
-    assert f"champion {arn}: no ModelMetrics.ModelQuality.Statistics" in failure_file.read_text()
+    assert f"champion {arn}: neither a ModelDataUrl to score nor an evaluation" in failure_file.read_text()
 
 
 def test_the_decision_says_why_in_one_line(baseline):

@@ -9,7 +9,7 @@ import pytest
 from mlflow import MlflowClient
 
 from model_code.contract import synthetic
-from model_code.training import tracking, train
+from model_code.training import experiments, tracking, train
 
 
 @pytest.fixture(autouse=True)
@@ -42,6 +42,7 @@ def tracked(tmp_path_factory) -> dict:
             *("--train", str(_channel(root / "train", 600, 1))),
             *("--validation", str(_channel(root / "validation", 300, 2))),
             *("--model-dir", str(root / "model"), "--n-estimators", "25", "--selection", "univariate"),
+            *("--model-type", "gradient-boosting", "--cv-folds", "2"),
         ]
         assert train.main(args) == 0
     client = MlflowClient(f"sqlite:///{root / 'state' / 'mlflow.db'}")
@@ -99,27 +100,27 @@ def two_runs(tmp_path_factory) -> str:
 
 
 def test_two_runs_compare_side_by_side_with_their_metrics_best_first(two_runs):
-    frame = tracking.compare_runs("customer-churn", metric="auc", uri=two_runs)
+    frame = experiments.compare_runs("customer-churn", metric="auc", uri=two_runs)
     assert list(frame["metrics.auc"]) == [0.86, 0.81]
     assert list(frame["params.selection"]) == ["pca", "none"]
     assert list(frame["data_version"]) == ["sha256:" + "a" * 64] * 2
 
 
 def test_comparison_shows_only_the_params_that_differ(two_runs):
-    frame = tracking.compare_runs("customer-churn", uri=two_runs)
+    frame = experiments.compare_runs("customer-churn", uri=two_runs)
     assert "params.selection" in frame.columns
     assert "params.n_estimators" not in frame.columns
 
 
 def test_loss_metrics_sort_lowest_first(two_runs):
-    frame = tracking.compare_runs("customer-churn", metric="log_loss", uri=two_runs)
+    frame = experiments.compare_runs("customer-churn", metric="log_loss", uri=two_runs)
     assert list(frame["metrics.log_loss"]) == [0.40, 0.45]
 
 
 def test_experiments_command_prints_the_runs_side_by_side(two_runs, capsys):
-    assert tracking.main(["--tracking-uri", two_runs, "--metric", "auc"]) == 0
+    assert experiments.main(["--tracking-uri", two_runs, "--metric", "auc"]) == 0
     out = capsys.readouterr().out
-    run_ids = tracking.compare_runs("customer-churn", uri=two_runs)["run_id"]
+    run_ids = experiments.compare_runs("customer-churn", uri=two_runs)["run_id"]
     assert all(run_id[:8] in out for run_id in run_ids)
     assert "0.8600" in out
     assert "selection" in out
@@ -127,7 +128,7 @@ def test_experiments_command_prints_the_runs_side_by_side(two_runs, capsys):
 
 
 def test_experiments_command_with_nothing_tracked_says_so(tmp_path, capsys):
-    assert tracking.main(["--tracking-uri", f"sqlite:///{tmp_path / 'empty.db'}"]) == 1
+    assert experiments.main(["--tracking-uri", f"sqlite:///{tmp_path / 'empty.db'}"]) == 1
     assert "train a model first" in capsys.readouterr().err
 
 

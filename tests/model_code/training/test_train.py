@@ -14,7 +14,8 @@ import yaml
 from model_code.contract import synthetic
 from model_code.training import artifact, train
 
-FAST = ["--n-estimators", "30"]
+# One candidate of each model type on two folds: model selection's own tests search the grid.
+FAST = ["--search", "quick", "--cv-folds", "2", "--n-estimators", "30"]
 
 
 @pytest.fixture(autouse=True)
@@ -53,7 +54,7 @@ def _metadata(model_dir: Path) -> dict:
 def test_main_writes_the_artifact_into_the_sagemaker_model_dir(train_channel, tmp_path):
     assert train.main(FAST) == 0
     written = {p.name for p in (tmp_path / "model").iterdir()}
-    assert written == {"model.joblib", "schema.yaml", "features.json", "metadata.json"}
+    assert written == {"model.joblib", "schema.yaml", "features.json", "metadata.json", "run.json"}
 
 
 def test_metadata_records_params_data_and_code_versions_and_rows(train_channel, tmp_path, monkeypatch):
@@ -100,6 +101,8 @@ def test_same_seed_twice_gives_identical_predictions(train_channel, tmp_path):
         ("--n-estimators", "many"),
         ("--selection", "lasso"),
         ("--model-type", "svm"),
+        ("--cv-folds", "1"),
+        ("--search", "everything"),
     ],
 )
 def test_bad_hyperparameter_exits_1_naming_the_argument(train_channel, sagemaker_env, argument, value):
@@ -140,7 +143,10 @@ def test_hyperparameters_json_from_sagemaker_is_read_and_the_command_line_wins(t
     config = tmp_path / "config"
     config.mkdir()
     # SageMaker writes every value as a string, with the keys the pipeline chose.
-    hps = {"n_estimators": "20", "selection": "univariate", "n_features": "3", "sagemaker_region": "x"}
+    hps = {
+        **{"n_estimators": "20", "selection": "univariate", "n_features": "3", "sagemaker_region": "x"},
+        **{"search": "quick", "cv_folds": "2"},
+    }
     (config / "hyperparameters.json").write_text(json.dumps(hps))
     assert train.main(["--n-features", "4"]) == 0
     params = _metadata(tmp_path / "model")["params"]
