@@ -203,6 +203,10 @@ pulumi.export(
         "monitoring": pipelines.monitoring_pipeline_arn,
     },
 )
+# What the endpoint serves, so CI's next deploy keeps it (.ci/deploy) and `mlops verify`
+# checks it.
+pulumi.export("modelPackageArn", config.model_package_arn)
+pulumi.export("shadowModelPackageArn", config.shadow_model_package_arn if shadow else None)
 pulumi.export("endpointName", model_endpoint.endpoint_name if model_endpoint else None)
 # What the endpoint should serve: DescribeEndpoint reporting another configuration means
 # SageMaker rolled the last update back (README "Rollbacks").
