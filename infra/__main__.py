@@ -15,6 +15,8 @@ that uses it: the rollback alarms exist before the endpoint that rolls back on t
 
 from __future__ import annotations
 
+import hashlib
+
 import pulumi
 import pulumi_aws as aws
 
@@ -207,6 +209,18 @@ pulumi.export(
 # checks it.
 pulumi.export("modelPackageArn", config.model_package_arn)
 pulumi.export("shadowModelPackageArn", config.shadow_model_package_arn if shadow else None)
+# `mlops verify` compares each deployed pipeline's definition with these digests.
+pulumi.export(
+    "pipelineDefinitionDigests",
+    {
+        kind: pipeline.pipeline_definition.apply(lambda d: hashlib.sha256(d.encode()).hexdigest())
+        for kind, pipeline in (
+            ("ingestion", pipelines.ingestion_pipeline),
+            ("training", pipelines.training_pipeline),
+            ("monitoring", pipelines.monitoring_pipeline),
+        )
+    },
+)
 pulumi.export("endpointName", model_endpoint.endpoint_name if model_endpoint else None)
 # What the endpoint should serve: DescribeEndpoint reporting another configuration means
 # SageMaker rolled the last update back (README "Rollbacks").
