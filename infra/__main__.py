@@ -15,8 +15,6 @@ that uses it: the rollback alarms exist before the endpoint that rolls back on t
 
 from __future__ import annotations
 
-import hashlib
-
 import pulumi
 import pulumi_aws as aws
 
@@ -32,6 +30,7 @@ from infra.model_registry import ModelRegistry, ModelRegistryArgs
 from infra.monitoring import AlarmThresholds, Monitoring, MonitoringArgs
 from infra.retraining import Retraining, RetrainingArgs
 from infra.rollout import endpoint_name, variant_names
+from infra.verify import definition_digest
 from model_code.contract import schema as schema_mod
 
 config = config_mod.load()
@@ -213,7 +212,7 @@ pulumi.export("shadowModelPackageArn", config.shadow_model_package_arn if shadow
 pulumi.export(
     "pipelineDefinitionDigests",
     {
-        kind: pipeline.pipeline_definition.apply(lambda d: hashlib.sha256(d.encode()).hexdigest())
+        kind: pipeline.pipeline_definition.apply(definition_digest)
         for kind, pipeline in (
             ("ingestion", pipelines.ingestion_pipeline),
             ("training", pipelines.training_pipeline),

@@ -77,6 +77,16 @@ def config() -> dict:
     return yaml.safe_load((ROOT / ".gitlab-ci.yml").read_text())
 
 
+@pytest.fixture(scope="module")
+def expanded(repo) -> dict:
+    """The configuration as gitlab-ci-local resolves it (``extends`` merged, as GitLab does)."""
+    _git(repo, "checkout", "-q", "main")
+    out = subprocess.run(
+        [str(GITLAB_CI_LOCAL), "--preview"], cwd=repo, check=True, capture_output=True, text=True
+    ).stdout
+    return yaml.safe_load(out[out.index("---") :])
+
+
 def needs(pipeline: dict[str, dict], job: str) -> set[str]:
     """What ``job`` waits for in this pipeline: optional needs of absent jobs drop out, as in GitLab."""
     return {
@@ -150,10 +160,13 @@ def test_prod_never_runs_from_another_branch(pipelines):
         ("promote-prod", "prod", "production"),
     ],
 )
-def test_each_deploy_has_its_environment_and_a_resource_group(config, job, name, tier):
-    assert config[job]["environment"] == {"name": name, "deployment_tier": tier}
-    assert config[job]["resource_group"] == name
-    assert config[job]["variables"]["DEPLOY_ROLE"] == f"deploy-{name}"
+def test_each_deploy_has_its_environment_and_a_resource_group(expanded, job, name, tier):
+    assert expanded[job]["environment"] == {"name": name, "deployment_tier": tier}
+    assert expanded[job]["resource_group"] == name
+    assert expanded[job]["variables"]["DEPLOY_ROLE"] == f"deploy-{name}"
+    # From .deploy: pulumi up then verify, with the OIDC token.
+    assert expanded[job]["script"] == ['.ci/deploy "$STACK"']
+    assert "GITLAB_OIDC_TOKEN" in expanded[job]["id_tokens"]
 
 
 def test_aws_access_is_an_oidc_token_and_no_key_appears(config):
