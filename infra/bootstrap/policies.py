@@ -100,6 +100,120 @@ def state_statements(env: str, state_bucket_arn: str, secrets_key_arn: str) -> l
     ]
 
 
+# What the main program does, service by service, as (sid, service, actions): each statement
+# is limited to the environment's resources by deploy_policy. Wildcards stay within a verb
+# (never "service:*").
+_DEPLOY_ACTIONS = (
+    ("Buckets", "s3", "CreateBucket DeleteBucket Get* List* Put* DeleteObject* DeleteBucketPolicy"),
+    (
+        "SageMaker",
+        "sagemaker",
+        "Create* Delete* Describe* Update* List* AddTags DeleteTags StartPipelineExecution",
+    ),
+    (
+        "Roles",
+        "iam",
+        "CreateRole DeleteRole GetRole UpdateRole UpdateAssumeRolePolicy TagRole UntagRole PutRolePolicy "
+        "GetRolePolicy DeleteRolePolicy ListRolePolicies ListAttachedRolePolicies "
+        "ListInstanceProfilesForRole PassRole",
+    ),
+    (
+        "Repository",
+        "ecr",
+        "CreateRepository DeleteRepository DescribeRepositories PutLifecyclePolicy GetLifecyclePolicy "
+        "DeleteLifecyclePolicy PutImageScanningConfiguration PutImageTagMutability TagResource "
+        "UntagResource ListTagsForResource DescribeImages BatchGetImage",
+    ),
+    (
+        "Catalog",
+        "glue",
+        "CreateDatabase DeleteDatabase GetDatabase UpdateDatabase CreateTable GetTable UpdateTable "
+        "DeleteTable GetTags TagResource UntagResource",
+    ),
+    (
+        "Events",
+        "events",
+        "PutRule DeleteRule DescribeRule EnableRule DisableRule PutTargets RemoveTargets ListTargetsByRule "
+        "CreateConnection DeleteConnection DescribeConnection UpdateConnection CreateApiDestination "
+        "DeleteApiDestination DescribeApiDestination UpdateApiDestination TagResource UntagResource "
+        "ListTagsForResource",
+    ),
+    (
+        "ConnectionSecrets",
+        "secretsmanager",
+        "CreateSecret DeleteSecret DescribeSecret PutSecretValue UpdateSecret TagResource",
+    ),
+    (
+        "Topic",
+        "sns",
+        "CreateTopic DeleteTopic GetTopicAttributes SetTopicAttributes Subscribe Unsubscribe "
+        "GetSubscriptionAttributes TagResource UntagResource ListTagsForResource",
+    ),
+    (
+        "AlarmsAndDashboard",
+        "cloudwatch",
+        "PutMetricAlarm DeleteAlarms DescribeAlarms TagResource UntagResource ListTagsForResource "
+        "PutDashboard GetDashboard DeleteDashboards",
+    ),
+    (
+        "RetrainGuard",
+        "lambda",
+        "CreateFunction DeleteFunction GetFunction GetFunctionConfiguration UpdateFunctionCode "
+        "UpdateFunctionConfiguration AddPermission RemovePermission GetPolicy ListVersionsByFunction "
+        "GetFunctionCodeSigningConfig TagResource UntagResource ListTags",
+    ),
+    (
+        "GuardLogs",
+        "logs",
+        "CreateLogGroup DeleteLogGroup PutRetentionPolicy AssociateKmsKey TagResource UntagResource "
+        "ListTagsForResource",
+    ),
+    ("Schedules", "scheduler", "CreateSchedule DeleteSchedule GetSchedule UpdateSchedule"),
+    ("KeyAliases", "kms", "CreateAlias DeleteAlias UpdateAlias"),
+    (
+        "ThisStacksKeys",
+        "kms",
+        "DescribeKey GetKeyPolicy PutKeyPolicy GetKeyRotationStatus EnableKeyRotation ScheduleKeyDeletion "
+        "TagResource UntagResource ListResourceTags CreateAlias DeleteAlias UpdateAlias Encrypt Decrypt "
+        "GenerateDataKey CreateGrant",
+    ),
+)
+
+
+def _deploy_resources(env: str, config: BootstrapConfig, account: str, region: str) -> dict[str, list[str]]:
+    """Statement id -> the ARNs of that environment's resources it may act on."""
+    p = f"{config.resource_prefix}-{env}"
+    glue = p.replace("-", "_")
+    at = f"{region}:{account}"
+    return {
+        "Buckets": [f"arn:aws:s3:::{p}-*", f"arn:aws:s3:::{p}-*/*"],
+        "SageMaker": [f"arn:aws:sagemaker:{at}:*/{p}*"],
+        "Roles": [f"arn:aws:iam::{account}:role/{p}-*"],
+        "Repository": [f"arn:aws:ecr:{at}:repository/{p}"],
+        "Catalog": [
+            f"arn:aws:glue:{at}:catalog",
+            f"arn:aws:glue:{at}:database/{glue}*",
+            f"arn:aws:glue:{at}:table/{glue}*/*",
+        ],
+        "Events": [
+            f"arn:aws:events:{at}:rule/{p}-*",
+            f"arn:aws:events:{at}:connection/{p}-*",
+            f"arn:aws:events:{at}:api-destination/{p}-*",
+        ],
+        "ConnectionSecrets": [f"arn:aws:secretsmanager:{at}:secret:events!connection/{p}-*"],
+        "Topic": [f"arn:aws:sns:{at}:{p}-*"],
+        "AlarmsAndDashboard": [
+            f"arn:aws:cloudwatch:{at}:alarm:{p}-*",
+            f"arn:aws:cloudwatch::{account}:dashboard/{p}",
+        ],
+        "RetrainGuard": [f"arn:aws:lambda:{at}:function:{p}-*"],
+        "GuardLogs": [f"arn:aws:logs:{at}:log-group:/aws/lambda/{p}-*"],
+        "Schedules": [f"arn:aws:scheduler:{at}:schedule/default/{p}*"],
+        "KeyAliases": [f"arn:aws:kms:{at}:alias/{p}-*"],
+        "ThisStacksKeys": [f"arn:aws:kms:{at}:key/*"],
+    }
+
+
 def deploy_policy(
     env: str,
     config: BootstrapConfig,
@@ -112,63 +226,16 @@ def deploy_policy(
     """What ``pulumi up --stack <env>`` needs, on that environment's resources only.
 
     The main program names every AWS resource ``<resourcePrefix>-<env>...`` (Glue: with
-    underscores), and tags each with ``stack``; keys have no name, so they are reached by tag.
+    underscores) and tags each with ``stack``; keys have no name, so they are reached by tag.
     """
-    p = f"{config.resource_prefix}-{env}"
-    glue = p.replace("-", "_")
-    arn = f"{region}:{account}"
-    statements = [
-        *state_statements(env, state_bucket_arn, secrets_key_arn),
-        _allow(
-            "Buckets",
-            [
-                "s3:CreateBucket",
-                "s3:DeleteBucket",
-                "s3:Get*",
-                "s3:List*",
-                "s3:Put*",
-                "s3:DeleteObject*",
-                "s3:DeleteBucketPolicy",
-            ],
-            [f"arn:aws:s3:::{p}-*", f"arn:aws:s3:::{p}-*/*"],
-        ),
-        _allow(
-            "SageMaker",
-            [
-                f"sagemaker:{v}"
-                for v in (
-                    "Create*",
-                    "Delete*",
-                    "Describe*",
-                    "Update*",
-                    "List*",
-                    "AddTags",
-                    "DeleteTags",
-                    "StartPipelineExecution",
-                )
-            ],
-            [f"arn:aws:sagemaker:{arn}:*/{p}*"],
-        ),
-        _allow(
-            "Roles",
-            [
-                "iam:CreateRole",
-                "iam:DeleteRole",
-                "iam:GetRole",
-                "iam:UpdateRole",
-                "iam:UpdateAssumeRolePolicy",
-                "iam:TagRole",
-                "iam:UntagRole",
-                "iam:PutRolePolicy",
-                "iam:GetRolePolicy",
-                "iam:DeleteRolePolicy",
-                "iam:ListRolePolicies",
-                "iam:ListAttachedRolePolicies",
-                "iam:ListInstanceProfilesForRole",
-                "iam:PassRole",
-            ],
-            [f"arn:aws:iam::{account}:role/{p}-*"],
-        ),
+    resources = _deploy_resources(env, config, account, region)
+    conditions = {"ThisStacksKeys": {"StringEquals": {"aws:ResourceTag/stack": env}}}
+    statements = [*state_statements(env, state_bucket_arn, secrets_key_arn)]
+    statements += [
+        _allow(sid, [f"{service}:{a}" for a in actions.split()], resources[sid], conditions.get(sid))
+        for sid, service, actions in _DEPLOY_ACTIONS
+    ]
+    statements += [
         _allow(
             "AutoscalingServiceRole",
             ["iam:CreateServiceLinkedRole"],
@@ -176,179 +243,6 @@ def deploy_policy(
                 f"arn:aws:iam::{account}:role/aws-service-role/sagemaker.application-autoscaling.amazonaws.com/*"
             ],
             {"StringEquals": {"iam:AWSServiceName": "sagemaker.application-autoscaling.amazonaws.com"}},
-        ),
-        _allow(
-            "Repository",
-            [
-                "ecr:CreateRepository",
-                "ecr:DeleteRepository",
-                "ecr:DescribeRepositories",
-                "ecr:PutLifecyclePolicy",
-                "ecr:GetLifecyclePolicy",
-                "ecr:DeleteLifecyclePolicy",
-                "ecr:PutImageScanningConfiguration",
-                "ecr:PutImageTagMutability",
-                "ecr:TagResource",
-                "ecr:UntagResource",
-                "ecr:ListTagsForResource",
-                "ecr:DescribeImages",
-                "ecr:BatchGetImage",
-            ],
-            [f"arn:aws:ecr:{arn}:repository/{p}"],
-        ),
-        _allow(
-            "Catalog",
-            [
-                "glue:CreateDatabase",
-                "glue:DeleteDatabase",
-                "glue:GetDatabase",
-                "glue:UpdateDatabase",
-                "glue:GetTable",
-                "glue:CreateTable",
-                "glue:UpdateTable",
-                "glue:DeleteTable",
-                "glue:GetTags",
-                "glue:TagResource",
-                "glue:UntagResource",
-            ],
-            [
-                f"arn:aws:glue:{arn}:catalog",
-                f"arn:aws:glue:{arn}:database/{glue}*",
-                f"arn:aws:glue:{arn}:table/{glue}*/*",
-            ],
-        ),
-        _allow(
-            "Events",
-            [
-                "events:PutRule",
-                "events:DeleteRule",
-                "events:DescribeRule",
-                "events:EnableRule",
-                "events:DisableRule",
-                "events:PutTargets",
-                "events:RemoveTargets",
-                "events:ListTargetsByRule",
-                "events:CreateConnection",
-                "events:DeleteConnection",
-                "events:DescribeConnection",
-                "events:UpdateConnection",
-                "events:CreateApiDestination",
-                "events:DeleteApiDestination",
-                "events:DescribeApiDestination",
-                "events:UpdateApiDestination",
-                "events:TagResource",
-                "events:UntagResource",
-                "events:ListTagsForResource",
-            ],
-            [
-                f"arn:aws:events:{arn}:rule/{p}-*",
-                f"arn:aws:events:{arn}:connection/{p}-*",
-                f"arn:aws:events:{arn}:api-destination/{p}-*",
-            ],
-        ),
-        _allow(
-            "ConnectionSecrets",
-            [
-                "secretsmanager:CreateSecret",
-                "secretsmanager:DeleteSecret",
-                "secretsmanager:DescribeSecret",
-                "secretsmanager:PutSecretValue",
-                "secretsmanager:UpdateSecret",
-                "secretsmanager:TagResource",
-            ],
-            [f"arn:aws:secretsmanager:{arn}:secret:events!connection/{p}-*"],
-        ),
-        _allow(
-            "Alarms",
-            [
-                "sns:CreateTopic",
-                "sns:DeleteTopic",
-                "sns:GetTopicAttributes",
-                "sns:SetTopicAttributes",
-                "sns:Subscribe",
-                "sns:Unsubscribe",
-                "sns:GetSubscriptionAttributes",
-                "sns:TagResource",
-                "sns:UntagResource",
-                "sns:ListTagsForResource",
-                "cloudwatch:PutMetricAlarm",
-                "cloudwatch:DeleteAlarms",
-                "cloudwatch:DescribeAlarms",
-                "cloudwatch:TagResource",
-                "cloudwatch:UntagResource",
-                "cloudwatch:ListTagsForResource",
-                "cloudwatch:PutDashboard",
-                "cloudwatch:GetDashboard",
-                "cloudwatch:DeleteDashboards",
-            ],
-            [
-                f"arn:aws:sns:{arn}:{p}-*",
-                f"arn:aws:cloudwatch:{arn}:alarm:{p}-*",
-                f"arn:aws:cloudwatch::{account}:dashboard/{p}",
-            ],
-        ),
-        _allow(
-            "RetrainGuard",
-            [
-                "lambda:CreateFunction",
-                "lambda:DeleteFunction",
-                "lambda:GetFunction",
-                "lambda:GetFunctionConfiguration",
-                "lambda:UpdateFunctionCode",
-                "lambda:UpdateFunctionConfiguration",
-                "lambda:AddPermission",
-                "lambda:RemovePermission",
-                "lambda:GetPolicy",
-                "lambda:ListVersionsByFunction",
-                "lambda:GetFunctionCodeSigningConfig",
-                "lambda:TagResource",
-                "lambda:UntagResource",
-                "lambda:ListTags",
-                "logs:CreateLogGroup",
-                "logs:DeleteLogGroup",
-                "logs:PutRetentionPolicy",
-                "logs:AssociateKmsKey",
-                "logs:TagResource",
-                "logs:UntagResource",
-                "logs:ListTagsForResource",
-                "scheduler:CreateSchedule",
-                "scheduler:DeleteSchedule",
-                "scheduler:GetSchedule",
-                "scheduler:UpdateSchedule",
-            ],
-            [
-                f"arn:aws:lambda:{arn}:function:{p}-*",
-                f"arn:aws:logs:{arn}:log-group:/aws/lambda/{p}-*",
-                f"arn:aws:scheduler:{arn}:schedule/default/{p}*",
-            ],
-        ),
-        _allow(
-            "KeyAliases",
-            ["kms:CreateAlias", "kms:DeleteAlias", "kms:UpdateAlias"],
-            [f"arn:aws:kms:{arn}:alias/{p}-*"],
-        ),
-        _allow(
-            "ThisStacksKeys",
-            [
-                "kms:DescribeKey",
-                "kms:GetKeyPolicy",
-                "kms:PutKeyPolicy",
-                "kms:GetKeyRotationStatus",
-                "kms:EnableKeyRotation",
-                "kms:ScheduleKeyDeletion",
-                "kms:TagResource",
-                "kms:UntagResource",
-                "kms:ListResourceTags",
-                "kms:CreateAlias",
-                "kms:DeleteAlias",
-                "kms:UpdateAlias",
-                "kms:Encrypt",
-                "kms:Decrypt",
-                "kms:GenerateDataKey",
-                "kms:CreateGrant",
-            ],
-            [f"arn:aws:kms:{arn}:key/*"],
-            {"StringEquals": {"aws:ResourceTag/stack": env}},
         ),
         _allow(
             "NewKeysTaggedForThisStack",
