@@ -7,6 +7,8 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Node tools the tests use (gitlab-ci-local), installed from package-lock.json.
+NODE_STAMP := node_modules/.installed
 
 .PHONY: setup local test lint lock clean
 
@@ -18,6 +20,11 @@ $(STAMP): requirements-dev.lock pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.lock -e '.[dev]'
 	@touch $(STAMP)
 
+# Reinstall only when the Node lock changes.
+$(NODE_STAMP): package-lock.json
+	npm ci --no-audit --no-fund --silent
+	@touch $(NODE_STAMP)
+
 local: setup
 	$(BIN)/mlops local
 
@@ -26,7 +33,7 @@ lint: setup
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pip check
 
-test: lint
+test: lint $(NODE_STAMP)
 	$(BIN)/pytest -n 2 --dist loadfile
 
 # Regenerate the lock files from pyproject.toml (needs the registry); commit the result.
@@ -35,4 +42,4 @@ lock: setup
 	$(BIN)/uv pip compile pyproject.toml --extra dev -c requirements.lock --python-version 3.11 --no-header --quiet -o requirements-dev.lock
 
 clean:
-	rm -rf $(VENV) .state .pytest_cache .ruff_cache
+	rm -rf $(VENV) node_modules .state .pytest_cache .ruff_cache

@@ -30,6 +30,7 @@ from infra.model_registry import ModelRegistry, ModelRegistryArgs
 from infra.monitoring import AlarmThresholds, Monitoring, MonitoringArgs
 from infra.retraining import Retraining, RetrainingArgs
 from infra.rollout import endpoint_name, variant_names
+from infra.verify import definition_digest
 from model_code.contract import schema as schema_mod
 
 config = config_mod.load()
@@ -201,6 +202,22 @@ pulumi.export(
         "ingestion": pipelines.ingestion_pipeline_arn,
         "training": pipelines.training_pipeline_arn,
         "monitoring": pipelines.monitoring_pipeline_arn,
+    },
+)
+# What the endpoint serves, so CI's next deploy keeps it (.ci/deploy) and `mlops verify`
+# checks it.
+pulumi.export("modelPackageArn", config.model_package_arn)
+pulumi.export("shadowModelPackageArn", config.shadow_model_package_arn if shadow else None)
+# `mlops verify` compares each deployed pipeline's definition with these digests.
+pulumi.export(
+    "pipelineDefinitionDigests",
+    {
+        kind: pipeline.pipeline_definition.apply(definition_digest)
+        for kind, pipeline in (
+            ("ingestion", pipelines.ingestion_pipeline),
+            ("training", pipelines.training_pipeline),
+            ("monitoring", pipelines.monitoring_pipeline),
+        )
     },
 )
 pulumi.export("endpointName", model_endpoint.endpoint_name if model_endpoint else None)

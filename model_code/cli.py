@@ -33,6 +33,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "print a SageMaker pipeline definition, or run one with the local executor",
     ),
     "cost": ("infra.cost", "estimate the monthly cost of a stack's always-on parts from its config"),
+    "verify": ("infra.verify", "check a deployed stack's live state against what it declared"),
     "local": ("model_code.lifecycle", "run the whole lifecycle on this machine and print a summary"),
 }
 

@@ -141,3 +141,21 @@ def committed_stack(stack: str, with_model: bool = False) -> Recorder:
             "mlops-platform:shadowModelPackageArn": CHALLENGER_PACKAGE.format(stack=stack),
         }
     return run_stack(stack, overrides)
+
+
+BOOTSTRAP = ROOT / "infra" / "bootstrap"
+
+
+@functools.cache
+def bootstrap_stack(overrides: tuple[tuple[str, Any], ...] = ()) -> Recorder:
+    """The bootstrap project (infra/bootstrap) run once per test process, as `pulumi up` would."""
+    config = {
+        **yaml.safe_load((BOOTSTRAP / "Pulumi.bootstrap.yaml").read_text())["config"],
+        **dict(overrides),
+    }
+    return run(
+        lambda: runpy.run_path(str(BOOTSTRAP / "__main__.py"), run_name="__main__"),
+        stack="bootstrap",
+        config=config,
+        region=config.get("aws:region", "eu-west-1"),
+    )

@@ -1,7 +1,8 @@
 """Security invariants over every resource of every stack, as `pulumi up` would declare them.
 
 Each committed stack runs twice: as committed (a fresh platform, no model yet) and with a
-model package approved (so the endpoint, its models and autoscaling are declared too).
+model package approved (so the endpoint, its models and autoscaling are declared too). The
+invariants that apply to any program (buckets, keys, IAM, tags) cover the bootstrap project too.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from functools import cache
 
 import pytest
 
-from tests.infra.harness import Recorder, committed_stack
+from tests.infra.harness import Recorder, bootstrap_stack, committed_stack
 
 CASES = [
     ("dev", False),
@@ -33,16 +34,26 @@ WILDCARD_RESOURCE_ACTIONS = {
     "logs:CreateLogGroup",
     "logs:DescribeLogGroups",
     "logs:DescribeLogStreams",
+    # The bootstrap's deploy roles: creating a key (only tagged for the role's stack, by
+    # condition) and registering autoscaling have no resource to name beforehand.
+    "kms:CreateKey",
+    "application-autoscaling:RegisterScalableTarget",
+    "application-autoscaling:DeregisterScalableTarget",
+    "application-autoscaling:DescribeScalableTargets",
+    "application-autoscaling:PutScalingPolicy",
+    "application-autoscaling:DeleteScalingPolicy",
+    "application-autoscaling:DescribeScalingPolicies",
 }
 
 
 def stack(name: str, with_model: bool) -> Recorder:
-    return committed_stack(name, with_model)
+    return bootstrap_stack() if name == "bootstrap" else committed_stack(name, with_model)
 
 
-def cases():
+def cases(bootstrap: bool = False):
+    found = [*CASES, ("bootstrap", False)] if bootstrap else CASES
     return pytest.mark.parametrize(
-        ("name", "with_model"), CASES, ids=[f"{n}-{'model' if m else 'fresh'}" for n, m in CASES]
+        ("name", "with_model"), found, ids=[f"{n}-{'model' if m else 'fresh'}" for n, m in found]
     )
 
 
@@ -72,7 +83,7 @@ def as_list(value):
     return value if isinstance(value, list) else [value]
 
 
-@cases()
+@cases(bootstrap=True)
 def test_every_bucket_is_kms_encrypted_with_the_stack_key(name, with_model):
     rec = stack(name, with_model)
     key = stack_key_arn(rec)
@@ -89,7 +100,7 @@ def test_every_bucket_is_kms_encrypted_with_the_stack_key(name, with_model):
     assert buckets and buckets <= encrypted
 
 
-@cases()
+@cases(bootstrap=True)
 def test_every_bucket_blocks_public_access_and_requires_tls(name, with_model):
     rec = stack(name, with_model)
     buckets = {f"{b.name}-id" for b in rec.of_type("aws:s3/bucket:Bucket")}
@@ -113,12 +124,12 @@ def test_every_bucket_blocks_public_access_and_requires_tls(name, with_model):
     assert buckets <= tls_only
 
 
-@cases()
+@cases(bootstrap=True)
 def test_the_stack_key_rotates(name, with_model):
     assert stack(name, with_model).one("aws:kms/key:Key").inputs["enableKeyRotation"] is True
 
 
-@cases()
+@cases(bootstrap=True)
 def test_no_iam_policy_allows_a_wildcard_action_on_a_wildcard_resource(name, with_model):
     offenders = []
     for resource, doc in policy_documents(stack(name, with_model)):
@@ -168,7 +179,7 @@ def _taggable(token: str) -> bool:
     return "tags" in inspect.signature(getattr(mod, cls)._internal_init).parameters
 
 
-@cases()
+@cases(bootstrap=True)
 def test_every_taggable_resource_carries_project_stack_and_owner(name, with_model):
     missing = []
     for r in stack(name, with_model).resources:

@@ -1,0 +1,81 @@
+"""GitLab CI's way into AWS: the OIDC identity provider and one role per CI duty.
+
+Roles (``infra.bootstrap.policies.role_refs``): ``deploy-<env>`` per environment, ``build``
+(push the image), ``preview`` (read state for merge-request previews). Each trusts only this
+project's tokens for its refs and environment; none has a long-lived key.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from infra.base import child_opts
+from infra.bootstrap import policies
+from infra.bootstrap.config import ENVIRONMENTS, BootstrapConfig
+
+
+@dataclass(frozen=True)
+class CiAccessArgs:
+    config: BootstrapConfig
+    account: str
+    region: str
+    state_bucket_arn: pulumi.Input[str]
+    secrets_key_arn: pulumi.Input[str]
+    tags: dict[str, str]
+
+
+class CiAccess(pulumi.ComponentResource):
+    """Public attributes: ``provider`` and ``role_arns`` (CI role -> ARN)."""
+
+    def __init__(self, name: str, args: CiAccessArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("mlops:bootstrap:CiAccess", name, None, opts)
+        o = child_opts(self)
+        cfg = args.config
+        self.provider = aws.iam.OpenIdConnectProvider(
+            f"{name}-gitlab-oidc",
+            url=cfg.gitlab_url,
+            client_id_lists=[policies.AUDIENCE],
+            tags=args.tags,
+            opts=o,
+        )
+        state = pulumi.Output.all(args.state_bucket_arn, args.secrets_key_arn)
+        permissions = {
+            f"deploy-{env}": state.apply(
+                lambda s, env=env: policies.deploy_policy(
+                    env,
+                    cfg,
+                    account=args.account,
+                    region=args.region,
+                    state_bucket_arn=s[0],
+                    secrets_key_arn=s[1],
+                )
+            )
+            for env in ENVIRONMENTS
+        }
+        permissions["build"] = pulumi.Output.from_input(
+            policies.build_policy(cfg, account=args.account, region=args.region)
+        )
+        permissions["preview"] = state.apply(lambda s: policies.preview_policy(s[0], s[1]))
+        self.role_arns: dict[str, pulumi.Output[str]] = {}
+        for role, document in permissions.items():
+            resource = aws.iam.Role(
+                f"{name}-{role}",
+                name=policies.role_name(role),
+                description=f"GitLab CI ({cfg.project_path}): {role}",
+                assume_role_policy=self.provider.arn.apply(
+                    lambda arn, role=role: json.dumps(policies.trust_policy(arn, cfg, role))
+                ),
+                # A deploy runs for at most an hour; so does the token.
+                max_session_duration=3600,
+                tags=args.tags,
+                opts=o,
+            )
+            aws.iam.RolePolicy(
+                f"{name}-{role}-policy", role=resource.id, policy=document.apply(json.dumps), opts=o
+            )
+            self.role_arns[role] = resource.arn
+        self.register_outputs({"role_arns": self.role_arns})

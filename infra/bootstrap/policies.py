@@ -1,0 +1,294 @@
+"""IAM documents of the bootstrap: who may assume each CI role, and what each may do.
+
+Pure functions, tested without Pulumi. GitLab's ID token reaches AWS as a web identity; IAM
+can condition only on its ``aud`` and ``sub`` claims, so the project sets the subject to
+carry the environment as well (``ci_id_token_sub_claim_components`` =
+``["project_path", "ref_type", "ref", "environment"]``, README "Deploying to AWS"):
+``project_path:<group>/<project>:ref_type:<branch|tag>:ref:<ref>:environment:<env>``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from infra.bootstrap.config import ENVIRONMENTS, BootstrapConfig
+
+AUDIENCE = "sts.amazonaws.com"
+ROLE_PREFIX = "mlops-platform"
+# The main program's Pulumi project: its stacks' state lives under .pulumi/*/<project>/<stack>.
+MAIN_PROJECT = "mlops-platform"
+# Actions the main program needs that AWS grants only on "*" (no resource-level permissions).
+UNSCOPED_ACTIONS = (
+    "ecr:GetAuthorizationToken",
+    "application-autoscaling:RegisterScalableTarget",
+    "application-autoscaling:DeregisterScalableTarget",
+    "application-autoscaling:DescribeScalableTargets",
+    "application-autoscaling:PutScalingPolicy",
+    "application-autoscaling:DeleteScalingPolicy",
+    "application-autoscaling:DescribeScalingPolicies",
+)
+
+
+def role_name(role: str) -> str:
+    return f"{ROLE_PREFIX}-{role}"
+
+
+def role_refs(config: BootstrapConfig) -> dict[str, tuple[tuple[str, str, str], ...]]:
+    """CI role -> the (ref_type, ref, environment) its tokens may carry.
+
+    dev deploys from the default branch; staging and prod, and the image build, from the
+    default branch or a release tag; previews from any branch of a merge request.
+    """
+    branch = ("branch", config.default_branch)
+    tag = ("tag", config.release_tag_pattern)
+    roles: dict[str, tuple[tuple[str, str, str], ...]] = {"deploy-dev": ((*branch, "dev"),)}
+    for env in ENVIRONMENTS[1:]:
+        roles[f"deploy-{env}"] = ((*branch, env), (*tag, env))
+    roles["build"] = ((*branch, "build"), (*tag, "build"))
+    roles["preview"] = (("branch", "*", "preview/*"),)
+    return roles
+
+
+def subjects(config: BootstrapConfig, refs: tuple[tuple[str, str, str], ...]) -> list[str]:
+    return [
+        f"project_path:{config.project_path}:ref_type:{ref_type}:ref:{ref}:environment:{env}"
+        for ref_type, ref, env in refs
+    ]
+
+
+def trust_policy(provider_arn: str, config: BootstrapConfig, role: str) -> dict[str, Any]:
+    """Only this project's pipelines, on the refs and in the environment of ``role``."""
+    host = config.gitlab_host
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Federated": provider_arn},
+                "Action": "sts:AssumeRoleWithWebIdentity",
+                "Condition": {
+                    "StringEquals": {f"{host}:aud": AUDIENCE},
+                    "StringLike": {f"{host}:sub": subjects(config, role_refs(config)[role])},
+                },
+            }
+        ],
+    }
+
+
+def _allow(sid: str, actions: list[str], resources: list[str], condition: dict | None = None) -> dict:
+    statement = {"Sid": sid, "Effect": "Allow", "Action": actions, "Resource": resources}
+    if condition:
+        statement["Condition"] = condition
+    return statement
+
+
+def state_statements(env: str, state_bucket_arn: str, secrets_key_arn: str) -> list[dict]:
+    """Read and write this stack's state only, and use the secrets key."""
+    return [
+        _allow("ListState", ["s3:ListBucket", "s3:GetBucketLocation"], [state_bucket_arn]),
+        _allow("ReadStateMeta", ["s3:GetObject"], [f"{state_bucket_arn}/.pulumi/meta.yaml"]),
+        _allow(
+            "ThisStacksState",
+            ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
+            [
+                f"{state_bucket_arn}/.pulumi/*/{MAIN_PROJECT}/{env}",
+                f"{state_bucket_arn}/.pulumi/*/{MAIN_PROJECT}/{env}.*",
+                f"{state_bucket_arn}/.pulumi/*/{MAIN_PROJECT}/{env}/*",
+            ],
+        ),
+        _allow("PulumiSecrets", ["kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey"], [secrets_key_arn]),
+    ]
+
+
+# What the main program does, service by service, as (sid, service, actions): each statement
+# is limited to the environment's resources by deploy_policy. Wildcards stay within a verb
+# (never "service:*").
+_DEPLOY_ACTIONS = (
+    ("Buckets", "s3", "CreateBucket DeleteBucket Get* List* Put* DeleteObject* DeleteBucketPolicy"),
+    (
+        "SageMaker",
+        "sagemaker",
+        "Create* Delete* Describe* Update* List* AddTags DeleteTags StartPipelineExecution",
+    ),
+    (
+        "Roles",
+        "iam",
+        "CreateRole DeleteRole GetRole UpdateRole UpdateAssumeRolePolicy TagRole UntagRole PutRolePolicy "
+        "GetRolePolicy DeleteRolePolicy ListRolePolicies ListAttachedRolePolicies "
+        "ListInstanceProfilesForRole PassRole",
+    ),
+    (
+        "Repository",
+        "ecr",
+        "CreateRepository DeleteRepository DescribeRepositories PutLifecyclePolicy GetLifecyclePolicy "
+        "DeleteLifecyclePolicy PutImageScanningConfiguration PutImageTagMutability TagResource "
+        "UntagResource ListTagsForResource DescribeImages BatchGetImage",
+    ),
+    (
+        "Catalog",
+        "glue",
+        "CreateDatabase DeleteDatabase GetDatabase UpdateDatabase CreateTable GetTable UpdateTable "
+        "DeleteTable GetTags TagResource UntagResource",
+    ),
+    (
+        "Events",
+        "events",
+        "PutRule DeleteRule DescribeRule EnableRule DisableRule PutTargets RemoveTargets ListTargetsByRule "
+        "CreateConnection DeleteConnection DescribeConnection UpdateConnection CreateApiDestination "
+        "DeleteApiDestination DescribeApiDestination UpdateApiDestination TagResource UntagResource "
+        "ListTagsForResource",
+    ),
+    (
+        "ConnectionSecrets",
+        "secretsmanager",
+        "CreateSecret DeleteSecret DescribeSecret PutSecretValue UpdateSecret TagResource",
+    ),
+    (
+        "Topic",
+        "sns",
+        "CreateTopic DeleteTopic GetTopicAttributes SetTopicAttributes Subscribe Unsubscribe "
+        "GetSubscriptionAttributes TagResource UntagResource ListTagsForResource",
+    ),
+    (
+        "AlarmsAndDashboard",
+        "cloudwatch",
+        "PutMetricAlarm DeleteAlarms DescribeAlarms TagResource UntagResource ListTagsForResource "
+        "PutDashboard GetDashboard DeleteDashboards",
+    ),
+    (
+        "RetrainGuard",
+        "lambda",
+        "CreateFunction DeleteFunction GetFunction GetFunctionConfiguration UpdateFunctionCode "
+        "UpdateFunctionConfiguration AddPermission RemovePermission GetPolicy ListVersionsByFunction "
+        "GetFunctionCodeSigningConfig TagResource UntagResource ListTags",
+    ),
+    (
+        "GuardLogs",
+        "logs",
+        "CreateLogGroup DeleteLogGroup PutRetentionPolicy AssociateKmsKey TagResource UntagResource "
+        "ListTagsForResource",
+    ),
+    ("Schedules", "scheduler", "CreateSchedule DeleteSchedule GetSchedule UpdateSchedule"),
+    ("KeyAliases", "kms", "CreateAlias DeleteAlias UpdateAlias"),
+    (
+        "ThisStacksKeys",
+        "kms",
+        "DescribeKey GetKeyPolicy PutKeyPolicy GetKeyRotationStatus EnableKeyRotation ScheduleKeyDeletion "
+        "TagResource UntagResource ListResourceTags CreateAlias DeleteAlias UpdateAlias Encrypt Decrypt "
+        "GenerateDataKey CreateGrant",
+    ),
+)
+
+
+def _deploy_resources(env: str, config: BootstrapConfig, account: str, region: str) -> dict[str, list[str]]:
+    """Statement id -> the ARNs of that environment's resources it may act on."""
+    p = f"{config.resource_prefix}-{env}"
+    glue = p.replace("-", "_")
+    at = f"{region}:{account}"
+    return {
+        "Buckets": [f"arn:aws:s3:::{p}-*", f"arn:aws:s3:::{p}-*/*"],
+        "SageMaker": [f"arn:aws:sagemaker:{at}:*/{p}*"],
+        "Roles": [f"arn:aws:iam::{account}:role/{p}-*"],
+        "Repository": [f"arn:aws:ecr:{at}:repository/{p}"],
+        "Catalog": [
+            f"arn:aws:glue:{at}:catalog",
+            f"arn:aws:glue:{at}:database/{glue}*",
+            f"arn:aws:glue:{at}:table/{glue}*/*",
+        ],
+        "Events": [
+            f"arn:aws:events:{at}:rule/{p}-*",
+            f"arn:aws:events:{at}:connection/{p}-*",
+            f"arn:aws:events:{at}:api-destination/{p}-*",
+        ],
+        "ConnectionSecrets": [f"arn:aws:secretsmanager:{at}:secret:events!connection/{p}-*"],
+        "Topic": [f"arn:aws:sns:{at}:{p}-*"],
+        "AlarmsAndDashboard": [
+            f"arn:aws:cloudwatch:{at}:alarm:{p}-*",
+            f"arn:aws:cloudwatch::{account}:dashboard/{p}",
+        ],
+        "RetrainGuard": [f"arn:aws:lambda:{at}:function:{p}-*"],
+        "GuardLogs": [f"arn:aws:logs:{at}:log-group:/aws/lambda/{p}-*"],
+        "Schedules": [f"arn:aws:scheduler:{at}:schedule/default/{p}*"],
+        "KeyAliases": [f"arn:aws:kms:{at}:alias/{p}-*"],
+        "ThisStacksKeys": [f"arn:aws:kms:{at}:key/*"],
+    }
+
+
+def deploy_policy(
+    env: str,
+    config: BootstrapConfig,
+    *,
+    account: str,
+    region: str,
+    state_bucket_arn: str,
+    secrets_key_arn: str,
+) -> dict[str, Any]:
+    """What ``pulumi up --stack <env>`` needs, on that environment's resources only.
+
+    The main program names every AWS resource ``<resourcePrefix>-<env>...`` (Glue: with
+    underscores) and tags each with ``stack``; keys have no name, so they are reached by tag.
+    """
+    resources = _deploy_resources(env, config, account, region)
+    conditions = {"ThisStacksKeys": {"StringEquals": {"aws:ResourceTag/stack": env}}}
+    statements = [*state_statements(env, state_bucket_arn, secrets_key_arn)]
+    statements += [
+        _allow(sid, [f"{service}:{a}" for a in actions.split()], resources[sid], conditions.get(sid))
+        for sid, service, actions in _DEPLOY_ACTIONS
+    ]
+    statements += [
+        _allow(
+            "AutoscalingServiceRole",
+            ["iam:CreateServiceLinkedRole"],
+            [
+                f"arn:aws:iam::{account}:role/aws-service-role/sagemaker.application-autoscaling.amazonaws.com/*"
+            ],
+            {"StringEquals": {"iam:AWSServiceName": "sagemaker.application-autoscaling.amazonaws.com"}},
+        ),
+        _allow(
+            "NewKeysTaggedForThisStack",
+            ["kms:CreateKey"],
+            ["*"],
+            {"StringEquals": {"aws:RequestTag/stack": env}},
+        ),
+    ]
+    statements += [_allow(f"Unscoped{i}", [action], ["*"]) for i, action in enumerate(UNSCOPED_ACTIONS)]
+    return {"Version": "2012-10-17", "Statement": statements}
+
+
+def build_policy(config: BootstrapConfig, *, account: str, region: str) -> dict[str, Any]:
+    """Push the image to each environment's repository (and read its scan), nothing else."""
+    repos = [
+        f"arn:aws:ecr:{region}:{account}:repository/{config.resource_prefix}-{env}" for env in ENVIRONMENTS
+    ]
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            _allow("Login", ["ecr:GetAuthorizationToken"], ["*"]),
+            _allow(
+                "Push",
+                [
+                    "ecr:BatchCheckLayerAvailability",
+                    "ecr:InitiateLayerUpload",
+                    "ecr:UploadLayerPart",
+                    "ecr:CompleteLayerUpload",
+                    "ecr:PutImage",
+                    "ecr:BatchGetImage",
+                    "ecr:DescribeImages",
+                    "ecr:DescribeImageScanFindings",
+                ],
+                repos,
+            ),
+        ],
+    }
+
+
+def preview_policy(state_bucket_arn: str, secrets_key_arn: str) -> dict[str, Any]:
+    """Read any stack's state and decrypt its secrets: what `pulumi preview` needs."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            _allow("ListState", ["s3:ListBucket", "s3:GetBucketLocation"], [state_bucket_arn]),
+            _allow("ReadState", ["s3:GetObject"], [f"{state_bucket_arn}/.pulumi/*"]),
+            _allow("PulumiSecrets", ["kms:Decrypt"], [secrets_key_arn]),
+        ],
+    }

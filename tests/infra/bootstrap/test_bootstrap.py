@@ -1,0 +1,160 @@
+"""The bootstrap project under mocks: OIDC provider, CI roles and their trust, state backend."""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+
+import pytest
+
+from infra.bootstrap import config as config_mod
+from infra.bootstrap import policies
+from tests.infra.harness import bootstrap_stack
+
+PROJECT = "ml-platform/mlops-platform"
+
+
+def roles() -> dict[str, dict]:
+    rec = bootstrap_stack()
+    return {r.inputs["name"]: r.inputs for r in rec.of_type("aws:iam/role:Role")}
+
+
+def role_policy(role: str) -> dict:
+    rec = bootstrap_stack()
+    found = [p for p in rec.of_type("aws:iam/rolePolicy:RolePolicy") if p.name == f"ci-{role}-policy"]
+    return json.loads(found[0].inputs["policy"])
+
+
+def may_assume(role: str, claims: dict[str, str]) -> bool:
+    """Evaluate the role's trust policy the way STS does for a GitLab token with ``claims``."""
+    statement = json.loads(roles()[policies.role_name(role)]["assumeRolePolicy"])["Statement"][0]
+    sub = (
+        f"project_path:{claims['project_path']}:ref_type:{claims['ref_type']}:ref:{claims['ref']}"
+        f":environment:{claims['environment']}"
+    )
+    condition = statement["Condition"]
+    return condition["StringEquals"]["gitlab.com:aud"] == claims.get("aud", "sts.amazonaws.com") and any(
+        fnmatch.fnmatchcase(sub, pattern) for pattern in condition["StringLike"]["gitlab.com:sub"]
+    )
+
+
+def token(env: str, ref: str = "main", ref_type: str = "branch", project: str = PROJECT) -> dict[str, str]:
+    return {"project_path": project, "ref_type": ref_type, "ref": ref, "environment": env}
+
+
+def test_gitlab_is_the_identity_provider_for_sts():
+    provider = bootstrap_stack().one("aws:iam/openIdConnectProvider:OpenIdConnectProvider").inputs
+    assert provider["url"] == "https://gitlab.com"
+    assert provider["clientIdLists"] == ["sts.amazonaws.com"]
+
+
+def test_one_deploy_role_per_environment_and_a_build_and_preview_role():
+    assert set(roles()) == {
+        f"mlops-platform-{r}" for r in ("deploy-dev", "deploy-staging", "deploy-prod", "build", "preview")
+    }
+
+
+def test_each_deploy_role_trusts_its_environment_on_the_default_branch():
+    for env in ("dev", "staging", "prod"):
+        assert may_assume(f"deploy-{env}", token(env))
+        others = {"dev", "staging", "prod"} - {env}
+        assert not any(may_assume(f"deploy-{env}", token(other)) for other in others)
+
+
+def test_prod_trusts_release_tags_and_dev_does_not():
+    assert may_assume("deploy-prod", token("prod", ref="v1.4.0", ref_type="tag"))
+    assert not may_assume("deploy-dev", token("dev", ref="v1.4.0", ref_type="tag"))
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [
+        token("prod", ref="feature"),  # an unprotected branch
+        token("prod", project="someone/fork"),  # another project
+        {**token("prod"), "aud": "https://gitlab.com"},  # a token minted for another audience
+        token("prod", ref="main", ref_type="tag"),  # a tag named like the branch
+    ],
+    ids=["other-branch", "other-project", "other-audience", "tag-named-main"],
+)
+def test_prod_refuses_every_other_token(claims):
+    assert not may_assume("deploy-prod", claims)
+
+
+def test_a_merge_request_preview_may_read_state_but_not_deploy():
+    feature = {**token("preview/dev", ref="feature-x")}
+    assert may_assume("preview", feature)
+    assert not may_assume("deploy-dev", {**feature, "environment": "dev"})
+    actions = {a for s in role_policy("preview")["Statement"] for a in s["Action"]}
+    assert actions == {"s3:ListBucket", "s3:GetBucketLocation", "s3:GetObject", "kms:Decrypt"}
+
+
+def test_a_deploy_role_writes_only_its_own_stacks_state():
+    written = next(s for s in role_policy("deploy-staging")["Statement"] if s["Sid"] == "ThisStacksState")
+    bucket = bootstrap_stack().one("aws:s3/bucket:Bucket").outputs["arn"]
+    assert any(
+        fnmatch.fnmatchcase(f"{bucket}/.pulumi/stacks/mlops-platform/staging.json", r)
+        for r in written["Resource"]
+    )
+    assert not any(
+        fnmatch.fnmatchcase(f"{bucket}/.pulumi/stacks/mlops-platform/prod.json", r)
+        for r in written["Resource"]
+    )
+
+
+def test_deploy_permissions_stay_on_their_environments_resources():
+    state = bootstrap_stack().one("aws:s3/bucket:Bucket").outputs["arn"]
+    for statement in role_policy("deploy-dev")["Statement"]:
+        for resource in statement["Resource"]:
+            if (
+                resource == "*"
+                or ":kms:" in resource
+                or resource.startswith(state)
+                or "aws-service-role" in resource
+            ):
+                continue
+            assert (
+                "customer-churn-dev" in resource
+                or "customer_churn_dev" in resource
+                or resource.endswith(":catalog")
+            ), (statement["Sid"], resource)
+
+
+def test_the_state_bucket_is_versioned_and_encrypted_with_the_secrets_key():
+    rec = bootstrap_stack()
+    assert rec.one("aws:s3/bucketVersioning:BucketVersioning").inputs["versioningConfiguration"] == {
+        "status": "Enabled"
+    }
+    key = rec.one("aws:kms/key:Key")
+    assert key.inputs["enableKeyRotation"] is True
+    rule = rec.one("aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration")
+    assert (
+        rule.inputs["rules"][0]["applyServerSideEncryptionByDefault"]["kmsMasterKeyId"] == key.outputs["arn"]
+    )
+    assert rec.one("aws:kms/alias:Alias").inputs["name"] == "alias/mlops-platform-pulumi-secrets"
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        (
+            "projectPath",
+            "no-group",
+            "mlops-bootstrap:projectPath: 'no-group' is not valid; expected <group>/<project>",
+        ),
+        ("gitlabUrl", "http://gitlab.com", "mlops-bootstrap:gitlabUrl: 'http://gitlab.com' is not valid"),
+        ("releaseTagPattern", "v*:environment:prod", "mlops-bootstrap:releaseTagPattern"),
+        ("projectPath", None, "mlops-bootstrap:projectPath: missing"),
+    ],
+)
+def test_bad_config_names_the_key(key, value, message):
+    values = {
+        "owner": "team",
+        "gitlabUrl": "https://gitlab.com",
+        "projectPath": PROJECT,
+        "defaultBranch": "main",
+        "releaseTagPattern": "v*",
+        "resourcePrefix": "customer-churn",
+        key: value,
+    }
+    with pytest.raises(config_mod.BootstrapConfigError, match=message.replace("*", r"\*")):
+        config_mod.validate(values)
