@@ -72,19 +72,16 @@ class _WatchedExecution(Execution):
         return path
 
 
-class _EmulatorSession:
-    """What the executor asks of a boto3 session: clients, here bound to the emulator."""
+class _EmulatorSession(boto3.Session):
+    """The executor's boto3 session: its clients reach the emulator, with dummy credentials."""
 
     def __init__(self, endpoint_url: str, region: str) -> None:
-        self._kwargs = {
-            "endpoint_url": endpoint_url,
-            "region_name": region,
-            "aws_access_key_id": "testing",
-            "aws_secret_access_key": "testing",
-        }
+        super().__init__(aws_access_key_id="testing", aws_secret_access_key="testing", region_name=region)
+        self._endpoint_url = endpoint_url
 
-    def client(self, service: str) -> Any:
-        return boto3.client(service, **self._kwargs)
+    def client(self, service: str, **kwargs: Any) -> Any:
+        kwargs.setdefault("endpoint_url", self._endpoint_url)
+        return super().client(service, **kwargs)
 
 
 class PipelineBehaviour:
@@ -246,8 +243,8 @@ def _record_jobs(backend: Any, execution: _WatchedExecution) -> None:
     jobs = backend.__dict__.setdefault("mlops_jobs", {})
     for record in execution.steps:
         for kind in ("ProcessingJob", "TrainingJob"):
-            if kind in record.metadata and record.name in execution.run.properties:
-                described = dict(execution.run.properties[record.name])
+            if kind in record.metadata and record.name in execution.run.context.properties:
+                described = dict(execution.run.context.properties[record.name])
                 # SageMaker names are unique ignoring case; step metadata ARNs carry them lowercased.
                 name = described[f"{kind}Name"].lower()
                 if name in jobs:

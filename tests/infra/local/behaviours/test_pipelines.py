@@ -123,7 +123,12 @@ def test_an_unknown_parameter_is_refused_naming_it(emulator, client):
 
 def test_stopping_an_execution_starts_no_further_step(emulator, client):
     sm = client("sagemaker")
-    make_pipeline(sm, processing("Slow", "import time; time.sleep(1)"), processing("Never", "pass"))
+    # Independent steps start together (as on SageMaker): "Never" waits for "Slow" to finish.
+    make_pipeline(
+        sm,
+        processing("Slow", "import time; time.sleep(1)"),
+        {**processing("Never", "pass"), "DependsOn": ["Slow"]},
+    )
     arn = sm.start_pipeline_execution(PipelineName="training")["PipelineExecutionArn"]
     sm.stop_pipeline_execution(PipelineExecutionArn=arn, ClientRequestToken="s" * 32)
     assert sm.describe_pipeline_execution(PipelineExecutionArn=arn)["PipelineExecutionStatus"] == "Stopping"
