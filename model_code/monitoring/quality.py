@@ -50,6 +50,12 @@ METRIC_NAMES = {
     "accuracy": "Accuracy",
     "log_loss": "LogLoss",
 }
+# CloudWatch metric name for each join count published: what was scored, and what could not be.
+COUNT_METRIC_NAMES = {
+    "matched": "LabelledCount",
+    "invalid_predictions": "InvalidPredictionCount",
+    "labels_without_prediction": "UnmatchedLabelCount",
+}
 
 
 @dataclass(frozen=True, eq=False)
@@ -191,7 +197,11 @@ class QualityReport:
             for key, name in METRIC_NAMES.items()
             if self.metrics.get(key) is not None
         ]
-        return [*data, metrics.metric_datum("LabelledCount", self.matched, dims, "Count")]
+        counts = [
+            metrics.metric_datum(name, self.counts[key], dims, "Count")
+            for key, name in COUNT_METRIC_NAMES.items()
+        ]
+        return [*data, *counts]
 
 
 def merge(reports: list[QualityReport]) -> QualityReport:
