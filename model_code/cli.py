@@ -33,6 +33,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "print a SageMaker pipeline definition, or run one with the local executor",
     ),
     "cost": ("infra.cost", "estimate the monthly cost of a stack's always-on parts from its config"),
+    "status": (
+        "model_code.console.status",
+        "show a deployed stack: endpoint, alarms, executions, models, drift",
+    ),
     "local": ("model_code.lifecycle", "run the whole lifecycle on this machine and print a summary"),
 }
 

@@ -1,0 +1,174 @@
+"""``mlops status`` against moto: a stack's resources created with boto3, read back as a user sees them."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import boto3
+import pytest
+
+from model_code.cli import main as mlops
+from model_code.console import maturity
+
+REGION = "eu-west-1"
+STACK = "prod"
+ENDPOINT = "customer-churn-prod"
+GROUP = "customer-churn-prod"
+TRAINING = "customer-churn-prod-training"
+ROLE = "arn:aws:iam::123456789012:role/sagemaker"
+IMAGE = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/mlops:1"
+
+
+def _stage() -> None:
+    session = boto3.Session(region_name=REGION)
+    sagemaker, cloudwatch = session.client("sagemaker"), session.client("cloudwatch")
+    sagemaker.create_model(ModelName="m1", ExecutionRoleArn=ROLE, PrimaryContainer={"Image": IMAGE})
+    sagemaker.create_endpoint_config(
+        EndpointConfigName="c1",
+        ProductionVariants=[
+            {"VariantName": "champion", "ModelName": "m1", "InitialInstanceCount": 1,
+             "InstanceType": "ml.m5.large", "InitialVariantWeight": 1.0},
+        ],
+    )  # fmt: skip
+    sagemaker.create_endpoint(EndpointName=ENDPOINT, EndpointConfigName="c1")
+    for name, state in ((f"{ENDPOINT}-drift-contract", "ALARM"), (f"{ENDPOINT}-quality-auc", "OK")):
+        cloudwatch.put_metric_alarm(
+            AlarmName=name, MetricName="FeatureDrifted", Namespace="MLOps", Statistic="Maximum", Period=3600,
+            EvaluationPeriods=1, Threshold=1, ComparisonOperator="GreaterThanOrEqualToThreshold",
+        )  # fmt: skip
+        cloudwatch.set_alarm_state(AlarmName=name, StateValue=state, StateReason="test")
+    # Another stack's alarm is not this stack's.
+    cloudwatch.put_metric_alarm(
+        AlarmName="customer-churn-dev-quality-auc", MetricName="AUC", Namespace="MLOps", Statistic="Minimum",
+        Period=3600, EvaluationPeriods=1, Threshold=0.7, ComparisonOperator="LessThanThreshold",
+    )  # fmt: skip
+    definition = {
+        "Version": "2020-12-01",
+        "Parameters": [{"Name": "TriggerReason", "Type": "String", "DefaultValue": "manual"}],
+        "Steps": [],
+    }
+    sagemaker.create_pipeline(PipelineName=TRAINING, PipelineDefinition=json.dumps(definition), RoleArn=ROLE)
+    sagemaker.start_pipeline_execution(
+        PipelineName=TRAINING, PipelineParameters=[{"Name": "TriggerReason", "Value": "drift"}]
+    )
+    sagemaker.create_model_package_group(ModelPackageGroupName=GROUP)
+    for status in ("Approved", "PendingManualApproval"):
+        sagemaker.create_model_package(
+            ModelPackageGroupName=GROUP,
+            ModelApprovalStatus=status,
+            InferenceSpecification={
+                "Containers": [{"Image": IMAGE}],
+                "SupportedContentTypes": ["application/json"],
+                "SupportedResponseMIMETypes": ["application/json"],
+            },
+        )
+    now = datetime.now(UTC)
+    dims = [{"Name": "Model", "Value": "customer-churn"}, {"Name": "Stack", "Value": STACK},
+            {"Name": "Variant", "Value": "champion"}]  # fmt: skip
+    cloudwatch.put_metric_data(
+        Namespace="MLOps",
+        MetricData=[
+            {"MetricName": "FeaturePSI", "Dimensions": [*dims, {"Name": "Feature", "Value": f}], "Value": v,
+             "Timestamp": now}
+            for f, v in (("contract", 0.9), ("tenure_months", 0.4), ("payment_method", 0.01))
+        ],
+    )  # fmt: skip
+
+
+@pytest.fixture
+def staged(aws):
+    _stage()
+    return aws
+
+
+def status_json(capsys) -> dict:
+    assert mlops(["status", "--stack", STACK, "--region", REGION, "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_json_names_the_endpoint_and_its_variants(staged, capsys):
+    facts = status_json(capsys)
+    assert facts["endpoint_name"] == ENDPOINT
+    assert facts["endpoint"]["status"] == "InService"
+    assert [(v["name"], v["shadow"]) for v in facts["endpoint"]["variants"]] == [("champion", False)]
+
+
+def test_json_lists_this_stacks_alarms_and_those_in_alarm(staged, capsys):
+    facts = status_json(capsys)
+    assert {a["name"] for a in facts["alarms"]} == {f"{ENDPOINT}-drift-contract", f"{ENDPOINT}-quality-auc"}
+    assert facts["alarms_in_alarm"] == [f"{ENDPOINT}-drift-contract"]
+
+
+def test_json_gives_the_executions_trigger_reasons(staged, capsys):
+    facts = status_json(capsys)
+    (execution,) = facts["executions"]
+    assert execution["pipeline"] == TRAINING and execution["trigger_reason"] == "drift"
+    assert facts["trigger_reasons"] == ["drift"]
+
+
+def test_json_lists_both_model_versions_with_their_approval(staged, capsys):
+    facts = status_json(capsys)
+    assert [(m["version"], m["approval_status"]) for m in facts["models"]] == [
+        (1, "Approved"),
+        (2, "PendingManualApproval"),
+    ]
+
+
+def test_the_most_drifted_features_come_first(staged, capsys):
+    facts = status_json(capsys)
+    assert [d["feature"] for d in facts["drifted_features"]] == [
+        "contract",
+        "tenure_months",
+        "payment_method",
+    ]
+
+
+def test_the_terminal_view_shows_the_same_facts(staged, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")  # no wrapped names
+    assert mlops(["status", "--stack", STACK, "--region", REGION]) == 0
+    out = capsys.readouterr().out
+    for fact in (
+        ENDPOINT,
+        "InService",
+        f"{ENDPOINT}-drift-contract",
+        "drift",
+        "PendingManualApproval",
+        "contract",
+    ):
+        assert fact in out
+    assert "MLOps maturity" in out and "level" in out
+
+
+def test_an_empty_account_shows_no_endpoint_rather_than_failing(aws, capsys):
+    facts = status_json(capsys)
+    assert facts["endpoint"] is None and facts["alarms"] == [] and facts["models"] == []
+
+
+class _Config:
+    mlflow_enabled = True
+    gitlab_trigger_url = None
+    drift_monitoring = True
+    monitoring_schedule_enabled = True
+    retrain_schedule_enabled = True
+
+
+def test_maturity_names_what_the_next_level_needs():
+    judged = maturity.judge(_Config(), has_ci=True)
+    assert judged.level == 2
+    assert judged.missing == [
+        "CI/CD of deployment: set gitlabTriggerUrl so an approved model is deployed by CI"
+    ]
+
+
+def test_maturity_is_manual_without_tracked_experiments():
+    config = _Config()
+    config.mlflow_enabled = False
+    judged = maturity.judge(config, has_ci=True)
+    assert (judged.level, judged.missing) == (1, ["tracked experiments: set mlflowEnabled: true"])
+
+
+def test_full_automation_when_deployment_is_automated_too():
+    config = _Config()
+    config.gitlab_trigger_url = "https://gitlab.example.com/api/v4/projects/1/trigger/pipeline"
+    assert maturity.judge(config, has_ci=True).level == 3
