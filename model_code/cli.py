@@ -37,6 +37,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "model_code.console.status",
         "show a deployed stack: endpoint, alarms, executions, models, drift",
     ),
+    "dashboard": (
+        "model_code.console.dashboard",
+        "draw the stack's deployed CloudWatch dashboard to PNG and HTML",
+    ),
     "local": ("model_code.lifecycle", "run the whole lifecycle on this machine and print a summary"),
 }
 
