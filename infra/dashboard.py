@@ -24,14 +24,17 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from infra.alarms import (
-    INSTANCE_NAMESPACE,
-    SAGEMAKER_NAMESPACE,
-    AlarmSpec,
-    AlarmThresholds,
-    all_alarms,
-    cpu_cores,
-    pipeline_dimensions,
+from infra.alarms import SAGEMAKER_NAMESPACE, AlarmThresholds, all_alarms, pipeline_dimensions
+from infra.dashboard_widgets import (
+    GRID_WIDTH,
+    alarm_widget,
+    flat,
+    latency_widgets,
+    metric_widget,
+    resource_widgets,
+    row_header,
+    text_widget,
+    traffic_widgets,
 )
 from infra.rollout import CHAMPION, rollback_alarm_names
 from model_code.metrics import NAMESPACE
@@ -39,8 +42,6 @@ from model_code.monitoring.drift import DEFAULT_PSI_THRESHOLD, PREDICTION_COLUMN
 from model_code.monitoring.quality import COUNT_METRIC_NAMES, METRIC_NAMES
 from model_code.monitoring.shadow import METRIC_NAMES as SHADOW_METRIC_NAMES
 
-GRID_WIDTH = 24  # CloudWatch's dashboard grid
-HEIGHT = 6
 # SageMaker Pipelines publishes execution counts here, per PipelineName.
 PIPELINE_NAMESPACE = "AWS/Sagemaker/ModelBuildingPipeline"
 # EventBridge counts each rule's matches here, per RuleName.
@@ -72,169 +73,11 @@ def model_version(model_package_arn: str | None) -> str:
     return model_package_arn.rsplit("/", 1)[-1] if model_package_arn else "none deployed"
 
 
-def _metric_widget(
-    title: str,
-    width: int,
-    metrics: list[list[Any]],
-    *,
-    stat: str = "Average",
-    period: int = 300,
-    lines: Sequence[tuple[str, float]] = (),
-) -> dict[str, Any]:
-    properties: dict[str, Any] = {
-        "title": title,
-        "view": "timeSeries",
-        "stacked": False,
-        "stat": stat,
-        "period": period,
-        "metrics": metrics,
-    }
-    if lines:
-        properties["annotations"] = {
-            "horizontal": [{"label": label, "value": value} for label, value in lines]
-        }
-    return {"type": "metric", "width": width, "height": HEIGHT, "properties": properties}
-
-
-def _text_widget(markdown: str, height: int = 1) -> dict[str, Any]:
-    return {"type": "text", "width": GRID_WIDTH, "height": height, "properties": {"markdown": markdown}}
-
-
-def _alarm_widget(title: str, arns: Sequence[str]) -> dict[str, Any]:
-    # Three alarms fit a row of height 1; a few rows more for the title.
-    return {
-        "type": "alarm",
-        "width": GRID_WIDTH,
-        "height": 2 + -(-len(arns) // 3),
-        "properties": {"title": title, "alarms": list(arns), "sortBy": "stateUpdatedTimestamp"},
-    }
-
-
-def _row(name: str) -> dict[str, Any]:
-    return _text_widget(f"## {name}")
-
-
-def _flat(dimensions: Mapping[str, str]) -> list[str]:
-    return [part for item in dimensions.items() for part in item]
-
-
-def _from_query(query: Mapping[str, Any], suffix: str) -> list[Any]:
-    """A dashboard series for one of an alarm's metric queries (``infra.alarms`` shape)."""
-    if "expression" in query:
-        ids = [q for q in ("errors", "invocations") if q in query["expression"]]
-        expression = query["expression"]
-        for q in ids:
-            expression = expression.replace(q, f"{q}{suffix}")
-        return [{"expression": expression, "label": query.get("label", ""), "id": f"{query['id']}{suffix}"}]
-    metric = query["metric"]
-    return [
-        metric["namespace"],
-        metric["metric_name"],
-        *_flat(metric["dimensions"]),
-        {"id": f"{query['id']}{suffix}", "stat": metric["stat"], "visible": False},
-    ]
-
-
-def traffic_widgets(endpoint: str, variants: Sequence[str], specs: Sequence[AlarmSpec]) -> list[dict]:
-    """Per variant: invocations and error counts, then the error-rate alarms' expressions."""
-    widgets = []
-    for variant in variants:
-        dims = ["EndpointName", endpoint, "VariantName", variant]
-        widgets.append(
-            _metric_widget(
-                f"Invocations and errors: {variant}",
-                GRID_WIDTH // 2,
-                [
-                    [SAGEMAKER_NAMESPACE, "Invocations", *dims],
-                    [SAGEMAKER_NAMESPACE, "Invocation4XXErrors", *dims, {"yAxis": "right"}],
-                    [SAGEMAKER_NAMESPACE, "Invocation5XXErrors", *dims, {"yAxis": "right"}],
-                ],
-                stat="Sum",
-                period=60,
-            )
-        )
-        rates = [s for s in specs if s.metric_queries and s.key.startswith(f"{variant}-")]
-        widgets.append(
-            _metric_widget(
-                f"Error rates: {variant}",
-                GRID_WIDTH // 2,
-                [
-                    series
-                    for n, spec in enumerate(rates)
-                    for query in spec.metric_queries
-                    for series in [_from_query(query, str(n))]
-                ],
-                period=60,
-                lines=[(spec.name, spec.threshold) for spec in rates],
-            )
-        )
-    return widgets
-
-
-def latency_widgets(endpoint: str, variants: Sequence[str], thresholds: AlarmThresholds) -> list[dict]:
-    width = GRID_WIDTH // min(len(variants), 2)
-    return [
-        _metric_widget(
-            f"Model latency (µs): {variant}",
-            width,
-            [
-                [
-                    SAGEMAKER_NAMESPACE,
-                    "ModelLatency",
-                    "EndpointName",
-                    endpoint,
-                    "VariantName",
-                    variant,
-                    {"stat": p, "label": p},
-                ]
-                for p in ("p50", "p90", "p99")
-            ],
-            period=60,
-            lines=[("p99 alarm", thresholds.latency_p99_ms * 1000)],
-        )
-        for variant in variants
-    ]
-
-
-def resource_widgets(
-    endpoint: str,
-    variants: Sequence[str],
-    thresholds: AlarmThresholds,
-    *,
-    serverless: bool,
-    instance_type: str,
-) -> list[dict]:
-    """CPU, memory and disk per variant; a serverless endpoint has no instances, only concurrency."""
-    widgets = []
-    for variant in variants:
-        dims = ["EndpointName", endpoint, "VariantName", variant]
-        if serverless:
-            metrics = [[SAGEMAKER_NAMESPACE, "ServerlessConcurrentExecutionsUtilization", *dims]]
-            widgets.append(_metric_widget(f"Concurrency used: {variant}", GRID_WIDTH // 2, metrics))
-            continue
-        widgets.append(
-            _metric_widget(
-                f"CPU, memory and disk (%): {variant}",
-                GRID_WIDTH // min(len(variants), 2),
-                [
-                    [INSTANCE_NAMESPACE, "CPUUtilization", *dims, {"label": "CPU (sum over cores)"}],
-                    [INSTANCE_NAMESPACE, "MemoryUtilization", *dims],
-                    [INSTANCE_NAMESPACE, "DiskUtilization", *dims],
-                ],
-                lines=[
-                    ("CPU alarm", thresholds.cpu_percent * cpu_cores(instance_type)),
-                    ("memory alarm", thresholds.memory_percent),
-                ],
-            )
-        )
-    return widgets
-
-
 def drift_widget(model: str, feature: str, stack: str) -> dict[str, Any]:
     """PSI against the line the drift monitor uses, and the 0/1 flag the alarm watches."""
-    dims = [*_flat(pipeline_dimensions(model, stack, CHAMPION)), "Feature", feature]
+    dims = [*flat(pipeline_dimensions(model, stack, CHAMPION)), "Feature", feature]
     title = "Prediction drift" if feature == PREDICTION_COLUMN else f"Drift: {feature}"
-    return _metric_widget(
+    return metric_widget(
         title,
         GRID_WIDTH // 3,
         [
@@ -248,18 +91,18 @@ def drift_widget(model: str, feature: str, stack: str) -> dict[str, Any]:
 
 
 def quality_widgets(model: str, stack: str, variants: Sequence[str], thresholds: AlarmThresholds) -> list:
-    production = _flat(pipeline_dimensions(model, stack, CHAMPION))
+    production = flat(pipeline_dimensions(model, stack, CHAMPION))
     compared = [v for v in variants if v != CHAMPION]
     scores = [
         [NAMESPACE, name, *production, *([{"yAxis": "right"}] if name in _RIGHT_AXIS_QUALITY else [])]
         for name in METRIC_NAMES.values()
     ]
     scores += [
-        [NAMESPACE, "AUC", *_flat(pipeline_dimensions(model, stack, v)), {"label": f"AUC ({v})"}]
+        [NAMESPACE, "AUC", *flat(pipeline_dimensions(model, stack, v)), {"label": f"AUC ({v})"}]
         for v in compared
     ]
     return [
-        _metric_widget(
+        metric_widget(
             "Model quality",
             GRID_WIDTH // 2,
             scores,
@@ -267,7 +110,7 @@ def quality_widgets(model: str, stack: str, variants: Sequence[str], thresholds:
             period=3600,
             lines=[("minimum AUC", thresholds.min_auc)],
         ),
-        _metric_widget(
+        metric_widget(
             "Labelled, invalid and unmatched",
             GRID_WIDTH // 2,
             [[NAMESPACE, name, *production] for name in COUNT_METRIC_NAMES.values()],
@@ -280,7 +123,7 @@ def quality_widgets(model: str, stack: str, variants: Sequence[str], thresholds:
 def pipeline_widgets(pipelines: Mapping[str, str], retrain_rules: Mapping[str, str]) -> list[dict]:
     """Executions per pipeline (kind → name), and matches of each retraining rule (reason → name)."""
     widgets = [
-        _metric_widget(
+        metric_widget(
             f"Executions: {kind} pipeline",
             GRID_WIDTH // max(len(pipelines), 1),
             [
@@ -300,7 +143,7 @@ def pipeline_widgets(pipelines: Mapping[str, str], retrain_rules: Mapping[str, s
     ]
     if retrain_rules:
         widgets.append(
-            _metric_widget(
+            metric_widget(
                 "Retraining triggered, by reason",
                 GRID_WIDTH,
                 [
@@ -330,12 +173,12 @@ def rollout_widgets(
         [{"expression": f"100 * FILL(i{n}, 0) / ({total})", "label": f"{v} (%)", "id": f"w{n}"}]
         for n, v in enumerate(production)
     ]
-    widgets = [_metric_widget("Traffic share by variant (%)", GRID_WIDTH // 2, series, period=60)]
+    widgets = [metric_widget("Traffic share by variant (%)", GRID_WIDTH // 2, series, period=60)]
     for variant in shadow_variants:
-        dims = _flat(pipeline_dimensions(model, stack, variant))
+        dims = flat(pipeline_dimensions(model, stack, variant))
         names = SHADOW_METRIC_NAMES
         widgets.append(
-            _metric_widget(
+            metric_widget(
                 f"Shadow {variant} against production",
                 GRID_WIDTH // 2,
                 [
@@ -422,22 +265,22 @@ def dashboard_body(
         schedules=schedules or {},
         runbook_url=runbook_url,
     )
-    widgets = [_text_widget(header, height=4), _alarm_widget("Every alarm of the stack", list(arn.values()))]
-    model = _flat(pipeline_dimensions(schema_name, stack))
+    widgets = [text_widget(header, height=4), alarm_widget("Every alarm of the stack", list(arn.values()))]
+    model = flat(pipeline_dimensions(schema_name, stack))
     shadows = [v for v in variants if v != CHAMPION] if strategy == "shadow" else []
     if endpoint is not None:
-        widgets += [_row(ROWS[0]), *traffic_widgets(endpoint, variants, specs)]
-        widgets += [_row(ROWS[1]), *latency_widgets(endpoint, variants, thresholds)]
-        widgets += [_row(ROWS[2])]
+        widgets += [row_header(ROWS[0]), *traffic_widgets(endpoint, variants, specs)]
+        widgets += [row_header(ROWS[1]), *latency_widgets(endpoint, variants, thresholds)]
+        widgets += [row_header(ROWS[2])]
         widgets += resource_widgets(
             endpoint, variants, thresholds, serverless=serverless, instance_type=instance_type
         )
     if drift_monitoring:
-        production = _flat(pipeline_dimensions(schema_name, stack, CHAMPION))
+        production = flat(pipeline_dimensions(schema_name, stack, CHAMPION))
         widgets += [
-            _row(ROWS[3]),
+            row_header(ROWS[3]),
             drift_widget(schema_name, PREDICTION_COLUMN, stack),
-            _metric_widget(
+            metric_widget(
                 "Drifted features",
                 GRID_WIDTH // 3,
                 [[NAMESPACE, "DriftedFeatureCount", *production]],
@@ -446,10 +289,10 @@ def dashboard_body(
             ),
             *[drift_widget(schema_name, feature, stack) for feature in feature_names],
         ]
-    widgets += [_row(ROWS[4]), *quality_widgets(schema_name, stack, variants or [CHAMPION], thresholds)]
+    widgets += [row_header(ROWS[4]), *quality_widgets(schema_name, stack, variants or [CHAMPION], thresholds)]
     widgets += [
-        _row(ROWS[5]),
-        _metric_widget(
+        row_header(ROWS[5]),
+        metric_widget(
             "New records since last training",
             GRID_WIDTH,
             [[NAMESPACE, "NewRecordCount", *model]],
@@ -458,11 +301,11 @@ def dashboard_body(
             lines=[("retraining threshold", thresholds.new_records_threshold)],
         ),
     ]
-    widgets += [_row(ROWS[6]), *pipeline_widgets(pipelines or {}, retrain_rules or {})]
+    widgets += [row_header(ROWS[6]), *pipeline_widgets(pipelines or {}, retrain_rules or {})]
     if endpoint is not None:
         rollback = [arn[name] for name in rollback_alarm_names(endpoint, variants)]
-        widgets += [_row(ROWS[7]), *rollout_widgets(schema_name, stack, endpoint, variants, shadows)]
-        widgets.append(_alarm_widget("Rollback alarms (a rollout rolls back when one fires)", rollback))
+        widgets += [row_header(ROWS[7]), *rollout_widgets(schema_name, stack, endpoint, variants, shadows)]
+        widgets.append(alarm_widget("Rollback alarms (a rollout rolls back when one fires)", rollback))
     return {"start": "-P7D", "periodOverride": "inherit", "widgets": _lay_out(widgets, region)}
 
 
