@@ -211,6 +211,21 @@ def latest_values(cloudwatch: Any, queries: dict[str, tuple[str, dict[str, str]]
     return values
 
 
+def published_shadows(cloudwatch: Any, model: str, stack: str) -> list[str]:
+    """Variants whose shadow comparison the monitoring pipeline has published for this stack
+    (also found where DescribeEndpoint does not list the shadow, as moto drops it)."""
+    variants = set()
+    pages = cloudwatch.get_paginator("list_metrics").paginate(
+        Namespace=metrics.NAMESPACE,
+        MetricName=SHADOW_METRICS["agreement_rate"],
+        Dimensions=[{"Name": "Model", "Value": model}, {"Name": "Stack", "Value": stack}],
+    )
+    for page in pages:
+        for metric in page.get("Metrics", []):
+            variants |= {d["Value"] for d in metric["Dimensions"] if d["Name"] == "Variant"}
+    return sorted(variants)
+
+
 def collect(
     session: Any, schema: schema_mod.Schema, stack: str, config: Any = None, has_ci: bool = False
 ) -> dict:
@@ -226,8 +241,7 @@ def collect(
     production = {"Model": schema.name, "Stack": stack, "Variant": PRODUCTION_VARIANT}
     queries = {f: ("FeaturePSI", {**production, "Feature": f}) for f in [*schema.feature_names, "prediction"]}
     shadows = [v["name"] for v in (endpoint or {}).get("variants", []) if v["shadow"]]
-    if not shadows and config is not None and config.deployment_strategy == "shadow":
-        shadows = ["challenger"]  # infra.rollout.CHALLENGER: moto drops shadow variants on read-back
+    shadows += [v for v in published_shadows(cloudwatch, schema.name, stack) if v not in shadows]
     for variant in shadows:
         dims = {"Model": schema.name, "Stack": stack, "Variant": variant}
         queries |= {(variant, key): (name, dims) for key, name in SHADOW_METRICS.items()}

@@ -145,6 +145,26 @@ def test_an_empty_account_shows_no_endpoint_rather_than_failing(aws, capsys):
     assert facts["endpoint"] is None and facts["alarms"] == [] and facts["models"] == []
 
 
+def test_a_published_shadow_comparison_is_shown(staged, capsys):
+    dims = [{"Name": "Model", "Value": "customer-churn"}, {"Name": "Stack", "Value": STACK},
+            {"Name": "Variant", "Value": "challenger"}]  # fmt: skip
+    figures = {"ShadowAgreementRate": 0.93, "ShadowChallengerAUC": 0.81, "ShadowProductionAUC": 0.78}
+    boto3.client("cloudwatch", region_name=REGION).put_metric_data(
+        Namespace="MLOps",
+        MetricData=[{"MetricName": k, "Dimensions": dims, "Value": v} for k, v in figures.items()],
+    )
+    shadow = status_json(capsys)["shadow"]["challenger"]
+    assert (shadow["agreement_rate"], shadow["challenger_auc"], shadow["production_auc"]) == (
+        0.93,
+        0.81,
+        0.78,
+    )
+
+
+def test_no_shadow_comparison_without_a_shadow(staged, capsys):
+    assert status_json(capsys)["shadow"] == {}
+
+
 class _Config:
     mlflow_enabled = True
     gitlab_trigger_url = None
@@ -172,3 +192,30 @@ def test_full_automation_when_deployment_is_automated_too():
     config = _Config()
     config.gitlab_trigger_url = "https://gitlab.example.com/api/v4/projects/1/trigger/pipeline"
     assert maturity.judge(config, has_ci=True).level == 3
+
+
+class _RolledBack:
+    """DescribeEndpoint as SageMaker answers after an auto-rollback (moto has no UpdateEndpoint)."""
+
+    def describe_endpoint(self, EndpointName):
+        return {
+            "EndpointName": EndpointName,
+            "EndpointStatus": "InService",
+            "EndpointConfigName": "c1",
+            "FailureReason": f"Update of endpoint {EndpointName} to c2 was rolled back to c1: alarm x in ALARM",
+            "ProductionVariants": [
+                {"VariantName": "champion", "CurrentWeight": 1.0, "CurrentInstanceCount": 2}
+            ],
+            "LastDeploymentConfig": {
+                "BlueGreenUpdatePolicy": {"TrafficRoutingConfiguration": {"Type": "CANARY"}}
+            },
+        }
+
+
+def test_a_rolled_back_deployment_is_reported_with_its_reason():
+    from model_code.console.status import endpoint_facts
+
+    facts = endpoint_facts(_RolledBack(), ENDPOINT)
+    assert facts["rolled_back"] is True
+    assert facts["last_deployment"] == "CANARY"
+    assert "rolled back to c1" in facts["failure_reason"]
