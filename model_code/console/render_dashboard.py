@@ -37,7 +37,8 @@ def _draw_metric(ax: Axes, panel: Panel) -> None:
         ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes, color="#888")
     ax.set_title(panel.title, fontsize=8, loc="left")
     ax.tick_params(labelsize=6)
-    ax.legend(fontsize=5, loc="upper left")
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=5, loc="upper left")
     for label in ax.get_xticklabels():
         label.set_rotation(20)
 

@@ -17,6 +17,7 @@ from infra.dashboard import dashboard_body
 from model_code.cli import main as mlops
 from model_code.console.dashboard import evaluate, parse_duration, read_panels
 from model_code.contract import schema as schema_mod
+from tests.pipelines.conftest import use_emulator
 
 REGION = "eu-west-1"
 STACK = "prod"
@@ -40,9 +41,16 @@ def _body(schema) -> dict:
     )
 
 
-@pytest.fixture
-def deployed(aws, tmp_path):
-    """The dashboard as `pulumi up` leaves it, hours of drift and traffic, one alarm firing."""
+@pytest.fixture(scope="module")
+def aws_module(moto_server):
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        yield use_emulator(monkeypatch, moto_server)
+
+
+@pytest.fixture(scope="module")
+def deployed(aws_module, tmp_path_factory):
+    """The dashboard as `pulumi up` leaves it, hours of drift and traffic, one alarm firing;
+    drawn once for the module (drawing ~40 widgets takes seconds)."""
     schema = schema_mod.load(schema_mod.EXAMPLE_SCHEMA)
     cloudwatch = boto3.client("cloudwatch", region_name=REGION)
     body = _body(schema)
@@ -72,7 +80,7 @@ def deployed(aws, tmp_path):
         Period=3600, EvaluationPeriods=1, Threshold=1, ComparisonOperator="GreaterThanOrEqualToThreshold",
     )  # fmt: skip
     cloudwatch.set_alarm_state(AlarmName=f"{NAME}-drift-contract", StateValue="ALARM", StateReason="drift")
-    out = tmp_path / "out"
+    out = tmp_path_factory.mktemp("dashboard")
     assert mlops(["dashboard", "--stack", STACK, "--region", REGION, "--out", str(out)]) == 0
     return body, out
 
