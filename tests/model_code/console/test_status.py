@@ -53,7 +53,16 @@ def _stage() -> None:
         PipelineName=TRAINING, PipelineParameters=[{"Name": "TriggerReason", "Value": "drift"}]
     )
     sagemaker.create_model_package_group(ModelPackageGroupName=GROUP)
-    for status in ("Approved", "PendingManualApproval"):
+    # The first version's evaluation report, where EvaluateModel writes it and registration points.
+    s3 = session.client("s3")
+    s3.create_bucket(Bucket="artifacts", CreateBucketConfiguration={"LocationConstraint": REGION})
+    report = {"binary_classification_metrics": {"auc": {"value": 0.84}}}
+    s3.put_object(Bucket="artifacts", Key="eval/evaluation.json", Body=json.dumps(report).encode())
+    evaluation = {"ContentType": "application/json", "S3Uri": "s3://artifacts/eval/evaluation.json"}
+    for status, metrics in (
+        ("Approved", {"ModelQuality": {"Statistics": evaluation}}),
+        ("PendingManualApproval", {}),
+    ):
         sagemaker.create_model_package(
             ModelPackageGroupName=GROUP,
             ModelApprovalStatus=status,
@@ -62,6 +71,7 @@ def _stage() -> None:
                 "SupportedContentTypes": ["application/json"],
                 "SupportedResponseMIMETypes": ["application/json"],
             },
+            ModelMetrics=metrics,
         )
     now = datetime.now(UTC)
     dims = [{"Name": "Model", "Value": "customer-churn"}, {"Name": "Stack", "Value": STACK},
@@ -109,9 +119,9 @@ def test_json_gives_the_executions_trigger_reasons(staged, capsys):
 
 def test_json_lists_both_model_versions_with_their_approval(staged, capsys):
     facts = status_json(capsys)
-    assert [(m["version"], m["approval_status"]) for m in facts["models"]] == [
-        (1, "Approved"),
-        (2, "PendingManualApproval"),
+    assert [(m["version"], m["approval_status"], m["auc"]) for m in facts["models"]] == [
+        (1, "Approved", 0.84),
+        (2, "PendingManualApproval", None),
     ]
 
 
