@@ -287,6 +287,13 @@ def _stack_config(stack: str, root: Path) -> Any:
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:  # --watch ends with Ctrl-C, whenever it comes
+        return 0
+
+
+def _main(argv: list[str] | None) -> int:
     import boto3
     from botocore.exceptions import BotoCoreError, ClientError
     from rich.console import Console
@@ -327,8 +334,6 @@ def main(argv: list[str] | None = None) -> int:
             while True:
                 time.sleep(args.interval)
                 live.update(render(collect(session, schema, args.stack, config, has_ci)), refresh=True)
-    except KeyboardInterrupt:
-        return 0
     except (BotoCoreError, ClientError) as exc:
         print(f"mlops status: could not read the stack {args.stack!r}: {exc}", file=sys.stderr)
         return 1

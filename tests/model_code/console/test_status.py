@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 
 import boto3
 import pytest
@@ -229,3 +230,24 @@ def test_a_rolled_back_deployment_is_reported_with_its_reason():
     assert facts["rolled_back"] is True
     assert facts["last_deployment"] == "CANARY"
     assert "rolled back to c1" in facts["failure_reason"]
+
+
+def test_watch_refreshes_until_interrupted_and_exits_cleanly(staged):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    command = [sys.executable, "-m", "model_code.cli", "status", "--stack", STACK, "--region", REGION,
+               "--watch", "--interval", "0.2"]  # fmt: skip
+    root = str(Path(__file__).resolve().parents[3])  # this checkout, whatever the cwd
+    env = {**os.environ, "COLUMNS": "200", "PYTHONPATH": root}
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    ) as watch:
+        time.sleep(10)  # start, draw, and refresh a few times
+        watch.send_signal(signal.SIGINT)
+        stdout, stderr = watch.communicate(timeout=30)
+    assert watch.returncode == 0, stderr
+    assert ENDPOINT in stdout and f"{ENDPOINT}-drift-contract" in stdout
