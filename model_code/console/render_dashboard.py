@@ -136,7 +136,7 @@ body{font-family:sans-serif;margin:12px;background:#f2f3f3}
 main{display:grid;grid-template-columns:repeat(24,1fr);grid-auto-rows:42px;gap:6px}
 .widget{background:#fff;border:1px solid #d5dbdb;padding:4px;overflow:hidden}
 .widget svg{width:100%;height:auto;max-height:85%}
-h4{margin:0 0 2px;font-size:12px}ul{columns:3;font-size:11px;margin:0;padding-left:14px}
+h4{margin:0 0 2px;font-size:12px}.text h1,.text h2,.text h3,.text p{margin:2px 0}.text h2{font-size:18px}ul{columns:3;font-size:11px;margin:0;padding-left:14px}
 .ALARM{color:#d13212;font-weight:bold}.OK{color:#1d8102}.INSUFFICIENT_DATA{color:#8d6605}
 .note{font-size:10px;color:#888}
 """
