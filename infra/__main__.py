@@ -128,6 +128,10 @@ monitoring = Monitoring(
         instance_type=config.instance_type,
         drift_monitoring=config.drift_monitoring,
         alarm_email=config.alarm_email,
+        strategy=config.deployment_strategy,
+        model_package_arn=config.model_package_arn,
+        retrain_schedule=config.retrain_schedule if config.retrain_schedule_enabled else None,
+        **({"runbook_url": config.runbook_url} if config.runbook_url else {}),
         thresholds=AlarmThresholds(
             min_auc=config.min_auc,
             latency_p99_ms=config.latency_p99_ms,

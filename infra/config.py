@@ -96,6 +96,7 @@ KEYS: tuple[Key, ...] = (
     Key("latencyP99Ms", 500, "alarm: model latency p99 in milliseconds"),
     Key("newRecordsThreshold", 10000, "data-volume trigger: new feature-store records since training"),
     Key("alarmEmail", None, "email subscribed to the alarm topic"),
+    Key("runbookUrl", None, "the README's runbook as your fork publishes it, linked from the dashboard"),
     Key("gitlabTriggerUrl", None, "GitLab pipeline trigger URL started when a model package is approved"),
     Key("gitlabTriggerToken", None, "the trigger's token (set with --secret)"),
     Key("logRetentionDays", 30, "retention of the platform's log groups"),
@@ -144,6 +145,7 @@ class PlatformConfig:
     latency_p99_ms: float
     new_records_threshold: int
     alarm_email: str | None
+    runbook_url: str | None
     gitlab_trigger_url: str | None
     gitlab_trigger_token: Any
     log_retention_days: int
@@ -333,6 +335,7 @@ def parse(values: Mapping[str, Any], *, stack: str, region: str | None, root: Pa
         latency_p99_ms=r.number("latencyP99Ms", low=0, low_open=True),
         new_records_threshold=r.number("newRecordsThreshold", integer=True, low=1),
         alarm_email=r.string("alarmEmail"),
+        runbook_url=r.string("runbookUrl"),
         gitlab_trigger_url=url,
         gitlab_trigger_token=token,
         log_retention_days=retention,

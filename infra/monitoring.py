@@ -37,6 +37,8 @@ from infra.alarms import (
 )
 from infra.base import assume_role_policy, child_opts, fit_name, source_account
 from infra.dashboard import dashboard_body, dashboard_url
+from infra.ml_pipelines import KINDS, pipeline_name
+from infra.retraining import REASONS, retrain_rule_name
 from infra.rollout import CHAMPION, rollback_alarm_names
 from model_code.contract.schema import Schema
 
@@ -44,6 +46,8 @@ SCHEDULE_PREFIXES = ("rate(", "cron(", "at(")
 # A monitoring run that could not start within an hour would overlap the next one: drop it.
 SCHEDULE_MAX_EVENT_AGE_SECONDS = 3600
 SCHEDULE_RETRIES = 3
+# The README's runbook, as a fork publishes it; a stack sets its own with runbookUrl.
+DEFAULT_RUNBOOK_URL = "README.md#runbook"
 # pipelines.monitoring's parameter naming the endpoint variant a run reads.
 VARIANT_PARAMETER = "Variant"
 
@@ -81,6 +85,14 @@ class MonitoringArgs:
     pipeline_parameters: Mapping[str, str] = field(default_factory=dict)
     """Parameters of each scheduled execution; empty runs the pipeline with its defaults."""
     tags: pulumi.Input[Mapping[str, str]] = field(default_factory=dict)
+    strategy: str = "all-at-once"
+    """The deployment strategy, for the dashboard's header (``shadow``: variants after the first are shadows)."""
+    model_package_arn: str | None = None
+    """The model package served, for the dashboard's header (its version)."""
+    retrain_schedule: str | None = None
+    """The scheduled retraining, for the dashboard's header."""
+    runbook_url: str = DEFAULT_RUNBOOK_URL
+    """Where the dashboard's header links the runbook (the README's Runbook section)."""
 
     def __post_init__(self) -> None:
         if not self.schedule_expression.startswith(SCHEDULE_PREFIXES):
@@ -250,13 +262,27 @@ class Monitoring(pulumi.ComponentResource):
     def _create_dashboard(
         self, name: str, args: MonitoringArgs, prefix: str, child: pulumi.ResourceOptions
     ) -> aws.cloudwatch.Dashboard:
-        body = self._region.apply(
-            lambda region: json.dumps(
+        schedules = {"monitoring": args.schedule_expression}
+        if args.retrain_schedule:
+            schedules["retraining"] = args.retrain_schedule
+        # The names ml_pipelines and retraining give their resources, derived the same way.
+        pipelines = {kind: pipeline_name(args.schema.name, args.stack, kind) for kind in KINDS}
+        rules = {reason: retrain_rule_name(pipelines["training"], reason) for reason in REASONS}
+        body = pulumi.Output.all(self._region, self._account, self._partition).apply(
+            lambda v: json.dumps(
                 dashboard_body(
                     schema_name=args.schema.name,
                     stack=args.stack,
                     feature_names=args.schema.feature_names,
-                    region=region,
+                    region=v[0],
+                    account=v[1],
+                    partition=v[2],
+                    strategy=args.strategy,
+                    model_package_arn=args.model_package_arn,
+                    schedules=schedules,
+                    runbook_url=args.runbook_url,
+                    pipelines=pipelines,
+                    retrain_rules=rules,
                     thresholds=args.thresholds,
                     endpoint=args.endpoint_name,
                     variants=args.variant_names,

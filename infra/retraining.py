@@ -96,6 +96,11 @@ class RetrainingArgs:
 # -- plain functions: validation, patterns, parameters, policies -------------------------------
 
 
+def retrain_rule_name(prefix: str, reason: str) -> str:
+    """The EventBridge rule that starts a run for ``reason`` (the dashboard counts its triggers)."""
+    return fit_name(f"{prefix}-retrain-{reason}")
+
+
 def strategies_for(given: Mapping[str, str]) -> dict[str, str]:
     """Every reason's strategy: ``given`` over ``DEFAULT_STRATEGIES``."""
     return {**DEFAULT_STRATEGIES, **given}
@@ -258,7 +263,7 @@ class Retraining(pulumi.ComponentResource):
     ) -> aws.cloudwatch.EventRule:
         return aws.cloudwatch.EventRule(
             f"{self._name}-{reason}-rule",
-            name=self._aws_name(f"retrain-{reason}"),
+            name=self._prefix.apply(lambda prefix: retrain_rule_name(prefix, reason)),
             description=f"A {reason} alarm changed to ALARM: retrain",
             event_pattern=pulumi.Output.from_input(alarms).apply(
                 lambda names: json.dumps(alarm_pattern(names))
@@ -271,7 +276,7 @@ class Retraining(pulumi.ComponentResource):
         args = self._args
         return aws.cloudwatch.EventRule(
             f"{self._name}-schedule-rule",
-            name=self._aws_name(f"retrain-{SCHEDULE}"),
+            name=self._prefix.apply(lambda prefix: retrain_rule_name(prefix, SCHEDULE)),
             description=f"Scheduled retraining, {args.schedule_expression}",
             schedule_expression=args.schedule_expression,
             state="ENABLED" if args.schedule_enabled else "DISABLED",

@@ -34,6 +34,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "cost": ("infra.cost", "estimate the monthly cost of a stack's always-on parts from its config"),
     "verify": ("infra.verify", "check a deployed stack's live state against what it declared"),
+    "status": (
+        "model_code.console.status",
+        "show a deployed stack: endpoint, alarms, executions, models, drift",
+    ),
+    "dashboard": (
+        "model_code.console.dashboard",
+        "draw the stack's deployed CloudWatch dashboard to PNG and HTML",
+    ),
     "local": ("model_code.lifecycle", "run the whole lifecycle on this machine and print a summary"),
 }
 

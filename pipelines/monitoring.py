@@ -2,7 +2,8 @@
 
 Three independent branches, each a sharded step over S3 files (``ShardedByS3Key`` over
 ``ProcessingInstanceCount`` instances, one output per host) and a one-instance merge step
-that publishes (model_code.monitoring.monitor holds the container side and its formats)::
+that publishes (model_code.monitoring.monitor holds the container side and its formats),
+and beside them the shadow comparison (model_code.monitoring.shadow)::
 
     CaptureUri/Variant/ ─┬─► ProfileTraffic ×N ──► CheckDrift ──► FeaturePSI, FeatureDriftPValue, FeatureDrifted
     (sharded)            │   (profile per host,    (merge,        (Model, Stack, Variant, Feature);
@@ -11,6 +12,10 @@ that publishes (model_code.monitoring.monitor holds the container side and its f
     GroundTruthUri ──────┴─► MatchGroundTruth ×N ► CheckQuality ► AUC, F1, Precision, Recall, Accuracy, LogLoss,
     (replicated)             (labelled             (join, score)  LabelledCount (Model, Stack, Variant)
                               predictions)
+
+    CaptureUri/champion/ ┬─► CompareShadow ──────► ShadowAgreementRate, ShadowProbabilityDifference,
+    CaptureUri/Variant/ ─┤   (one instance; only    ShadowChallengerAUC, ShadowProductionAUC,
+    GroundTruthUri ──────┘    for a shadow Variant) ShadowComparedCount (Model, Stack, Variant)
 
     OfflineStoreUri ───► CountOfflineRecords ×N ► CountNewData ► NewRecordCount (Model, Stack); count.json
     (sharded)            (counts, record keys)    (count once)
@@ -53,6 +58,7 @@ REPLICATED = "FullyReplicated"
 DEFAULT_INSTANCE_TYPE = "ml.m5.xlarge"
 INPUT, OUTPUT = f"{common.PROCESSING}/input", f"{common.PROCESSING}/output"
 MODULE = ("python", "-m", "model_code.monitoring.monitor")
+SHADOW_MODULE = ("python", "-m", "model_code.monitoring.shadow")
 # The variant a run measures by default: the production variant (infra.rollout.CHAMPION).
 PRODUCTION_VARIANT = "champion"
 # model_code.metrics.STACK_ENV: every job learns its stack from its environment, so whatever it
@@ -183,6 +189,18 @@ def get_pipeline(
         outputs=["report"],
         description="Join predictions with ground truth, publish quality metrics",
     )  # fmt: skip
+    # Production's capture beside the run's variant's (the whole of each, on one instance).
+    production = steps.input("production", Join(on="", values=[p["capture"], PRODUCTION_VARIANT, "/"]))
+    compare_shadow = steps.step(
+        "CompareShadow",
+        ["--schema", schema_in.local, "--production", production.local, "--capture", f"{INPUT}/capture",
+         "--labels", labels.local, "--variant", p["variant"], *window[2:], "--report-dir", f"{OUTPUT}/report"],
+        inputs=[schema_in, production, steps.input("capture", variant_capture), labels],
+        outputs=["report"],
+        module=SHADOW_MODULE,
+        description="A shadow variant against production on the same requests: agreement, "
+        "probability difference, both AUCs (nothing for the production variant's own run)",
+    )  # fmt: skip
     store_in = steps.input("offline-store", p["store"], SHARDED)
     count = steps.step(
         "CountOfflineRecords",
@@ -205,7 +223,7 @@ def get_pipeline(
     return Pipeline(
         name=name,
         parameters=list(p.values()),
-        steps=[profile, check_drift, match, check_quality, count, count_new],
+        steps=[profile, check_drift, match, check_quality, compare_shadow, count, count_new],
         # Monitoring runs hourly: an experiment trial per run would only clutter.
         pipeline_experiment_config=None,
         sagemaker_session=session,

@@ -55,6 +55,13 @@ METRIC_NAMES = {
     "accuracy": "Accuracy",
     "log_loss": "LogLoss",
 }
+# CloudWatch metric name for each join count published: what was scored, and what could not be.
+COUNT_METRIC_NAMES = {
+    "matched": "LabelledCount",
+    "invalid_predictions": "InvalidPredictionCount",
+    "labels_without_prediction": "UnmatchedLabelCount",
+    "invalid_labels": "InvalidLabelCount",
+}
 
 
 @dataclass(frozen=True, eq=False)
@@ -196,11 +203,11 @@ class QualityReport:
             for key, name in METRIC_NAMES.items()
             if self.metrics.get(key) is not None
         ]
-        return [
-            *data,
-            metrics.metric_datum("LabelledCount", self.matched, dims, "Count"),
-            metrics.metric_datum("InvalidLabelCount", self.counts.get("invalid_labels", 0), dims, "Count"),
+        counts = [
+            metrics.metric_datum(name, self.counts.get(key, 0), dims, "Count")
+            for key, name in COUNT_METRIC_NAMES.items()
         ]
+        return [*data, *counts]
 
 
 def merge(reports: list[QualityReport]) -> QualityReport:

@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import json
 
-from infra.alarms import AlarmThresholds
-from infra.dashboard import GRID_WIDTH, dashboard_body, dashboard_url
+import pandas as pd
+
+from infra.alarms import AlarmThresholds, all_alarms
+from infra.dashboard import GRID_WIDTH, ROWS, dashboard_body, dashboard_url
+from model_code import metrics
+from model_code.contract import schema as schema_mod
+from model_code.contract import synthetic
+from model_code.monitoring import drift, quality, shadow
 
 FEATURES = ["tenure_months", "contract"]
 
@@ -95,3 +101,160 @@ def test_a_shadow_challengers_auc_is_drawn_beside_the_champions():
     series = _platform_series(body(variants=["champion", "challenger"]))
     auc = [dict(zip(m[2::2], m[3::2], strict=False)).get("Variant") for m in series if m[1] == "AUC"]
     assert auc == ["champion", "challenger"]
+
+
+# --- the console's questions: rows, alarms, header, and series equal to what is published ----------
+
+SHADOW_BODY = {
+    "variants": ["champion", "challenger"],
+    "strategy": "shadow",
+    "account": "123456789012",
+    "model_package_arn": "arn:aws:sagemaker:eu-west-1:123456789012:model-package/customer-churn/7",
+    "schedules": {"monitoring": "rate(1 hour)", "retraining": "rate(7 days)"},
+    "runbook_url": "https://gitlab.example.com/ml/platform/-/blob/main/README.md#runbook",
+    "pipelines": {"training": "customer-churn-prod-training", "monitoring": "customer-churn-prod-monitoring"},
+    "retrain_rules": {"drift": "customer-churn-prod-training-retrain-drift"},
+}
+
+
+def _series_ids(metric: list) -> set[str]:
+    return {metric[-1]["id"]} if isinstance(metric[-1], dict) and "id" in metric[-1] else set()
+
+
+def test_every_widget_is_a_valid_cloudwatch_widget():
+    for widget in body(**SHADOW_BODY)["widgets"]:
+        assert widget["type"] in {"metric", "text", "alarm"}
+        assert {"x", "y", "width", "height", "properties"} <= set(widget)
+        if widget["type"] != "metric":
+            continue
+        properties = widget["properties"]
+        assert properties["view"] == "timeSeries" and properties["period"] % 60 == 0
+        ids = set().union(*(_series_ids(m) for m in properties["metrics"]))
+        for metric in properties["metrics"]:
+            if isinstance(metric[0], dict):  # a metric math expression over this widget's series
+                assert {token for token in ids if token in metric[0]["expression"]}, metric
+                continue
+            names = metric[:-1] if isinstance(metric[-1], dict) else metric
+            assert all(isinstance(part, str) for part in names), metric
+            assert len(names) % 2 == 0, metric  # namespace, name, then dimension name/value pairs
+
+
+def test_the_rows_answer_the_questions_in_order():
+    headers = [
+        w["properties"]["markdown"].removeprefix("## ")
+        for w in body(**SHADOW_BODY)["widgets"]
+        if w["type"] == "text" and w["properties"]["markdown"].startswith("## ")
+    ]
+    assert headers == list(ROWS)
+
+
+def test_the_header_says_what_the_stack_is_and_links_the_runbook():
+    header = body(**SHADOW_BODY)["widgets"][0]
+    markdown = header["properties"]["markdown"]
+    assert (header["type"], header["x"], header["y"]) == ("text", 0, 0)
+    assert "**shadow**" in markdown and "model version **7**" in markdown
+    assert "`rate(1 hour)`" in markdown and "`rate(7 days)`" in markdown
+    assert f"[runbook]({SHADOW_BODY['runbook_url']})" in markdown
+
+
+def test_the_alarm_status_widget_lists_every_alarm_of_the_stack():
+    specs = all_alarms(
+        schema_name="customer-churn",
+        stack="prod",
+        feature_names=FEATURES,
+        thresholds=AlarmThresholds(),
+        endpoint="customer-churn-prod",
+        variants=["champion", "challenger"],
+    )
+    (status,) = [
+        w for w in body(**SHADOW_BODY)["widgets"] if w["properties"].get("title", "").startswith("Every")
+    ]
+    assert status["type"] == "alarm"
+    assert status["properties"]["alarms"] == [
+        f"arn:aws:cloudwatch:eu-west-1:123456789012:alarm:{s.name}" for s in specs
+    ]
+
+
+def test_every_variant_has_its_traffic_latency_and_resources():
+    shown = titles(body(**SHADOW_BODY))
+    for variant in ("champion", "challenger"):
+        for title in (
+            "Invocations and errors",
+            "Error rates",
+            "Model latency (µs)",
+            "CPU, memory and disk (%)",
+        ):
+            assert f"{title}: {variant}" in shown
+
+
+def test_latency_is_drawn_at_p50_p90_and_p99():
+    (widget,) = [w for w in body()["widgets"] if w["properties"].get("title", "").startswith("Model latency")]
+    assert [m[-1]["stat"] for m in widget["properties"]["metrics"]] == ["p50", "p90", "p99"]
+
+
+def test_error_rate_widgets_plot_each_alarms_own_threshold():
+    (widget,) = [w for w in body()["widgets"] if w["properties"].get("title") == "Error rates: champion"]
+    lines = {a["label"]: a["value"] for a in widget["properties"]["annotations"]["horizontal"]}
+    assert lines == {
+        "customer-churn-prod-champion-5xx-rate": 0.01,
+        "customer-churn-prod-champion-4xx-rate": 0.05,
+    }
+
+
+def test_serverless_shows_concurrency_instead_of_instances():
+    shown = titles(body(serverless=True))
+    assert "Concurrency used: champion" in shown and not [t for t in shown if t.startswith("CPU")]
+
+
+def test_pipelines_row_counts_executions_and_retraining_triggers_by_reason():
+    widgets = {w["properties"].get("title"): w for w in body(**SHADOW_BODY)["widgets"]}
+    training = widgets["Executions: training pipeline"]["properties"]["metrics"]
+    assert [m[1] for m in training] == ["ExecutionSucceeded", "ExecutionFailed"]
+    assert {m[3] for m in training} == {"customer-churn-prod-training"}
+    (trigger,) = widgets["Retraining triggered, by reason"]["properties"]["metrics"]
+    assert trigger[:4] == [
+        "AWS/Events",
+        "TriggeredRules",
+        "RuleName",
+        "customer-churn-prod-training-retrain-drift",
+    ]
+    assert trigger[-1]["label"] == "drift"
+
+
+def _published(schema, stack: str) -> set[tuple]:
+    """(metric name, dimensions) of every datum the monitoring steps publish, built by the
+    publishers themselves on a small frame, with the dimensions the pipeline adds."""
+    frame = schema_mod.coerce(synthetic.generate(300, seed=3), schema)
+    data = []
+    for variant in ("champion", "challenger"):
+        scored = frame.assign(**{drift.PREDICTION_COLUMN: [i / 300 for i in range(300)]})
+        drift_data = drift.detect(scored, scored, schema).to_metrics(schema.name)
+        predictions = frame.assign(probability=0.5, time=pd.Timestamp("2026-01-01", tz="UTC"))
+        labels = frame.rename(columns={schema.target.column: "label"})
+        quality_data = quality.evaluate_window(predictions, labels, schema).to_metrics(schema.name)
+        data += metrics.with_dimensions([*drift_data, *quality_data], {"Variant": variant, "Stack": stack})
+    report = {"agreement_rate": 1, "mean_abs_probability_difference": 0, "challenger_auc": 0.7}
+    report |= {"production_auc": 0.8, "compared": 3, "labelled": 3}
+    data += metrics.with_dimensions(shadow.to_metrics(report, schema.name, "challenger"), {"Stack": stack})
+    data += metrics.with_dimensions(
+        [metrics.metric_datum("NewRecordCount", 1, {"Model": schema.name})], {"Stack": stack}
+    )
+    return {(d["MetricName"], frozenset((x["Name"], x["Value"]) for x in d["Dimensions"])) for d in data}
+
+
+def test_every_platform_series_drawn_is_one_the_monitoring_steps_publish(churn_schema):
+    dashboard = body(**SHADOW_BODY, feature_names=churn_schema.feature_names)
+    published = _published(churn_schema, "prod")
+    drawn = set()
+    for metric in _platform_series(dashboard):
+        names = metric[:-1] if isinstance(metric[-1], dict) else metric
+        drawn.add((names[1], frozenset(zip(names[2::2], names[3::2], strict=True))))
+    assert drawn - published == set()
+    # And every feature's drift, the prediction's, and the shadow comparison are among them.
+    for feature in [*churn_schema.feature_names, "prediction"]:
+        assert any(name == "FeatureDrifted" and ("Feature", feature) in dims for name, dims in drawn)
+    assert {name for name, _ in drawn} >= {
+        "ShadowAgreementRate",
+        "ShadowChallengerAUC",
+        "ShadowProductionAUC",
+    }

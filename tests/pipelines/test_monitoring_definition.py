@@ -37,6 +37,7 @@ EXPECTED_UPSTREAM = {
     "CheckQuality": {"MatchGroundTruth"},
     "CountOfflineRecords": set(),
     "CountNewData": {"CountOfflineRecords"},
+    "CompareShadow": set(),
 }
 # Sharded steps and the input they deal out by S3 key.
 SHARDED_INPUTS = {
@@ -187,11 +188,12 @@ def test_every_container_path_is_passed_as_an_argument(steps, name):
 
 @pytest.mark.parametrize("name", list(EXPECTED_UPSTREAM))
 def test_the_container_accepts_the_arguments_the_step_passes(steps, defaults, name):
-    from model_code.monitoring import monitor
+    from model_code.monitoring import monitor, shadow
 
+    module = shadow if name == "CompareShadow" else monitor
     app = steps[name]["Arguments"]["AppSpecification"]
-    assert app["ContainerEntrypoint"] == ["python", "-m", "model_code.monitoring.monitor"]
-    monitor._parser().parse_args(arguments(steps[name], defaults))  # exits on an unknown flag
+    assert app["ContainerEntrypoint"] == ["python", "-m", module.__name__]
+    module._parser().parse_args(arguments(steps[name], defaults))  # exits on an unknown flag
 
 
 @pytest.mark.parametrize("name", list(EXPECTED_UPSTREAM))
@@ -255,7 +257,7 @@ def test_shards_read_only_one_variants_captured_traffic(steps, defaults, name, v
     assert uri == f"s3://{common.PLACEHOLDER_BUCKET}/data-capture/churn-prod/{variant}/"
 
 
-@pytest.mark.parametrize("name", ["CheckDrift", "CheckQuality"])
+@pytest.mark.parametrize("name", ["CheckDrift", "CheckQuality", "CompareShadow"])
 def test_merge_steps_publish_under_the_variant_they_read(steps, defaults, name):
     args = arguments(steps[name], {**defaults, "Variant": "challenger"})
     assert args[args.index("--variant") + 1] == "challenger"

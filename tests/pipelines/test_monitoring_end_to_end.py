@@ -141,7 +141,11 @@ def parquet(frame: pd.DataFrame) -> bytes:
 
 
 def stage(
-    champion: Champion, traffic: pd.DataFrame, *, approved: bool = True
+    champion: Champion,
+    traffic: pd.DataFrame,
+    *,
+    approved: bool = True,
+    challenger_answers: list[dict] | None = None,
 ) -> tuple[boto3.Session, list[dict]]:
     """The account after training (``approved``: and after a reviewer approved the model) and a
     day of ``traffic``: its capture, labels for its first LABELLED_ROWS customers, and the day's
@@ -169,9 +173,10 @@ def stage(
 
     answers = champion.answer(traffic)
     # A shadow challenger is sent a copy of the same requests and captured beside the
-    # champion: the production variant's run must count none of it.
-    for variant in (VARIANT, "challenger"):
-        for key, body in capture_files(traffic, answers, champion.schema, variant).items():
+    # champion: the production variant's run must count none of it. Unless told otherwise it
+    # answers as the champion does.
+    for variant, given in ((VARIANT, answers), ("challenger", challenger_answers or answers)):
+        for key, body in capture_files(traffic, given, champion.schema, variant).items():
             s3.put_object(Bucket=BUCKET, Key=key, Body=body.encode())
     labels = traffic.iloc[:LABELLED_ROWS][["customer_id", "churned"]].set_axis(["id", "label"], axis=1)
     # Feedback also arrives for customers scored by another channel: not this endpoint's to count.
@@ -273,7 +278,9 @@ def test_the_whole_pipeline_runs_sharded_over_two_instances(drifted_day):
     # The three branches run side by side; within each, a step starts once its input is done.
     branches = [("ProfileTraffic", "CheckDrift"), ("MatchGroundTruth", "CheckQuality")]
     branches.append(("CountOfflineRecords", "CountNewData"))
-    assert sorted(s.name for s in execution.steps) == sorted(name for pair in branches for name in pair)
+    assert sorted(s.name for s in execution.steps) == sorted(
+        [*(name for pair in branches for name in pair), "CompareShadow"]
+    )
     for first, then in branches:
         assert execution.step(first).end <= execution.step(then).start
     assert drifted_day.drift_report["shards"] == ["algo-1", "algo-2"]
@@ -355,6 +362,7 @@ def test_without_an_approved_model_the_run_fails_at_the_drift_step_naming_the_gr
         "ProfileTraffic": "Failed",
         "MatchGroundTruth": "Succeeded",
         "CheckQuality": "Succeeded",
+        "CompareShadow": "Succeeded",
         "CountOfflineRecords": "Succeeded",
         "CountNewData": "Succeeded",
     }
@@ -363,3 +371,66 @@ def test_without_an_approved_model_the_run_fails_at_the_drift_step_naming_the_gr
     )
     # No drift verdict at all, rather than a reassuring 0.
     assert not {name for name, _ in published(session)} & {"FeatureDrifted", "DriftedFeatureCount"}
+
+
+# --- a shadow challenger beside the champion --------------------------------------------------------
+
+
+def test_a_shadow_run_publishes_the_challenger_against_production_on_the_same_requests(
+    aws, champion, tmp_path
+):
+    traffic = synthetic.generate(400, seed=14, start=TRAFFIC_DAY, id_prefix="T")
+    # A challenger that learned from half the history: it disagrees with the champion on some.
+    other = fit_model(
+        schema_mod.coerce(champion.history.iloc[:1500], champion.schema),
+        champion.schema,
+        model_params={"n_estimators": 10, "max_depth": 2},
+        random_state=1,
+    )
+    features = schema_mod.coerce(traffic[champion.schema.feature_names], champion.schema)
+    challenger = inference.predict_fn(features, other)
+    session, answers = stage(champion, traffic, challenger_answers=challenger)
+
+    execution = run(champion, tmp_path, Variant="challenger")
+
+    assert execution.status == "Succeeded", execution.failure_reason
+    production_p = np.array([a["probability"] for a in answers])
+    challenger_p = np.array([a["probability"] for a in challenger])
+    labelled = slice(0, LABELLED_ROWS)  # all 400 are labelled (LABELLED_ROWS > 400)
+    y = traffic["churned"].iloc[labelled]
+    cloudwatch = session.client("cloudwatch")
+    now = datetime.now(UTC)
+
+    def value(name: str) -> float:
+        [point] = cloudwatch.get_metric_statistics(
+            Namespace=metrics.NAMESPACE,
+            MetricName=name,
+            Dimensions=[
+                {"Name": "Model", "Value": MODEL},
+                {"Name": "Variant", "Value": "challenger"},
+                {"Name": "Stack", "Value": STACK},
+            ],
+            StartTime=now - timedelta(hours=1),
+            EndTime=now + timedelta(hours=1),
+            Period=7200,
+            Statistics=["Maximum"],
+        )["Datapoints"]
+        return point["Maximum"]
+
+    agreement = np.mean((production_p >= 0.5) == (challenger_p >= 0.5))
+    assert 0 < agreement < 1  # the planted challenger really differs
+    assert value("ShadowAgreementRate") == pytest.approx(agreement)
+    assert value("ShadowProbabilityDifference") == pytest.approx(np.mean(np.abs(production_p - challenger_p)))
+    assert value("ShadowChallengerAUC") == pytest.approx(roc_auc_score(y, challenger_p[labelled]))
+    assert value("ShadowProductionAUC") == pytest.approx(roc_auc_score(y, production_p[labelled]))
+    assert value("ShadowComparedCount") == len(traffic)
+
+
+def test_the_production_variants_run_publishes_no_shadow_comparison(aws, champion, tmp_path):
+    traffic = synthetic.generate(200, seed=15, start=TRAFFIC_DAY, id_prefix="T")
+    session, _ = stage(champion, traffic)
+
+    execution = run(champion, tmp_path)
+
+    assert execution.status == "Succeeded", execution.failure_reason
+    assert not {name for name, _ in published(session) if name.startswith("Shadow")}

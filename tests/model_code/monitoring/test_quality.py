@@ -140,10 +140,30 @@ def test_metrics_name_the_model_and_count_the_labelled_rows(scored, churn_schema
     data = quality.evaluate_window(*scored, churn_schema).to_metrics(churn_schema.name)
     names = [d["MetricName"] for d in data]
     assert names == [
-        "AUC", "F1", "Precision", "Recall", "Accuracy", "LogLoss", "LabelledCount", "InvalidLabelCount"
+        "AUC", "F1", "Precision", "Recall", "Accuracy", "LogLoss",
+        "LabelledCount", "InvalidPredictionCount", "UnmatchedLabelCount", "InvalidLabelCount",
     ]  # fmt: skip
     assert all(d["Dimensions"] == [{"Name": "Model", "Value": "customer-churn"}] for d in data)
-    assert [d["Value"] for d in data[-2:]] == [2000, 0]
+    counts = {d["MetricName"]: d["Value"] for d in data[-4:]}
+    report = quality.evaluate_window(*scored, churn_schema)
+    assert counts == {
+        "LabelledCount": 2000,
+        "InvalidPredictionCount": report.counts["invalid_predictions"],
+        "UnmatchedLabelCount": report.counts["labels_without_prediction"],
+        "InvalidLabelCount": 0,
+    }
+
+
+def test_invalid_predictions_and_unmatched_labels_are_published(scored, churn_schema):
+    predictions, labels = scored
+    broken = predictions.copy()
+    broken.loc[broken.index[:3], "probability"] = 1.5  # outside [0, 1]
+    extra = pd.DataFrame({"customer_id": ["nobody-1", "nobody-2"], "label": [1, 0]})
+    data = quality.evaluate_window(broken, pd.concat([labels, extra]), churn_schema).to_metrics()
+    counts = {d["MetricName"]: d["Value"] for d in data}
+    assert counts["InvalidPredictionCount"] == 3
+    # The two strangers, and the three customers whose only prediction was invalid.
+    assert counts["UnmatchedLabelCount"] == 2 + 3
 
 
 def test_no_labelled_rows_publishes_only_the_count(scored, churn_schema):
@@ -151,6 +171,8 @@ def test_no_labelled_rows_publishes_only_the_count(scored, churn_schema):
     assert report.metrics == {}
     assert [(d["MetricName"], d["Value"]) for d in report.to_metrics()] == [
         ("LabelledCount", 0.0),
+        ("InvalidPredictionCount", 0.0),
+        ("UnmatchedLabelCount", 0.0),
         ("InvalidLabelCount", 0.0),
     ]
 

@@ -1,0 +1,1 @@
+"""Console views of a deployed stack: `mlops status` and `mlops dashboard`."""
