@@ -27,6 +27,7 @@ retries and caching; the step status-change events.
 
 from __future__ import annotations
 
+import re
 import tempfile
 import threading
 from datetime import timedelta
@@ -82,6 +83,19 @@ class _EmulatorSession(boto3.Session):
     def client(self, service: str, **kwargs: Any) -> Any:
         kwargs.setdefault("endpoint_url", self._endpoint_url)
         return super().client(service, **kwargs)
+
+
+def _mlflow_endpoint(backend: Any, definition: str) -> dict[str, str]:
+    """Where a step that tracks to a SageMaker MLflow tracking server ARN finds it here.
+
+    The sagemaker-mlflow plugin turns the ARN into AWS's regional URL; its documented
+    ``SAGEMAKER_MLFLOW_CUSTOM_ENDPOINT`` points it at the emulator's local server instead.
+    """
+    found = re.search(r"arn:aws[\w-]*:sagemaker:[\w-]+:\d{12}:mlflow-tracking-server/([\w-]+)", definition)
+    servers = backend.__dict__.get("mlops_mlflow_servers", {})
+    if found is None or found.group(1) not in servers:
+        return {}
+    return {"SAGEMAKER_MLFLOW_CUSTOM_ENDPOINT": servers[found.group(1)]["TrackingServerUrl"]}
 
 
 class PipelineBehaviour:
@@ -146,6 +160,7 @@ class PipelineBehaviour:
                     "AWS_REGION": backend.region_name,
                     "AWS_ACCESS_KEY_ID": "testing",
                     "AWS_SECRET_ACCESS_KEY": "testing",
+                    **_mlflow_endpoint(backend, pipeline.pipeline_definition),
                 },
             )
             # The executor's own check, made before answering, as SageMaker refuses bad parameters.
@@ -171,6 +186,8 @@ class PipelineBehaviour:
             fake.arn,
             work_dir,
             values,
+            # Execution.StartDateTime (ingestion stamps rows with it) is on the virtual clock.
+            start=self.clock.now(),
             on_write=lambda e: self._sync(backend, pipeline, fake, e),
         )
         fake.mlops_execution = execution

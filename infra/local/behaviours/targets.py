@@ -32,6 +32,18 @@ def _payload(target: dict[str, Any], event: dict[str, Any]) -> Any:
     return json.loads(target["Input"]) if target.get("Input") else event
 
 
+def _dynamic(value: str, event: dict[str, Any]) -> str:
+    """EventBridge's dynamic path parameters: a value ``$.a.b`` is taken from the event."""
+    if not value.startswith("$."):
+        return value
+    found: Any = event
+    for part in value[2:].split("."):
+        if not isinstance(found, dict) or part not in found:
+            raise ValueError(f"pipeline parameter path {value}: not found in the event")
+        found = found[part]
+    return found if isinstance(found, str) else json.dumps(found)
+
+
 def start_pipeline(target: dict[str, Any], event: dict[str, Any]) -> None:
     arn = parse_arn(target["Arn"])
     if arn.resource_type != "pipeline":
@@ -41,7 +53,7 @@ def start_pipeline(target: dict[str, Any], event: dict[str, Any]) -> None:
     sagemaker_backends[arn.account][arn.region].start_pipeline_execution(
         arn.resource_id,
         None,
-        [{"Name": p["Name"], "Value": p["Value"]} for p in parameters],
+        [{"Name": p["Name"], "Value": _dynamic(p["Value"], event)} for p in parameters],
         None,
         None,
         str(uuid.uuid4()),

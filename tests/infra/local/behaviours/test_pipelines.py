@@ -339,3 +339,44 @@ def test_a_training_steps_job_is_described_with_its_model_artifact(emulator, cli
     assert job["TrainingJobStatus"] == "Completed"
     bucket, key = job["ModelArtifacts"]["S3ModelArtifacts"].removeprefix("s3://").split("/", 1)
     assert client("s3").head_object(Bucket=bucket, Key=key)["ContentLength"] > 0
+
+
+def test_an_upload_starts_a_run_with_the_object_key_and_the_start_time_on_the_virtual_clock(emulator, client):
+    # As the ingestion rule is deployed: the key is a dynamic path parameter ($.detail.object.key)
+    # and the step stamps rows with Execution.StartDateTime.
+    s3, eb, sm = client("s3"), client("events"), client("sagemaker")
+    check = (
+        "import sys; key, started = sys.argv[1:3]; "
+        "assert key == 'raw/churn.csv', key; assert started.startswith('2026-01-05T12:00'), started"
+    )
+    step = processing("ValidateData", check)
+    step["Arguments"]["AppSpecification"]["ContainerArguments"] = [
+        {"Get": "Parameters.InputDataKey"},
+        {"Std:Join": {"On": "", "Values": [{"Get": "Execution.StartDateTime"}]}},
+    ]
+    spec = json.loads(definition(step))
+    spec["Parameters"].append({"Name": "InputDataKey", "Type": "String", "DefaultValue": "raw/"})
+    arn = sm.create_pipeline(PipelineName="ingestion", PipelineDefinition=json.dumps(spec), RoleArn=ROLE)[
+        "PipelineArn"
+    ]
+    s3.create_bucket(Bucket="data", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    s3.put_bucket_notification_configuration(
+        Bucket="data", NotificationConfiguration={"EventBridgeConfiguration": {}}
+    )
+    eb.put_rule(Name="raw-data", EventPattern=json.dumps(object_created_pattern("data", "raw/")))
+    parameters = [{"Name": "InputDataKey", "Value": "$.detail.object.key"}]
+    eb.put_targets(
+        Rule="raw-data",
+        Targets=[
+            {"Id": "p", "Arn": arn, "SageMakerPipelineParameters": {"PipelineParameterList": parameters}}
+        ],
+    )
+    s3.put_object(Bucket="data", Key="raw/churn.csv", Body=b"id\n1\n")
+    (summary,) = sm.list_pipeline_executions(PipelineName="ingestion")["PipelineExecutionSummaries"]
+    described = wait_until(sm, summary["PipelineExecutionArn"])
+    (step_run,) = sm.list_pipeline_execution_steps(PipelineExecutionArn=summary["PipelineExecutionArn"])[
+        "PipelineExecutionSteps"
+    ]
+    assert (described["PipelineExecutionStatus"], step_run.get("FailureReason")) == ("Succeeded", None)
+    started = sm.list_pipeline_parameters_for_execution(PipelineExecutionArn=summary["PipelineExecutionArn"])
+    assert {"Name": "InputDataKey", "Value": "raw/churn.csv"} in started["PipelineParameters"]
