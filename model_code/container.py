@@ -19,7 +19,10 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
+
+from botocore.exceptions import BotoCoreError, ClientError
 
 PROCESSING = "processing"
 TRAINING = "training"
@@ -31,6 +34,11 @@ REASON_LIMIT = 1024
 
 class StepFailed(RuntimeError):
     """A container step's own, expected failure (bad data, a model below the bar)."""
+
+
+# What a processing step turns into its ExitMessage rather than a traceback: its own
+# refusals, bad values and files, and AWS answers.
+STEP_ERRORS = (StepFailed, ValueError, OSError, BotoCoreError, ClientError)
 
 
 def opt_ml() -> Path:
@@ -80,3 +88,12 @@ def current_host() -> tuple[str, list[str]]:
         data = json.loads(config.read_text())
         return data["current_host"], list(data["hosts"])
     return "algo-1", ["algo-1"]
+
+
+def run_processing(step: Callable[[], str], label: str) -> int:
+    """Run a processing step and print its summary; a :data:`STEP_ERRORS` fails it as ``label``."""
+    try:
+        print(step())
+    except STEP_ERRORS as exc:
+        return fail(f"{label}: {exc}", job=PROCESSING)
+    return 0

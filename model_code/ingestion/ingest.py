@@ -295,7 +295,7 @@ def put_main(argv: list[str], featurestore: Any = None, cloudwatch: Any = None, 
             _keep(failed, args.failed_uri, s3)
             kept = args.failed_uri
         monitor.publish(ingest_metrics(report, schema), cloudwatch)
-    except (container.StepFailed, ValueError, OSError, BotoCoreError, ClientError) as exc:
+    except container.STEP_ERRORS as exc:
         return container.fail(f"IngestFeatures: {exc}", job=container.PROCESSING)
     print(
         f"put {report['records_put']} of {report['records']} records into {group}; "

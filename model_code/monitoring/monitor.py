@@ -48,7 +48,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from botocore.exceptions import BotoCoreError, ClientError
 
 # `import name as name` marks a re-export: what moved to capture, shards and new_data is still
 # importable from here, where ingest and the tests look for it.
@@ -446,11 +445,7 @@ def _run(args: argparse.Namespace) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Run one monitoring step; returns the exit status (1 with the reason in /opt/ml/output/message)."""
     args = _parser().parse_args(argv)
-    try:
-        print(_run(args))
-    except (container.StepFailed, ValueError, OSError, BotoCoreError, ClientError) as exc:
-        return container.fail(f"{args.command}: {exc}", job=container.PROCESSING)
-    return 0
+    return container.run_processing(lambda: _run(args), args.command)
 
 
 if __name__ == "__main__":

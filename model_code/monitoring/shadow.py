@@ -31,7 +31,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from botocore.exceptions import BotoCoreError, ClientError
 from sklearn.metrics import roc_auc_score
 
 from model_code import container, metrics
@@ -163,11 +162,7 @@ def _run(args: argparse.Namespace) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Run the comparison step; returns the exit status (1 with the reason in /opt/ml/output/message)."""
     args = _parser().parse_args(argv)
-    try:
-        print(_run(args))
-    except (container.StepFailed, ValueError, OSError, BotoCoreError, ClientError) as exc:
-        return container.fail(f"shadow: {exc}", job=container.PROCESSING)
-    return 0
+    return container.run_processing(lambda: _run(args), "shadow")
 
 
 if __name__ == "__main__":
