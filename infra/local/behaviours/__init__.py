@@ -42,6 +42,7 @@ from infra.local.behaviours.patching import Patcher
 from infra.local.behaviours.pipelines import PipelineBehaviour
 from infra.local.behaviours.rollouts import RolloutBehaviour
 from infra.local.behaviours.scheduler import SchedulerBehaviour
+from infra.local.emulator.extensions import install_extensions
 
 __all__ = ["Behaviours", "Clock", "install"]
 
@@ -82,6 +83,9 @@ def install(clock: Clock | None = None, *, endpoint_url: str | None = None) -> B
     global _active
     if _active is not None:
         raise RuntimeError("behaviours: already installed in this process; uninstall() the first")
+    # The deploy-time extensions (shadow variants kept, feature group configs, ...) are the
+    # base these build on: one implementation per API, whoever started the server.
+    install_extensions()
     clock = clock or Clock()
     patcher = Patcher()
     events.install(patcher, clock.naive_now)

@@ -48,7 +48,6 @@ from moto.cloudwatch.models import MetricDatum, cloudwatch_backends
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.s3.models import s3_backends
 from moto.sagemaker import models as sm_models
-from moto.sagemaker import responses as sm_responses
 from moto.utilities.utils import get_partition
 from werkzeug.wrappers import Request, Response
 
@@ -83,22 +82,9 @@ class EndpointBehaviour:
         self._captures: dict[str, list[str]] = defaultdict(list)
         self._random: dict[str, random.Random] = {}
         self._cpu = (time.process_time(), time.monotonic())
-        patcher.wrap(sm_responses.SageMakerResponse, "create_endpoint_config", self._keep_shadows)
         clock.subscribe(self.on_step)
         patcher.on_restore(lambda: clock.unsubscribe(self.on_step))
         patcher.on_restore(self._workdir.cleanup)
-
-    @staticmethod
-    def _keep_shadows(original: Any) -> Any:
-        # moto drops ShadowProductionVariants; keep them on the configuration for routing.
-        def create(response: Any) -> Any:
-            answer = original(response)
-            config = response.sagemaker_backend.endpoint_configs[response._get_param("EndpointConfigName")]
-            if not getattr(config, "shadow_production_variants", None):
-                config.shadow_production_variants = response._get_param("ShadowProductionVariants") or []
-            return answer
-
-        return create
 
     # -- HTTP ------------------------------------------------------------------------------
 

@@ -13,8 +13,10 @@ through boto3 (tests/infra/local/test_emulator.py):
                 configuration at once and records its DeploymentConfig; the MLflow tracking
                 server API (Create/Describe/Update/Delete/List)
 
-The next issue's behaviours (running pipeline executions, serving endpoints, rollouts,
-alarm evaluation, event delivery, the feature store runtime) belong beside these.
+``Emulator.start`` installs the behaviours over these (infra/local/behaviours/: running
+pipeline executions, serving endpoints, rollouts, alarm evaluation, event delivery, the
+feature store runtime, MLflow), on one virtual clock; they own ``UpdateEndpoint`` and the
+MLflow tracking server API.
 
 moto keeps its state in module-level backends, so every emulator in a process shares it:
 ``Emulator.reset()`` empties it (what a "fresh emulator" means in tests).
@@ -26,39 +28,35 @@ import logging
 import os
 import subprocess
 import sys
-import threading
+from datetime import datetime
 from pathlib import Path
 
 import boto3
 import requests
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 
-from infra.local.emulator import s3_tls, sagemaker
+from infra.local.emulator.extensions import install_extensions
 
 ACCOUNT = "123456789012"  # moto's default account
 SEED = 42  # moto's random ids are seeded: the same deploy gives the same ARNs
 CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
-_install_lock = threading.Lock()
-_installed = False
-
-
-def install_extensions() -> None:
-    """Patch moto once per process with the extensions above (idempotent)."""
-    global _installed
-    with _install_lock:
-        if not _installed:
-            s3_tls.install()
-            sagemaker.install()
-            _installed = True
 
 
 class Emulator:
-    """An AWS emulator on 127.0.0.1: ``with Emulator() as emu: emu.client("s3")``."""
+    """An AWS emulator on 127.0.0.1: ``with Emulator() as emu: emu.client("s3")``.
 
-    def __init__(self, port: int = 0, region: str = "eu-west-1"):
+    Starting it installs the behaviours (infra/local/behaviours/) on one virtual clock from
+    ``clock_start`` (now when not given), so a deployed stack also runs: pipeline executions,
+    endpoints and rollouts, alarms, events, schedules. ``behaviours`` is their handle (move the
+    clock with ``emu.behaviours.advance(seconds)``); stopping the emulator uninstalls them.
+    """
+
+    def __init__(self, port: int = 0, region: str = "eu-west-1", clock_start: datetime | None = None):
         self.region = region
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+        self._clock_start = clock_start
         self.endpoint_url = ""
+        self.behaviours = None
 
     def start(self) -> Emulator:
         install_extensions()
@@ -68,9 +66,16 @@ class Emulator:
         host, port = self._server.get_host_and_port()
         self.endpoint_url = f"http://{host}:{port}"
         requests.post(f"{self.endpoint_url}/moto-api/seed?a={SEED}", timeout=10).raise_for_status()
+        # Imported here: the behaviours build on the extensions this package installs.
+        from infra.local.behaviours import Clock, install
+
+        self.behaviours = install(Clock(self._clock_start), endpoint_url=self.endpoint_url)
         return self
 
     def stop(self) -> None:
+        if self.behaviours is not None:
+            self.behaviours.uninstall()
+            self.behaviours = None
         self._server.stop()
 
     def reset(self, seed: int = SEED) -> None:

@@ -1,4 +1,4 @@
-"""The local cloud's fixtures: one emulator per test process, reset to fresh for each use."""
+"""The local cloud's fixtures: one emulator per test module, reset to fresh for each use."""
 
 from __future__ import annotations
 
@@ -23,8 +23,10 @@ APPROVED = {
 }
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def emulator():
+    # Per module: the emulator installs the behaviours, one installation per process at a time,
+    # and the behaviour tests install their own.
     with Emulator() as emu:
         yield emu
 

@@ -10,7 +10,8 @@ from botocore.exceptions import ClientError
 from infra.local.emulator import EmulatorProcess, session_for
 from tests.infra.local.conftest import APPROVED
 
-ROLE = "arn:aws:iam::123456789012:role/sagemaker"
+ACCOUNT = "123456789012"
+ROLE = f"arn:aws:iam::{ACCOUNT}:role/sagemaker"
 IMAGE = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/mlops:1"
 
 
@@ -117,9 +118,40 @@ def test_creating_an_endpoint_twice_is_refused_and_update_switches_its_configura
         "AutoRollbackConfiguration": {"Alarms": [{"AlarmName": "churn-5xx"}]},
     }
     sagemaker.update_endpoint(EndpointName="churn", EndpointConfigName="green", DeploymentConfig=deployment)
+    # The rollout (the behaviours' UpdateEndpoint, the only one) bakes on the virtual clock.
+    assert sagemaker.describe_endpoint(EndpointName="churn")["EndpointStatus"] == "Updating"
+    fresh.behaviours.advance(600)
     found = sagemaker.describe_endpoint(EndpointName="churn")
-    assert found["EndpointConfigName"] == "green"
+    assert (found["EndpointStatus"], found["EndpointConfigName"]) == ("InService", "green")
     assert found["LastDeploymentConfig"] == deployment
+
+
+def test_a_pipeline_execution_started_in_the_emulator_runs_its_steps(fresh):
+    sagemaker = fresh.client("sagemaker")
+    step = {
+        "Name": "SayHello",
+        "Type": "Processing",
+        "Arguments": {
+            "ProcessingResources": {
+                "ClusterConfig": {"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 30}
+            },
+            "AppSpecification": {
+                "ImageUri": f"{ACCOUNT}.dkr.ecr.eu-west-1.amazonaws.com/mlops:1",
+                "ContainerEntrypoint": ["python", "-c", "print('hello')"],
+            },
+            "RoleArn": ROLE,
+        },
+    }
+    definition = json.dumps({"Version": "2020-12-01", "Parameters": [], "Steps": [step]})
+    sagemaker.create_pipeline(PipelineName="hello", PipelineDefinition=definition, RoleArn=ROLE)
+    arn = sagemaker.start_pipeline_execution(PipelineName="hello")["PipelineExecutionArn"]
+    fresh.behaviours.wait_for_executions(60)
+    assert (
+        sagemaker.describe_pipeline_execution(PipelineExecutionArn=arn)["PipelineExecutionStatus"]
+        == "Succeeded"
+    )
+    steps = sagemaker.list_pipeline_execution_steps(PipelineExecutionArn=arn)["PipelineExecutionSteps"]
+    assert [(s["StepName"], s["StepStatus"]) for s in steps] == [("SayHello", "Succeeded")]
 
 
 def test_a_feature_group_keeps_its_description_online_store_key_and_catalog(fresh):
@@ -156,30 +188,6 @@ def test_a_model_package_group_holding_packages_cannot_be_deleted(fresh):
     sagemaker.delete_model_package(ModelPackageName=package)
     sagemaker.delete_model_package_group(ModelPackageGroupName="churn")
     assert sagemaker.list_model_package_groups()["ModelPackageGroupSummaryList"] == []
-
-
-def test_an_mlflow_tracking_server_is_created_described_updated_and_deleted(fresh):
-    sagemaker = fresh.client("sagemaker")
-    arn = sagemaker.create_mlflow_tracking_server(
-        TrackingServerName="churn",
-        ArtifactStoreUri="s3://bucket/mlflow/",
-        RoleArn=ROLE,
-        TrackingServerSize="Small",
-    )["TrackingServerArn"]
-    found = sagemaker.describe_mlflow_tracking_server(TrackingServerName="churn")
-    assert found["TrackingServerArn"] == arn and found["TrackingServerStatus"] == "Created"
-    assert found["TrackingServerUrl"].startswith("https://")
-    sagemaker.update_mlflow_tracking_server(TrackingServerName="churn", TrackingServerSize="Medium")
-    assert (
-        sagemaker.describe_mlflow_tracking_server(TrackingServerName="churn")["TrackingServerSize"]
-        == "Medium"
-    )
-    assert [
-        s["TrackingServerName"] for s in sagemaker.list_mlflow_tracking_servers()["TrackingServerSummaries"]
-    ] == ["churn"]
-    sagemaker.delete_mlflow_tracking_server(TrackingServerName="churn")
-    with pytest.raises(ClientError, match="does not exist"):
-        sagemaker.describe_mlflow_tracking_server(TrackingServerName="churn")
 
 
 def test_the_emulator_runs_as_a_process_of_its_own_with_the_extensions():
