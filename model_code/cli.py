@@ -42,7 +42,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "model_code.console.dashboard",
         "draw the stack's deployed CloudWatch dashboard to PNG and HTML",
     ),
-    "local": ("model_code.lifecycle", "run the whole lifecycle on this machine and print a summary"),
+    "local": (
+        "infra.local.scenario.cli",
+        "run the whole lifecycle on the local cloud (AWS emulator) and print a summary",
+    ),
 }
 
 

@@ -27,7 +27,6 @@ retries and caching; the step status-change events.
 
 from __future__ import annotations
 
-import re
 import tempfile
 import threading
 from datetime import timedelta
@@ -85,17 +84,18 @@ class _EmulatorSession(boto3.Session):
         return super().client(service, **kwargs)
 
 
-def _mlflow_endpoint(backend: Any, definition: str) -> dict[str, str]:
-    """Where a step that tracks to a SageMaker MLflow tracking server ARN finds it here.
+def _with_local_tracking(backend: Any, definition: str) -> str:
+    """The definition a run executes: a step's MLflow tracking server ARN becomes its local URL.
 
-    The sagemaker-mlflow plugin turns the ARN into AWS's regional URL; its documented
-    ``SAGEMAKER_MLFLOW_CUSTOM_ENDPOINT`` points it at the emulator's local server instead.
+    On AWS the sagemaker-mlflow plugin resolves the ARN (with SigV4 and artifacts written
+    straight to S3); here the emulator's tracking server is a plain MLflow server, which its
+    clients must be given as an http URL, as a user of the local cloud would be. The stored
+    definition (DescribePipeline) keeps the ARN.
     """
-    found = re.search(r"arn:aws[\w-]*:sagemaker:[\w-]+:\d{12}:mlflow-tracking-server/([\w-]+)", definition)
     servers = backend.__dict__.get("mlops_mlflow_servers", {})
-    if found is None or found.group(1) not in servers:
-        return {}
-    return {"SAGEMAKER_MLFLOW_CUSTOM_ENDPOINT": servers[found.group(1)]["TrackingServerUrl"]}
+    for server in servers.values():
+        definition = definition.replace(server["TrackingServerArn"], server["TrackingServerUrl"])
+    return definition
 
 
 class PipelineBehaviour:
@@ -150,7 +150,7 @@ class PipelineBehaviour:
         session = _EmulatorSession(self.endpoint_url, backend.region_name)
         try:
             executor = LocalExecutor(
-                pipeline.pipeline_definition,
+                _with_local_tracking(backend, pipeline.pipeline_definition),
                 pipeline_name=pipeline.pipeline_name,
                 work_dir=self._workdir.name,
                 boto_session=session,
@@ -160,7 +160,6 @@ class PipelineBehaviour:
                     "AWS_REGION": backend.region_name,
                     "AWS_ACCESS_KEY_ID": "testing",
                     "AWS_SECRET_ACCESS_KEY": "testing",
-                    **_mlflow_endpoint(backend, pipeline.pipeline_definition),
                 },
             )
             # The executor's own check, made before answering, as SageMaker refuses bad parameters.

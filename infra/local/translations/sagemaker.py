@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import uuid
 
+import requests
+
 from infra.local.translations import references
 from infra.local.translations.base import Translation, register, tag_list
 
@@ -338,7 +340,26 @@ class Endpoint(Translation):
                     }
                 ),
             )
+            _wait_in_service(call, id_)
         return self._read(call, id_)
 
     def delete(self, call, id_, inputs, outputs):
         call("sagemaker", "DeleteEndpoint", EndpointName=id_)
+
+
+def _wait_in_service(call, name: str, *, limit_minutes: int = 24 * 60) -> None:
+    """Wait, as the provider does after UpdateEndpoint, until the endpoint is InService again.
+
+    In the emulator a blue/green rollout bakes on the virtual clock, so waiting moves that
+    clock a minute at a time through the control route (/_mlops/clock). The provider then
+    deletes the old configuration, even after a rollback (terraform-provider-aws #48997).
+    """
+    url = call.client_for("sagemaker").meta.endpoint_url
+    for _ in range(limit_minutes):
+        if call("sagemaker", "DescribeEndpoint", EndpointName=name)["EndpointStatus"] != "Updating":
+            return
+        answer = requests.post(f"{url}/_mlops/clock", json={"advance": 60}, timeout=60)
+        if answer.status_code == 404:  # an emulator without the behaviours: nothing bakes
+            return
+        answer.raise_for_status()
+    raise call.fail(f"UpdateEndpoint: {name} still Updating after {limit_minutes} minutes")

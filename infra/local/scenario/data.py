@@ -1,0 +1,120 @@
+"""The scenario's data: any CSV a schema describes, split and drifted generically from the schema.
+
+* ``rows_in`` counts every row of the input file; the whole file is uploaded, so ingestion's
+  quarantine sees the dirty rows.
+* A seeded split, stratified on the target, keeps ``traffic_share`` of the rows that satisfy
+  the contract aside as traffic the model never trains on (the rest is uploaded for training).
+* Planted drift: each numeric feature shifted by ``shift`` of its standard deviation (clipped
+  to the schema's limits), and the mix of the first categorical feature tilted towards its
+  rarest value. Nothing is specific to one dataset.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from model_code.contract import schema as contract
+from model_code.contract.synthetic import generate
+
+
+@dataclass
+class Prepared:
+    schema: contract.Schema
+    schema_path: Path
+    rows_in: int
+    training: pd.DataFrame  # uploaded to raw/: every row not kept as traffic, dirty ones too
+    traffic: pd.DataFrame  # held out, clean, with the target (fed back as ground truth)
+
+
+def load(
+    schema_path: Path | None, data_path: Path | None, *, rows: int, seed: int
+) -> tuple[contract.Schema, Path, pd.DataFrame]:
+    """The schema and the raw frame: the given CSV, or the built-in synthetic churn data."""
+    path = Path(schema_path) if schema_path else contract.EXAMPLE_SCHEMA
+    schema = contract.load(path)
+    if data_path is None:
+        if schema_path is not None:
+            raise ValueError(
+                "--data: a CSV is needed with --schema (the synthetic data fits only the example schema)"
+            )
+        frame = generate(rows, seed=seed, dirty=0.02)
+    else:
+        frame = pd.read_csv(data_path)
+    missing = [
+        c
+        for c in (schema.entity_id, schema.target.column, *(f.name for f in schema.features))
+        if c not in frame
+    ]
+    if missing:
+        raise ValueError(f"--data: columns {missing} named by the schema {path} are missing from the CSV")
+    return schema, path, frame
+
+
+def _clean(schema: contract.Schema, frame: pd.DataFrame) -> pd.Series:
+    """Rows with every feature inside the schema's limits (the dirty ones stay for ingestion)."""
+    ok = frame[schema.target.column].notna()
+    for feature in schema.features:
+        column = frame[feature.name]
+        if feature.values is not None:
+            ok &= column.isin(feature.values) | (feature.nullable & column.isna())
+            continue
+        values = pd.to_numeric(column, errors="coerce")
+        ok &= values.notna() | (feature.nullable & column.isna())
+        if feature.min is not None:
+            ok &= ~(values < feature.min)
+        if feature.max is not None:
+            ok &= ~(values > feature.max)
+    return ok
+
+
+def split(
+    schema: contract.Schema, frame: pd.DataFrame, *, traffic_share: float, seed: int
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Training rows (uploaded) and held-out traffic rows, stratified on the target."""
+    clean = frame[_clean(schema, frame)]
+    rng = np.random.default_rng(seed)
+    held: list[int] = []
+    for _, group in clean.groupby(schema.target.column):
+        n = round(len(group) * traffic_share)
+        held += list(rng.choice(group.index.to_numpy(), n, replace=False))
+    traffic = frame.loc[sorted(held)]
+    return frame.drop(index=traffic.index), traffic
+
+
+def drift(schema: contract.Schema, frame: pd.DataFrame, *, shift: float = 1.5, seed: int = 0) -> pd.DataFrame:
+    """``frame`` with planted data drift, generic from the schema (see the module docstring)."""
+    rng = np.random.default_rng(seed)
+    drifted = frame.copy()
+    categorical = [f for f in schema.features if f.values is not None]
+    for feature in schema.features:
+        if feature.values is not None:
+            continue
+        values = pd.to_numeric(drifted[feature.name], errors="coerce")
+        moved = values + shift * (values.std() or 1.0)
+        moved = moved.clip(lower=feature.min, upper=feature.max)
+        if feature.type == "integral":
+            moved = moved.round()
+        drifted[feature.name] = moved.astype(values.dtype) if values.notna().all() else moved
+    if categorical:
+        feature = categorical[0]
+        rarest = frame[feature.name].value_counts().reindex(feature.values).fillna(0).idxmin()
+        tilt = rng.random(len(drifted)) < 0.6
+        drifted.loc[tilt, feature.name] = rarest
+    return drifted
+
+
+def prepare(
+    schema_path: Path | None,
+    data_path: Path | None,
+    *,
+    rows: int = 2000,
+    traffic_share: float = 0.2,
+    seed: int = 0,
+) -> Prepared:
+    schema, path, frame = load(schema_path, data_path, rows=rows, seed=seed)
+    training, traffic = split(schema, frame, traffic_share=traffic_share, seed=seed)
+    return Prepared(schema, path, len(frame), training, traffic)

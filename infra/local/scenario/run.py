@@ -1,0 +1,355 @@
+"""The scenario's steps, each driven through boto3 against the emulator and read back from it.
+
+A step that fails raises :class:`StepFailed` naming the step and the cause (a pipeline step's
+``FailureReason`` where there is one). The run records seconds per phase and the summary the
+command prints and writes as JSON.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from infra.local.emulator import Emulator
+from infra.local.engine import Engine
+from infra.local.scenario.data import Prepared, drift
+
+PACKAGE_KEY = "mlops-platform:modelPackageArn"
+BATCH_ROWS = 10  # rows per InvokeEndpoint request
+
+
+class StepFailed(RuntimeError):
+    def __init__(self, step: str, cause: str):
+        super().__init__(f"step {step!r} failed: {cause}")
+        self.step, self.cause = step, cause
+
+
+@dataclass
+class Scenario:
+    """One run: ``Scenario(prepared, stack=...).run()`` then ``summary()``; ``stop()`` at the end."""
+
+    prepared: Prepared
+    stack: str = "local"
+    port: int = 0
+    state_dir: Path | None = None
+    on_step: Callable[[str], None] = lambda name: None
+    seconds: dict[str, float] = field(default_factory=dict)
+    phases: list[dict[str, Any]] = field(default_factory=list)
+    models: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    # -- plumbing ------------------------------------------------------------------------------
+    @contextmanager
+    def step(self, name: str) -> Iterator[None]:
+        self.on_step(name)
+        started = time.perf_counter()
+        try:
+            yield
+        except StepFailed:
+            raise
+        except Exception as error:  # every failure stops the run, named
+            raise StepFailed(name, f"{type(error).__name__}: {error}") from error
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - started
+
+    def client(self, service: str):
+        return self.emulator.client(service)
+
+    def _deploy(self, package: str | None = None):
+        overrides = {PACKAGE_KEY: package} if package else {}
+        engine = Engine(
+            self.stack,
+            self.emulator.endpoint_url,
+            state_dir=self.state_dir,
+            overrides=overrides,
+            fresh_state=package is None,
+        )
+        self.region = engine.region
+        return engine.up()
+
+    def _wait(self, step: str, pipeline: str, since: int = 0) -> list[dict[str, Any]]:
+        """Executions of ``pipeline`` after the first ``since``, once all have ended; a failed
+        one stops the run with its failing step's reason."""
+        self.emulator.behaviours.wait_for_executions(600)
+        sm = self.client("sagemaker")
+        found = sm.list_pipeline_executions(PipelineName=pipeline, SortOrder="Ascending")
+        runs = found["PipelineExecutionSummaries"][since:]
+        for run in runs:
+            described = sm.describe_pipeline_execution(PipelineExecutionArn=run["PipelineExecutionArn"])
+            run["Status"] = described["PipelineExecutionStatus"]
+            run["Parameters"] = {
+                p["Name"]: p["Value"]
+                for p in sm.list_pipeline_parameters_for_execution(
+                    PipelineExecutionArn=run["PipelineExecutionArn"]
+                )["PipelineParameters"]
+            }
+            steps = sm.list_pipeline_execution_steps(PipelineExecutionArn=run["PipelineExecutionArn"])
+            failed = [s for s in steps["PipelineExecutionSteps"] if s["StepStatus"] == "Failed"]
+            run["FailedStep"] = failed[0] if failed else None
+        return runs
+
+    def _executions(self, pipeline: str) -> int:
+        found = self.client("sagemaker").list_pipeline_executions(PipelineName=pipeline)
+        return len(found["PipelineExecutionSummaries"])
+
+    # -- the steps -----------------------------------------------------------------------------
+    def start(self) -> None:
+        with self.step("start emulator"):
+            schema, frame = self.prepared.schema, self.prepared.training
+            start = None
+            if schema.event_time and schema.event_time in frame:
+                newest = pd.to_datetime(frame[schema.event_time], errors="coerce", utc=True).max()
+                if pd.notna(newest):  # the clock starts after the data, as a live system would
+                    start = (newest + timedelta(days=1)).to_pydatetime().replace(second=0, microsecond=0)
+            self.emulator = Emulator(port=self.port, clock_start=start or datetime.now(UTC)).start()
+
+    def deploy(self) -> None:
+        with self.step("deploy stack (no model)"):
+            result = self._deploy()
+            self.outputs = result.outputs
+            self.resources = sum(1 for op in result.operations if op.op != "delete")
+            self.pipelines = {k: v.rsplit("/", 1)[-1] for k, v in self.outputs["pipelines"].items()}
+
+    def ingest(self) -> None:
+        with self.step("upload data and ingest"):
+            body = self.prepared.training.to_csv(index=False).encode()
+            key = f"raw/{self.prepared.schema.name}/data.csv"
+            self.client("s3").put_object(Bucket=self.outputs["bucket"], Key=key, Body=body)
+            (run,) = self._wait("ingest", self.pipelines["ingestion"]) or [None]
+            if run is None:
+                raise StepFailed("upload data and ingest", "the upload started no ingestion pipeline")
+            if run["Status"] != "Succeeded":
+                raise StepFailed("upload data and ingest", _reason(run))
+            quarantined = self._count_rows(f"quarantine/{self.prepared.schema.name}/")
+            # Traffic rows were held out before upload, clean by the split's contract check.
+            self.data = {
+                "rows_in": self.prepared.rows_in,
+                "rows_accepted": self.prepared.rows_in - quarantined,
+                "rows_quarantined": quarantined,
+            }
+
+    def _count_rows(self, prefix: str) -> int:
+        s3, rows = self.client("s3"), 0
+        for obj in s3.list_objects_v2(Bucket=self.outputs["bucket"], Prefix=prefix).get("Contents", []):
+            text = s3.get_object(Bucket=self.outputs["bucket"], Key=obj["Key"])["Body"].read().decode()
+            rows += max(0, len(pd.read_csv(io.StringIO(text))) if text.strip() else 0)
+        return rows
+
+    def train(self, reason: str = "manual") -> None:
+        with self.step("train (manual)"):
+            before = self._executions(self.pipelines["training"])
+            self.client("sagemaker").start_pipeline_execution(
+                PipelineName=self.pipelines["training"],
+                PipelineParameters=[{"Name": "TriggerReason", "Value": reason}],
+            )
+            (run,) = self._wait("train", self.pipelines["training"], before)
+            if run["Status"] != "Succeeded":
+                raise StepFailed("train (manual)", _reason(run))
+            self.champion = self._newest_package()
+            self._approve(self.champion)
+
+    def _newest_package(self) -> dict[str, Any]:
+        sm = self.client("sagemaker")
+        found = sm.list_model_packages(
+            ModelPackageGroupName=self.outputs["modelPackageGroup"],
+            SortBy="CreationTime",
+            SortOrder="Descending",
+        )
+        return found["ModelPackageSummaryList"][0] if found["ModelPackageSummaryList"] else {}
+
+    def _approve(self, package: dict[str, Any]) -> None:
+        sm = self.client("sagemaker")
+        sm.update_model_package(ModelPackageArn=package["ModelPackageArn"], ModelApprovalStatus="Approved")
+        described = sm.describe_model_package(ModelPackageName=package["ModelPackageArn"])
+        self.models.append(
+            {
+                "version": described["ModelPackageVersion"],
+                "auc": self._auc(described),
+                "approval_status": described["ModelApprovalStatus"],
+            }
+        )
+
+    def _auc(self, described: dict[str, Any]) -> float | None:
+        uri = described.get("ModelMetrics", {}).get("ModelQuality", {}).get("Statistics", {}).get("S3Uri")
+        if not uri:
+            return None
+        bucket, _, key = uri.removeprefix("s3://").partition("/")
+        report = json.loads(self.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read())
+        return _find(report, "auc")
+
+    def promote(self, name: str = "deploy with the model") -> None:
+        with self.step(name):
+            result = self._deploy(self.champion["ModelPackageArn"])
+            self.outputs = result.outputs
+            endpoint = self.client("sagemaker").describe_endpoint(EndpointName=self.outputs["endpointName"])
+            if endpoint["EndpointStatus"] != "InService":
+                raise StepFailed(
+                    name,
+                    f"endpoint {endpoint['EndpointName']} is {endpoint['EndpointStatus']}: "
+                    f"{endpoint.get('FailureReason', '')}",
+                )
+
+    def serve(self, name: str, traffic: pd.DataFrame) -> dict[str, Any]:
+        """Send ``traffic``, let the monitoring schedule run, read the drift alarms back."""
+        with self.step(name):
+            schema = self.prepared.schema
+            runtime = self.client("sagemaker-runtime")
+            features = [f.name for f in schema.features]
+            requests = 0
+            for first in range(0, len(traffic), BATCH_ROWS):
+                body = traffic[features].iloc[first : first + BATCH_ROWS].to_csv(index=False, header=False)
+                runtime.invoke_endpoint(
+                    EndpointName=self.outputs["endpointName"],
+                    Body=body.encode(),
+                    ContentType="text/csv",
+                    InferenceId=str(first),
+                )
+                requests += 1
+            training_before = self._executions(self.pipelines["training"])
+            monitoring_before = self._executions(self.pipelines["monitoring"])
+            self.emulator.behaviours.advance(3600)  # the hourly monitoring schedule fires
+            runs = self._wait(name, self.pipelines["monitoring"], monitoring_before)
+            if not runs:
+                raise StepFailed(name, "the monitoring schedule started no monitoring run")
+            if any(r["Status"] != "Succeeded" for r in runs):
+                raise StepFailed(name, _reason(next(r for r in runs if r["Status"] != "Succeeded")))
+            self.emulator.behaviours.advance(600)  # alarm periods after the published metrics
+            alarms = self.client("cloudwatch").describe_alarms(
+                AlarmNamePrefix=f"{schema.name}-{self.stack}-drift-"
+            )
+            drifted = sorted(
+                a["AlarmName"].rsplit("-drift-", 1)[-1]
+                for a in alarms["MetricAlarms"]
+                if a["StateValue"] == "ALARM"
+            )
+            retraining = self._wait(name, self.pipelines["training"], training_before)
+            phase = {
+                "name": name,
+                "requests": requests,
+                "drift_alarm": bool(drifted),
+                "drifted_features": drifted,
+                "retraining_started": bool(retraining),
+                "retraining_reasons": [r["Parameters"].get("TriggerReason") for r in retraining],
+            }
+            self.phases.append(phase)
+            self._retraining = retraining
+            return phase
+
+    def retrain_and_roll_out(self) -> None:
+        with self.step("retrain on drift and roll out"):
+            if not self._retraining:
+                self.notes.append("no retraining started: nothing to roll out")
+                return
+            run = self._retraining[-1]
+            if run["Status"] != "Succeeded":
+                self.notes.append(f"retrained version rejected: {_reason(run)}")
+                return
+            self.champion = self._newest_package()
+            self._approve(self.champion)
+        self.promote("roll out the retrained model")
+
+    def feedback(self) -> None:
+        with self.step("ground truth and quality"):
+            schema = self.prepared.schema
+            traffic = self.prepared.traffic
+            labels = pd.DataFrame({"id": traffic[schema.entity_id], "label": traffic[schema.target.column]})
+            key = f"ground-truth/{schema.name}/labels.csv"
+            self.client("s3").put_object(
+                Bucket=self.outputs["bucket"], Key=key, Body=labels.to_csv(index=False).encode()
+            )
+            before = self._executions(self.pipelines["monitoring"])
+            self.client("sagemaker").start_pipeline_execution(PipelineName=self.pipelines["monitoring"])
+            runs = self._wait("feedback", self.pipelines["monitoring"], before)
+            if runs and runs[-1]["Status"] != "Succeeded":
+                raise StepFailed("ground truth and quality", _reason(runs[-1]))
+
+    def endpoint(self) -> dict[str, Any]:
+        sm = self.client("sagemaker")
+        described = sm.describe_endpoint(EndpointName=self.outputs["endpointName"])
+        config = sm.describe_endpoint_config(EndpointConfigName=described["EndpointConfigName"])
+        versions = {}
+        for variant in config["ProductionVariants"] + config.get("ShadowProductionVariants", []):
+            model = sm.describe_model(ModelName=variant["ModelName"])
+            package = (model.get("PrimaryContainer") or model["Containers"][0]).get("ModelPackageName", "")
+            versions[variant["VariantName"]] = (
+                int(package.rsplit("/", 1)[-1]) if package[-1:].isdigit() else None
+            )
+        return {
+            "name": described["EndpointName"],
+            "strategy": self.outputs.get("endpointStatus", "").rsplit("(", 1)[-1].rstrip(")"),
+            "variants": [
+                {
+                    "name": v["VariantName"],
+                    "model_version": versions.get(v["VariantName"]),
+                    "weight": v.get("CurrentWeight", v.get("DesiredWeight")),
+                }
+                for v in described["ProductionVariants"]
+            ],
+        }
+
+    def run(self) -> dict[str, Any]:
+        started = time.perf_counter()
+        self.start()
+        self.deploy()
+        self.ingest()
+        self.train()
+        self.promote()
+        self.serve("phase 1: held-out traffic", self.prepared.traffic)
+        self.serve("phase 2: drifted traffic", drift(self.prepared.schema, self.prepared.traffic))
+        self.retrain_and_roll_out()
+        self.feedback()
+        return self.summary(time.perf_counter() - started)
+
+    def summary(self, seconds: float) -> dict[str, Any]:
+        return {
+            "stack": self.stack,
+            "region": self.region,
+            "endpoint_url": self.emulator.endpoint_url,
+            "resources": self.resources,
+            "data": self.data,
+            "models": self.models,
+            "phases": [
+                {
+                    k: p[k]
+                    for k in ("name", "requests", "drift_alarm", "drifted_features", "retraining_started")
+                }
+                for p in self.phases
+            ],
+            "endpoint": self.endpoint(),
+            "seconds": round(seconds, 2),
+        }
+
+    def stop(self) -> None:
+        if getattr(self, "emulator", None) is not None:
+            self.emulator.stop()
+
+
+def _reason(run: dict[str, Any]) -> str:
+    failed = run.get("FailedStep")
+    if failed:
+        return f"pipeline step {failed['StepName']}: {failed.get('FailureReason', 'no reason given')}"
+    return f"execution {run['PipelineExecutionArn']} ended {run.get('Status')}"
+
+
+def _find(report: Any, key: str) -> float | None:
+    """The first number under ``key`` anywhere in a JSON report."""
+    if isinstance(report, dict):
+        for k, v in report.items():
+            if k.lower() == key and isinstance(v, int | float):
+                return float(v)
+            if (found := _find(v, key)) is not None:
+                return found
+    if isinstance(report, list):
+        for v in report:
+            if (found := _find(v, key)) is not None:
+                return found
+    return None
