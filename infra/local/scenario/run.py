@@ -346,6 +346,8 @@ def _find(report: Any, key: str) -> float | None:
         for k, v in report.items():
             if k.lower() == key and isinstance(v, int | float):
                 return float(v)
+            if k.lower() == key and isinstance(v, dict) and isinstance(v.get("value"), int | float):
+                return float(v["value"])  # the evaluation report's {"auc": {"value": ...}}
             if (found := _find(v, key)) is not None:
                 return found
     if isinstance(report, list):
