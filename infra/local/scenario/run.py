@@ -19,6 +19,7 @@ from typing import Any
 
 import pandas as pd
 
+from infra.alarms import PIPELINE_PERIOD as ALARM_PERIOD
 from infra.local.emulator import Emulator
 from infra.local.engine import Engine
 from infra.local.scenario.data import Prepared, drift
@@ -222,7 +223,13 @@ class Scenario:
                 raise StepFailed(name, "the monitoring schedule started no monitoring run")
             if any(r["Status"] != "Succeeded" for r in runs):
                 raise StepFailed(name, _reason(next(r for r in runs if r["Status"] != "Succeeded")))
-            self.emulator.behaviours.advance(600)  # alarm periods after the published metrics
+            # The pipeline alarms evaluate whole periods (an hour): move past the end of the one
+            # the metrics were published in. The hourly schedule may start another run meanwhile.
+            now = self.emulator.behaviours.clock.now()
+            self.emulator.behaviours.advance(ALARM_PERIOD - (now.timestamp() % ALARM_PERIOD) + 60)
+            runs += self._wait(name, self.pipelines["monitoring"], monitoring_before + len(runs))
+            if any(r["Status"] != "Succeeded" for r in runs):
+                raise StepFailed(name, _reason(next(r for r in runs if r["Status"] != "Succeeded")))
             alarms = self.client("cloudwatch").describe_alarms(
                 AlarmNamePrefix=f"{schema.name}-{self.stack}-drift-"
             )
