@@ -46,7 +46,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def render(summary: dict, seconds: dict[str, float], notes: list[str], console: Console) -> None:
+def render(
+    summary: dict,
+    seconds: dict[str, float],
+    notes: list[str],
+    console: Console,
+    live_auc: float | None = None,
+) -> None:
     data = summary["data"]
     console.print(
         f"stack [bold]{summary['stack']}[/] ({summary['region']}), {summary['resources']} resources; "
@@ -87,6 +93,10 @@ def render(summary: dict, seconds: dict[str, float], notes: list[str], console: 
     for name, value in seconds.items():
         timing.add_row(name, f"{value:.1f}")
     console.print(timing)
+    if summary.get("live_auc") is not None:
+        console.print(
+            f"AUC on served traffic with ground truth (rows it never trained on): {summary['live_auc']:.3f}"
+        )
     for note in notes:
         console.print(f"note: {escape(note)}")
 
@@ -138,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             with status:
                 summary = scenario.run()
-            render(summary, scenario.seconds, scenario.notes, console)
+            render(summary, scenario.seconds, scenario.notes, console, scenario.live_auc)
             if args.json:
                 args.json.write_text(json.dumps(summary, indent=2) + "\n")
             if args.serve:

@@ -47,6 +47,7 @@ class Scenario:
     phases: list[dict[str, Any]] = field(default_factory=list)
     models: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    live_auc: float | None = None  # quality published from ground truth (not in the JSON's fields)
 
     # -- plumbing ------------------------------------------------------------------------------
     @contextmanager
@@ -278,6 +279,30 @@ class Scenario:
             runs = self._wait("feedback", self.pipelines["monitoring"], before)
             if runs and runs[-1]["Status"] != "Succeeded":
                 raise StepFailed("ground truth and quality", _reason(runs[-1]))
+            self.live_auc = self._published("AUC")
+
+    def _published(self, metric: str) -> float | None:
+        """The newest value of a monitoring metric of this stack, as CloudWatch holds it."""
+        cloudwatch = self.client("cloudwatch")
+        found = [
+            m
+            for m in cloudwatch.list_metrics(MetricName=metric)["Metrics"]
+            if {"Name": "Stack", "Value": self.stack} in m["Dimensions"]
+        ]
+        now = self.emulator.behaviours.clock.now()
+        values = []
+        for m in found:
+            answer = cloudwatch.get_metric_statistics(
+                Namespace=m["Namespace"],
+                MetricName=metric,
+                Dimensions=m["Dimensions"],
+                StartTime=now - timedelta(days=2),
+                EndTime=now + timedelta(hours=1),
+                Period=60,
+                Statistics=["Maximum"],
+            )
+            values += [(p["Timestamp"], p["Maximum"]) for p in answer["Datapoints"]]
+        return max(values)[1] if values else None
 
     def endpoint(self) -> dict[str, Any]:
         sm = self.client("sagemaker")
