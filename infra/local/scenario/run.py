@@ -21,10 +21,11 @@ import pandas as pd
 
 from infra.alarms import PIPELINE_PERIOD as ALARM_PERIOD
 from infra.local.emulator import Emulator
-from infra.local.engine import Engine
+from infra.local.engine import ROOT, Engine
 from infra.local.scenario.data import Prepared, drift
 
 PACKAGE_KEY = "mlops-platform:modelPackageArn"
+SCHEMA_KEY = "mlops-platform:schemaPath"
 BATCH_ROWS = 10  # rows per InvokeEndpoint request
 
 
@@ -68,6 +69,9 @@ class Scenario:
 
     def _deploy(self, package: str | None = None):
         overrides = {PACKAGE_KEY: package} if package else {}
+        # The stack's data contract is the scenario's (its feature group, rules and pipelines).
+        path = self.prepared.schema_path.resolve()
+        overrides[SCHEMA_KEY] = str(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path)
         engine = Engine(
             self.stack,
             self.emulator.endpoint_url,
