@@ -261,7 +261,16 @@ class Scenario:
             if not self._retraining:
                 self.notes.append("no retraining started: nothing to roll out")
                 return
-            run = self._retraining[-1]
+            # Alarms firing together start several runs; the program's guard stops all but the
+            # first (infra/functions/retrain_guard.py): the one that ran is the one not stopped.
+            ran = [r for r in self._retraining if r["Status"] != "Stopped"]
+            self.notes.append(
+                f"retraining: {len(self._retraining)} started by alarms, {len(ran)} ran "
+                f"(TriggerReason {', '.join(r['Parameters'].get('TriggerReason', '?') for r in ran)})"
+            )
+            if not ran:
+                raise StepFailed("retrain on drift and roll out", "every retraining run was stopped")
+            run = ran[0]
             if run["Status"] != "Succeeded":
                 self.notes.append(f"retrained version rejected: {_reason(run)}")
                 return

@@ -57,8 +57,11 @@ def test_every_row_of_the_input_is_counted_and_the_quarantine_is_in_s3(run):
 
 def test_training_ran_once_by_hand_and_once_on_drift(run):
     scenario, _ = run
-    reasons = [r["parameters"].get("TriggerReason") for r in _executions(scenario, "training")]
-    assert reasons == ["manual", "drift"] or reasons == ["manual", "data-volume"]
+    runs = _executions(scenario, "training")
+    # Several drift alarms fire together: the guard lets one run and stops the others.
+    reasons = [r["parameters"].get("TriggerReason") for r in runs if r["status"] != "Stopped"]
+    assert reasons == ["manual", "drift"]
+    assert {r["parameters"].get("TriggerReason") for r in runs if r["status"] == "Stopped"} <= {"drift"}
 
 
 def test_phase_one_raises_no_drift_alarm_and_phase_two_does(run):
