@@ -124,7 +124,7 @@ def test_serve_prints_the_address_answers_boto3_and_stops_on_sigterm(tmp_path):
             "model_code.cli",
             "local",
             "--rows",
-            "600",
+            str(ROWS),  # 600 rows train a model under MinAuc 0.7: the run stops at training
             "--json",
             str(summary_path),
             "--serve",
