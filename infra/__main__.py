@@ -112,6 +112,7 @@ pipelines = MlPipelines(
         endpoint_name=endpoint,
         offline_store_uri=features.offline_store_uri,
         mlflow_tracking_server_arn=tracking.tracking_server_arn if tracking else None,
+        model_search=config.model_search,
     ),
 )
 monitoring = Monitoring(

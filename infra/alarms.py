@@ -23,7 +23,7 @@ from typing import Any
 
 from infra.rollout import CHAMPION, endpoint_alarm_name, endpoint_name
 from model_code.metrics import NAMESPACE
-from model_code.monitoring.drift import PREDICTION_COLUMN
+from model_code.monitoring.drift_profile import PREDICTION_COLUMN  # (drift.py loads SciPy)
 
 SAGEMAKER_NAMESPACE = "AWS/SageMaker"
 INSTANCE_NAMESPACE = "/aws/sagemaker/Endpoints"

@@ -92,6 +92,12 @@ KEYS: tuple[Key, ...] = (
     Key("retrainSchedule", "rate(7 days)", "the scheduled retraining trigger"),
     Key("retrainScheduleEnabled", True, "false pauses scheduled retraining"),
     Key("mlflowEnabled", False, "a SageMaker managed MLflow tracking server"),
+    Key(
+        "modelSearch",
+        "grid",
+        "how training picks the model type: grid (a small documented grid, cross-validated) | "
+        "quick (one setting per type: the local cloud's stack, where a run must take seconds)",
+    ),
     Key("minAuc", 0.7, "quality bar: registration gate and the live-quality alarm"),
     Key("latencyP99Ms", 500, "alarm: model latency p99 in milliseconds"),
     Key("newRecordsThreshold", 10000, "data-volume trigger: new feature-store records since training"),
@@ -105,6 +111,8 @@ _BY_NAME = {k.name: k for k in KEYS}
 _RETENTION_DAYS = (
     1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653,
 )  # fmt: skip
+# model_code.training.selection.SEARCHES (not imported: it loads scikit-learn).
+MODEL_SEARCHES = ("grid", "quick")
 _RATE = re.compile(r"^(rate\(\d+ (minute|minutes|hour|hours|day|days)\)|cron\(.+\))$")
 _ARN = re.compile(r"^arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:\d{12}:model-package/.+$")
 
@@ -141,6 +149,7 @@ class PlatformConfig:
     retrain_schedule: str
     retrain_schedule_enabled: bool
     mlflow_enabled: bool
+    model_search: str
     min_auc: float
     latency_p99_ms: float
     new_records_threshold: int
@@ -331,6 +340,7 @@ def parse(values: Mapping[str, Any], *, stack: str, region: str | None, root: Pa
         retrain_schedule=r.string("retrainSchedule"),
         retrain_schedule_enabled=r.boolean("retrainScheduleEnabled"),
         mlflow_enabled=r.boolean("mlflowEnabled"),
+        model_search=r.choice("modelSearch", MODEL_SEARCHES),
         min_auc=r.number("minAuc", low=0, high=1),
         latency_p99_ms=r.number("latencyP99Ms", low=0, low_open=True),
         new_records_threshold=r.number("newRecordsThreshold", integer=True, low=1),

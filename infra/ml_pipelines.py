@@ -103,6 +103,7 @@ class MlPipelinesArgs:
     offline_store_uri: the feature group's offline store, which monitoring counts new records in.
     mlflow_tracking_server_arn: a SageMaker managed MLflow tracking server training logs to
         (None: no tracking server, and no permission on one).
+    model_search: how TrainModel picks the model type (its ``search`` hyperparameter).
     """
 
     schema: Schema
@@ -122,6 +123,7 @@ class MlPipelinesArgs:
     endpoint_name: str | None = None
     offline_store_uri: pulumi.Input[str] | None = None
     mlflow_tracking_server_arn: pulumi.Input[str] | None = None
+    model_search: str = "grid"
 
 
 # -- plain functions: names, patterns, policies, definitions -----------------------------------
@@ -461,6 +463,8 @@ class MlPipelines(pulumi.ComponentResource):
             return {
                 "model_package_group": args.model_package_group_name,
                 "tracking_uri": args.mlflow_tracking_server_arn,
+                # Pairs, not a dict: the definitions are cached on their (hashable) inputs.
+                "hyperparameters": (("search", args.model_search),),
             }
         return {
             "endpoint_name": args.endpoint_name,

@@ -87,7 +87,10 @@ def session(target: Target) -> Any:
     import boto3
     from sagemaker.core.workflow.pipeline_context import PipelineSession
 
+    from pipelines import service_models
+
     _validate_sdk_config_once()
+    service_models.share()
 
     return PipelineSession(
         boto_session=boto3.Session(region_name=target.region),

@@ -34,7 +34,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -187,7 +187,7 @@ class _Builder:
         *,
         name: str,
         group: str,
-        hyperparameters: Mapping[str, Any],
+        hyperparameters: Mapping[str, Any] | Iterable[tuple[str, Any]],
         random_state: int,
         tracking_uri: str | None,
     ):
@@ -196,7 +196,7 @@ class _Builder:
         from sagemaker.core.workflow import ParameterFloat, ParameterInteger, ParameterString
 
         self.target, self.schema, self.name, self.group = target, schema, name, group
-        self.hyperparameters = {**DEFAULT_HYPERPARAMETERS, **hyperparameters}
+        self.hyperparameters = {**DEFAULT_HYPERPARAMETERS, **dict(hyperparameters)}
         self.random_state = random_state
         self.tracking_uri = tracking_uri
         self.schema_uri = schema_object(schema).uri(target.bucket)
@@ -540,7 +540,7 @@ def get_pipeline(
     kms_key_arn: str | None = None,
     model_package_group: str | None = None,
     name: str | None = None,
-    hyperparameters: Mapping[str, Any] | None = None,
+    hyperparameters: Mapping[str, Any] | Iterable[tuple[str, Any]] | None = None,
     random_state: int = 0,
     tracking_uri: str | None = None,
 ) -> Any:
@@ -558,7 +558,8 @@ def get_pipeline(
     name
         The pipeline's name (default: ``<schema name>-training``).
     hyperparameters
-        ``mlops train`` options for TrainModel, over ``DEFAULT_HYPERPARAMETERS``.
+        ``mlops train`` options for TrainModel (a mapping or name-value pairs), over
+        ``DEFAULT_HYPERPARAMETERS``.
     random_state
         Seeds the train/test split (TrainModel's seed is the ``random-state`` hyperparameter).
     tracking_uri

@@ -15,6 +15,7 @@ from typing import Any
 from botocore.config import Config
 
 from infra.local.emulator import session_for
+from pipelines import service_models
 from pipelines.local.strict import install
 
 # Every AWS call the local cloud makes, by (service, operation): a deploy reports the
@@ -33,6 +34,7 @@ def _count(model, **_: Any) -> None:
 def client(endpoint_url: str, region: str, service: str):
     """One strict, counted client per emulator, region and service (making one takes ~0.3 s)."""
     with _clients_lock:
+        service_models.share()
         client = session_for(region).client(
             service, endpoint_url=endpoint_url, config=Config(retries={"total_max_attempts": 1})
         )

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from model_code.container import PROCESSING, REASON_FILES, REASON_LIMIT, TRAINING
+from pipelines.local import warm
 from pipelines.local.context import RunContext
 from pipelines.local.errors import StepFailure
 from pipelines.local.records import StepRecord
@@ -173,6 +174,7 @@ def container_env(
     (root / "output").mkdir(parents=True, exist_ok=True)
     env = {
         **IMAGE_ENV,
+        **warm.THREAD_LIMITS,
         "PATH": f"{Path(context.python).parent}{os.pathsep}{_IMAGE_PATH}",
         "PYTHONPATH": str(REPO_ROOT),  # the image installs this checkout
         "HOME": str(home),
@@ -188,6 +190,10 @@ def container_env(
     return env
 
 
+def _timed_out(timeout: float) -> str:
+    return f"MaxRuntimeExceeded: stopped after {timeout} s (StoppingCondition.MaxRuntimeInSeconds)"
+
+
 def run_containers(
     context: RunContext, record: StepRecord, job: str, runs: dict[str, tuple], stopping: dict | None
 ) -> None:
@@ -201,21 +207,30 @@ def run_containers(
         log_path = step_dir / f"{host}.log"
         workdir = step_dir / f"{host}-workdir"  # the image's WORKDIR: throwaway, like the container's
         workdir.mkdir(exist_ok=True)
-        with log_path.open("wb") as out:
-            try:
-                proc = subprocess.Popen(
-                    argv, env=env, cwd=workdir, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
-                )
-            except OSError as exc:
-                return f"cannot start {argv[0]}: {exc}"
-            try:
-                code = proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-                return (
-                    f"MaxRuntimeExceeded: stopped after {timeout} s (StoppingCondition.MaxRuntimeInSeconds)"
-                )
+        module = warm.module_of(argv, context.python)
+        if module is not None:
+            code = warm.run(module, argv[3:], env, workdir, log_path, timeout)
+            if code is None:
+                return _timed_out(timeout)
+        else:
+            with log_path.open("wb") as out:
+                try:
+                    proc = subprocess.Popen(
+                        argv,
+                        env=env,
+                        cwd=workdir,
+                        stdout=out,
+                        stderr=subprocess.STDOUT,
+                        stdin=subprocess.DEVNULL,
+                    )
+                except OSError as exc:
+                    return f"cannot start {argv[0]}: {exc}"
+                try:
+                    code = proc.wait(timeout=timeout)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+                    return _timed_out(timeout)
         if code == 0:
             return None
         # Only the file SageMaker reads for this job type: a reason written elsewhere is lost.

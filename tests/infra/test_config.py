@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import yaml
 
@@ -155,3 +157,14 @@ def test_readme_documents_every_key_with_its_default():
     readme = (ROOT / "README.md").read_text()
     for key in config.KEYS:
         assert f"`{key.name}`" in readme, key.name
+
+
+def test_model_search_takes_the_searches_training_knows_and_names_the_key_otherwise():
+    from model_code.training.selection import SEARCHES
+
+    assert config.MODEL_SEARCHES == SEARCHES
+    assert parse(modelSearch="quick").model_search == "quick"
+    with pytest.raises(
+        ConfigError, match=re.escape("mlops-platform:modelSearch: 'fast' is not one of grid | quick")
+    ):
+        parse(modelSearch="fast")

@@ -270,6 +270,11 @@ def test_monitoring_and_ingestion_use_the_stacks_groups_and_publish_under_its_na
     assert builds["monitoring"]["stack"] == builds["ingestion"]["stack"] == "test"
 
 
+def test_the_stacks_model_search_is_the_training_jobs_search_hyperparameter(builds):
+    run(lambda: MlPipelines("p", args(model_search="quick")), region=REGION)
+    assert dict(builds["training"]["hyperparameters"]) == {"search": "quick"}
+
+
 def test_monitoring_reads_the_given_endpoint_and_offline_store(builds):
     store = f"s3://{BUCKET}/feature-store/"
     run(

@@ -424,7 +424,8 @@ def custom() -> dict[str, dict]:
             image_uri="111111111111.dkr.ecr.us-east-1.amazonaws.com/mlops:abc",
             kms_key_arn=KEY,
             model_package_group="fraud-models",
-            hyperparameters={"model-type": "logistic"},
+            # Name-value pairs, as the stack gives them (its definitions are cached on their inputs).
+            hyperparameters=(("model-type", "logistic"), ("search", "quick")),
             tracking_uri="arn:aws:sagemaker:us-east-1:111111111111:mlflow-tracking-server/mlops",
         ).definition()
     return {s["Name"]: s for s in all_steps(json.loads(text)["Steps"])}
@@ -465,5 +466,6 @@ def test_the_image_runs_every_job_and_serves_the_model(custom):
 def test_hyperparameters_and_the_tracker_reach_the_training_job(custom):
     args = custom["TrainModel"]["Arguments"]
     assert args["HyperParameters"]["model-type"] == "logistic"
+    assert args["HyperParameters"]["search"] == "quick"
     assert args["HyperParameters"]["selection"] == "none"
     assert args["Environment"]["MLFLOW_TRACKING_URI"].endswith("mlflow-tracking-server/mlops")

@@ -23,6 +23,7 @@ from infra.alarms import PIPELINE_PERIOD as ALARM_PERIOD
 from infra.local.emulator import Emulator
 from infra.local.engine import ROOT, Engine
 from infra.local.scenario.data import Prepared, drift
+from pipelines.local import warm
 
 PACKAGE_KEY = "mlops-platform:modelPackageArn"
 SCHEMA_KEY = "mlops-platform:schemaPath"
@@ -117,6 +118,7 @@ class Scenario:
                 if pd.notna(newest):  # the clock starts after the data, as a live system would
                     start = (newest + timedelta(days=1)).to_pydatetime().replace(second=0, microsecond=0)
             self.emulator = Emulator(port=self.port, clock_start=start or datetime.now(UTC)).start()
+            warm.prestart()  # the steps' fork server imports its libraries while the stack deploys
 
     def deploy(self) -> None:
         with self.step("deploy stack (no model)"):

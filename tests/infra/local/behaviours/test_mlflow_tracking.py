@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 from botocore.exceptions import ClientError
@@ -35,6 +36,25 @@ def test_a_tracking_server_really_tracks_runs_with_artifacts_in_the_emulators_s3
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket="artifacts", Prefix="mlflow/")["Contents"]]
     assert any(k.endswith(f"{run.info.run_id}/artifacts/report.txt") for k in keys)
 
+    # The server runs without MLflow's job runner (seven huey processes), and deleting it
+    # stops every process it started.
+    group = _group_of(f"--port {described['TrackingServerUrl'].rsplit(':', 1)[1]}")
+    assert group and not any("huey" in args for args in group.values())
     sm.delete_mlflow_tracking_server(TrackingServerName="tracking")
+    assert not any(Path(f"/proc/{pid}").exists() for pid in group)
     with pytest.raises(ClientError, match="does not exist"):
         sm.describe_mlflow_tracking_server(TrackingServerName="tracking")
+
+
+def _group_of(marker: str) -> dict[int, str]:
+    """pid -> command line of every process in the process group of the one whose command has ``marker``."""
+    processes = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            pgid = int(stat.read_text().rsplit(")", 1)[1].split()[2])
+            args = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except (OSError, IndexError, ValueError):
+            continue  # ended meanwhile
+        processes[int(stat.parent.name)] = (pgid, args)
+    leaders = {pgid for pgid, args in processes.values() if marker in args}
+    return {pid: args for pid, (pgid, args) in processes.items() if pgid in leaders}

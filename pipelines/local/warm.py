@@ -1,0 +1,215 @@
+"""Warm starts for the image's Python commands: forked from a process that has imported the libraries.
+
+A processing or training step's own work is often a fraction of a second, but a fresh Python
+process spends 2-5 s importing pandas, scikit-learn, SciPy and Great Expectations first, and a
+lifecycle run starts about forty of them. So the executor runs ``python -m <module> ...`` (what
+``IMAGE_COMMANDS`` expand to) through a zygote: a process of its own (:func:`serve`) that imports ``PRELOAD`` once, then forks one child per step. The child
+becomes the container's process: the environment replaced by the step's clean one, the step's
+working directory, standard output and error into the step's log, ``sys.argv`` set, and the
+module run as ``__main__``; its exit status is the container's.
+
+Only third-party code is shared: the project's modules are imported by each child after its
+environment is set, so what they read at import time (``MLOPS_OPT_ML`` among it) is the step's.
+Any other command, or ``MLOPS_COLD_STARTS=1`` in the executor's environment, runs as a fresh
+subprocess. multiprocessing's fork server is not used because its children import the parent's
+``__main__`` again, which runs any script that lacks the ``if __name__ == "__main__"`` guard.
+
+Protocol, one UNIX-socket connection per step: the executor sends the request as one JSON
+line; a monitor process forked for it forks the container, answers its pid, waits for it and
+answers its exit status. The zygote exits when the executor's end of its stdin closes.
+"""
+
+from __future__ import annotations
+
+import atexit
+import importlib
+import json
+import os
+import runpy
+import select
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import traceback
+from pathlib import Path
+
+# Third-party libraries the image's commands import, heaviest first.
+PRELOAD = (
+    "great_expectations",
+    "sklearn.ensemble",
+    "sklearn.linear_model",
+    "sklearn.model_selection",
+    "sklearn.metrics",
+    "scipy.stats",
+    "pandas",
+    "pyarrow.parquet",
+    "boto3",
+    "yaml",
+)
+# AWS service models the steps' clients use, parsed once in the zygote.
+SERVICES = ("s3", "sagemaker", "sagemaker-featurestore-runtime", "cloudwatch", "sts")
+COLD = "MLOPS_COLD_STARTS"
+# Steps run side by side on one machine, where the math libraries' thread pools (OpenMP in
+# scikit-learn's gradient boosting, OpenBLAS), each sized to every core, would fight: on 2
+# cores with one busy, a training step took 7.9 s with them and 5.0 s on one thread.
+THREAD_LIMITS = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+REPO_ROOT = Path(__file__).resolve().parents[2]
+_lock = threading.Lock()
+_zygote: _Zygote | None = None
+
+
+def module_of(argv: list[str], python: str) -> str | None:
+    """The module a ``<python> -m <module> ...`` command runs, or None for any other command."""
+    if len(argv) >= 3 and argv[0] == python and argv[1] == "-m" and os.environ.get(COLD) != "1":
+        return argv[2]
+    return None
+
+
+def prestart() -> None:
+    """Start the zygote now, so its imports overlap other work (it starts on first use anyway)."""
+    _started()
+
+
+def run(
+    module: str, args: list[str], env: dict[str, str], cwd: Path, log: Path, timeout: float | None
+) -> int | None:
+    """Run ``python -m module *args`` warm; its exit status, or None if killed after ``timeout`` s."""
+    return _started().run(
+        {"module": module, "args": args, "env": env, "cwd": str(cwd), "log": str(log)}, timeout
+    )
+
+
+def _started() -> _Zygote:
+    global _zygote
+    with _lock:
+        if _zygote is None or _zygote.process.poll() is not None:
+            _zygote = _Zygote()
+        return _zygote
+
+
+class _Zygote:
+    def __init__(self) -> None:
+        self._folder = tempfile.TemporaryDirectory(prefix="mlops-warm-")
+        self.address = str(Path(self._folder.name) / "socket")
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener.bind(self.address)
+        listener.listen(64)
+        path = os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH")) if p)
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", f"from pipelines.local.warm import serve; serve({listener.fileno()})"],
+            stdin=subprocess.PIPE,
+            pass_fds=[listener.fileno()],
+            cwd=REPO_ROOT,
+            # The libraries read their thread limits when they load: here, in the zygote.
+            env={**os.environ, **THREAD_LIMITS, "PYTHONPATH": path},
+        )
+        listener.close()
+        atexit.register(self.close)
+
+    def run(self, request: dict, timeout: float | None) -> int | None:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+            conn.connect(self.address)
+            conn.sendall(json.dumps(request).encode() + b"\n")
+            answers = conn.makefile("r")
+            pid = _answer(answers)
+            conn.settimeout(timeout)
+            try:
+                return _answer(answers)
+            except TimeoutError:
+                os.kill(pid, signal.SIGKILL)
+                conn.settimeout(None)
+                _answer(conn.makefile("r"))  # its death (a timed-out reader reads no more)
+                return None
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.stdin.close()
+            self.process.wait()
+        self._folder.cleanup()
+
+
+def _answer(answers) -> int:
+    line = answers.readline()
+    if not line:
+        raise RuntimeError("the warm-start zygote (pipelines.local.warm.serve) ended unexpectedly")
+    return int(line)
+
+
+# -- the zygote's side -----------------------------------------------------------------------------
+
+
+def serve(listener_fd: int) -> None:
+    listener = socket.socket(fileno=listener_fd)
+    for name in PRELOAD:
+        importlib.import_module(name)
+    from pipelines import service_models
+
+    service_models.preload(*SERVICES)
+    while True:
+        ready, _, _ = select.select([listener, sys.stdin], [], [])
+        if sys.stdin in ready:  # the executor closed its end, or ended: so does the zygote
+            return
+        conn, _ = listener.accept()
+        if os.fork() == 0:
+            listener.close()
+            _monitor(conn)
+        conn.close()
+        while True:  # reap the monitors that have answered
+            try:
+                if os.waitpid(-1, os.WNOHANG)[0] == 0:
+                    break
+            except ChildProcessError:
+                break
+
+
+def _monitor(conn: socket.socket) -> None:
+    request = json.loads(conn.makefile("r").readline())
+    pid = os.fork()
+    if pid == 0:
+        conn.close()
+        _become_container(**request)
+    conn.sendall(f"{pid}\n".encode())
+    _, status = os.waitpid(pid, 0)
+    conn.sendall(f"{os.waitstatus_to_exitcode(status)}\n".encode())
+    os._exit(0)
+
+
+def _become_container(module: str, args: list[str], env: dict[str, str], cwd: str, log: str) -> None:
+    os.setsid()  # its own process group, as a container's processes are their own
+    os.environ.clear()
+    os.environ.update(env)
+    os.chdir(cwd)
+    out = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.dup2(out, 1)
+    os.dup2(out, 2)
+    os.close(out)
+    os.close(null)
+    # Line-buffered, as PYTHONUNBUFFERED makes the image's output: a killed step keeps its log.
+    sys.stdin = open(0, encoding="utf-8", closefd=False)  # noqa: SIM115
+    sys.stdout = open(1, "w", buffering=1, encoding="utf-8", errors="backslashreplace", closefd=False)  # noqa: SIM115
+    sys.stderr = open(2, "w", buffering=1, encoding="utf-8", errors="backslashreplace", closefd=False)  # noqa: SIM115
+    sys.argv = [module, *args]
+    sys.path[0] = cwd  # `python -m` puts the working directory first
+    code = 1
+    try:
+        runpy.run_module(module, run_name="__main__", alter_sys=True)
+        code = 0
+    except SystemExit as exit_:
+        if exit_.code is None or isinstance(exit_.code, int):
+            code = exit_.code or 0
+        else:
+            print(exit_.code, file=sys.stderr)
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        # os._exit skips what the interpreter runs at exit (logging's flush, MLflow's end of
+        # run): run it, as the container's process would.
+        atexit._run_exitfuncs()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
