@@ -59,7 +59,11 @@ KEYS: tuple[Key, ...] = (
         "the approved model package the endpoint serves; unset: no model, endpoint "
         "configuration or endpoint yet",
     ),
-    Key("shadowModelPackageArn", None, "the challenger served as the shadow variant (strategy shadow)"),
+    Key(
+        "shadowModelPackageArn",
+        None,
+        "the challenger served as the shadow variant (strategy shadow; unset: the model serves alone)",
+    ),
     Key(
         "serverless",
         False,
@@ -282,11 +286,6 @@ def parse(values: Mapping[str, Any], *, stack: str, region: str | None, root: Pa
         raise ConfigError(
             f"{_key('serverless')}: true cannot be combined with {_key('driftMonitoring')} true: serverless "
             "endpoints do not support data capture; set driftMonitoring: false or use a real-time endpoint"
-        )
-    if strategy == "shadow" and r.string("modelPackageArn") and not r.string("shadowModelPackageArn"):
-        raise ConfigError(
-            f"{_key('shadowModelPackageArn')}: missing; strategy 'shadow' serves a challenger beside "
-            f"{_key('modelPackageArn')}"
         )
     if strategy == "canary":
         _check_canary(

@@ -105,13 +105,6 @@ def test_defaults_apply():
             "mlops-platform:modelPackageArn: 'my-model' is not a SageMaker model package",
         ),
         (
-            {
-                "deploymentStrategy": "shadow",
-                "modelPackageArn": "arn:aws:sagemaker:eu-west-1:123456789012:model-package/churn/3",
-            },
-            "mlops-platform:shadowModelPackageArn: missing",
-        ),
-        (
             {"monitoringSchedule": "hourly"},
             "mlops-platform:monitoringSchedule: 'hourly' is not a schedule expression",
         ),
@@ -168,3 +161,9 @@ def test_model_search_takes_the_searches_training_knows_and_names_the_key_otherw
         ConfigError, match=re.escape("mlops-platform:modelSearch: 'fast' is not one of grid | quick")
     ):
         parse(modelSearch="fast")
+
+
+def test_a_shadow_stack_serves_its_first_model_alone_until_a_challenger_is_given():
+    champion = "arn:aws:sagemaker:eu-west-1:123456789012:model-package/churn/3"
+    parsed = parse(deploymentStrategy="shadow", modelPackageArn=champion)
+    assert (parsed.model_package_arn, parsed.shadow_model_package_arn) == (champion, None)

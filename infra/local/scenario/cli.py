@@ -2,7 +2,8 @@
 
 ::
 
-    mlops local [--stack local] [--schema S.yaml --data D.csv] [--port N] [--json PATH] [--serve]
+    mlops local [--stack local] [--set KEY=VALUE ...] [--schema S.yaml --data D.csv] [--port N]
+                [--json PATH] [--serve]
 
 ``--serve`` keeps the emulator running after the scenario until SIGINT or SIGTERM (exit 0),
 printing ``AWS_ENDPOINT_URL=http://127.0.0.1:<port>`` on a line of its own once the JSON is
@@ -25,6 +26,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from infra.local.cli import parse_sets
 from infra.local.scenario.data import prepare
 from infra.local.scenario.run import Scenario, StepFailed
 
@@ -33,6 +35,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mlops local", description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--stack", default="local", help="the stack deployed: Pulumi.<stack>.yaml (default local)"
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="stack config over Pulumi.<stack>.yaml, e.g. deploymentStrategy=linear (repeatable)",
     )
     parser.add_argument("--schema", type=Path, help="the data contract (default: the example churn schema)")
     parser.add_argument(
@@ -46,13 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def render(
-    summary: dict,
-    seconds: dict[str, float],
-    notes: list[str],
-    console: Console,
-    live_auc: float | None = None,
-) -> None:
+def render(summary: dict, seconds: dict[str, float], notes: list[str], console: Console) -> None:
     data = summary["data"]
     console.print(
         f"stack [bold]{summary['stack']}[/] ({summary['region']}), {summary['resources']} resources; "
@@ -93,12 +96,31 @@ def render(
     for name, value in seconds.items():
         timing.add_row(name, f"{value:.1f}")
     console.print(timing)
-    if summary.get("live_auc") is not None:
+    rollout = summary.get("rollout") or {}
+    if rollout:
         console.print(
-            f"AUC on served traffic with ground truth (rows it never trained on): {summary['live_auc']:.3f}"
+            f"roll-out of the retrained model ({rollout['strategy']}): {rollout['outcome']}"
+            + (f" ({escape(rollout['reason'])})" if rollout["reason"] else "")
+        )
+    quality = summary.get("quality") or {}
+    if quality.get("auc") is not None:
+        console.print(
+            f"AUC on served traffic with ground truth (rows it never trained on): {quality['auc']:.3f} "
+            f"over {quality['labelled']:.0f} labelled predictions"
+        )
+    shadow = quality.get("shadow") or {}
+    if shadow.get("compared"):
+        console.print(
+            f"shadow comparison over {shadow['compared']:.0f} requests: agreement "
+            f"{shadow['agreement_rate']:.3f}, challenger AUC {_number(shadow['challenger_auc'])}, "
+            f"production AUC {_number(shadow['production_auc'])}"
         )
     for note in notes:
         console.print(f"note: {escape(note)}")
+
+
+def _number(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
 
 
 def serve_until_signalled(endpoint_url: str, region: str) -> None:
@@ -132,6 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore")
     console = Console()
     try:
+        overrides = parse_sets(args.set)
         prepared = prepare(args.schema, args.data, rows=args.rows, seed=args.seed)
     except (ValueError, OSError) as error:
         Console(stderr=True).print(f"[red]mlops local:[/] {escape(str(error))}")
@@ -143,12 +166,13 @@ def main(argv: list[str] | None = None) -> int:
             stack=args.stack,
             port=args.port,
             state_dir=Path(state),
+            overrides=overrides,
             on_step=lambda name: status.update(f"[bold]{name}[/] ..."),
         )
         try:
             with status:
                 summary = scenario.run()
-            render(summary, scenario.seconds, scenario.notes, console, scenario.live_auc)
+            render(summary, scenario.seconds, scenario.notes, console)
             if args.json:
                 args.json.write_text(json.dumps(summary, indent=2) + "\n")
             if args.serve:

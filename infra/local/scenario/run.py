@@ -8,16 +8,18 @@ command prints and writes as JSON.
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from botocore.exceptions import ClientError
 
 from infra.alarms import PIPELINE_PERIOD as ALARM_PERIOD
 from infra.local.emulator import Emulator
@@ -25,9 +27,13 @@ from infra.local.engine import ROOT, Engine
 from infra.local.scenario.data import Prepared, drift
 from pipelines.local import warm
 
-PACKAGE_KEY = "mlops-platform:modelPackageArn"
-SCHEMA_KEY = "mlops-platform:schemaPath"
+PROJECT = "mlops-platform"
+PACKAGE_KEY = f"{PROJECT}:modelPackageArn"
+SHADOW_KEY = f"{PROJECT}:shadowModelPackageArn"
+SCHEMA_KEY = f"{PROJECT}:schemaPath"
+STRATEGY_KEY = f"{PROJECT}:deploymentStrategy"
 BATCH_ROWS = 10  # rows per InvokeEndpoint request
+ROLLOUT_REQUESTS_PER_MINUTE = 10  # live traffic while a roll-out bakes, each virtual minute
 
 
 class StepFailed(RuntimeError):
@@ -44,12 +50,14 @@ class Scenario:
     stack: str = "local"
     port: int = 0
     state_dir: Path | None = None
+    overrides: dict[str, Any] = field(default_factory=dict)  # stack config: {"key": value}
     on_step: Callable[[str], None] = lambda name: None
     seconds: dict[str, float] = field(default_factory=dict)
     phases: list[dict[str, Any]] = field(default_factory=list)
     models: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-    live_auc: float | None = None  # quality published from ground truth (not in the JSON's fields)
+    quality: dict[str, Any] = field(default_factory=dict)  # published from ground truth
+    rollout: dict[str, Any] = field(default_factory=dict)
 
     # -- plumbing ------------------------------------------------------------------------------
     @contextmanager
@@ -68,8 +76,10 @@ class Scenario:
     def client(self, service: str):
         return self.emulator.client(service)
 
-    def _deploy(self, package: str | None = None):
-        overrides = {PACKAGE_KEY: package} if package else {}
+    def _deploy(self, package: str | None = None, shadow: str | None = None):
+        overrides = {k if ":" in k else f"{PROJECT}:{k}": v for k, v in self.overrides.items()}
+        overrides |= {PACKAGE_KEY: package} if package else {}
+        overrides |= {SHADOW_KEY: shadow} if shadow else {}
         # The stack's data contract is the scenario's (its feature group, rules and pipelines).
         path = self.prepared.schema_path.resolve()
         overrides[SCHEMA_KEY] = str(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path)
@@ -81,6 +91,7 @@ class Scenario:
             fresh_state=package is None,
         )
         self.region = engine.region
+        self.strategy = engine.config.get(STRATEGY_KEY)
         return engine.up()
 
     def _wait(self, step: str, pipeline: str, since: int = 0) -> list[dict[str, Any]]:
@@ -194,9 +205,20 @@ class Scenario:
         report = json.loads(self.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read())
         return _find(report, "auc")
 
-    def promote(self, name: str = "deploy with the model") -> None:
+    def promote(self, name: str = "deploy with the model", shadow: dict[str, Any] | None = None) -> None:
+        """Deploy the stack serving the champion (and ``shadow`` as its shadow challenger).
+
+        When an endpoint already serves, live traffic keeps coming while the roll-out bakes on
+        the virtual clock, so its rollback alarms judge real requests; a roll-out the alarms
+        stop leaves the endpoint on its old configuration, which is reported, not failed.
+        """
         with self.step(name):
-            result = self._deploy(self.champion["ModelPackageArn"])
+            serving = bool(self.outputs.get("endpointName")) and self._endpoint_exists()
+            self._rollout_errors = 0
+            with self._live_traffic() if serving else nullcontext():
+                result = self._deploy(
+                    self.champion["ModelPackageArn"], shadow["ModelPackageArn"] if shadow else None
+                )
             self.outputs = result.outputs
             endpoint = self.client("sagemaker").describe_endpoint(EndpointName=self.outputs["endpointName"])
             if endpoint["EndpointStatus"] != "InService":
@@ -205,38 +227,89 @@ class Scenario:
                     f"endpoint {endpoint['EndpointName']} is {endpoint['EndpointStatus']}: "
                     f"{endpoint.get('FailureReason', '')}",
                 )
+            rolled_back = endpoint["EndpointConfigName"] != self.outputs["endpointConfigName"]
+            self.rollout = {
+                "strategy": self.strategy,
+                "outcome": "rolled back" if rolled_back else "completed",
+                "reason": endpoint.get("FailureReason", "") if rolled_back else "",
+                "errors_during_rollout": self._rollout_errors,
+            }
+            if rolled_back:
+                self.notes.append(f"the roll-out was rolled back: {endpoint.get('FailureReason', '')}")
+
+    def _endpoint_exists(self) -> bool:
+        found = self.client("sagemaker").list_endpoints(NameContains=self.outputs["endpointName"])
+        return any(e["EndpointName"] == self.outputs["endpointName"] for e in found["Endpoints"])
+
+    @contextmanager
+    def _live_traffic(self) -> Iterator[None]:
+        """Requests every virtual minute (held-out rows, cycled), as traffic keeps coming in production."""
+        rows = self.prepared.traffic
+        starts = itertools.cycle(range(0, len(rows), BATCH_ROWS))
+
+        def each_minute(_now: datetime) -> None:
+            for _ in range(ROLLOUT_REQUESTS_PER_MINUTE):
+                first = next(starts)
+                try:
+                    self._invoke(rows.iloc[first : first + BATCH_ROWS], f"rollout-{first}")
+                except ClientError:  # a failing variant's 5xx: what the rollback alarms watch
+                    self._rollout_errors += 1
+
+        clock = self.emulator.behaviours.clock
+        clock.subscribe(each_minute)
+        try:
+            yield
+        finally:
+            clock.unsubscribe(each_minute)
+
+    def _invoke(self, rows: pd.DataFrame, inference_id: str) -> None:
+        """One InvokeEndpoint with ``rows`` as JSON instances carrying the entity id, so the
+        captured predictions join the ground truth fed back later."""
+        schema = self.prepared.schema
+        columns = [schema.entity_id, *(f.name for f in schema.features)]
+        instances = json.loads(rows[columns].to_json(orient="records"))
+        self.client("sagemaker-runtime").invoke_endpoint(
+            EndpointName=self.outputs["endpointName"],
+            Body=json.dumps({"instances": instances}).encode(),
+            ContentType="application/json",
+            InferenceId=inference_id,
+        )
+
+    def _send(self, traffic: pd.DataFrame, tag: str) -> int:
+        """``traffic`` in requests of ``BATCH_ROWS`` rows; how many requests."""
+        starts = range(0, len(traffic), BATCH_ROWS)
+        for first in starts:
+            self._invoke(traffic.iloc[first : first + BATCH_ROWS], f"{tag}-{first}")
+        return len(starts)
+
+    def _monitor(self, name: str, *, by_hand: bool) -> list[dict[str, Any]]:
+        """Monitoring runs, started by hand or by the hourly schedule, until the metrics they
+        published fall in a closed alarm period. A failed run stops the scenario."""
+        before = self._executions(self.pipelines["monitoring"])
+        if by_hand:
+            self.client("sagemaker").start_pipeline_execution(PipelineName=self.pipelines["monitoring"])
+        else:
+            self.emulator.behaviours.advance(3600)  # the hourly monitoring schedule fires
+        runs = self._wait(name, self.pipelines["monitoring"], before)
+        if not runs:
+            raise StepFailed(name, "the monitoring schedule started no monitoring run")
+        # The pipeline alarms evaluate whole periods (an hour): move past the end of the one
+        # the metrics were published in. The hourly schedule may start another run meanwhile.
+        now = self.emulator.behaviours.clock.now()
+        self.emulator.behaviours.advance(ALARM_PERIOD - (now.timestamp() % ALARM_PERIOD) + 60)
+        runs += self._wait(name, self.pipelines["monitoring"], before + len(runs))
+        failed = [r for r in runs if r["Status"] != "Succeeded"]
+        if failed:
+            raise StepFailed(name, _reason(failed[0]))
+        return runs
 
     def serve(self, name: str, traffic: pd.DataFrame) -> dict[str, Any]:
         """Send ``traffic``, let the monitoring schedule run, read the drift alarms back."""
         with self.step(name):
             schema = self.prepared.schema
-            runtime = self.client("sagemaker-runtime")
-            features = [f.name for f in schema.features]
-            requests = 0
-            for first in range(0, len(traffic), BATCH_ROWS):
-                body = traffic[features].iloc[first : first + BATCH_ROWS].to_csv(index=False, header=False)
-                runtime.invoke_endpoint(
-                    EndpointName=self.outputs["endpointName"],
-                    Body=body.encode(),
-                    ContentType="text/csv",
-                    InferenceId=str(first),
-                )
-                requests += 1
+            requests = self._send(traffic, f"phase{len(self.phases) + 1}")
             training_before = self._executions(self.pipelines["training"])
-            monitoring_before = self._executions(self.pipelines["monitoring"])
-            self.emulator.behaviours.advance(3600)  # the hourly monitoring schedule fires
-            runs = self._wait(name, self.pipelines["monitoring"], monitoring_before)
-            if not runs:
-                raise StepFailed(name, "the monitoring schedule started no monitoring run")
-            if any(r["Status"] != "Succeeded" for r in runs):
-                raise StepFailed(name, _reason(next(r for r in runs if r["Status"] != "Succeeded")))
-            # The pipeline alarms evaluate whole periods (an hour): move past the end of the one
-            # the metrics were published in. The hourly schedule may start another run meanwhile.
-            now = self.emulator.behaviours.clock.now()
-            self.emulator.behaviours.advance(ALARM_PERIOD - (now.timestamp() % ALARM_PERIOD) + 60)
-            runs += self._wait(name, self.pipelines["monitoring"], monitoring_before + len(runs))
-            if any(r["Status"] != "Succeeded" for r in runs):
-                raise StepFailed(name, _reason(next(r for r in runs if r["Status"] != "Succeeded")))
+            self._monitor(name, by_hand=False)
             alarms = self.client("cloudwatch").describe_alarms(
                 AlarmNamePrefix=f"{schema.name}-{self.stack}-drift-"
             )
@@ -276,25 +349,38 @@ class Scenario:
             if run["Status"] != "Succeeded":
                 self.notes.append(f"retrained version rejected: {_reason(run)}")
                 return
-            self.champion = self._newest_package()
-            self._approve(self.champion)
-        self.promote("roll out the retrained model")
+            challenger = self._newest_package()
+            self._approve(challenger)
+        if self.strategy == "shadow":  # the challenger answers nobody, beside the champion
+            self.promote("roll out the retrained model (shadow)", shadow=challenger)
+        else:
+            self.champion = challenger
+            self.promote("roll out the retrained model")
 
     def feedback(self) -> None:
+        """Held-out traffic on the endpoint as it now serves, then its ground truth: quality (and,
+        with a shadow variant, the comparison) published, and read back from CloudWatch."""
         with self.step("ground truth and quality"):
             schema = self.prepared.schema
             traffic = self.prepared.traffic
+            self._send(traffic, "feedback")
             labels = pd.DataFrame({"id": traffic[schema.entity_id], "label": traffic[schema.target.column]})
             key = f"ground-truth/{schema.name}/labels.csv"
             self.client("s3").put_object(
                 Bucket=self.outputs["bucket"], Key=key, Body=labels.to_csv(index=False).encode()
             )
-            before = self._executions(self.pipelines["monitoring"])
-            self.client("sagemaker").start_pipeline_execution(PipelineName=self.pipelines["monitoring"])
-            runs = self._wait("feedback", self.pipelines["monitoring"], before)
-            if runs and runs[-1]["Status"] != "Succeeded":
-                raise StepFailed("ground truth and quality", _reason(runs[-1]))
-            self.live_auc = self._published("AUC")
+            self._monitor("ground truth and quality", by_hand=True)
+            self.quality = {"auc": self._published("AUC"), "labelled": self._published("LabelledCount")}
+            if self.strategy == "shadow":
+                self.quality["shadow"] = {
+                    name: self._published(metric)
+                    for name, metric in (
+                        ("agreement_rate", "ShadowAgreementRate"),
+                        ("challenger_auc", "ShadowChallengerAUC"),
+                        ("production_auc", "ShadowProductionAUC"),
+                        ("compared", "ShadowComparedCount"),
+                    )
+                }
 
     def _published(self, metric: str) -> float | None:
         """The newest value of a monitoring metric of this stack, as CloudWatch holds it."""
@@ -340,6 +426,10 @@ class Scenario:
                     "weight": v.get("CurrentWeight", v.get("DesiredWeight")),
                 }
                 for v in described["ProductionVariants"]
+            ]
+            + [  # a shadow variant answers nobody: it has no weight, only a sampling share
+                {"name": v["VariantName"], "model_version": versions.get(v["VariantName"]), "shadow": True}
+                for v in config.get("ShadowProductionVariants", [])
             ],
         }
 
@@ -372,6 +462,8 @@ class Scenario:
                 for p in self.phases
             ],
             "endpoint": self.endpoint(),
+            "rollout": self.rollout,
+            "quality": self.quality,
             "seconds": round(seconds, 2),
         }
 

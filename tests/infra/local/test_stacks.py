@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from infra.local.engine import Engine, Result
+from infra.local.engine import Engine, Result, stack_config
 from infra.local.state import ResourceState, State
 from infra.ml_pipelines import build_definition
 from infra.rollout import endpoint_name
@@ -23,6 +23,9 @@ from tests.infra.local.conftest import register_approved
 
 STACKS = ["dev", "staging", "prod", "local"]
 SCHEMA = schema_mod.load(schema_mod.EXAMPLE_SCHEMA)
+
+
+SEARCH_KEY = "mlops-platform:modelSearch"
 
 
 @dataclass
@@ -133,6 +136,7 @@ def test_each_pipeline_stores_the_builders_definition_byte_for_byte(deployed):
             extra = {
                 "model_package_group": outputs["modelPackageGroup"],
                 "tracking_uri": tracking[0].outputs["arn"] if tracking else None,
+                "hyperparameters": (("search", stack_config(deployed.stack).get(SEARCH_KEY, "grid")),),
             }
         if kind == "monitoring":
             extra |= {

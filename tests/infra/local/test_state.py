@@ -99,7 +99,7 @@ def test_the_state_file_round_trips(tmp_path):
     assert State.load(tmp_path / "dev.json", "dev") == state
 
 
-def test_mlops_local_deploy_is_the_local_clouds_command_and_plain_local_is_untouched(capsys):
+def test_mlops_local_deploy_is_the_deploy_alone_and_plain_local_the_whole_scenario(capsys):
     from model_code import cli
 
     with pytest.raises(SystemExit) as done:
@@ -107,4 +107,4 @@ def test_mlops_local_deploy_is_the_local_clouds_command_and_plain_local_is_untou
     assert done.value.code == 0
     out = capsys.readouterr().out
     assert "--stack" in out and "--preview" in out and "--destroy" in out and "--set" in out
-    assert cli.COMMANDS["local"][0] == "model_code.lifecycle"
+    assert cli.COMMANDS["local"][0] == "infra.local.scenario.cli"

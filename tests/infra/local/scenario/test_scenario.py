@@ -161,3 +161,10 @@ def test_serve_prints_the_address_answers_boto3_and_stops_on_sigterm(tmp_path):
     finally:
         if process.poll() is None:
             process.kill()
+
+
+def test_ground_truth_joins_every_served_prediction_and_quality_is_published(run):
+    scenario, summary = run
+    assert summary["quality"]["labelled"] == len(scenario.prepared.traffic)
+    assert 0.6 < summary["quality"]["auc"] <= 1.0
+    assert (summary["rollout"]["strategy"], summary["rollout"]["outcome"]) == ("canary", "completed")
