@@ -95,7 +95,7 @@ def install(clock: Clock | None = None, *, endpoint_url: str | None = None) -> B
     targets.install(runner)
     patcher.on_restore(targets.reset)
     s3_events.install(patcher)
-    registry.install(patcher)
+    registry.install(clock, patcher)
     pipelines = PipelineBehaviour(clock, patcher, endpoint_url)
     AlarmBehaviour(clock, patcher)
     # After the alarms: a bake step sees the alarm states of the same minute.

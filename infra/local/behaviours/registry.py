@@ -1,7 +1,12 @@
-"""Model registry events: "SageMaker Model Package State Change" on registration and on approval changes.
+"""The model registry as SageMaker keeps it, where moto differs.
 
-SageMaker emits the event when a model package is created and when its approval status changes;
-rules on it (promotion, notifications) see the package as ``DescribeModelPackage`` shows it.
+* Events: "SageMaker Model Package State Change" when a package is created and when its approval
+  status changes; rules on it (promotion, notifications) see the package as
+  ``DescribeModelPackage`` shows it.
+* ``UpdateModelPackage`` adds ``CustomerMetadataProperties`` to the package's and keeps its
+  ``ModelApprovalStatus`` and ``ApprovalDescription`` unless given (moto replaced all three, so approving a package lost the
+  training window's ``DataEnd`` that new-data counting reads).
+* ``CreationTime`` and ``LastModifiedTime`` are the virtual clock's, as every other time is.
 
 Not emulated: events for metadata-only updates (no approval change), cross-account registries.
 """
@@ -13,6 +18,7 @@ from typing import Any
 from moto.sagemaker import models as sm_models
 
 from infra.local.behaviours import events
+from infra.local.behaviours.clock import Clock
 from infra.local.behaviours.patching import Patcher
 
 STATE_CHANGE = "SageMaker Model Package State Change"
@@ -49,12 +55,17 @@ def _emit(backend: Any, arn: str) -> None:
     )
 
 
-def install(patcher: Patcher) -> None:
+def _package(backend: Any, arn: str) -> Any:
+    return backend.model_packages.get(backend.model_package_name_mapping.get(arn, arn))
+
+
+def install(clock: Clock, patcher: Patcher) -> None:
     backend = sm_models.SageMakerModelBackend
 
     def create(original: Any) -> Any:
         def wrapped(self: Any, *args: Any, **kwargs: Any) -> str:
             arn = original(self, *args, **kwargs)
+            _package(self, arn).creation_time = clock.naive_now()
             _emit(self, arn)
             return arn
 
@@ -64,13 +75,23 @@ def install(patcher: Patcher) -> None:
         def wrapped(
             self: Any, model_package_arn: str, model_approval_status: str | None, *args: Any, **kwargs: Any
         ) -> str:
-            key = self.model_package_name_mapping.get(model_package_arn, model_package_arn)
-            before = getattr(self.model_packages.get(key), "model_approval_status", None)
-            arn = original(self, model_package_arn, model_approval_status, *args, **kwargs)
-            if (
-                self.model_packages[self.model_package_name_mapping.get(arn, arn)].model_approval_status
-                != before
-            ):
+            package = _package(self, model_package_arn)
+            before = getattr(package, "model_approval_status", None)
+            kept_description = getattr(package, "approval_description", None)
+            kept_metadata = dict(getattr(package, "customer_metadata_properties", None) or {})
+            arn = original(self, model_package_arn, model_approval_status or before, *args, **kwargs)
+            package = _package(self, arn)
+            # moto's responses pass every field by name.
+            given = kwargs.get("customer_metadata_properties") or {}
+            removed = kwargs.get("customer_metadata_properties_to_remove") or []
+            merged = {**kept_metadata, **given}
+            package.customer_metadata_properties = {
+                k: v for k, v in merged.items() if k not in removed
+            } or None
+            if package.approval_description is None:
+                package.approval_description = kept_description
+            package.last_modified_time = clock.naive_now()
+            if package.model_approval_status != before:
                 _emit(self, arn)
             return arn
 

@@ -129,6 +129,8 @@ class Scenario:
                 if pd.notna(newest):  # the clock starts after the data, as a live system would
                     start = (newest + timedelta(days=1)).to_pydatetime().replace(second=0, microsecond=0)
             self.emulator = Emulator(port=self.port, clock_start=start or datetime.now(UTC)).start()
+            # moto's backends live as long as the process: an earlier run's resources go first.
+            self.emulator.reset()
             warm.prestart()  # the steps' fork server imports its libraries while the stack deploys
 
     def deploy(self) -> None:
