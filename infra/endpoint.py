@@ -154,7 +154,8 @@ class ModelEndpoint(pulumi.ComponentResource):
     ) -> None:
         super().__init__("mlops:endpoint:ModelEndpoint", name, None, opts)
         child = child_opts(self, opts)
-        shadow = args.strategy == "shadow"
+        # A shadow stack's first model has nothing to shadow it: it serves alone until a challenger is given.
+        shadow = args.strategy == "shadow" and args.shadow_model_package_arn is not None
         self.variant_names = variant_names(shadow)
 
         if args.execution_role_arn is not None:

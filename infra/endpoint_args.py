@@ -96,10 +96,6 @@ class ModelEndpointArgs:
             raise ValueError(
                 "repository_arn: needed to create the execution role (or pass execution_role_arn)"
             )
-        if self.strategy == "shadow" and self.shadow_model_package_arn is None:
-            raise ValueError(
-                "shadow_model_package_arn: strategy 'shadow' needs the challenger's model package"
-            )
         if self.serverless:
             self._check_serverless()
         else:

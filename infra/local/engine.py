@@ -94,6 +94,8 @@ class _Monitor(MockMonitor):
     def RegisterResource(self, request):
         _current.urn = self.make_urn(request.parent, request.type, request.name)
         _current.dependencies = sorted(set(request.dependencies))
+        _current.retain_on_delete = request.retainOnDelete
+        _current.delete_before_replace = request.deleteBeforeReplace
         return super().RegisterResource(request)
 
 
@@ -266,6 +268,7 @@ class Engine:
         op, changed = decide(translation, old, inputs)
         call = self._request(args.typ, args.name)
         record = ResourceState(urn, args.typ, args.name, "", inputs, {}, list(_current.dependencies), seq)
+        record.retain_on_delete = _current.retain_on_delete
         name_input = translation.name_input
         if name_input and name_input not in inputs:
             generation = (old.generation + 1) if (old and op == "replace") else (old.generation if old else 0)
@@ -289,8 +292,9 @@ class Engine:
             computed = translation.update(call, old.id, olds, full, changed)
             record.id, record.outputs = old.id, {**old.outputs, **full, **computed}
         else:  # replace: create first (a name collision surfaces here), delete the old later
-            if translation.delete_before_replace:
-                translation.delete(call, old.id, old.inputs, old.outputs)
+            if translation.delete_before_replace or _current.delete_before_replace:
+                if not old.retain_on_delete:
+                    translation.delete(call, old.id, old.inputs, old.outputs)
                 self._deleted.add(urn)
             else:
                 self._replaced.append(old)
@@ -314,7 +318,8 @@ class Engine:
             translation = lookup(old.type)
             inputs = {**old.inputs, translation.name_input: old.auto_name} if old.auto_name else old.inputs
             try:
-                translation.delete(self._request(old.type, old.name), old.id, inputs, old.outputs)
+                if not old.retain_on_delete:  # retained: forgotten by the stack, left in AWS
+                    translation.delete(self._request(old.type, old.name), old.id, inputs, old.outputs)
             except Exception as exc:
                 self._failure = (
                     exc if isinstance(exc, DeployError) else DeployError(f"{old.name} ({old.type}): {exc}")

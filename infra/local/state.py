@@ -42,6 +42,8 @@ class ResourceState:
     # The provider's auto-name when the program gave none, kept across updates.
     auto_name: str | None = None
     generation: int = 0
+    # The program's retain_on_delete: deleting it (or its replaced half) leaves it in AWS.
+    retain_on_delete: bool = False
 
 
 @dataclass

@@ -91,7 +91,6 @@ def test_serverless_refuses_a_shadow_model():
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        ({"strategy": "shadow"}, "^shadow_model_package_arn: strategy 'shadow' needs"),
         ({"strategy": "canary", "canary_size_percent": 60}, "^canary_size_percent: 60 is out of range"),
         ({"strategy": "linear", "linear_step_percent": 5}, "^linear_step_percent: 5 is out of range"),
         (
@@ -301,6 +300,16 @@ def test_a_new_model_version_gets_a_new_configuration():
 
 
 # -- names, replacements and rollbacks ---------------------------------------------------------
+
+
+def test_a_shadow_stack_without_a_challenger_serves_its_model_alone():
+    recorder = deploy(strategy="shadow")
+    assert [m.inputs["primaryContainer"]["modelPackageName"] for m in recorder.of_type(MODEL_TYPE)] == [
+        PACKAGE
+    ]
+    config = recorder.one(CONFIG_TYPE).inputs
+    assert not config.get("shadowProductionVariants")
+    assert [v["variantName"] for v in config["productionVariants"]] == ["champion"]
 
 
 def _arguments(inputs: dict) -> dict:

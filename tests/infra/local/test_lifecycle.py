@@ -73,7 +73,8 @@ def test_a_new_model_package_replaces_model_and_configuration_and_updates_the_en
     assert _ops(result, "aws:sagemaker/endpoint:Endpoint") == ["update"]
     calls = {op: n for (_, op), n in result.calls.items()}
     assert calls.get("UpdateEndpoint") == 1 and "CreateEndpoint" not in calls
-    assert calls.get("DeleteEndpointConfig") == 1 and calls.get("DeleteModel") == 1
+    # Retained (the program's retain_on_delete), as `pulumi up` leaves them: a rollback returns there.
+    assert "DeleteEndpointConfig" not in calls and "DeleteModel" not in calls
     sagemaker = history.emulator.client("sagemaker")
     (endpoint,) = sagemaker.list_endpoints()["Endpoints"]
     config = sagemaker.describe_endpoint_config(
@@ -86,9 +87,10 @@ def test_a_new_model_package_replaces_model_and_configuration_and_updates_the_en
         sagemaker.describe_model(ModelName=model)["PrimaryContainer"]["ModelPackageName"]
         == history.packages[1]
     )
-    # The old configuration and model are gone: only the new ones remain.
-    assert len(sagemaker.list_endpoint_configs()["EndpointConfigs"]) == 1
-    assert [m["ModelName"] for m in sagemaker.list_models()["Models"]] == [model]
+    # The old configuration and model remain beside the new ones, no longer the stack's.
+    assert len(sagemaker.list_endpoint_configs()["EndpointConfigs"]) == 2
+    assert len(sagemaker.list_models()["Models"]) == 2
+    assert not any("EndpointConfiguration" in o.type and o.op == "delete" for o in result.operations)
 
 
 def test_a_preview_shows_the_same_plan_and_writes_nothing(history):
@@ -147,10 +149,12 @@ def test_destroy_leaves_nothing_behind(history):
         ]
         == []
     )
+    # Endpoint configurations and models are retained (retain_on_delete): the README's
+    # "Updates and rollbacks" says how to remove them once no rollback needs them.
+    assert len(sagemaker.list_endpoint_configs()["EndpointConfigs"]) == 2
+    assert len(sagemaker.list_models()["Models"]) == 2
     for listing, key in [
         ("list_endpoints", "Endpoints"),
-        ("list_endpoint_configs", "EndpointConfigs"),
-        ("list_models", "Models"),
         ("list_pipelines", "PipelineSummaries"),
         ("list_feature_groups", "FeatureGroupSummaries"),
         ("list_model_package_groups", "ModelPackageGroupSummaryList"),
