@@ -34,6 +34,7 @@ SCHEMA_KEY = f"{PROJECT}:schemaPath"
 STRATEGY_KEY = f"{PROJECT}:deploymentStrategy"
 BATCH_ROWS = 10  # rows per InvokeEndpoint request
 ROLLOUT_REQUESTS_PER_MINUTE = 10  # live traffic while a roll-out bakes, each virtual minute
+SCHEDULE_MINUTE = 50  # of the hour the clock starts at (see Scenario.start)
 
 
 class StepFailed(RuntimeError):
@@ -123,12 +124,15 @@ class Scenario:
     def start(self) -> None:
         with self.step("start emulator"):
             schema, frame = self.prepared.schema, self.prepared.training
-            start = None
+            start = datetime.now(UTC)
             if schema.event_time and schema.event_time in frame:
                 newest = pd.to_datetime(frame[schema.event_time], errors="coerce", utc=True).max()
                 if pd.notna(newest):  # the clock starts after the data, as a live system would
-                    start = (newest + timedelta(days=1)).to_pydatetime().replace(second=0, microsecond=0)
-            self.emulator = Emulator(port=self.port, clock_start=start or datetime.now(UTC)).start()
+                    start = (newest + timedelta(days=1)).to_pydatetime()
+            # The stack is created, and its hourly monitoring schedule fires, at SCHEDULE_MINUTE:
+            # a run publishes late in an alarm period (hours), which closes before the next run.
+            start = start.replace(minute=SCHEDULE_MINUTE, second=0, microsecond=0)
+            self.emulator = Emulator(port=self.port, clock_start=start).start()
             # moto's backends live as long as the process: an earlier run's resources go first.
             self.emulator.reset()
             warm.prestart()  # the steps' fork server imports its libraries while the stack deploys
@@ -284,22 +288,28 @@ class Scenario:
             self._invoke(traffic.iloc[first : first + BATCH_ROWS], f"{tag}-{first}")
         return len(starts)
 
-    def _monitor(self, name: str, *, by_hand: bool) -> list[dict[str, Any]]:
-        """Monitoring runs, started by hand or by the hourly schedule, until the metrics they
-        published fall in a closed alarm period. A failed run stops the scenario."""
+    def _monitor(self, name: str, *, by_hand: bool, alarms: bool = True) -> list[dict[str, Any]]:
+        """Monitoring runs, started by hand or by the hourly schedule; with ``alarms``, until
+        the metrics they published fall in a closed alarm period. A failed run stops the scenario."""
         before = self._executions(self.pipelines["monitoring"])
+        behaviours = self.emulator.behaviours
         if by_hand:
             self.client("sagemaker").start_pipeline_execution(PipelineName=self.pipelines["monitoring"])
-        else:
-            self.emulator.behaviours.advance(3600)  # the hourly monitoring schedule fires
+        else:  # to the hourly schedule's next run: at SCHEDULE_MINUTE, or an hour on (another schedule)
+            behaviours.advance(
+                (SCHEDULE_MINUTE * 60 - behaviours.clock.now().timestamp() % 3600) % 3600 or 3600
+            )
+            if self._executions(self.pipelines["monitoring"]) == before:
+                behaviours.advance(3600)
         runs = self._wait(name, self.pipelines["monitoring"], before)
         if not runs:
             raise StepFailed(name, "the monitoring schedule started no monitoring run")
-        # The pipeline alarms evaluate whole periods (an hour): move past the end of the one
-        # the metrics were published in. The hourly schedule may start another run meanwhile.
-        now = self.emulator.behaviours.clock.now()
-        self.emulator.behaviours.advance(ALARM_PERIOD - (now.timestamp() % ALARM_PERIOD) + 60)
-        runs += self._wait(name, self.pipelines["monitoring"], before + len(runs))
+        if alarms:
+            # The pipeline alarms evaluate whole periods (an hour): move past the end of the one
+            # the metrics were published in (the schedule may start another run meanwhile).
+            now = behaviours.clock.now().timestamp()
+            behaviours.advance(ALARM_PERIOD - now % ALARM_PERIOD + 60)
+            runs += self._wait(name, self.pipelines["monitoring"], before + len(runs))
         failed = [r for r in runs if r["Status"] != "Succeeded"]
         if failed:
             raise StepFailed(name, _reason(failed[0]))
@@ -371,7 +381,8 @@ class Scenario:
             self.client("s3").put_object(
                 Bucket=self.outputs["bucket"], Key=key, Body=labels.to_csv(index=False).encode()
             )
-            self._monitor("ground truth and quality", by_hand=True)
+            # Quality is read back from CloudWatch: no alarm needs to judge it.
+            self._monitor("ground truth and quality", by_hand=True, alarms=False)
             self.quality = {"auc": self._published("AUC"), "labelled": self._published("LabelledCount")}
             if self.strategy == "shadow":
                 self.quality["shadow"] = {
@@ -467,6 +478,7 @@ class Scenario:
             "rollout": self.rollout,
             "quality": self.quality,
             "seconds": round(seconds, 2),
+            "seconds_by_step": {name: round(value, 2) for name, value in self.seconds.items()},
         }
 
     def stop(self) -> None:
