@@ -26,7 +26,7 @@ $(NODE_STAMP): package-lock.json
 	@touch $(NODE_STAMP)
 
 local: setup
-	$(BIN)/mlops local
+	$(BIN)/mlops local --dashboard .state/dashboard
 
 lint: setup
 	$(BIN)/ruff check .

@@ -208,6 +208,22 @@ def decide(alarm: Any, values: list[tuple[float, float | None]]) -> tuple[str, s
     return state, reason
 
 
+def _without_empty_periods(original: Callable[..., Any]) -> Callable[..., Any]:
+    """GetMetricData leaves out a period without a value, as CloudWatch does (moto answered it as
+    a null, which it then cannot serialize: a 500 for a percentile of statistic-set data)."""
+
+    def get_metric_data(self: Any, *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
+        results = original(self, *args, **kwargs)
+        for result in results:
+            kept = [
+                (t, v) for t, v in zip(result["timestamps"], result["values"], strict=True) if v is not None
+            ]
+            result["timestamps"], result["values"] = [t for t, _ in kept], [v for _, v in kept]
+        return results
+
+    return get_metric_data
+
+
 class AlarmBehaviour:
     """Evaluates every alarm of every account and region on each clock step."""
 
@@ -232,6 +248,7 @@ class AlarmBehaviour:
 
         patcher.wrap(cw_models.CloudWatchBackend, "put_metric_alarm", put_metric_alarm)
         patcher.wrap(cw_models.Alarm, "update_state", update_state)
+        patcher.wrap(cw_models.CloudWatchBackend, "get_metric_data", _without_empty_periods)
         patcher.set(cw_responses.CloudWatchResponse, "describe_alarm_history", describe_alarm_history)
         clock.subscribe(self.evaluate_all)
         patcher.on_restore(lambda: clock.unsubscribe(self.evaluate_all))

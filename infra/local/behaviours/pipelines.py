@@ -33,7 +33,6 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import boto3
 from moto.sagemaker import models as sm_models
 from moto.sagemaker import responses as sm_responses
 from moto.sagemaker.exceptions import ValidationError
@@ -42,6 +41,7 @@ from moto.sagemaker.utils import get_pipeline_execution_from_arn, get_pipeline_f
 from infra.local.behaviours import events
 from infra.local.behaviours.clock import Clock
 from infra.local.behaviours.patching import Patcher
+from infra.local.emulator import EmulatorSession
 from pipelines.local import DefinitionError, Execution, LocalExecutor, ParameterError
 
 # The executor's step loop: running it on an Execution we hold lets the API watch it live.
@@ -70,18 +70,6 @@ class _WatchedExecution(Execution):
         path = super().write()
         self.on_write(self)
         return path
-
-
-class _EmulatorSession(boto3.Session):
-    """The executor's boto3 session: its clients reach the emulator, with dummy credentials."""
-
-    def __init__(self, endpoint_url: str, region: str) -> None:
-        super().__init__(aws_access_key_id="testing", aws_secret_access_key="testing", region_name=region)
-        self._endpoint_url = endpoint_url
-
-    def client(self, service: str, **kwargs: Any) -> Any:
-        kwargs.setdefault("endpoint_url", self._endpoint_url)
-        return super().client(service, **kwargs)
 
 
 def _with_local_tracking(backend: Any, definition: str) -> str:
@@ -147,7 +135,7 @@ class PipelineBehaviour:
                 "endpoint_url: install(endpoint_url=...) is needed to run pipeline executions"
             )
         pipeline = get_pipeline_from_name(backend.pipelines, pipeline_name)
-        session = _EmulatorSession(self.endpoint_url, backend.region_name)
+        session = EmulatorSession(self.endpoint_url, backend.region_name)
         try:
             executor = LocalExecutor(
                 _with_local_tracking(backend, pipeline.pipeline_definition),

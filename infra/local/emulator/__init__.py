@@ -94,11 +94,23 @@ class Emulator:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def session(self) -> boto3.Session:
-        return session_for(self.region)
+    def session(self) -> EmulatorSession:
+        return EmulatorSession(self.endpoint_url, self.region)
 
     def client(self, service: str):
-        return self.session().client(service, endpoint_url=self.endpoint_url)
+        return self.session().client(service)
+
+
+class EmulatorSession(boto3.Session):
+    """A boto3 session whose clients reach the emulator, with its dummy credentials."""
+
+    def __init__(self, endpoint_url: str, region: str) -> None:
+        super().__init__(region_name=region, **CREDENTIALS)
+        self._endpoint_url = endpoint_url
+
+    def client(self, service: str, **kwargs):
+        kwargs.setdefault("endpoint_url", self._endpoint_url)
+        return super().client(service, **kwargs)
 
 
 def session_for(region: str) -> boto3.Session:

@@ -3,7 +3,7 @@
 ::
 
     mlops local [--stack local] [--set KEY=VALUE ...] [--schema S.yaml --data D.csv] [--port N]
-                [--json PATH] [--serve]
+                [--json PATH] [--dashboard DIR] [--serve]
 
 ``--serve`` keeps the emulator running after the scenario until SIGINT or SIGTERM (exit 0),
 printing ``AWS_ENDPOINT_URL=http://127.0.0.1:<port>`` on a line of its own once the JSON is
@@ -51,6 +51,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0, help="seed of the data, split and drift")
     parser.add_argument("--port", type=int, default=0, help="the emulator's port (default: a free one)")
     parser.add_argument("--json", type=Path, help="write the summary as JSON here")
+    parser.add_argument(
+        "--dashboard",
+        type=Path,
+        metavar="DIR",
+        help="draw the stack's CloudWatch dashboard from the emulator's metrics to DIR (PNG, HTML)",
+    )
     parser.add_argument("--serve", action="store_true", help="keep the emulator running until interrupted")
     return parser
 
@@ -172,7 +178,10 @@ def main(argv: list[str] | None = None) -> int:
         try:
             with status:
                 summary = scenario.run()
+            drawn = scenario.draw_dashboard(args.dashboard) if args.dashboard else ()
             render(summary, scenario.seconds, scenario.notes, console)
+            for path in drawn:
+                console.print(f"dashboard: {path}", soft_wrap=True)
             if args.json:
                 args.json.write_text(json.dumps(summary, indent=2) + "\n")
             if args.serve:

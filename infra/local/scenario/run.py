@@ -293,8 +293,15 @@ class Scenario:
         the metrics they published fall in a closed alarm period. A failed run stops the scenario."""
         before = self._executions(self.pipelines["monitoring"])
         behaviours = self.emulator.behaviours
-        if by_hand:
-            self.client("sagemaker").start_pipeline_execution(PipelineName=self.pipelines["monitoring"])
+        if by_hand:  # what each monitoring schedule (one per variant) starts, started now
+            scheduler = self.client("scheduler")
+            names = scheduler.list_schedules(NamePrefix=f"{self.outputs['endpointName']}-monitoring")
+            for listed in names["Schedules"]:
+                target = scheduler.get_schedule(Name=listed["Name"])["Target"]
+                parameters = target.get("SageMakerPipelineParameters", {}).get("PipelineParameterList", [])
+                self.client("sagemaker").start_pipeline_execution(
+                    PipelineName=target["Arn"].rsplit("/", 1)[-1], PipelineParameters=parameters
+                )
         else:  # to the hourly schedule's next run: at SCHEDULE_MINUTE, or an hour on (another schedule)
             behaviours.advance(
                 (SCHEDULE_MINUTE * 60 - behaviours.clock.now().timestamp() % 3600) % 3600 or 3600
@@ -394,6 +401,21 @@ class Scenario:
                         ("compared", "ShadowComparedCount"),
                     )
                 }
+
+    def draw_dashboard(self, folder: Path) -> tuple[Path, Path]:
+        """The stack's deployed CloudWatch dashboard drawn from the emulator's metrics (as
+        ``mlops dashboard`` draws it): PNG and HTML in ``folder``."""
+        from model_code.console.dashboard import read_panels
+        from model_code.console.render_dashboard import write_html, write_png
+
+        with self.step("draw the dashboard"):
+            name = self.outputs["endpointName"]
+            _, panels = read_panels(self.emulator.session(), name, now=self.emulator.behaviours.clock.now())
+            folder.mkdir(parents=True, exist_ok=True)
+            title = f"{name} ({self.region}, local cloud)"
+            return write_png(panels, folder / "dashboard.png", title), write_html(
+                panels, folder / "dashboard.html", title
+            )
 
     def _published(self, metric: str) -> float | None:
         """The newest value of a monitoring metric of this stack, as CloudWatch holds it."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -232,3 +233,36 @@ def test_putting_an_alarm_again_keeps_its_state_and_history(emulator, client):
     ]
     emulator.advance(60)
     assert state(cw) == "OK"  # re-evaluated against the new threshold (no data since: notBreaching)
+
+
+def test_get_metric_data_leaves_out_periods_without_a_value(emulator, client):
+    """A percentile of statistic-set data has no value: CloudWatch omits the period (moto sent a 500)."""
+    cw = client("cloudwatch")
+    dims = [{"Name": "Service", "Value": "api"}]
+    cw.put_metric_data(
+        Namespace="Test",
+        MetricData=[
+            {
+                "MetricName": "Latency",
+                "Dimensions": dims,
+                "StatisticValues": {"SampleCount": 10, "Sum": 100, "Minimum": 5, "Maximum": 20},
+            }
+        ],
+    )
+    now = emulator.clock.now()
+    queries = [
+        {
+            "Id": stat.lower(),
+            "MetricStat": {
+                "Metric": {"Namespace": "Test", "MetricName": "Latency", "Dimensions": dims},
+                "Period": 60,
+                "Stat": stat,
+            },
+        }
+        for stat in ("p99", "Maximum")
+    ]
+    answer = cw.get_metric_data(
+        MetricDataQueries=queries, StartTime=now - timedelta(minutes=5), EndTime=now + timedelta(minutes=5)
+    )
+    values = {r["Id"]: r["Values"] for r in answer["MetricDataResults"]}
+    assert values == {"p99": [], "maximum": [20.0]}

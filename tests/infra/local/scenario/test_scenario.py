@@ -168,3 +168,26 @@ def test_ground_truth_joins_every_served_prediction_and_quality_is_published(run
     assert summary["quality"]["labelled"] == len(scenario.prepared.traffic)
     assert 0.6 < summary["quality"]["auc"] <= 1.0
     assert (summary["rollout"]["strategy"], summary["rollout"]["outcome"]) == ("canary", "completed")
+
+
+def test_mlops_status_shows_the_endpoint_the_drift_alarm_the_drift_retraining_and_both_versions(run):
+    from model_code.console.status import collect
+
+    scenario, summary = run
+    facts = collect(scenario.emulator.session(), scenario.prepared.schema, scenario.stack)
+    assert facts["endpoint_name"] == summary["endpoint"]["name"]
+    assert facts["endpoint"]["status"] == "InService"
+    assert any("-drift-" in name for name in facts["alarms_in_alarm"])
+    assert "drift" in facts["trigger_reasons"]
+    assert [(m["version"], m["approval_status"]) for m in facts["models"]] == [
+        (1, "Approved"),
+        (2, "Approved"),
+    ]
+
+
+def test_the_dashboard_is_drawn_from_the_emulators_metrics(run, tmp_path):
+    scenario, _ = run
+    png, html = scenario.draw_dashboard(tmp_path)
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    page = html.read_text()
+    assert "drift" in page.lower() and "rollout" in page.lower()
