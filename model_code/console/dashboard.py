@@ -166,12 +166,15 @@ def metric_panel(
     panel.lines = [(a.get("label", ""), float(a["value"])) for a in horizontal]
 
 
-def read_panels(session: Any, dashboard_name: str, now: datetime | None = None) -> tuple[dict, list[Panel]]:
-    """The deployed body and one Panel per widget, with the data each shows."""
+def read_panels(
+    session: Any, dashboard_name: str, now: datetime | None = None, since: datetime | None = None
+) -> tuple[dict, list[Panel]]:
+    """The deployed body and one Panel per widget, with the data each shows (from the body's
+    ``start`` before ``now``, or from ``since`` if later: nothing was published before it)."""
     cloudwatch = session.client("cloudwatch")
     body = json.loads(cloudwatch.get_dashboard(DashboardName=dashboard_name)["DashboardBody"])
     end = now or datetime.now(UTC)
-    start = end - parse_duration(body.get("start", "-P7D"))
+    start = max(end - parse_duration(body.get("start", "-P7D")), since or datetime.min.replace(tzinfo=UTC))
     panels = []
     for index, widget in enumerate(body.get("widgets", [])):
         properties = widget.get("properties", {})

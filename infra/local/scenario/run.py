@@ -132,6 +132,7 @@ class Scenario:
             # The stack is created, and its hourly monitoring schedule fires, at SCHEDULE_MINUTE:
             # a run publishes late in an alarm period (hours), which closes before the next run.
             start = start.replace(minute=SCHEDULE_MINUTE, second=0, microsecond=0)
+            self._clock_start = start
             self.emulator = Emulator(port=self.port, clock_start=start).start()
             # moto's backends live as long as the process: an earlier run's resources go first.
             self.emulator.reset()
@@ -410,7 +411,10 @@ class Scenario:
 
         with self.step("draw the dashboard"):
             name = self.outputs["endpointName"]
-            _, panels = read_panels(self.emulator.session(), name, now=self.emulator.behaviours.clock.now())
+            clock = self.emulator.behaviours.clock
+            # From the clock's start: the stack published nothing before (and the emulator's
+            # GetMetricData walks every period of the range).
+            _, panels = read_panels(self.emulator.session(), name, now=clock.now(), since=self._clock_start)
             folder.mkdir(parents=True, exist_ok=True)
             title = f"{name} ({self.region}, local cloud)"
             return write_png(panels, folder / "dashboard.png", title), write_html(
