@@ -249,6 +249,11 @@ class AlarmBehaviour:
         patcher.wrap(cw_models.CloudWatchBackend, "put_metric_alarm", put_metric_alarm)
         patcher.wrap(cw_models.Alarm, "update_state", update_state)
         patcher.wrap(cw_models.CloudWatchBackend, "get_metric_data", _without_empty_periods)
+        # Dimensions are a set: moto sorts them to compare, with an ordering that is not one
+        # (name < name and value < name), so a query naming them in another order found nothing.
+        patcher.set(
+            cw_models.Dimension, "__lt__", lambda a, b: (a.name, a.value or "") < (b.name, b.value or "")
+        )
         patcher.set(cw_responses.CloudWatchResponse, "describe_alarm_history", describe_alarm_history)
         clock.subscribe(self.evaluate_all)
         patcher.on_restore(lambda: clock.unsubscribe(self.evaluate_all))

@@ -266,3 +266,31 @@ def test_get_metric_data_leaves_out_periods_without_a_value(emulator, client):
     )
     values = {r["Id"]: r["Values"] for r in answer["MetricDataResults"]}
     assert values == {"p99": [], "maximum": [20.0]}
+
+
+def test_get_metric_data_finds_a_metric_whatever_the_order_of_its_dimensions(emulator, client):
+    cw = client("cloudwatch")
+    stored = [
+        {"Name": n, "Value": v}
+        for n, v in (("Model", "m"), ("Feature", "f"), ("Variant", "v"), ("Stack", "s"))
+    ]
+    cw.put_metric_data(
+        Namespace="Test", MetricData=[{"MetricName": "PSI", "Dimensions": stored, "Value": 0.5}]
+    )
+    now = emulator.clock.now()
+    for dims in (stored, sorted(stored, key=lambda d: d["Value"]), stored[::-1]):
+        answer = cw.get_metric_data(
+            MetricDataQueries=[
+                {
+                    "Id": "psi",
+                    "MetricStat": {
+                        "Metric": {"Namespace": "Test", "MetricName": "PSI", "Dimensions": dims},
+                        "Period": 3600,
+                        "Stat": "Maximum",
+                    },
+                }
+            ],
+            StartTime=now - timedelta(hours=1),
+            EndTime=now + timedelta(hours=1),
+        )
+        assert answer["MetricDataResults"][0]["Values"] == [0.5], dims
