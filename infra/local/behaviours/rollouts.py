@@ -35,6 +35,7 @@ from moto.sagemaker.exceptions import ValidationError
 
 from infra.local.behaviours.clock import Clock
 from infra.local.behaviours.patching import Patcher
+from infra.local.emulator.sagemaker import set_shadow_variants
 
 
 @dataclass
@@ -47,6 +48,7 @@ class Rollout:
     new_config: str
     deployment: dict[str, Any]
     variants: list[dict[str, Any]]
+    shadows: list[dict[str, Any]]  # the new configuration's shadow variants, as they will serve
     phases: list[tuple[float, float]]
     alarms: list[str]
     phase: int = 0
@@ -144,8 +146,9 @@ class RolloutBehaviour:
         endpoint.failure_reason = None
         variants = _variants(config, endpoint.production_variants, retain)
         policy = deployment.get("BlueGreenUpdatePolicy")
+        shadows = list(getattr(config, "shadow_production_variants", None) or [])
         if not policy:
-            self._switch(endpoint, config_name, variants)
+            self._switch(endpoint, config_name, variants, shadows)
             return endpoint.arn
         rollout = Rollout(
             endpoint=endpoint,
@@ -154,6 +157,7 @@ class RolloutBehaviour:
             new_config=config_name,
             deployment=deployment,
             variants=variants,
+            shadows=shadows,
             phases=phases(policy, config.production_variants),
             alarms=[
                 a["AlarmName"] for a in (deployment.get("AutoRollbackConfiguration") or {}).get("Alarms", [])
@@ -172,9 +176,12 @@ class RolloutBehaviour:
         self._enter(rollout, 0)
         return endpoint.arn
 
-    def _switch(self, endpoint: Any, config_name: str, variants: list[dict[str, Any]]) -> None:
+    def _switch(
+        self, endpoint: Any, config_name: str, variants: list[dict[str, Any]], shadows: list[dict[str, Any]]
+    ) -> None:
         endpoint.endpoint_config_name = config_name
         endpoint.production_variants = variants
+        set_shadow_variants(endpoint, shadows)
         endpoint.endpoint_status = "InService"
         endpoint.mlops_fleets = None
         endpoint.pending_deployment_summary = None
@@ -199,7 +206,7 @@ class RolloutBehaviour:
                 if rollout.phase + 1 < len(rollout.phases):
                     self._enter(rollout, rollout.phase + 1)  # a step that bakes 0 s passes at once
                 else:
-                    self._switch(rollout.endpoint, rollout.new_config, rollout.variants)
+                    self._switch(rollout.endpoint, rollout.new_config, rollout.variants, rollout.shadows)
                     rollout.endpoint.last_deployment_config = rollout.deployment
                     rollout.endpoint.last_modified_time = now.replace(tzinfo=None)
                     del self.rollouts[arn]

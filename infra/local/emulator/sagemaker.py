@@ -1,7 +1,8 @@
 """SageMaker where moto drops or lacks what the program's resources need.
 
 * ``CreateEndpointConfig`` keeps ``ShadowProductionVariants`` (moto drops them), checking
-  that their models exist as it does for production variants.
+  that their models exist as it does for production variants; ``DescribeEndpoint`` shows those
+  of the configuration the endpoint serves (``set_shadow_variants``, also after an update).
 * ``CreateFeatureGroup`` keeps ``Description``, ``OnlineStoreConfig`` (its KMS key) and the
   ``DataCatalogConfig`` asked for (moto replaces it with its own database and table).
 * ``CreateEndpoint`` refuses a name in use, as AWS does (moto silently replaces the endpoint),
@@ -50,6 +51,11 @@ def _wrap_create_endpoint_config(original):
     return create_endpoint_config
 
 
+def set_shadow_variants(endpoint: sm_models.FakeEndpoint, shadows: list[dict[str, Any]]) -> None:
+    """DescribeEndpoint's ShadowProductionVariants for the configuration it now serves (moto has none)."""
+    endpoint.shadow_production_variants = endpoint._process_production_variants(shadows) or None
+
+
 def _wrap_create_endpoint(original):
     def create_endpoint(self: SageMakerResponse) -> ActionResult:
         backend = _backend(self)
@@ -58,6 +64,10 @@ def _wrap_create_endpoint(original):
             arn = sm_models.FakeEndpoint.arn_formatter(name, backend.account_id, backend.region_name)
             raise ValidationError(message=f'Cannot create already existing endpoint "{arn}".')
         result = original(self)
+        config = backend.endpoint_configs[self._get_param("EndpointConfigName")]
+        set_shadow_variants(
+            backend.endpoints[name], getattr(config, "shadow_production_variants", None) or []
+        )
         deployment = self._get_param("DeploymentConfig")
         if deployment:
             backend.endpoints[name].last_deployment_config = copy.deepcopy(deployment)

@@ -90,6 +90,15 @@ def test_an_endpoint_configuration_keeps_its_shadow_variants(fresh):
     _config(sagemaker, "with-shadow", shadow=True)
     found = sagemaker.describe_endpoint_config(EndpointConfigName="with-shadow")
     assert [v["VariantName"] for v in found["ShadowProductionVariants"]] == ["challenger"]
+    # An endpoint serving it shows its shadow variant too; switched to one without, none.
+    sagemaker.create_endpoint(EndpointName="churn", EndpointConfigName="with-shadow")
+    endpoint = sagemaker.describe_endpoint(EndpointName="churn")
+    assert [(v["VariantName"], v["CurrentInstanceCount"]) for v in endpoint["ShadowProductionVariants"]] == [
+        ("challenger", 1)
+    ]
+    _config(sagemaker, "without")
+    sagemaker.update_endpoint(EndpointName="churn", EndpointConfigName="without")
+    assert "ShadowProductionVariants" not in sagemaker.describe_endpoint(EndpointName="churn")
 
 
 def test_a_shadow_variant_needs_an_existing_model(fresh):

@@ -237,3 +237,11 @@ def test_roles_trust_and_inline_policies_are_as_declared(deployed):
         role_name, policy_name = policy.id.split(":")
         stored = iam.get_role_policy(RoleName=role_name, PolicyName=policy_name)["PolicyDocument"]
         assert stored == json.loads(policy.inputs["policy"])
+
+
+def test_mlops_verify_passes_on_the_deployed_stack(deployed):
+    from infra.verify import verify
+
+    checks = verify(deployed.with_model.outputs, deployed.emulator.session())
+    assert checks and [c for c in checks if not c.ok] == []
+    assert {c.name.split(" ")[0] for c in checks} >= {"endpoint"}

@@ -49,3 +49,14 @@ def test_the_endpoint_still_serves_the_first_version_and_the_alarm_history_shows
         AlarmName=tripped, HistoryItemType="StateUpdate"
     )["AlarmHistoryItems"]
     assert any("to ALARM" in item["HistorySummary"] for item in history)
+
+
+def test_mlops_verify_fails_naming_the_rollback(run):
+    from infra.verify import verify
+
+    scenario, _ = run
+    failed = {c.name: c for c in verify(scenario.outputs, scenario.emulator.session()) if not c.ok}
+    configuration = failed["endpoint configuration"]
+    assert configuration.declared == scenario.outputs["endpointConfigName"]
+    assert configuration.live == endpoint_state(scenario)["EndpointConfigName"] != configuration.declared
+    assert failed["last deployment"].live.startswith("rolled back:")
