@@ -2,7 +2,7 @@
 
 ::
 
-    mlops local deploy --stack <name> [--preview] [--destroy] [--set key=value ...]
+    mlops local deploy --stack <name> [--project DIR] [--preview] [--destroy] [--set key=value ...]
 
 Deploys into the emulator ``AWS_ENDPOINT_URL`` names, or into an embedded one on 127.0.0.1
 when none is named (it stops when the command ends, so the state recorded against an earlier
@@ -25,20 +25,20 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from infra.local.engine import ROOT, Engine
+from infra.local.engine import ROOT, Engine, project_program
 from infra.local.state import Result
 
 _STYLES = {"create": "green", "update": "yellow", "replace": "magenta", "delete": "red", "same": "dim"}
 
 
-def parse_sets(pairs: list[str]) -> dict[str, str]:
+def parse_sets(pairs: list[str], project: str = "mlops-platform") -> dict[str, str]:
     """``key=value`` pairs as stack config; a key without a namespace is the project's."""
     config = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise SystemExit(f"--set: {pair!r} is not key=value")
-        config[key if ":" in key else f"mlops-platform:{key}"] = value
+        config[key if ":" in key else f"{project}:{key}"] = value
     return config
 
 
@@ -56,6 +56,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--state-dir", type=Path, default=ROOT / ".state", help="where the state file is kept"
+    )
+    parser.add_argument(
+        "--project",
+        type=Path,
+        default=ROOT,
+        help="the Pulumi project (its Pulumi.yaml): the platform (default) or infra/bootstrap",
     )
     return parser
 
@@ -92,7 +98,12 @@ def main(argv: list[str] | None = None) -> int:
     console = Console() if sys.stdout.isatty() else Console(width=220)
     from infra.local.emulator import embedded_or_named
 
-    engine_args = {"state_dir": args.state_dir, "overrides": parse_sets(args.set)}
+    project = args.project.resolve()
+    engine_args = {
+        "state_dir": args.state_dir,
+        "overrides": parse_sets(args.set, project_program(project)[0]),
+        "root": project,
+    }
     endpoint_url, embedded = embedded_or_named()
     if embedded is not None:
         console.print(f"embedded emulator on {endpoint_url} (set AWS_ENDPOINT_URL to use a running one)")

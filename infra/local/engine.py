@@ -1,4 +1,5 @@
-"""The engine: run infra/__main__.py as Pulumi does, with each resource really made in the emulator.
+"""The engine: run a Pulumi program (infra/, or another project such as infra/bootstrap) as Pulumi does,
+with each resource really made in the emulator.
 
 The program runs under the SDK's mock runtime exactly as ``pulumi-language-python-exec``
 runs it (working directory the repository root, config from ``Pulumi.<stack>.yaml`` set
@@ -36,8 +37,14 @@ from infra.local.translations import lookup
 from infra.local.translations.base import DeployError, Request, auto_name
 
 ROOT = Path(__file__).resolve().parents[2]
-PROJECT = "mlops-platform"
 _current = threading.local()
+
+
+def project_program(project: Path) -> tuple[str, Path]:
+    """A Pulumi project's name and the program file its ``Pulumi.yaml`` names (``main``)."""
+    settings = yaml.safe_load((project / "Pulumi.yaml").read_text())
+    main = project / settings.get("main", ".")
+    return settings["name"], main / "__main__.py" if main.is_dir() else main
 
 
 def stack_config(stack: str, root: Path = ROOT) -> dict[str, Any]:
@@ -123,9 +130,12 @@ class Engine:
         root: Path = ROOT,
         fresh_state: bool = False,
     ):
+        """``root`` is the Pulumi project: the repository (the platform's program, infra/) or
+        another project's folder, such as infra/bootstrap."""
         self.stack = stack
         self.endpoint_url = endpoint_url
         self.root = root
+        self.project, self.program = project_program(root)
         # A new embedded emulator holds nothing: the state recorded against another is void.
         self.fresh_state = fresh_state
         self.state_path = (state_dir or root / ".state") / f"{stack}.json"
@@ -191,7 +201,7 @@ class Engine:
     def _run_program(self) -> dict[str, Any]:
         mocks = _Mocks(self)
         pulumi.runtime.set_mocks(
-            mocks, project=PROJECT, stack=self.stack, preview=self.preview, monitor=_Monitor(mocks)
+            mocks, project=self.project, stack=self.stack, preview=self.preview, monitor=_Monitor(mocks)
         )
         values, secrets = engine_config(self.config)
         pulumi.runtime.set_all_config(values, secrets)
@@ -203,7 +213,7 @@ class Engine:
 
         @pulumi.runtime.test
         def program():
-            runpy.run_path(str(self.root / "infra" / "__main__.py"), run_name="__main__")
+            runpy.run_path(str(self.program), run_name="__main__")
             exports = get_root_resource().outputs
             return pulumi.Output.from_input(exports).apply(captured.update)
 

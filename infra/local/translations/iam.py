@@ -75,3 +75,64 @@ class RolePolicy(Translation):
 
     def delete(self, call, id_, inputs, outputs):
         call("iam", "DeleteRolePolicy", RoleName=inputs["role"], PolicyName=inputs["name"])
+
+
+@register
+class OpenIdConnectProvider(Translation):
+    """The bootstrap's GitLab OIDC provider: the URL is its identity, the rest updates in place."""
+
+    type = "aws:iam/openIdConnectProvider:OpenIdConnectProvider"
+    force_new = frozenset({"url"})
+
+    def create(self, call, inputs):
+        params = {
+            "Url": inputs["url"],
+            "ClientIDList": inputs.get("clientIdLists") or None,
+            "ThumbprintList": inputs.get("thumbprintLists") or None,
+            "Tags": tag_list(inputs.get("tags")) or None,
+        }
+        arn = call(
+            "iam", "CreateOpenIDConnectProvider", **{k: v for k, v in params.items() if v is not None}
+        )["OpenIDConnectProviderArn"]
+        return arn, self._read(call, arn)
+
+    @staticmethod
+    def _read(call, arn: str) -> dict:
+        found = call("iam", "GetOpenIDConnectProvider", OpenIDConnectProviderArn=arn)
+        return {
+            "arn": arn,
+            "clientIdLists": found.get("ClientIDList", []),
+            "thumbprintLists": found.get("ThumbprintList", []),
+        }
+
+    def update(self, call, id_, olds, news, changed):
+        if changed - {"clientIdLists", "thumbprintLists", "tags"}:
+            return super().update(call, id_, olds, news, changed)
+        old_ids, new_ids = set(olds.get("clientIdLists") or []), set(news.get("clientIdLists") or [])
+        for client in sorted(new_ids - old_ids):
+            call("iam", "AddClientIDToOpenIDConnectProvider", OpenIDConnectProviderArn=id_, ClientID=client)
+        for client in sorted(old_ids - new_ids):
+            call(
+                "iam",
+                "RemoveClientIDFromOpenIDConnectProvider",
+                OpenIDConnectProviderArn=id_,
+                ClientID=client,
+            )
+        if "thumbprintLists" in changed:
+            call(
+                "iam",
+                "UpdateOpenIDConnectProviderThumbprint",
+                OpenIDConnectProviderArn=id_,
+                ThumbprintList=news.get("thumbprintLists") or [],
+            )
+        if "tags" in changed:
+            call(
+                "iam",
+                "TagOpenIDConnectProvider",
+                OpenIDConnectProviderArn=id_,
+                Tags=tag_list(news.get("tags")),
+            )
+        return self._read(call, id_)
+
+    def delete(self, call, id_, inputs, outputs):
+        call("iam", "DeleteOpenIDConnectProvider", OpenIDConnectProviderArn=id_)
