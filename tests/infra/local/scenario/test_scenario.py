@@ -191,3 +191,12 @@ def test_the_dashboard_is_drawn_from_the_emulators_metrics(run, tmp_path):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     page = html.read_text()
     assert "drift" in page.lower() and "rollout" in page.lower()
+
+
+def test_mlops_verify_fails_naming_the_drift_alarms_in_alarm(run):
+    from infra.verify import verify
+
+    scenario, summary = run
+    failed = [c for c in verify(scenario.outputs, scenario.emulator.session()) if not c.ok]
+    drifted = {f"customer-churn-{scenario.stack}-drift-{f}" for f in summary["phases"][1]["drifted_features"]}
+    assert {c.name.removeprefix("alarm ") for c in failed if c.live == "ALARM"} == drifted
