@@ -1,0 +1,11 @@
+"""Run by test_warm.py as a container's ``python -m``: prints what it sees, sleeps, exits as told."""
+
+import json
+import os
+import sys
+import time
+
+if __name__ == "__main__":
+    print(json.dumps({"argv": sys.argv[1:], "environ": sorted(os.environ), "cwd": os.getcwd()}))
+    time.sleep(float(sys.argv[2]))
+    sys.exit(int(sys.argv[1]))
