@@ -7,6 +7,7 @@ through boto3 (tests/infra/local/test_emulator.py):
     s3_tls      a bucket policy's conditions are evaluated against the request context the
                 emulator supplies (aws:SecureTransport true, TLS 1.3), so a TLS-only policy
                 no longer refuses every object read and write
+    iam         role lookups safe while other requests create roles (moto iterated a live dict)
     sagemaker   endpoint configurations keep their shadow variants; feature groups keep their
                 description, online-store config (its KMS key) and data catalog config;
                 CreateEndpoint refuses an existing name; UpdateEndpoint switches an endpoint's

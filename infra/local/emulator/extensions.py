@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 
-from infra.local.emulator import s3_tls, sagemaker
+from infra.local.emulator import iam, s3_tls, sagemaker
 
 _install_lock = threading.Lock()
 _installed = False
@@ -21,4 +21,5 @@ def install_extensions() -> None:
         if not _installed:
             s3_tls.install()
             sagemaker.install()
+            iam.install()
             _installed = True

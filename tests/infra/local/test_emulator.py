@@ -213,3 +213,20 @@ def test_the_emulator_runs_as_a_process_of_its_own_with_the_extensions():
         )
     finally:
         emulator.stop()
+
+
+def test_a_role_created_while_a_lookup_walks_the_roles_does_not_break_the_lookup(fresh):
+    """What a GetRole beside a CreateRole does in a threaded emulator, made deterministic."""
+    from moto.iam.models import iam_backends
+
+    trust = json.dumps({"Version": "2012-10-17", "Statement": []})
+    iam = fresh.client("iam")
+    iam.create_role(RoleName="first", AssumeRolePolicyDocument=trust)
+    backend = iam_backends[ACCOUNT]["global"]
+    seen = []
+    for role in backend.get_roles():  # moto iterated the live dict: this loop raised RuntimeError
+        seen.append(role.name)
+        if len(seen) == 1:
+            iam.create_role(RoleName="second", AssumeRolePolicyDocument=trust)
+    assert seen == ["first"]
+    assert iam.get_role(RoleName="second")["Role"]["RoleName"] == "second"

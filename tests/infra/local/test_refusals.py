@@ -46,6 +46,7 @@ PROGRAM = textwrap.dedent(
 def project(tmp_path):
     (tmp_path / "infra").mkdir()
     (tmp_path / "infra" / "__main__.py").write_text(PROGRAM)
+    (tmp_path / "Pulumi.yaml").write_text("name: bad\nruntime: python\nmain: infra/\n")
     (tmp_path / "Pulumi.bad.yaml").write_text("config:\n  aws:region: eu-west-1\n")
     return tmp_path
 
