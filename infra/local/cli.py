@@ -20,6 +20,7 @@ import logging
 import sys
 import warnings
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
@@ -38,8 +39,13 @@ def parse_sets(pairs: list[str], project: str = "mlops-platform") -> dict[str, s
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise SystemExit(f"--set: {pair!r} is not key=value")
-        config[key if ":" in key else f"{project}:{key}"] = value
-    return config
+        config[key] = value
+    return namespaced(config, project)
+
+
+def namespaced(config: dict[str, Any], project: str = "mlops-platform") -> dict[str, Any]:
+    """Stack config with each key that names no namespace put in the project's."""
+    return {key if ":" in key else f"{project}:{key}": value for key, value in config.items()}
 
 
 def build_parser() -> argparse.ArgumentParser:

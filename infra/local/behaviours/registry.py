@@ -24,8 +24,12 @@ from infra.local.behaviours.patching import Patcher
 STATE_CHANGE = "SageMaker Model Package State Change"
 
 
+def _package(backend: Any, arn: str) -> Any:
+    return backend.model_packages.get(backend.model_package_name_mapping.get(arn, arn))
+
+
 def _emit(backend: Any, arn: str) -> None:
-    package = backend.model_packages[backend.model_package_name_mapping.get(arn, arn)]
+    package = _package(backend, arn)
     stamp = "%Y-%m-%dT%H:%M:%SZ"
     detail = {
         "ModelPackageName": package.model_package_name,
@@ -53,10 +57,6 @@ def _emit(backend: Any, arn: str) -> None:
         detail=detail,
         resources=[package.arn],
     )
-
-
-def _package(backend: Any, arn: str) -> Any:
-    return backend.model_packages.get(backend.model_package_name_mapping.get(arn, arn))
 
 
 def install(clock: Clock, patcher: Patcher) -> None:

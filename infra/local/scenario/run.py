@@ -22,6 +22,7 @@ import pandas as pd
 from botocore.exceptions import ClientError
 
 from infra.alarms import PIPELINE_PERIOD as ALARM_PERIOD
+from infra.local.cli import namespaced
 from infra.local.emulator import Emulator
 from infra.local.engine import ROOT, Engine
 from infra.local.scenario.data import Prepared, drift
@@ -78,7 +79,7 @@ class Scenario:
         return self.emulator.client(service)
 
     def _deploy(self, package: str | None = None, shadow: str | None = None):
-        overrides = {k if ":" in k else f"{PROJECT}:{k}": v for k, v in self.overrides.items()}
+        overrides = namespaced(self.overrides, PROJECT)
         overrides |= {PACKAGE_KEY: package} if package else {}
         overrides |= {SHADOW_KEY: shadow} if shadow else {}
         # The stack's data contract is the scenario's (its feature group, rules and pipelines).
