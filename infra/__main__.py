@@ -170,6 +170,7 @@ model_endpoint = (
             max_execution_timeout_seconds=config.max_execution_timeout_seconds,
             shadow_sampling_percent=config.shadow_sampling_percent,
             data_capture_percent=config.data_capture_percent,
+            log_retention_days=config.log_retention_days,
             rollback_alarm_names=monitoring.rollback_alarm_names,
             tags=tags,
         ),

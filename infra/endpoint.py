@@ -174,7 +174,22 @@ class ModelEndpoint(pulumi.ComponentResource):
                 name, args, CHALLENGER, args.shadow_model_package_arn, role_arn, role_ready, child
             )
         config = self._create_endpoint_config(name, args, models, child)
-        endpoint = self._create_endpoint(name, args, config, child)
+        # Created before the endpoint (not by SageMaker on the containers' first line) so it has
+        # the stack's key and a retention, and goes with the stack.
+        log_group = aws.cloudwatch.LogGroup(
+            f"{name}-logs",
+            name=f"/aws/sagemaker/Endpoints/{args.endpoint_name}",
+            retention_in_days=args.log_retention_days,
+            kms_key_id=args.kms_key_arn,
+            tags=args.tags,
+            opts=child,
+        )
+        endpoint = self._create_endpoint(
+            name,
+            args,
+            config,
+            pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[log_group])),
+        )
         if not args.serverless and args.max_capacity > args.min_capacity:
             self._create_autoscaling(name, args, endpoint, config, child)
 

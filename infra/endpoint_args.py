@@ -73,6 +73,8 @@ class ModelEndpointArgs:
     """How long the old fleet is kept after the last shift (AWS: 0 to 3600)."""
     shadow_sampling_percent: int = 50
     """Share of requests mirrored to the challenger."""
+    log_retention_days: int = 30
+    """Retention of the containers' log group, ``/aws/sagemaker/Endpoints/<endpoint>``."""
     data_capture_percent: int = 100
     """Share of requests captured (inputs and outputs) for the monitoring pipeline."""
     rollback_alarm_names: pulumi.Input[Sequence[str]] = ()

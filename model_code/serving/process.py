@@ -4,7 +4,8 @@
 as ``.port``) and hands it to the child, so there is no window in which another process can
 take the port; ``start()`` returns once /ping answers 200; ``stop()`` sends SIGTERM, as
 SageMaker and ``docker stop`` do, and returns the exit status. The child's log goes to a
-temporary file (``.log()``), so a chatty server can never block on a full pipe.
+temporary file (``.log()``, or ``.output(since)`` for what it wrote after a byte offset), so a
+chatty server can never block on a full pipe.
 """
 
 from __future__ import annotations
@@ -33,7 +34,10 @@ class ServerProcess:
         queue_depth: int | None = None,
         graceful_timeout: int | None = None,
         env: Mapping[str, str] | None = None,
+        inherit_env: bool = True,
     ):
+        """``env`` is added to this process's environment, or is the whole of the server's
+        when ``inherit_env`` is False (a container's environment is built from nothing)."""
         self.model_dir, self.host, self.port = str(model_dir), host, port
         self.args = ["--model-dir", self.model_dir]
         for flag, value in (
@@ -43,7 +47,7 @@ class ServerProcess:
         ):
             if value is not None:
                 self.args += [flag, str(value)]
-        self.env = {**os.environ, **(env or {})}
+        self.env = {**(os.environ if inherit_env else {}), **(env or {})}
         self.process: subprocess.Popen | None = None
         self._log = tempfile.TemporaryFile()  # noqa: SIM115 (lives as long as the server; close())
         self.started_at = self.ready_at = 0.0
@@ -115,10 +119,14 @@ class ServerProcess:
             self.process.wait(5)
         return self.process.returncode
 
+    def output(self, since: int = 0) -> bytes:
+        """What the server has written to its log from byte ``since`` on."""
+        # pread leaves the file offset alone: the child writes at that shared offset.
+        fd = self._log.fileno()
+        return os.pread(fd, max(0, os.fstat(fd).st_size - since), since)
+
     def log(self) -> str:
-        self._log.flush()
-        self._log.seek(0)
-        return self._log.read().decode(errors="replace")
+        return self.output().decode(errors="replace")
 
     def close(self) -> None:
         self.stop()

@@ -23,7 +23,10 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
+import threading
+import time
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
@@ -40,6 +43,9 @@ SPARE_THREADS = 4
 MATH_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 WORKERS_VARIABLE = "SAGEMAKER_MODEL_SERVER_WORKERS"
 TIMEOUT_VARIABLE = "SAGEMAKER_MODEL_SERVER_TIMEOUT"
+# Set (to anything) by a parent that runs servers as its children, e.g. the local cloud's
+# endpoints: the server shuts down gracefully once that parent has gone, even if it was killed.
+EXIT_WITH_PARENT_VARIABLE = "MLOPS_SERVE_EXIT_WITH_PARENT"
 
 
 def hold_math_libraries_to_one_thread() -> None:
@@ -179,6 +185,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def exit_with_parent(poll_seconds: float = 0.5) -> None:
+    """SIGTERM this process (a graceful shutdown) once its parent has exited."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(poll_seconds)
+        log.info("the parent process %d has exited: shutting down", parent)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     hold_math_libraries_to_one_thread()
@@ -206,6 +225,8 @@ def main(argv: list[str] | None = None) -> int:
         args.queue_depth,
     )
     options = gunicorn_options(bind, args.workers, args.queue_depth, args.graceful_timeout, args.timeout)
+    if os.environ.get(EXIT_WITH_PARENT_VARIABLE):
+        exit_with_parent()  # in the master only: gunicorn's workers are forked without threads
     try:
         _Application(InferenceApp(model, args.queue_depth), options).run()
     except SystemExit as exc:

@@ -42,7 +42,7 @@ IMAGE_COMMANDS = {
 }
 # What the image's ENV and its base image set (Dockerfile), besides PATH and PYTHONPATH.
 IMAGE_ENV = {"LANG": "C.UTF-8", "PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1"}
-_IMAGE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+IMAGE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _PYTHON = re.compile(r"python(3(\.\d+)?)?")
 _LOG_TAIL = 1500
 
@@ -175,7 +175,7 @@ def container_env(
     env = {
         **IMAGE_ENV,
         **warm.THREAD_LIMITS,
-        "PATH": f"{Path(context.python).parent}{os.pathsep}{_IMAGE_PATH}",
+        "PATH": f"{Path(context.python).parent}{os.pathsep}{IMAGE_PATH}",
         "PYTHONPATH": str(REPO_ROOT),  # the image installs this checkout
         "HOME": str(home),
         **context.reach,

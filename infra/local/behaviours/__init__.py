@@ -11,7 +11,8 @@
     (control.py)         PutEvents, SageMaker status and      SageMaker pipeline ─► pipelines.py
                          model-package events (registry.py)   Lambda ─► lambdas.py (in-process)
                                                                SNS; API destination (recorded)
-    /endpoints/<name>/invocations ─► endpoints.py (model_code.serving) ─► capture, metrics
+    /endpoints/<name>/invocations ─► endpoints.py ─► a variant's mlops serve (fleets.py) ─► capture, metrics
+    CreateEndpoint, UpdateEndpoint ─► fleets.py: a server per variant, health-checked; logs, CPU
     /FeatureGroup/<name>, /BatchGetRecord ─► featurestore.py
     CreateMlflowTrackingServer ─► mlflow_tracking.py (a local mlflow server)
 
@@ -36,6 +37,7 @@ from infra.local.behaviours.alarms import AlarmBehaviour
 from infra.local.behaviours.clock import Clock
 from infra.local.behaviours.endpoints import EndpointBehaviour
 from infra.local.behaviours.featurestore import FeatureStoreBehaviour
+from infra.local.behaviours.fleets import Fleets
 from infra.local.behaviours.lambdas import LambdaRunner
 from infra.local.behaviours.mlflow_tracking import MlflowBehaviour
 from infra.local.behaviours.patching import Patcher
@@ -98,12 +100,13 @@ def install(clock: Clock | None = None, *, endpoint_url: str | None = None) -> B
     registry.install(clock, patcher)
     pipelines = PipelineBehaviour(clock, patcher, endpoint_url)
     AlarmBehaviour(clock, patcher)
+    fleets = Fleets(clock, patcher)
     # After the alarms: a bake step sees the alarm states of the same minute.
-    RolloutBehaviour(clock, patcher)
+    RolloutBehaviour(clock, patcher, fleets)
     SchedulerBehaviour(clock, patcher)
     MlflowBehaviour(clock, patcher, endpoint_url)
     features = FeatureStoreBehaviour(clock, patcher)
-    endpoints = EndpointBehaviour(clock, patcher)
+    endpoints = EndpointBehaviour(clock, patcher, fleets)
     control.install(
         patcher, clock, [(features.matches, features.handle), (endpoints.matches, endpoints.handle)]
     )

@@ -1,62 +1,61 @@
-"""Endpoints that serve: ``InvokeEndpoint`` answered by each variant's model, as the image serves it.
+"""Endpoints that serve: ``InvokeEndpoint`` answered by each variant's container, as SageMaker routes it.
 
 Requests to ``/endpoints/<name>/invocations`` (the runtime's REST path) are routed from the
 endpoint as the emulator stores it: its configuration's production variants (weights as
 ``DescribeEndpoint`` reports them, or the traffic split of a rollout in progress, see
-:mod:`.rollouts`), their models, the models' artifacts in the emulator's S3 (directly or through
-the model package) loaded with the serving handlers (:mod:`model_code.serving.inference`), the
-configuration's data capture and shadow variants.
+:mod:`.rollouts`), the configuration's data capture and shadow variants. Each variant's
+container is the image's model server (``mlops serve``) running on 127.0.0.1 (:mod:`.fleets`):
+the request is sent to its ``POST /invocations`` with the caller's body, ``Content-Type`` and
+``Accept``, as SageMaker forwards it.
 
 * ``TargetVariant`` picks the variant; otherwise the weights do (a seeded draw per endpoint, so a
   run is repeatable);
-* a model's 4xx or 5xx reaches the caller as SageMaker reports it: ``ModelError`` (HTTP 424) with
-  ``OriginalStatusCode`` and ``OriginalMessage``; an unknown endpoint is a ``ValidationError``;
+* a container's 4xx or 5xx reaches the caller as SageMaker reports it: ``ModelError`` (HTTP 424)
+  with ``OriginalStatusCode`` and ``OriginalMessage``; a container that does not answer within
+  60 s, or drops the connection, is a ``ModelError`` with status 0; an unknown endpoint is a
+  ``ValidationError``;
 * a shadow variant gets a copy of its sampled share of the requests (its weight relative to the
   production variants'); its answer is captured and measured, never returned;
 * data capture: sampled requests and responses as JSON Lines in SageMaker's layout
   ``<DestinationS3Uri>/<endpoint>/<variant>/yyyy/mm/dd/hh/<mm-ss-mmm>-<uuid>.jsonl``, written at
   each clock step (SageMaker writes every few minutes);
 * metrics per variant under ``AWS/SageMaker`` (``Invocations``, ``Invocation4XXErrors``,
-  ``Invocation5XXErrors``, ``ModelLatency`` and ``OverheadLatency`` in microseconds) at the
-  virtual time of the request, and once a minute ``CPUUtilization`` and ``MemoryUtilization``
-  of this process under ``/aws/sagemaker/Endpoints``, with ``EndpointName``/``VariantName``.
+  ``Invocation5XXErrors``, ``ModelLatency``: the container's round trip, and ``OverheadLatency``,
+  in microseconds) at the virtual time of the request; instance metrics come from
+  :mod:`.fleets`.
 
-Not emulated: instance counts and autoscaling (one in-process server per variant), serverless
-and async endpoints, multi-model and inference components, custom attributes, response streaming,
-``InferenceId`` beyond capture; CPU and memory are the emulator process's, not the variant's.
+Not emulated: serverless and async endpoints, multi-model and inference components, custom
+attributes, response streaming, ``InferenceId`` beyond capture.
 """
 
 from __future__ import annotations
 
 import base64
+import http.client
 import json
-import os
 import random
 import re
-import resource
-import tarfile
-import tempfile
 import threading
 import time
 import uuid
 from collections import defaultdict
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from moto.cloudwatch.models import MetricDatum, cloudwatch_backends
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.s3.models import s3_backends
 from moto.sagemaker import models as sm_models
-from moto.utilities.utils import get_partition
 from werkzeug.wrappers import Request, Response
 
 from infra.local.behaviours.clock import Clock
+from infra.local.behaviours.fleets import DeploymentFailed, Fleets
 from infra.local.behaviours.patching import Patcher
-from model_code.serving import inference
 
 _PATH = re.compile(r"^/endpoints/([^/]+)/invocations$")
 _ENCODINGS = {"text/csv": "CSV", "application/json": "JSON"}
+# SageMaker's limit on a container's answer to one invocation.
+INVOCATION_TIMEOUT_SECONDS = 60
 
 
 def _error(code: str, status: int, message: str, **extra: Any) -> Response:
@@ -68,23 +67,15 @@ def _error(code: str, status: int, message: str, **extra: Any) -> Response:
     )
 
 
-def _s3_bytes(uri: str, region: str) -> bytes:
-    bucket, _, key = uri.removeprefix("s3://").partition("/")
-    return bytes(s3_backends[DEFAULT_ACCOUNT_ID][get_partition(region)].get_object(bucket, key).value)
-
-
 class EndpointBehaviour:
-    def __init__(self, clock: Clock, patcher: Patcher) -> None:
+    def __init__(self, clock: Clock, patcher: Patcher, fleets: Fleets) -> None:
         self.clock = clock
-        self._workdir = tempfile.TemporaryDirectory(prefix="mlops-models-")
-        self._models: dict[tuple[str, str], Any] = {}
+        self.fleets = fleets
         self._lock = threading.Lock()
         self._captures: dict[str, list[str]] = defaultdict(list)
         self._random: dict[str, random.Random] = {}
-        self._cpu = (time.process_time(), time.monotonic())
         clock.subscribe(self.on_step)
         patcher.on_restore(lambda: clock.unsubscribe(self.on_step))
-        patcher.on_restore(self._workdir.cleanup)
 
     # -- HTTP ------------------------------------------------------------------------------
 
@@ -113,7 +104,7 @@ class EndpointBehaviour:
             return _error("ValidationError", 400, f"Variant {target} not found for endpoint {name}.")
         variant = variants
         status, answer, answer_type, model_seconds = self._serve(
-            backend, region, variant, body, content_type, accept
+            backend, name, config, variant, body, content_type, accept
         )
         now = self.clock.now()
         self._capture(
@@ -122,7 +113,7 @@ class EndpointBehaviour:
         for shadow in getattr(config, "shadow_production_variants", None) or []:
             if self._rng(name).random() < self._shadow_share(config, shadow):
                 s_status, s_answer, s_type, s_seconds = self._serve(
-                    backend, region, shadow, body, content_type, accept
+                    backend, name, config, shadow, body, content_type, accept
                 )
                 self._capture(
                     config, name, shadow["VariantName"], body, content_type, s_answer, s_type, now, request
@@ -132,10 +123,11 @@ class EndpointBehaviour:
         self._metrics(region, name, variant["VariantName"], status, model_seconds, overhead, now)
         if status != 200:
             message = answer.decode(errors="replace")
+            kind = "client" if 400 <= status < 500 else "server"
             return _error(
                 "ModelError",
                 424,
-                f'Received client error ({status}) from primary with message "{message}". See '
+                f'Received {kind} error ({status}) from primary with message "{message}". See '
                 f"https://{region}.console.aws.amazon.com/cloudwatch/home?region={region}#logEventViewer:"
                 f"group=/aws/sagemaker/Endpoints/{name} in account {DEFAULT_ACCOUNT_ID} for more information.",
                 OriginalStatusCode=status,
@@ -191,51 +183,36 @@ class EndpointBehaviour:
 
     # -- serving ---------------------------------------------------------------------------
 
-    def _model(self, backend: Any, region: str, model_name: str) -> Any:
-        model = backend._models[model_name]
-        container = model.primary_container or (model.containers or [{}])[0]
-        uri = container.get("ModelDataUrl")
-        if not uri and container.get("ModelPackageName"):
-            package = backend.describe_model_package(container["ModelPackageName"])
-            uri = package.inference_specification["Containers"][0]["ModelDataUrl"]
-        key = (model_name, uri)
-        with self._lock:
-            if key not in self._models:
-                path = Path(self._workdir.name) / uuid.uuid4().hex
-                path.mkdir()
-                archive = path / "model.tar.gz"
-                archive.write_bytes(_s3_bytes(uri, region))
-                with tarfile.open(archive) as tar:
-                    tar.extractall(path / "model", filter="data")
-                self._models[key] = inference.model_fn(str(path / "model"))
-            return self._models[key]
-
     def _serve(
         self,
         backend: Any,
-        region: str,
+        endpoint: str,
+        config: Any,
         variant: dict[str, Any],
         body: bytes,
         content_type: str | None,
         accept: str | None,
     ) -> tuple[int, bytes, str, float]:
-        """(status, body, content type, model seconds) as the variant's container answers."""
-        started = time.perf_counter()
+        """(status, body, content type, seconds) as the variant's container answers."""
         try:
-            bundle = self._model(backend, region, variant["ModelName"])
-            answer, answer_type = inference.invoke(bundle, body, content_type, accept)
-            status = 200
-        except inference.UnsupportedContentType as error:
-            status, answer, answer_type = (
-                (406 if error.header == "Accept" else 415),
-                str(error).encode(),
-                "text/plain",
-            )
-        except inference.BadRequest as error:
-            status, answer, answer_type = 400, str(error).encode(), "text/plain"
-        except Exception as error:  # the container's own failure: a 500 from the model server
-            status, answer, answer_type = 500, f"{type(error).__name__}: {error}".encode(), "text/plain"
-        return status, answer, answer_type, time.perf_counter() - started
+            container = self.fleets.container(backend, endpoint, config.endpoint_config_name, variant)
+        except DeploymentFailed as failure:  # started on demand (a fleet retired, or never provisioned)
+            return 0, str(failure).encode(), "text/plain", 0.0
+        headers = {k: v for k, v in (("Content-Type", content_type), ("Accept", accept)) if v}
+        started = time.perf_counter()
+        connection = http.client.HTTPConnection(
+            container.server.host, container.server.port, timeout=INVOCATION_TIMEOUT_SECONDS
+        )
+        try:
+            connection.request("POST", "/invocations", body=body, headers=headers)
+            answer = connection.getresponse()
+            status, data = answer.status, answer.read()
+            answer_type = answer.getheader("Content-Type") or "application/octet-stream"
+        except (OSError, http.client.HTTPException) as error:
+            status, data, answer_type = 0, f"{type(error).__name__}: {error}".encode(), "text/plain"
+        finally:
+            connection.close()
+        return status, data, answer_type, time.perf_counter() - started
 
     # -- capture and metrics ---------------------------------------------------------------
 
@@ -300,7 +277,8 @@ class EndpointBehaviour:
         values = {
             "Invocations": 1.0,
             "Invocation4XXErrors": float(400 <= status < 500),
-            "Invocation5XXErrors": float(status >= 500),
+            # A container that answers nothing counts as a server error.
+            "Invocation5XXErrors": float(status >= 500 or status == 0),
             "ModelLatency": model * 1e6,
             "OverheadLatency": max(overhead, 0.0) * 1e6,
         }
@@ -310,7 +288,7 @@ class EndpointBehaviour:
             data.append(MetricDatum("AWS/SageMaker", metric, value, dims, stamp))
 
     def on_step(self, now: datetime) -> None:
-        """Write the captured lines of the step; publish instance metrics once a minute."""
+        """Write the captured lines of the step."""
         with self._lock:
             captures, self._captures = self._captures, defaultdict(list)
         # S3 keeps buckets per partition; the emulator serves the "aws" partition.
@@ -320,34 +298,3 @@ class EndpointBehaviour:
             s3_backends[DEFAULT_ACCOUNT_ID]["aws"].put_object(
                 bucket, f"{key}/{name}", ("\n".join(lines) + "\n").encode()
             )
-        if now.second == 0:
-            self._instance_metrics(now)
-
-    def _instance_metrics(self, now: datetime) -> None:
-        cpu, wall = time.process_time(), time.monotonic()
-        busy = 100.0 * (cpu - self._cpu[0]) / max(wall - self._cpu[1], 1e-6)
-        self._cpu = (cpu, wall)
-        memory = (
-            100.0
-            * resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-            * 1024
-            / (os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
-        )
-        for regions in list(sm_models.sagemaker_backends.values()):
-            for region, backend in list(regions.items()):
-                for endpoint in list(backend.endpoints.values()):
-                    if endpoint.endpoint_status not in ("InService", "Updating"):
-                        continue
-                    data = cloudwatch_backends[DEFAULT_ACCOUNT_ID][region].metric_data
-                    for variant in endpoint.production_variants:
-                        dims = [
-                            {"Name": "EndpointName", "Value": endpoint.endpoint_name},
-                            {"Name": "VariantName", "Value": variant["VariantName"]},
-                        ]
-                        stamp = now.replace(tzinfo=None)
-                        data.append(
-                            MetricDatum("/aws/sagemaker/Endpoints", "CPUUtilization", busy, dims, stamp)
-                        )
-                        data.append(
-                            MetricDatum("/aws/sagemaker/Endpoints", "MemoryUtilization", memory, dims, stamp)
-                        )

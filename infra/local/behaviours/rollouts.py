@@ -17,9 +17,14 @@ configuration never served alone. ``DescribeEndpoint`` shows ``PendingDeployment
 rollout and ``LastDeploymentConfig`` after one. ``RetainAllVariantProperties`` keeps the current
 weights and instance counts of variants the new configuration also has.
 
+The new fleet's containers are started (:mod:`.fleets`) before any traffic moves; one that fails
+its health check fails the update: the endpoint stays ``InService`` on its old configuration with
+the container's ``FailureReason``, as SageMaker leaves it. The fleet that stops serving, old after
+a switch or new after a rollback, is retired.
+
 Not emulated: ``MaximumExecutionTimeoutInSeconds``, ``RollingUpdatePolicy``,
 ``ExcludeRetainedVariantProperties``, ``RetainDeploymentConfig``, instance provisioning time (the
-new fleet serves at once), rollback failures.
+new fleet's servers start during the ``UpdateEndpoint`` call), rollback failures.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from moto.sagemaker import responses as sm_responses
 from moto.sagemaker.exceptions import ValidationError
 
 from infra.local.behaviours.clock import Clock
+from infra.local.behaviours.fleets import DeploymentFailed, Fleets
 from infra.local.behaviours.patching import Patcher
 from infra.local.emulator.sagemaker import set_shadow_variants
 
@@ -108,8 +114,9 @@ def _variants(config: Any, current: list[dict[str, Any]], retain: bool) -> list[
 
 
 class RolloutBehaviour:
-    def __init__(self, clock: Clock, patcher: Patcher) -> None:
+    def __init__(self, clock: Clock, patcher: Patcher, fleets: Fleets) -> None:
         self.clock = clock
+        self.fleets = fleets
         self.rollouts: dict[str, Rollout] = {}
         patcher.set(sm_responses.SageMakerResponse, "update_endpoint", self._update_action())
         clock.subscribe(self.on_step)
@@ -144,6 +151,11 @@ class RolloutBehaviour:
         now = self.clock.naive_now()
         endpoint.last_modified_time = now
         endpoint.failure_reason = None
+        try:
+            self.fleets.provision(backend, name, config_name)
+        except DeploymentFailed as failure:
+            endpoint.failure_reason = str(failure)
+            return endpoint.arn
         variants = _variants(config, endpoint.production_variants, retain)
         policy = deployment.get("BlueGreenUpdatePolicy")
         shadows = list(getattr(config, "shadow_production_variants", None) or [])
@@ -185,6 +197,7 @@ class RolloutBehaviour:
         endpoint.endpoint_status = "InService"
         endpoint.mlops_fleets = None
         endpoint.pending_deployment_summary = None
+        self.fleets.retire(endpoint.endpoint_name, keep=config_name)
 
     def _enter(self, rollout: Rollout, phase: int) -> None:
         share, bake = rollout.phases[phase]
@@ -220,6 +233,7 @@ class RolloutBehaviour:
     def _roll_back(self, rollout: Rollout, firing: list[str]) -> None:
         endpoint = rollout.endpoint
         endpoint.mlops_fleets = None  # every request back on the old fleet
+        self.fleets.retire(endpoint.endpoint_name, keep=rollout.old_config)
         endpoint.endpoint_status = "InService"
         endpoint.pending_deployment_summary = None
         endpoint.last_deployment_config = rollout.deployment

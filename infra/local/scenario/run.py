@@ -235,15 +235,18 @@ class Scenario:
                     f"endpoint {endpoint['EndpointName']} is {endpoint['EndpointStatus']}: "
                     f"{endpoint.get('FailureReason', '')}",
                 )
-            rolled_back = endpoint["EndpointConfigName"] != self.outputs["endpointConfigName"]
+            stayed = endpoint["EndpointConfigName"] != self.outputs["endpointConfigName"]
+            reason = endpoint.get("FailureReason", "") if stayed else ""
+            # The alarms stopped a roll-out, or the new fleet never started (its health check).
+            outcome = "completed" if not stayed else "rolled back" if "rolled back" in reason else "failed"
             self.rollout = {
                 "strategy": self.strategy,
-                "outcome": "rolled back" if rolled_back else "completed",
-                "reason": endpoint.get("FailureReason", "") if rolled_back else "",
+                "outcome": outcome,
+                "reason": reason,
                 "errors_during_rollout": self._rollout_errors,
             }
-            if rolled_back:
-                self.notes.append(f"the roll-out was rolled back: {endpoint.get('FailureReason', '')}")
+            if stayed:
+                self.notes.append(f"the roll-out {outcome}: {reason}")
 
     def _endpoint_exists(self) -> bool:
         found = self.client("sagemaker").list_endpoints(NameContains=self.outputs["endpointName"])

@@ -319,7 +319,16 @@ class Endpoint(Translation):
                 }
             ),
         )
-        return name, self._read(call, name)
+        described = call("sagemaker", "DescribeEndpoint", EndpointName=name)
+        if described["EndpointStatus"] == "Failed":
+            # The provider waits for InService and fails here, keeping the endpoint as tainted to
+            # be replaced by the next update; with no taint in this engine's state it goes now.
+            call("sagemaker", "DeleteEndpoint", EndpointName=name)
+            raise call.fail(
+                f"waiting for SageMaker Endpoint ({name}) create: unexpected state 'Failed', wanted "
+                f"target 'InService'. last error: {described.get('FailureReason')}"
+            )
+        return name, {"arn": described["EndpointArn"]}
 
     @staticmethod
     def _read(call, name):

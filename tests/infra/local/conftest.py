@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 import os
+import uuid
 
 import pytest
 
 from infra.local.emulator import Emulator
+from tests.infra.local.behaviours.endpoint_setup import pack
 
 # The program's pipeline builders log what they leave out of a definition; not news here.
 logging.getLogger("sagemaker").setLevel(logging.ERROR)
@@ -38,7 +40,18 @@ def fresh(emulator):
     return emulator
 
 
-def register_approved(emulator: Emulator, group: str) -> str:
-    """A model package approved in ``group``, as the training pipeline and a reviewer leave it."""
+def register_approved(emulator: Emulator, group: str, bucket: str, model_dir: str) -> str:
+    """A model package approved in ``group`` whose artifact (``model_dir`` packed, in the stack's
+    ``bucket`` where the training pipeline writes) serves, as a pipeline and a reviewer leave it."""
+    key = f"pipelines/{uuid.uuid4().hex}/model.tar.gz"
+    emulator.client("s3").put_object(Bucket=bucket, Key=key, Body=pack(model_dir))
+    container = {
+        **APPROVED["InferenceSpecification"]["Containers"][0],
+        "ModelDataUrl": f"s3://{bucket}/{key}",
+    }
+    request = {
+        **APPROVED,
+        "InferenceSpecification": {**APPROVED["InferenceSpecification"], "Containers": [container]},
+    }
     sagemaker = emulator.client("sagemaker")
-    return sagemaker.create_model_package(ModelPackageGroupName=group, **APPROVED)["ModelPackageArn"]
+    return sagemaker.create_model_package(ModelPackageGroupName=group, **request)["ModelPackageArn"]

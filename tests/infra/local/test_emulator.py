@@ -8,6 +8,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from infra.local.emulator import EmulatorProcess, session_for
+from tests.infra.local.behaviours.endpoint_setup import pack, upload_model
 from tests.infra.local.conftest import APPROVED
 
 ACCOUNT = "123456789012"
@@ -64,8 +65,9 @@ def test_bucket_policy_conditions_are_really_evaluated(fresh):
     assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
 
 
-def _model(sagemaker, name: str) -> None:
-    sagemaker.create_model(ModelName=name, ExecutionRoleArn=ROLE, PrimaryContainer={"Image": IMAGE})
+def _model(emulator, name: str, model_dir: str) -> None:
+    """A model whose artifact serves: the endpoint's containers start only for a model that loads."""
+    upload_model(emulator.client, name, pack(model_dir))
 
 
 def _config(sagemaker, name: str, shadow: bool = False) -> None:
@@ -83,10 +85,10 @@ def _config(sagemaker, name: str, shadow: bool = False) -> None:
     sagemaker.create_endpoint_config(EndpointConfigName=name, ProductionVariants=[variant], **extra)
 
 
-def test_an_endpoint_configuration_keeps_its_shadow_variants(fresh):
+def test_an_endpoint_configuration_keeps_its_shadow_variants(fresh, model_dir):
     sagemaker = fresh.client("sagemaker")
-    _model(sagemaker, "champion")
-    _model(sagemaker, "challenger")
+    _model(fresh, "champion", model_dir)
+    _model(fresh, "challenger", model_dir)
     _config(sagemaker, "with-shadow", shadow=True)
     found = sagemaker.describe_endpoint_config(EndpointConfigName="with-shadow")
     assert [v["VariantName"] for v in found["ShadowProductionVariants"]] == ["challenger"]
@@ -101,16 +103,16 @@ def test_an_endpoint_configuration_keeps_its_shadow_variants(fresh):
     assert "ShadowProductionVariants" not in sagemaker.describe_endpoint(EndpointName="churn")
 
 
-def test_a_shadow_variant_needs_an_existing_model(fresh):
+def test_a_shadow_variant_needs_an_existing_model(fresh, model_dir):
     sagemaker = fresh.client("sagemaker")
-    _model(sagemaker, "champion")
+    _model(fresh, "champion", model_dir)
     with pytest.raises(ClientError, match="Could not find model"):
         _config(sagemaker, "missing-shadow", shadow=True)
 
 
-def test_creating_an_endpoint_twice_is_refused_and_update_switches_its_configuration(fresh):
+def test_creating_an_endpoint_twice_is_refused_and_update_switches_its_configuration(fresh, model_dir):
     sagemaker = fresh.client("sagemaker")
-    _model(sagemaker, "champion")
+    _model(fresh, "champion", model_dir)
     _config(sagemaker, "blue")
     _config(sagemaker, "green")
     sagemaker.create_endpoint(EndpointName="churn", EndpointConfigName="blue")

@@ -36,7 +36,7 @@ class History:
 
 
 @pytest.fixture(scope="module")
-def history(emulator, tmp_path_factory) -> History:
+def history(emulator, tmp_path_factory, model_dir) -> History:
     emulator.reset()
     state_dir = tmp_path_factory.mktemp("state")
 
@@ -47,7 +47,10 @@ def history(emulator, tmp_path_factory) -> History:
 
     fresh = deploy()
     group = fresh.outputs["modelPackageGroup"]
-    v1, v2 = register_approved(emulator, group), register_approved(emulator, group)
+    v1, v2 = (
+        register_approved(emulator, group, fresh.outputs["bucket"], model_dir),
+        register_approved(emulator, group, fresh.outputs["bucket"], model_dir),
+    )
     first = deploy(**{PACKAGE: v1})
     again = deploy(**{PACKAGE: v1})
     preview = deploy(preview=True, **{PACKAGE: v2})
@@ -129,6 +132,11 @@ def test_destroy_leaves_nothing_behind(history):
     # Model packages are the registry's, not the program's: AWS keeps a group holding them.
     for arn in history.packages:
         sagemaker.delete_model_package(ModelPackageName=arn)
+    # So are their artifacts, every version of them: the bucket keeps data unless it is empty.
+    s3, bucket = history.emulator.client("s3"), history.first.outputs["bucket"]
+    listing = s3.list_object_versions(Bucket=bucket)
+    for version in listing.get("Versions", []) + listing.get("DeleteMarkers", []):
+        s3.delete_object(Bucket=bucket, Key=version["Key"], VersionId=version["VersionId"])
     result = history.engine().destroy()
     assert {o.op for o in result.operations} == {"delete"}
     client = history.emulator.client

@@ -45,15 +45,21 @@ class Deployed:
 
 
 @pytest.fixture(scope="module", params=STACKS)
-def deployed(request, emulator, tmp_path_factory) -> Deployed:
+def deployed(request, emulator, tmp_path_factory, model_dir) -> Deployed:
     stack = request.param
     emulator.reset()
     state_dir = tmp_path_factory.mktemp(f"state-{stack}")
     fresh = Engine(stack, emulator.endpoint_url, state_dir=state_dir).up()
     group = fresh.outputs["modelPackageGroup"]
-    overrides = {"mlops-platform:modelPackageArn": register_approved(emulator, group)}
+    overrides = {
+        "mlops-platform:modelPackageArn": register_approved(
+            emulator, group, fresh.outputs["bucket"], model_dir
+        )
+    }
     if stack == "staging":
-        overrides["mlops-platform:shadowModelPackageArn"] = register_approved(emulator, group)
+        overrides["mlops-platform:shadowModelPackageArn"] = register_approved(
+            emulator, group, fresh.outputs["bucket"], model_dir
+        )
     with_model = Engine(stack, emulator.endpoint_url, state_dir=state_dir, overrides=overrides).up()
     state = State.load(state_dir / f"{stack}.json", stack)
     return Deployed(stack, fresh, with_model, state, emulator, list(overrides.values()))

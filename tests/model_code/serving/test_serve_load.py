@@ -131,3 +131,45 @@ def test_work_whose_client_has_gone_is_dropped(busy):
         assert first.result()[0] == 200
     assert _wait_for(lambda: srv.log().count("request dropped") >= 2)
     assert calls.read_text().count("call") == before + 1
+
+
+def test_a_server_told_to_exit_with_its_parent_shuts_down_when_the_parent_is_killed(model_dir):
+    """The local cloud's servers never outlive it, even when it is killed (SIGKILL runs no cleanup)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    import psutil
+
+    from model_code.serving.serve import EXIT_WITH_PARENT_VARIABLE
+
+    parent = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time\n"
+            "from model_code.serving.process import ServerProcess\n"
+            f"s = ServerProcess(sys.argv[1], workers=1, env={{'{EXIT_WITH_PARENT_VARIABLE}': '1'}}).start()\n"
+            "print(s.process.pid, s.port, flush=True)\n"
+            "time.sleep(600)\n",
+            model_dir,
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    pid, port = map(int, parent.stdout.readline().split())
+    server = psutil.Process(pid)
+    try:
+        assert server.is_running()
+        os.kill(parent.pid, signal.SIGKILL)
+        parent.wait(10)
+        # Reparented, it notices within its poll and drains like any SIGTERM: gone, port closed.
+        server.wait(timeout=30)
+        with pytest.raises(OSError):
+            http.client.HTTPConnection("127.0.0.1", port, timeout=2).request("GET", "/ping")
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+        if server.is_running():  # the failure this test is for: end the orphan and its workers
+            os.killpg(pid, signal.SIGKILL)

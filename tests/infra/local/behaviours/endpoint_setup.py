@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 import tarfile
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,26 @@ def pack(model_dir: str) -> bytes:
         for path in sorted(Path(model_dir).iterdir()):
             tar.add(path, arcname=path.name)
     return buffer.getvalue()
+
+
+def artifact_with_model_file(model_dir: str, content: bytes) -> bytes:
+    """The artifact with its model.joblib replaced by ``content``."""
+    with tempfile.TemporaryDirectory() as folder:
+        target = Path(folder) / "model"
+        shutil.copytree(model_dir, target)
+        (target / "model.joblib").write_bytes(content)
+        return pack(str(target))
+
+
+def failing_artifact(model_dir: str) -> bytes:
+    """An artifact that loads and answers /ping, but whose every prediction fails (a 500): its
+    model expects one input column where the schema gives it many."""
+    import joblib
+    from sklearn.linear_model import LogisticRegression
+
+    buffer = io.BytesIO()
+    joblib.dump(LogisticRegression().fit([[0.0], [1.0]], [0, 1]), buffer)
+    return artifact_with_model_file(model_dir, buffer.getvalue())
 
 
 def upload_model(client, name: str, artifact: bytes) -> str:

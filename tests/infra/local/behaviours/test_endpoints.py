@@ -12,6 +12,9 @@ from botocore.exceptions import ClientError
 from model_code.monitoring.capture import parse_capture_line
 from tests.infra.local.behaviours.endpoint_setup import (
     BUCKET,
+    IMAGE,
+    ROLE,
+    artifact_with_model_file,
     invoke,
     make_config,
     pack,
@@ -162,4 +165,76 @@ def test_each_variant_publishes_sagemakers_metrics(emulator, client, artifact, r
     assert total("Invocation4XXErrors") == 1
     assert total("Invocation5XXErrors") == 0
     assert total("ModelLatency", stat="Maximum") > 0
-    assert total("CPUUtilization", "/aws/sagemaker/Endpoints", "SampleCount") >= 1
+    # The variant's own server: its processes' CPU and memory, not the emulator's.
+    assert total("CPUUtilization", "/aws/sagemaker/Endpoints", "Maximum") > 0
+    assert 0 < total("MemoryUtilization", "/aws/sagemaker/Endpoints", "Maximum") < 100
+
+
+def _log_messages(client, endpoint: str) -> dict[str, list[str]]:
+    """The endpoint's container logs in CloudWatch Logs, by stream."""
+    logs = client("logs")
+    group = f"/aws/sagemaker/Endpoints/{endpoint}"
+    return {
+        stream["logStreamName"]: [
+            e["message"]
+            for e in logs.get_log_events(logGroupName=group, logStreamName=stream["logStreamName"])["events"]
+        ]
+        for stream in logs.describe_log_streams(logGroupName=group)["logStreams"]
+    }
+
+
+def test_each_variant_is_its_own_mlops_serve_whose_log_reaches_cloudwatch(emulator, client, artifact, row):
+    upload_model(client, "m", artifact)
+    make_config(
+        client, "two", [variant("champion", "m", 1.0), variant("challenger", "m", 1.0)], capture=False
+    )
+    client("sagemaker").create_endpoint(EndpointName="churn", EndpointConfigName="two")
+    runtime = client("sagemaker-runtime")
+    for name in ("champion", "challenger"):
+        assert invoke(runtime, "churn", row, TargetVariant=name)["InvokedProductionVariant"] == name
+    emulator.advance(60)
+    streams = _log_messages(client, "churn")
+    assert sorted(s.split("/")[0] for s in streams) == ["challenger", "champion"]
+    for stream, messages in streams.items():
+        assert re.fullmatch(r"(champion|challenger)/i-[0-9a-f]{17}", stream)
+        # gunicorn's server, one worker per variant unless the model's environment says otherwise
+        assert any("1 workers, queue depth 32" in m for m in messages), messages
+
+
+def test_an_endpoint_whose_model_cannot_load_fails_and_its_log_says_why(emulator, client, model_dir):
+    upload_model(client, "broken", artifact_with_model_file(model_dir, b"not a pickle"))
+    make_config(client, "one", [variant("champion", "broken", 1.0)], capture=False)
+    sm = client("sagemaker")
+    sm.create_endpoint(EndpointName="churn", EndpointConfigName="one")
+    described = sm.describe_endpoint(EndpointName="churn")
+    assert described["EndpointStatus"] == "Failed"
+    assert described["FailureReason"] == (
+        "The primary container for production variant champion did not pass the ping health check. "
+        "Please check CloudWatch logs for this endpoint."
+    )
+    ((stream, messages),) = _log_messages(client, "churn").items()
+    assert stream.startswith("champion/")
+    assert any("cannot serve the model" in m for m in messages), messages
+    with pytest.raises(ClientError) as raised:
+        invoke(client("sagemaker-runtime"), "churn", {})
+    assert "in status Failed" in raised.value.response["Error"]["Message"]
+
+
+def test_the_models_environment_sets_the_servers_workers(emulator, client, artifact, row):
+    client("s3").create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    client("s3").put_object(Bucket=BUCKET, Key="m/model.tar.gz", Body=artifact)
+    client("sagemaker").create_model(
+        ModelName="m",
+        PrimaryContainer={
+            "Image": IMAGE,
+            "ModelDataUrl": f"s3://{BUCKET}/m/model.tar.gz",
+            "Environment": {"SAGEMAKER_MODEL_SERVER_WORKERS": "2"},
+        },
+        ExecutionRoleArn=ROLE,
+    )
+    make_config(client, "one", [variant("champion", "m", 1.0)], capture=False)
+    client("sagemaker").create_endpoint(EndpointName="churn", EndpointConfigName="one")
+    invoke(client("sagemaker-runtime"), "churn", row)
+    emulator.advance(60)
+    ((_, messages),) = _log_messages(client, "churn").items()
+    assert any("2 workers, queue depth 32" in m for m in messages), messages

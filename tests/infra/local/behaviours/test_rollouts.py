@@ -6,7 +6,16 @@ import pytest
 
 from infra.alarms import AlarmThresholds, endpoint_alarms
 from infra.rollout import rollback_alarm_names
-from tests.infra.local.behaviours.endpoint_setup import invoke, make_config, pack, upload_model, variant
+from tests.infra.local.behaviours.endpoint_setup import (
+    BUCKET,
+    artifact_with_model_file,
+    failing_artifact,
+    invoke,
+    make_config,
+    pack,
+    upload_model,
+    variant,
+)
 from tests.infra.local.behaviours.test_alarms import alarm_request
 
 
@@ -84,9 +93,10 @@ def test_a_healthy_canary_bakes_on_the_clock_and_completes(serving, emulator):
 
 
 def test_a_canary_whose_challenger_fails_trips_the_rollback_alarm_and_rolls_back(
-    serving, emulator, client, row
+    serving, emulator, client, row, model_dir
 ):
-    client("s3").put_object(Bucket="models", Key="v2/model.tar.gz", Body=b"not a model")  # v2 answers 5xx
+    # v2 passes its health check, then answers every prediction with a 500.
+    client("s3").put_object(Bucket=BUCKET, Key="v2/model.tar.gz", Body=failing_artifact(model_dir))
     cw = client("cloudwatch")
     specs = {s.name: s for s in endpoint_alarms("churn", ["champion"], AlarmThresholds())}
     rollback = rollback_alarm_names("churn", ["champion"])
@@ -113,6 +123,36 @@ def test_a_canary_whose_challenger_fails_trips_the_rollback_alarm_and_rolls_back
     # Back on the old fleet: every answer comes from v1 again.
     for _ in range(10):
         invoke(runtime, "churn", row)
+
+
+@pytest.mark.parametrize(
+    ("artifact_of", "reason"),
+    [
+        (
+            lambda _: b"not a model",
+            'Failed to extract model data archive from URL "s3://models/v2/model.tar.gz"',
+        ),
+        (
+            lambda model_dir: artifact_with_model_file(model_dir, b"not a pickle"),
+            "The primary container for production variant champion did not pass the ping health check",
+        ),
+    ],
+    ids=["not-an-archive", "model-that-cannot-load"],
+)
+def test_a_new_fleet_that_fails_its_health_check_leaves_the_endpoint_on_its_old_configuration(
+    serving, emulator, client, row, model_dir, artifact_of, reason
+):
+    client("s3").put_object(Bucket=BUCKET, Key="v2/model.tar.gz", Body=artifact_of(model_dir))
+    serving.update_endpoint(
+        EndpointName="churn", EndpointConfigName="green", DeploymentConfig=canary(600, ["any-alarm"])
+    )
+    after = serving.describe_endpoint(EndpointName="churn")
+    assert (after["EndpointStatus"], after["EndpointConfigName"]) == ("InService", "blue")
+    assert after["FailureReason"].startswith(reason)
+    # No traffic moved: the old fleet answers everything, through the clock too.
+    emulator.advance(120)
+    assert serving.describe_endpoint(EndpointName="churn")["EndpointConfigName"] == "blue"
+    assert invoke(client("sagemaker-runtime"), "churn", row)["InvokedProductionVariant"] == "champion"
 
 
 @pytest.mark.parametrize(

@@ -3,18 +3,28 @@ stays on the champion, read back through boto3."""
 
 from __future__ import annotations
 
+import io
+import tarfile
+import tempfile
+
 import pytest
 
+from tests.infra.local.behaviours.endpoint_setup import failing_artifact
 from tests.infra.local.scenario.conftest import endpoint_state, scenario_run
 
 
 def _break_the_retrained_model(scenario) -> None:
-    """The retrained version's artifact replaced by bytes no server can load: it answers 5xx."""
+    """The retrained version's artifact replaced by one that passes its health check, then
+    answers every prediction with a 500."""
     sm, s3 = scenario.client("sagemaker"), scenario.client("s3")
     package = sm.describe_model_package(ModelPackageName=scenario._newest_package()["ModelPackageArn"])
     uri = package["InferenceSpecification"]["Containers"][0]["ModelDataUrl"]
     bucket, _, key = uri.removeprefix("s3://").partition("/")
-    s3.put_object(Bucket=bucket, Key=key, Body=b"not a model")
+    with tempfile.TemporaryDirectory() as folder:
+        archive = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+        with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+            tar.extractall(folder, filter="data")
+        s3.put_object(Bucket=bucket, Key=key, Body=failing_artifact(folder))
 
 
 @pytest.fixture(scope="module")
