@@ -20,8 +20,9 @@ throwaway home.
 * **Workers.** ``SAGEMAKER_MODEL_SERVER_WORKERS`` from the model's environment, else one: on
   AWS a worker per core of the instance; here every variant and pipeline step share this
   machine's cores.
-* **Logs.** Each server's output goes to CloudWatch Logs, group ``/aws/sagemaker/Endpoints/<endpoint>``,
-  stream ``<variant>/<instance id>``, at each clock step and at once when its health check fails.
+* **Logs.** Each server's output goes to CloudWatch Logs, group ``/aws/sagemaker/Endpoints/<endpoint>``
+  (created if the stack has not), stream ``<variant>/<instance id>``: once it has started or failed
+  its health check, then at each clock step.
 * **Instance metrics.** Once a minute, ``CPUUtilization`` (percent of one core, summed over the
   server's processes, as SageMaker sums cores) and ``MemoryUtilization`` (their proportional
   set size, percent of this machine's memory) per variant under ``/aws/sagemaker/Endpoints``.
@@ -199,6 +200,7 @@ class Fleets:
                 "check. Please check CloudWatch logs for this endpoint."
             ) from None
         container.cpu = (_cpu_seconds(server), time.monotonic())
+        self._ship(container)  # its start, as soon as SageMaker would show it
         return container
 
     def retire(self, endpoint: str, keep: str | None, only: str | None = None) -> None:

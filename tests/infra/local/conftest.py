@@ -9,7 +9,6 @@ import uuid
 import pytest
 
 from infra.local.emulator import Emulator
-from tests.infra.local.behaviours.endpoint_setup import pack
 
 # The program's pipeline builders log what they leave out of a definition; not news here.
 logging.getLogger("sagemaker").setLevel(logging.ERROR)
@@ -40,11 +39,11 @@ def fresh(emulator):
     return emulator
 
 
-def register_approved(emulator: Emulator, group: str, bucket: str, model_dir: str) -> str:
-    """A model package approved in ``group`` whose artifact (``model_dir`` packed, in the stack's
-    ``bucket`` where the training pipeline writes) serves, as a pipeline and a reviewer leave it."""
+def register_approved(emulator: Emulator, group: str, bucket: str, artifact: bytes) -> str:
+    """A model package approved in ``group`` with ``artifact`` (a model.tar.gz) in the stack's
+    ``bucket`` where the training pipeline writes, as a pipeline and a reviewer leave it."""
     key = f"pipelines/{uuid.uuid4().hex}/model.tar.gz"
-    emulator.client("s3").put_object(Bucket=bucket, Key=key, Body=pack(model_dir))
+    emulator.client("s3").put_object(Bucket=bucket, Key=key, Body=artifact)
     container = {
         **APPROVED["InferenceSpecification"]["Containers"][0],
         "ModelDataUrl": f"s3://{bucket}/{key}",

@@ -14,6 +14,7 @@ from botocore.exceptions import ClientError
 
 from infra.local import cli
 from infra.local.engine import Engine, Result
+from tests.infra.local.behaviours.endpoint_setup import pack
 from tests.infra.local.conftest import register_approved
 
 STACK = "dev"
@@ -48,8 +49,8 @@ def history(emulator, tmp_path_factory, model_dir) -> History:
     fresh = deploy()
     group = fresh.outputs["modelPackageGroup"]
     v1, v2 = (
-        register_approved(emulator, group, fresh.outputs["bucket"], model_dir),
-        register_approved(emulator, group, fresh.outputs["bucket"], model_dir),
+        register_approved(emulator, group, fresh.outputs["bucket"], pack(model_dir)),
+        register_approved(emulator, group, fresh.outputs["bucket"], pack(model_dir)),
     )
     first = deploy(**{PACKAGE: v1})
     again = deploy(**{PACKAGE: v1})

@@ -19,6 +19,7 @@ from infra.local.state import ResourceState, State
 from infra.ml_pipelines import build_definition
 from infra.rollout import endpoint_name
 from model_code.contract import schema as schema_mod
+from tests.infra.local.behaviours.endpoint_setup import pack
 from tests.infra.local.conftest import register_approved
 
 STACKS = ["dev", "staging", "prod", "local"]
@@ -50,15 +51,11 @@ def deployed(request, emulator, tmp_path_factory, model_dir) -> Deployed:
     emulator.reset()
     state_dir = tmp_path_factory.mktemp(f"state-{stack}")
     fresh = Engine(stack, emulator.endpoint_url, state_dir=state_dir).up()
-    group = fresh.outputs["modelPackageGroup"]
-    overrides = {
-        "mlops-platform:modelPackageArn": register_approved(
-            emulator, group, fresh.outputs["bucket"], model_dir
-        )
-    }
+    group, bucket, artifact = fresh.outputs["modelPackageGroup"], fresh.outputs["bucket"], pack(model_dir)
+    overrides = {"mlops-platform:modelPackageArn": register_approved(emulator, group, bucket, artifact)}
     if stack == "staging":
         overrides["mlops-platform:shadowModelPackageArn"] = register_approved(
-            emulator, group, fresh.outputs["bucket"], model_dir
+            emulator, group, bucket, artifact
         )
     with_model = Engine(stack, emulator.endpoint_url, state_dir=state_dir, overrides=overrides).up()
     state = State.load(state_dir / f"{stack}.json", stack)
@@ -180,6 +177,20 @@ def test_the_endpoint_configuration_serves_the_approved_models_and_captures(depl
         for name in models
     }
     assert packages == set(deployed.packages)
+
+
+def test_the_endpoints_containers_log_to_the_stacks_encrypted_group_with_its_retention(deployed):
+    endpoint = deployed.state.outputs["endpointName"]
+    group = f"/aws/sagemaker/Endpoints/{endpoint}"
+    logs = deployed.client("logs")
+    (found,) = logs.describe_log_groups(logGroupNamePrefix=group)["logGroups"]
+    config = stack_config(deployed.stack)
+    assert found["retentionInDays"] == int(config["mlops-platform:logRetentionDays"])
+    assert found["kmsKeyId"] == deployed.state.outputs["kmsKeyArn"]
+    # The group is the program's, made before the endpoint: the servers' lines land in it.
+    streams = [s["logStreamName"] for s in logs.describe_log_streams(logGroupName=group)["logStreams"]]
+    variants = {"champion", "challenger"} if deployed.stack == "staging" else {"champion"}
+    assert {s.split("/")[0] for s in streams} == variants
 
 
 def test_alarms_watch_the_declared_metrics_and_dimensions(deployed):
