@@ -39,6 +39,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import shutil
 import sys
 import tarfile
 import tempfile
@@ -85,9 +86,11 @@ class Container:
     variant: str
     region: str
     server: ServerProcess
+    folder: Path
     instance: str
     shipped: int = 0
     cpu: tuple[float, float] = field(default=(0.0, 0.0))
+    shipping: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def stream(self) -> str:
@@ -173,7 +176,11 @@ class Fleets:
         name = variant["VariantName"]
         uri, environment = _model_data(backend, variant["ModelName"])
         folder = Path(tempfile.mkdtemp(prefix=f"{endpoint}-{name}-", dir=self._workdir.name))
-        _extract(uri, backend.region_name, folder / "model")
+        try:
+            _extract(uri, backend.region_name, folder / "model")
+        except DeploymentFailed:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
         (folder / "home").mkdir()
         env = {
             **IMAGE_ENV,
@@ -187,14 +194,14 @@ class Fleets:
         }
         server = ServerProcess(str(folder / "model"), env=env, inherit_env=False)
         instance = "i-" + hashlib.sha256(f"{endpoint}/{config_name}/{name}".encode()).hexdigest()[:17]
-        container = Container(endpoint, config_name, name, backend.region_name, server, instance)
+        container = Container(endpoint, config_name, name, backend.region_name, server, folder, instance)
         try:
             server.start(timeout=HEALTH_CHECK_SECONDS)
         except (RuntimeError, TimeoutError) as error:
             log.info("variant %s of %s failed its health check: %s", name, endpoint, error)
             container.server.stop()
-            self._ship(container)
-            container.server.close()
+            self._ship(container)  # what it said before it gave up, where the reason points
+            self._stop(container, ship=False)
             raise DeploymentFailed(
                 f"The primary container for production variant {name} did not pass the ping health "
                 "check. Please check CloudWatch logs for this endpoint."
@@ -213,22 +220,26 @@ class Fleets:
             ]
             leaving = [self._containers.pop(k) for k in keys]
         for future in leaving:
-            if future.done() and future.exception() is None:
-                container = future.result()
-                # Its accepted requests are answered; nothing here waits for that.
-                threading.Thread(target=self._stop, args=(container,), daemon=True).start()
+            # Once started (at once if it has): it answers what it accepted; nothing here waits.
+            future.add_done_callback(self._stop_in_background)
 
-    def _stop(self, container: Container) -> None:
+    def _stop_in_background(self, future: Future) -> None:
+        if future.exception() is None:
+            threading.Thread(target=self._stop, args=(future.result(),), daemon=True).start()
+
+    def _stop(self, container: Container, ship: bool = True) -> None:
         container.server.stop()
-        # Its last words, unless its log group has gone (a destroy deletes it after the endpoint).
-        self._ship(container, create=False)
+        if ship:  # its last words, unless its log group has gone (a destroy deletes it after the endpoint)
+            self._ship(container, create=False)
         container.server.close()
+        shutil.rmtree(container.folder, ignore_errors=True)
 
     def close(self) -> None:
         """Stop every server (each finishing its accepted requests) and remove their folders."""
         with self._lock:
-            running = [f.result() for f in self._containers.values() if f.done() and f.exception() is None]
+            futures = list(self._containers.values())
             self._containers.clear()
+        running = [f.result() for f in futures if f.exception() is None]  # waits for any starting
         for container in running:
             container.server.terminate()
         for container in running:
@@ -249,10 +260,11 @@ class Fleets:
     def _ship(self, container: Container, create: bool = True) -> None:
         """Send what the server wrote since last time to its CloudWatch Logs stream (creating
         the group if it is missing, as SageMaker does, unless ``create`` is False)."""
-        text = container.server.output(container.shipped)
+        with container.shipping:  # the clock's step and a retirement may ship at once
+            text = container.server.output(container.shipped)
+            container.shipped += len(text)
         if not text:
             return
-        container.shipped += len(text)
         backend = logs_backends[DEFAULT_ACCOUNT_ID][container.region]
         group = f"/aws/sagemaker/Endpoints/{container.endpoint}"
         if group not in backend.groups:
