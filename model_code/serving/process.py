@@ -18,7 +18,41 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import Protocol
+
+
+class Process(Protocol):
+    """What ServerProcess needs of a started process (``subprocess.Popen`` has it)."""
+
+    pid: int
+    returncode: int | None
+
+    def poll(self) -> int | None: ...
+
+    def wait(self, timeout: float | None = None) -> int: ...
+
+    def send_signal(self, sig: int) -> None: ...
+
+
+# (mlops serve's arguments, the listening socket's fd, environment, log file) -> the process,
+# which serves on that socket (``--fd``), in a process group of its own.
+Launcher = Callable[[list[str], int, dict[str, str], str], Process]
+
+
+def popen(args: list[str], fd: int, env: dict[str, str], log: str) -> subprocess.Popen:
+    """``python -m model_code.cli serve *args --fd fd``, a fresh interpreter."""
+    with open(log, "ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "model_code.cli", "serve", *args, "--fd", str(fd)],
+            pass_fds=(fd,),
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            # Its own process group, so a kill reaches the workers too.
+            start_new_session=True,
+        )
 
 
 class ServerProcess:
@@ -35,9 +69,11 @@ class ServerProcess:
         graceful_timeout: int | None = None,
         env: Mapping[str, str] | None = None,
         inherit_env: bool = True,
+        launch: Launcher | None = None,
     ):
         """``env`` is added to this process's environment, or is the whole of the server's
-        when ``inherit_env`` is False (a container's environment is built from nothing)."""
+        when ``inherit_env`` is False (a container's environment is built from nothing).
+        ``launch`` starts the process (default: a fresh ``python -m model_code.cli serve``)."""
         self.model_dir, self.host, self.port = str(model_dir), host, port
         self.args = ["--model-dir", self.model_dir]
         for flag, value in (
@@ -48,8 +84,9 @@ class ServerProcess:
             if value is not None:
                 self.args += [flag, str(value)]
         self.env = {**(os.environ if inherit_env else {}), **(env or {})}
+        self.launch = launch or popen
         self.process: subprocess.Popen | None = None
-        self._log = tempfile.TemporaryFile()  # noqa: SIM115 (lives as long as the server; close())
+        self._log = tempfile.NamedTemporaryFile(prefix="mlops-serve-", suffix=".log")  # noqa: SIM115 (closed by close())
         self.started_at = self.ready_at = 0.0
 
     @property
@@ -64,16 +101,7 @@ class ServerProcess:
             self.port = listener.getsockname()[1]
             fd = listener.fileno()
             self.started_at = time.monotonic()
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "model_code.cli", "serve", *self.args, "--fd", str(fd)],
-                pass_fds=(fd,),
-                env=self.env,
-                stdin=subprocess.DEVNULL,
-                stdout=self._log,
-                stderr=subprocess.STDOUT,
-                # Its own process group, so a kill reaches the workers too.
-                start_new_session=True,
-            )
+            self.process = self.launch(self.args, fd, self.env, self._log.name)
         finally:
             # The child holds the socket now; ours would keep the port open after it exits.
             listener.close()

@@ -15,8 +15,13 @@ subprocess. multiprocessing's fork server is not used because its children impor
 ``__main__`` again, which runs any script that lacks the ``if __name__ == "__main__"`` guard.
 
 Protocol, one UNIX-socket connection per step: the executor sends the request as one JSON
-line; a monitor process forked for it forks the container, answers its pid, waits for it and
-answers its exit status. The zygote exits when the executor's end of its stdin closes.
+line (with a file descriptor beside it, for :func:`spawn`); a monitor process forked for it
+forks the container, answers its pid, waits for it and answers its exit status. The zygote
+exits when the executor's end of its stdin closes.
+
+:func:`spawn` starts a long-running process the same way without waiting for it (the local
+cloud's model servers): it returns a handle shaped like ``subprocess.Popen``'s, and the process
+is sent SIGTERM when the connection closes because its caller has gone.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 import traceback
 from pathlib import Path
 
@@ -82,6 +88,18 @@ def run(
     )
 
 
+def spawn(
+    module: str, args: list[str], env: dict[str, str], cwd: Path, log: Path, pass_fd: int | None = None
+) -> WarmProcess:
+    """Start ``python -m module *args`` warm and return at once with its handle.
+
+    ``pass_fd`` (a listening socket, say) is handed to the process; ``{fd}`` in ``args`` becomes
+    its number there. Callers honour ``MLOPS_COLD_STARTS=1`` (:data:`COLD`) themselves.
+    """
+    request = {"module": module, "args": args, "env": env, "cwd": str(cwd), "log": str(log)}
+    return _started().spawn(request, pass_fd)
+
+
 def _started() -> _Zygote:
     global _zygote
     with _lock:
@@ -124,11 +142,67 @@ class _Zygote:
                 _answer(conn.makefile("r"))  # its death (a timed-out reader reads no more)
                 return None
 
+    def spawn(self, request: dict, pass_fd: int | None) -> WarmProcess:
+        conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        conn.connect(self.address)
+        socket.send_fds(
+            conn,
+            [json.dumps({**request, "watch_caller": True}).encode() + b"\n"],
+            [pass_fd] if pass_fd is not None else [],
+        )
+        process = WarmProcess(conn)
+        process.pid = process._line(None)
+        return process
+
     def close(self) -> None:
         if self.process.poll() is None:
             self.process.stdin.close()
             self.process.wait()
         self._folder.cleanup()
+
+
+class WarmProcess:
+    """A process :func:`spawn` started, seen as ``subprocess.Popen`` shows one: ``pid``,
+    ``poll()``, ``wait(timeout)``, ``send_signal(sig)``, ``returncode``."""
+
+    def __init__(self, conn: socket.socket) -> None:
+        self._conn, self._buffer = conn, b""
+        self.pid = 0
+        self.returncode: int | None = None
+
+    def _line(self, timeout: float | None) -> int | None:
+        """The monitor's next answer, or None if none came within ``timeout`` s."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while b"\n" not in self._buffer:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if not select.select([self._conn], [], [], left)[0]:
+                return None
+            chunk = self._conn.recv(4096)
+            if not chunk:
+                raise RuntimeError("the warm-start zygote (pipelines.local.warm.serve) ended unexpectedly")
+            self._buffer += chunk
+        line, _, self._buffer = self._buffer.partition(b"\n")
+        return int(line)
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            self.returncode = self._line(0)
+            if self.returncode is not None:
+                self._conn.close()
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        if self.returncode is None:
+            code = self._line(timeout)
+            if code is None:
+                raise subprocess.TimeoutExpired(f"warm process {self.pid}", timeout)
+            self.returncode = code
+            self._conn.close()
+        return self.returncode
+
+    def send_signal(self, sig: int) -> None:
+        if self.poll() is None:
+            os.kill(self.pid, sig)
 
 
 def _answer(answers) -> int:
@@ -166,15 +240,41 @@ def serve(listener_fd: int) -> None:
 
 
 def _monitor(conn: socket.socket) -> None:
-    request = json.loads(conn.makefile("r").readline())
+    data, fds, _, _ = socket.recv_fds(conn, 1 << 20, 1)
+    while not data.endswith(b"\n"):
+        more = conn.recv(1 << 20)
+        if not more:
+            os._exit(1)
+        data += more
+    request = json.loads(data)
+    watch_caller = request.pop("watch_caller", False)
+    if fds:
+        request["args"] = [a.replace("{fd}", str(fds[0])) for a in request["args"]]
     pid = os.fork()
     if pid == 0:
         conn.close()
         _become_container(**request)
+    for fd in fds:
+        os.close(fd)  # the container holds it now
     conn.sendall(f"{pid}\n".encode())
+    ended = threading.Event()
+    if watch_caller:
+        threading.Thread(target=_stop_when_caller_goes, args=(conn, pid, ended), daemon=True).start()
     _, status = os.waitpid(pid, 0)
+    ended.set()
     conn.sendall(f"{os.waitstatus_to_exitcode(status)}\n".encode())
     os._exit(0)
+
+
+def _stop_when_caller_goes(conn: socket.socket, pid: int, ended: threading.Event) -> None:
+    """SIGTERM the spawned process once its caller's end of the connection closes."""
+    try:
+        while conn.recv(4096):
+            pass
+    except OSError:
+        pass
+    if not ended.is_set():
+        os.kill(pid, signal.SIGTERM)
 
 
 def _become_container(module: str, args: list[str], env: dict[str, str], cwd: str, log: str) -> None:

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import socket
+import subprocess
 import sys
 import time
+
+import psutil
 
 from pipelines.local import warm
 
@@ -36,3 +41,48 @@ def test_only_python_module_commands_start_warm(monkeypatch):
     assert warm.module_of(["/bin/sh", "-m", "x"], sys.executable) is None
     monkeypatch.setenv(warm.COLD, "1")
     assert warm.module_of([sys.executable, "-m", "model_code.cli"], sys.executable) is None
+
+
+def test_a_spawned_process_has_the_handed_descriptor_and_is_handled_like_a_popen(tmp_path):
+    listener = socket.create_server(("127.0.0.1", 0))
+    log = tmp_path / "server.log"
+    try:
+        process = warm.spawn(PROBE, ["0", "30", "{fd}"], {}, tmp_path, log, listener.fileno())
+    finally:
+        listener.close()  # the spawned process holds its own copy
+    assert process.pid > 0 and process.poll() is None
+    deadline = time.monotonic() + 20
+    while not log.exists() or not log.read_text():
+        assert time.monotonic() < deadline, "the spawned probe printed nothing"
+        time.sleep(0.05)
+    seen = json.loads(log.read_text().splitlines()[0])
+    ((fd, handed),) = seen["fds"].items()
+    assert handed and seen["argv"][:2] == ["0", "30"] and fd.isdigit()
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(20) == -signal.SIGTERM == process.returncode
+
+
+def test_a_spawned_process_is_stopped_when_its_caller_is_killed(tmp_path):
+    caller = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time\n"
+            "from pathlib import Path\n"
+            "from pipelines.local import warm\n"
+            f"p = warm.spawn({PROBE!r}, ['0', '600'], {{}}, Path(sys.argv[1]), Path(sys.argv[1]) / 'log')\n"
+            "print(p.pid, flush=True)\n"
+            "time.sleep(600)\n",
+            str(tmp_path),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    spawned = psutil.Process(int(caller.stdout.readline()))
+    try:
+        caller.kill()  # SIGKILL: no cleanup of its own runs
+        caller.wait(10)
+        spawned.wait(timeout=30)  # its monitor saw the connection close and sent SIGTERM
+    finally:
+        if spawned.is_running():
+            spawned.kill()

@@ -6,7 +6,8 @@ fleet of instances, runs the model's image on each (``serve``) with the artifact
 Here each (endpoint, configuration, variant) gets one :class:`~model_code.serving.process.ServerProcess`
 on 127.0.0.1: ``mlops serve``, the gunicorn server the image runs, started from a clean
 environment (the image's, then the model package's and the model's ``Environment``) in a
-throwaway home.
+throwaway home, forked from the warm-start zygote that has already imported scikit-learn and
+pandas (:mod:`pipelines.local.warm`; ``MLOPS_COLD_STARTS=1``: a fresh interpreter each).
 
 * **Artifact.** The ``ModelDataUrl`` of the model's container, or of its model package, read
   from the emulator's S3 and extracted. A missing object or an archive that is not a tar.gz
@@ -30,7 +31,7 @@ throwaway home.
   endpoint deleted) gets SIGTERM: it answers the requests it has accepted, then exits.
 
 Not emulated: instance counts (one server per variant) and autoscaling, provisioning time
-(a server starts in the seconds its imports take), the 2 s limit on each /ping during health
+(a server starts in well under a second, warm), the 2 s limit on each /ping during health
 checks (the server answers in milliseconds), GPU metrics and disk utilisation.
 """
 
@@ -61,8 +62,9 @@ from moto.utilities.utils import get_partition
 
 from infra.local.behaviours.clock import Clock
 from infra.local.behaviours.patching import Patcher
-from model_code.serving.process import ServerProcess
+from model_code.serving.process import Launcher, ServerProcess
 from model_code.serving.serve import EXIT_WITH_PARENT_VARIABLE, WORKERS_VARIABLE
+from pipelines.local import warm
 from pipelines.local.containers import IMAGE_ENV, IMAGE_PATH, REPO_ROOT
 
 log = logging.getLogger(__name__)
@@ -192,7 +194,7 @@ class Fleets:
             # Never outlive the emulator, even one that is killed.
             EXIT_WITH_PARENT_VARIABLE: "1",
         }
-        server = ServerProcess(str(folder / "model"), env=env, inherit_env=False)
+        server = ServerProcess(str(folder / "model"), env=env, inherit_env=False, launch=_launcher())
         instance = "i-" + hashlib.sha256(f"{endpoint}/{config_name}/{name}".encode()).hexdigest()[:17]
         container = Container(endpoint, config_name, name, backend.region_name, server, folder, instance)
         try:
@@ -293,6 +295,19 @@ class Fleets:
         stamp = now.replace(tzinfo=None)
         data.append(MetricDatum(INSTANCE_NAMESPACE, "CPUUtilization", busy, dims, stamp))
         data.append(MetricDatum(INSTANCE_NAMESPACE, "MemoryUtilization", memory, dims, stamp))
+
+
+def _launcher() -> Launcher | None:
+    """Servers forked from the warm-start zygote, whose imports are done (as pipeline steps
+    are), unless ``MLOPS_COLD_STARTS=1``: then each is a fresh interpreter."""
+    if os.environ.get(warm.COLD) == "1":
+        return None
+
+    def launch(args: list[str], fd: int, env: dict[str, str], log: str) -> warm.WarmProcess:
+        home = Path(env["HOME"])
+        return warm.spawn("model_code.cli", ["serve", *args, "--fd", "{fd}"], env, home, Path(log), fd)
+
+    return launch
 
 
 def _model_data(backend: Any, model_name: str) -> tuple[str, dict[str, str]]:
