@@ -27,6 +27,7 @@ is sent SIGTERM when the connection closes because its caller has gone.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import importlib
 import json
 import os
@@ -201,8 +202,10 @@ class WarmProcess:
         return self.returncode
 
     def send_signal(self, sig: int) -> None:
+        # One that has just ended is gone before its status arrives: nothing to signal (as Popen).
         if self.poll() is None:
-            os.kill(self.pid, sig)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, sig)
 
 
 def _answer(answers) -> int:

@@ -86,3 +86,19 @@ def test_a_spawned_process_is_stopped_when_its_caller_is_killed(tmp_path):
     finally:
         if spawned.is_running():
             spawned.kill()
+
+
+def test_signalling_a_spawned_process_that_has_just_ended_is_not_an_error():
+    # Its monitor has reaped it but its status has not arrived yet: as Popen, nothing to signal.
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()
+    ours, monitors = socket.socketpair()
+    process = warm.WarmProcess(ours)
+    process.pid = ended.pid
+    try:
+        process.send_signal(signal.SIGTERM)
+        assert process.poll() is None
+        monitors.sendall(b"0\n")
+        assert process.wait(5) == 0
+    finally:
+        monitors.close()

@@ -71,9 +71,11 @@ class Behaviours:
 
     def uninstall(self) -> None:
         global _active
-        self.clock.stop_following()
-        self._patcher.restore()
-        _active = None
+        try:
+            self.clock.stop_following()
+            self._patcher.restore()
+        finally:
+            _active = None  # whatever failed, moto is as it was: another installation may follow
 
 
 def install(clock: Clock | None = None, *, endpoint_url: str | None = None) -> Behaviours:

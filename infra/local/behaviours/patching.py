@@ -31,11 +31,18 @@ class Patcher:
         self.set(owner, name, make(getattr(owner, name)))
 
     def restore(self) -> None:
+        """Undo everything, even past an undo that fails (the first failure is raised after)."""
+        failure: BaseException | None = None
         while self._undo:
-            self._undo.pop()()
+            try:
+                self._undo.pop()()
+            except Exception as exc:  # raised once the patches are undone
+                failure = failure or exc
         while self._saved:
             owner, name, original = self._saved.pop()
             if original is _MISSING:
                 delattr(owner, name)
             else:
                 setattr(owner, name, original)
+        if failure is not None:
+            raise failure

@@ -107,3 +107,24 @@ def test_control_route_makes_the_clock_follow_wall_time_and_stop(emulator, moto_
     stopped = requests.post(f"{moto_server}/_mlops/clock", json={"follow": 0}, timeout=10).json()
     assert stopped["following"] is False
     assert emulator.clock.now() > started  # at least a second of wall time, 600 virtual seconds each
+
+
+def test_an_uninstall_that_fails_part_way_still_gives_moto_back(moto_server):
+    # One behaviour failing to stop must not leave the others patched into moto, nor block the
+    # next installation in the process (every later test would fail "already installed").
+    from moto.sagemaker.responses import SageMakerResponse
+
+    from infra.local.behaviours import install
+
+    original = SageMakerResponse.__dict__.get("update_endpoint")
+    behaviours = install(Clock(START))
+    assert SageMakerResponse.__dict__.get("update_endpoint") is not original
+
+    def fails() -> None:
+        raise ProcessLookupError("a server that had already gone")
+
+    behaviours._patcher.on_restore(fails)
+    with pytest.raises(ProcessLookupError):
+        behaviours.uninstall()
+    assert SageMakerResponse.__dict__.get("update_endpoint") is original
+    install(Clock(START)).uninstall()
