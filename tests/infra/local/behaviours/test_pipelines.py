@@ -126,10 +126,18 @@ def test_stopping_an_execution_starts_no_further_step(emulator, client):
     # Independent steps start together (as on SageMaker): "Never" waits for "Slow" to finish.
     make_pipeline(
         sm,
-        processing("Slow", "import time; time.sleep(1)"),
+        processing("Slow", "import time; time.sleep(3)"),
         {**processing("Never", "pass"), "DependsOn": ["Slow"]},
     )
     arn = sm.start_pipeline_execution(PipelineName="training")["PipelineExecutionArn"]
+    # Stopped while "Slow" runs (a stop before any step starts ends the execution at once).
+    deadline = time.monotonic() + 30
+    while not any(
+        s["StepName"] == "Slow" and s["StepStatus"] == "Executing"
+        for s in sm.list_pipeline_execution_steps(PipelineExecutionArn=arn)["PipelineExecutionSteps"]
+    ):
+        assert time.monotonic() < deadline, "Slow never started"
+        time.sleep(0.05)
     sm.stop_pipeline_execution(PipelineExecutionArn=arn, ClientRequestToken="s" * 32)
     assert sm.describe_pipeline_execution(PipelineExecutionArn=arn)["PipelineExecutionStatus"] == "Stopping"
     sm.stop_pipeline_execution(PipelineExecutionArn=arn, ClientRequestToken="s" * 32)  # a repeat is fine
