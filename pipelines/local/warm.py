@@ -129,26 +129,20 @@ class _Zygote:
         atexit.register(self.close)
 
     def run(self, request: dict, timeout: float | None) -> int | None:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
-            conn.connect(self.address)
-            conn.sendall(json.dumps(request).encode() + b"\n")
-            answers = conn.makefile("r")
-            pid = _answer(answers)
-            conn.settimeout(timeout)
-            try:
-                return _answer(answers)
-            except TimeoutError:
-                os.kill(pid, signal.SIGKILL)
-                conn.settimeout(None)
-                _answer(conn.makefile("r"))  # its death (a timed-out reader reads no more)
-                return None
+        process = self.spawn(request, None, watch_caller=False)
+        try:
+            return process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.kill(process.pid, signal.SIGKILL)
+            process.wait()  # its death
+            return None
 
-    def spawn(self, request: dict, pass_fd: int | None) -> WarmProcess:
+    def spawn(self, request: dict, pass_fd: int | None, watch_caller: bool = True) -> WarmProcess:
         conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         conn.connect(self.address)
         socket.send_fds(
             conn,
-            [json.dumps({**request, "watch_caller": True}).encode() + b"\n"],
+            [json.dumps({**request, "watch_caller": watch_caller}).encode() + b"\n"],
             [pass_fd] if pass_fd is not None else [],
         )
         process = WarmProcess(conn)
@@ -206,13 +200,6 @@ class WarmProcess:
         if self.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self.pid, sig)
-
-
-def _answer(answers) -> int:
-    line = answers.readline()
-    if not line:
-        raise RuntimeError("the warm-start zygote (pipelines.local.warm.serve) ended unexpectedly")
-    return int(line)
 
 
 # -- the zygote's side -----------------------------------------------------------------------------

@@ -201,9 +201,7 @@ class Fleets:
             server.start(timeout=HEALTH_CHECK_SECONDS)
         except (RuntimeError, TimeoutError) as error:
             log.info("variant %s of %s failed its health check: %s", name, endpoint, error)
-            container.server.stop()
-            self._ship(container)  # what it said before it gave up, where the reason points
-            self._stop(container, ship=False)
+            self._stop(container, create_group=True)  # its last words are where the reason points
             raise DeploymentFailed(
                 f"The primary container for production variant {name} did not pass the ping health "
                 "check. Please check CloudWatch logs for this endpoint."
@@ -229,10 +227,10 @@ class Fleets:
         if future.exception() is None:
             threading.Thread(target=self._stop, args=(future.result(),), daemon=True).start()
 
-    def _stop(self, container: Container, ship: bool = True) -> None:
+    def _stop(self, container: Container, create_group: bool = False) -> None:
         container.server.stop()
-        if ship:  # its last words, unless its log group has gone (a destroy deletes it after the endpoint)
-            self._ship(container, create=False)
+        # Its last words; by default not into a group that has gone (a destroy deletes it after the endpoint).
+        self._ship(container, create=create_group)
         container.server.close()
         shutil.rmtree(container.folder, ignore_errors=True)
 
