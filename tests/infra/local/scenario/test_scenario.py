@@ -189,3 +189,18 @@ def test_mlops_verify_fails_naming_the_drift_alarms_in_alarm(run):
     failed = [c for c in verify(scenario.outputs, scenario.emulator.session()) if not c.ok]
     drifted = {f"customer-churn-{scenario.stack}-drift-{f}" for f in summary["phases"][1]["drifted_features"]}
     assert {c.name.removeprefix("alarm ") for c in failed if c.live == "ALARM"} == drifted
+
+
+def test_the_printed_total_is_the_sum_of_the_phases_printed_with_the_dashboard_among_them(run):
+    import re
+
+    from rich.console import Console
+
+    from infra.local.scenario.cli import render
+
+    scenario, summary = run
+    seconds = {**scenario.seconds, "draw the dashboard": 9.0}
+    console = Console(record=True, width=160)
+    render(summary, seconds, [], console)
+    total = float(re.search(r"Seconds per phase \(total ([\d.]+) s\)", console.export_text()).group(1))
+    assert total == round(sum(seconds.values()), 1)
