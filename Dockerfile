@@ -28,11 +28,12 @@ RUN pip install --no-cache-dir -r requirements.lock
 
 # Then the project itself, with --no-deps: the lock already is the whole environment, and
 # pip check fails the build if the project's declared dependencies disagree with it.
+# Only model_code/ goes in: it is all a container runs (processing steps, train, serve) and it
+# imports nothing above it. The operator's `mlops` command (package mlops/) is not in the image,
+# so the console script pip writes for it is removed rather than left pointing at nothing.
 COPY pyproject.toml README.md ./
 COPY model_code/ model_code/
-COPY pipelines/ pipelines/
-COPY infra/ infra/
-RUN pip install --no-cache-dir --no-deps . && pip check
+RUN pip install --no-cache-dir --no-deps . && rm /usr/local/bin/mlops && pip check
 
 COPY --chmod=0755 docker/train docker/serve /usr/local/bin/
 

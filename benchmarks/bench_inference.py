@@ -28,7 +28,7 @@ from collections.abc import Callable
 
 from threadpoolctl import threadpool_limits
 
-from model_code.contract import schema, synthetic
+from model_code.contract import rules, schema, synthetic
 from model_code.serving import inference
 from model_code.training import artifact
 from model_code.training.features import MODEL_TYPES
@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
 
     contract = schema.load()
     raw = synthetic.generate(args.rows, seed=7)
-    bundle = fit_model(schema.coerce(raw, contract), contract, model_type=args.model_type, random_state=0)
+    bundle = fit_model(rules.coerce(raw, contract), contract, model_type=args.model_type, random_state=0)
     with tempfile.TemporaryDirectory() as model_dir:
         model = inference.model_fn(str(artifact.save(model_dir, bundle)))
 
@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     records = json.loads(sample.to_json(orient="records"))
     one = json.dumps(records[0]).encode()
     as_built = inference.input_fn(one, inference.JSON, model.schema)
-    as_trained = schema.coerce(sample.head(1), contract)[contract.feature_names]
+    as_trained = rules.coerce(sample.head(1), contract)[contract.feature_names]
 
     def chain(body: bytes, content_type: str = inference.JSON) -> bytes:
         data = inference.input_fn(body, content_type, model.schema)

@@ -31,8 +31,8 @@ import boto3
 from moto.server import ThreadedMotoServer
 from threadpoolctl import threadpool_limits
 
-from infra.local.behaviours import Clock, install
-from model_code.contract import schema, synthetic
+from localcloud.behaviours import Clock, install
+from model_code.contract import schema, synthetic, table
 from model_code.serving import inference
 from model_code.training import artifact
 from model_code.training.train import fit_model
@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     churn = schema.load(schema.EXAMPLE_SCHEMA)
     work = Path(tempfile.mkdtemp(prefix="bench-local-cloud-"))
     synthetic.generate(4000, seed=7).to_csv(work / "churn.csv", index=False)
-    frame = schema.read_csv(work / "churn.csv", churn)
+    frame = table.read_csv(work / "churn.csv", churn)
     bundle = fit_model(frame, churn, random_state=0)
     model_dir = artifact.save(work / "model", bundle)
     model = inference.model_fn(str(model_dir))

@@ -39,7 +39,7 @@ def measure(stack: str, in_process: bool = False) -> dict:
     warnings.filterwarnings("ignore")
     os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
     sys.path.insert(0, str(ROOT))
-    from infra.local.emulator import Emulator, EmulatorProcess
+    from localcloud.emulator import Emulator, EmulatorProcess
 
     # As `mlops local deploy` runs it: the emulator in a process of its own (--in-process: a thread).
     emulator = Emulator().start() if in_process else EmulatorProcess()
@@ -48,7 +48,7 @@ def measure(stack: str, in_process: bool = False) -> dict:
     import botocore.endpoint
 
     from infra import ml_pipelines
-    from infra.local.engine import Engine
+    from localcloud.engine import Engine
 
     spent = {"definitions": 0.0, "aws": 0.0}
     build = ml_pipelines._definition.__wrapped__

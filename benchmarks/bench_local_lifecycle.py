@@ -27,7 +27,7 @@ def run(rows: int, cold: bool) -> tuple[float, dict]:
         env = {**os.environ, "PYTHONPATH": str(ROOT), **({"MLOPS_COLD_STARTS": "1"} if cold else {})}
         started = time.perf_counter()
         subprocess.run(
-            [sys.executable, "-m", "model_code.cli", "local", "--rows", str(rows), "--json", str(summary)],
+            [sys.executable, "-m", "mlops.cli", "local", "--rows", str(rows), "--json", str(summary)],
             cwd=ROOT,
             env=env,
             check=True,

@@ -317,13 +317,13 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(name, "1")
 
-    from model_code.contract import schema, synthetic
+    from model_code.contract import rules, schema, synthetic
     from model_code.serving.process import ServerProcess
     from model_code.training import artifact
     from model_code.training.train import fit_model
 
     contract = schema.load()
-    bundle = fit_model(schema.coerce(synthetic.generate(4000, seed=7), contract), contract, random_state=0)
+    bundle = fit_model(rules.coerce(synthetic.generate(4000, seed=7), contract), contract, random_state=0)
     record = json.loads(synthetic.generate(1, seed=11).to_json(orient="records"))[0]
     body = json.dumps({name: record[name] for name in contract.feature_names}).encode()
     with tempfile.TemporaryDirectory() as folder:

@@ -25,12 +25,11 @@ from infra.container_image import ContainerImage, ContainerImageArgs
 from infra.endpoint import ModelEndpoint, ModelEndpointArgs
 from infra.experiment_tracking import ExperimentTracking, ExperimentTrackingArgs
 from infra.feature_store import FeatureStore, FeatureStoreArgs
-from infra.ml_pipelines import MlPipelines, MlPipelinesArgs
+from infra.ml_pipelines import MlPipelines, MlPipelinesArgs, definition_digest
 from infra.model_registry import ModelRegistry, ModelRegistryArgs
 from infra.monitoring import AlarmThresholds, Monitoring, MonitoringArgs
 from infra.retraining import Retraining, RetrainingArgs
 from infra.rollout import endpoint_name, variant_names
-from infra.verify import definition_digest
 from model_code.contract import schema as schema_mod
 
 config = config_mod.load()

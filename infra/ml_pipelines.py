@@ -23,6 +23,7 @@ stack's bucket, key, image repository, feature group and model package group.
 from __future__ import annotations
 
 import functools
+import hashlib
 import importlib
 import json
 import os
@@ -127,6 +128,11 @@ class MlPipelinesArgs:
 
 
 # -- plain functions: names, patterns, policies, definitions -----------------------------------
+
+
+def definition_digest(definition: str) -> str:
+    """The digest the stack exports for each pipeline definition (``pipelineDefinitionDigests``)."""
+    return hashlib.sha256(definition.encode()).hexdigest()
 
 
 def role_arn(partition: str, account: str, role_name: str) -> str:

@@ -4,9 +4,9 @@ SageMaker starts a training job as ``docker run IMAGE train`` and an endpoint as
 ``docker run IMAGE serve``; docker/train and docker/serve only call
 ``python -m model_code.entrypoints train|serve``, so what they do lives here, tested.
 
-* ``train``: ``mlops train``, which reads SageMaker's channels and
+* ``train``: the same code as ``mlops train`` (model_code.training.train), which reads SageMaker's channels and
   ``/opt/ml/input/config/hyperparameters.json`` itself (model_code.training.train).
-* ``serve``: ``mlops serve`` (gunicorn, one worker process per core or
+* ``serve``: the same server as ``mlops serve`` (gunicorn, one worker process per core or
   ``$SAGEMAKER_MODEL_SERVER_WORKERS``, each with one math-library thread; see
   model_code.serving.serve) on /opt/ml/model (``$SM_MODEL_DIR``), port 8080 (or
   ``$SAGEMAKER_BIND_TO_PORT``, which SageMaker sets for a container in an inference
@@ -21,11 +21,11 @@ from __future__ import annotations
 import os
 import sys
 
-from model_code import cli
-
 
 def train(argv: list[str] | None = None) -> int:
-    return cli.main(["train", *(argv or [])])
+    from model_code.training import train as training
+
+    return training.main(list(argv or []))
 
 
 def serve(argv: list[str] | None = None) -> int:
@@ -38,7 +38,9 @@ def serve(argv: list[str] | None = None) -> int:
         "--host",
         "0.0.0.0",
     ]
-    return cli.main(["serve", *defaults, *(argv or [])])
+    from model_code.serving import serve as serving
+
+    return serving.main([*defaults, *(argv or [])])
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,7 +10,7 @@ os.environ.setdefault("AWS_DEFAULT_REGION", "eu-west-1")
 import pandas as pd
 import pytest
 
-from model_code.contract import schema, synthetic
+from model_code.contract import schema, synthetic, table
 from model_code.training import artifact
 from model_code.training.train import fit_model
 
@@ -30,7 +30,7 @@ def churn_csv(tmp_path_factory) -> str:
 
 @pytest.fixture(scope="session")
 def churn_frame(churn_csv, churn_schema) -> pd.DataFrame:
-    return schema.read_csv(churn_csv, churn_schema)
+    return table.read_csv(churn_csv, churn_schema)
 
 
 @pytest.fixture(scope="session")

@@ -63,6 +63,17 @@ def test_project_is_installed_without_resolving_dependencies_again():
     assert any("pip install --no-cache-dir --no-deps ." in args for args in args_of("RUN"))
 
 
+def test_the_image_holds_only_the_code_containers_run():
+    """model_code/ alone: the operator's tools, the Pulumi program and the local cloud stay out."""
+    copied = {src for args in args_of("COPY") for src in args.split()[:-1] if not src.startswith("--")}
+    packages = {
+        src.rstrip("/") for src in copied if (ROOT / src).is_dir() and (ROOT / src / "__init__.py").exists()
+    }
+    assert packages == {"model_code"}
+    # pip writes the `mlops` console script for the project; its package is not in the image
+    assert any("rm /usr/local/bin/mlops" in args for args in args_of("RUN"))
+
+
 def test_train_and_serve_are_on_the_path():
     [copy] = [args for args in args_of("COPY") if "docker/train" in args]
     assert copy.split()[-1] == "/usr/local/bin/"

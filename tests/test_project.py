@@ -90,7 +90,7 @@ def test_readme_opens_with_the_two_command_quickstart():
 
 def test_mlops_help_lists_the_commands():
     out = subprocess.run(
-        [sys.executable, "-m", "model_code.cli", "--help"], capture_output=True, text=True, check=True
+        [sys.executable, "-m", "mlops.cli", "--help"], capture_output=True, text=True, check=True
     ).stdout
     for command in (
         "generate-data",
@@ -106,6 +106,6 @@ def test_mlops_help_lists_the_commands():
 
 
 def test_unknown_command_is_an_error_naming_it():
-    proc = subprocess.run([sys.executable, "-m", "model_code.cli", "deploy"], capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-m", "mlops.cli", "deploy"], capture_output=True, text=True)
     assert proc.returncode == 2
     assert "unknown command 'deploy'" in proc.stderr

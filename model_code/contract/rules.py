@@ -350,3 +350,13 @@ def check_frame(frame: pd.DataFrame, schema: Schema) -> tuple[pd.DataFrame, Chec
     return out, Checked(
         out, pd.DataFrame(reasons, index=index), pd.DataFrame(summaries, index=index), unparsed
     )
+
+
+def coerce(frame: pd.DataFrame, schema: Schema) -> pd.DataFrame:
+    """Coerce the columns the schema names to their declared types (these rules say what is valid).
+
+    Invalid values become nulls instead of raising: a blank " " in a fractional column is a
+    data problem to quarantine, not a crash. ``check_frame`` also says why each one
+    is invalid. Columns the schema does not name are dropped; the caller reports them.
+    """
+    return check_frame(frame, schema)[0]

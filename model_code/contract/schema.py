@@ -22,7 +22,6 @@ Format (optional keys marked)::
 
 from __future__ import annotations
 
-import logging
 import math
 import re
 from dataclasses import dataclass, field
@@ -31,8 +30,6 @@ from typing import Any
 
 import pandas as pd
 import yaml
-
-log = logging.getLogger(__name__)
 
 FEATURE_TYPES = ("integral", "fractional", "string")
 ENGINEERED_OPS = ("ratio", "product", "difference", "sum", "log1p")
@@ -363,57 +360,10 @@ def load(path: str | Path = EXAMPLE_SCHEMA) -> Schema:
         raise SchemaError(f"{path}: {exc}") from None
 
 
-def coerce(frame: pd.DataFrame, schema: Schema) -> pd.DataFrame:
-    """Coerce the columns the schema names to their declared types (``rules`` says what is valid).
-
-    Invalid values become nulls instead of raising: a blank " " in a fractional column is a
-    data problem to quarantine, not a crash. ``rules.check_frame`` also says why each one
-    is invalid. Columns the schema does not name are dropped; the caller reports them.
-    """
-    from model_code.contract import rules
-
-    return rules.check_frame(frame, schema)[0]
-
-
 def as_string(series: pd.Series) -> pd.Series:
     """Text with surrounding spaces stripped; an empty cell is null."""
     text = series.astype("string").str.strip()
     return text.mask(text == "")
-
-
-def read_raw(path: str | Path) -> pd.DataFrame:
-    """A CSV (every value as its text) or Parquet file as it is, before any typing."""
-    path = Path(path)
-    if path.suffix == ".parquet":
-        return pd.read_parquet(path)
-    return _csv_text(path)
-
-
-def _csv_text(path: str | Path) -> pd.DataFrame:
-    return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
-
-
-def from_raw(raw: pd.DataFrame, schema: Schema, where: str = "data") -> pd.DataFrame:
-    """Type a raw frame by the schema; columns it does not name are dropped and reported.
-
-    The ignored column names are logged and kept in ``frame.attrs["ignored_columns"]``.
-    """
-    ignored = [c for c in raw.columns if c not in schema.columns]
-    if ignored:
-        log.warning("%s: ignoring columns the schema does not name: %s", where, ", ".join(map(str, ignored)))
-    frame = coerce(raw, schema)
-    frame.attrs["ignored_columns"] = ignored
-    return frame
-
-
-def read_csv(path: str | Path, schema: Schema) -> pd.DataFrame:
-    """Read a CSV by the schema: named columns coerced to their types, others ignored."""
-    return from_raw(_csv_text(path), schema, str(path))
-
-
-def read_table(path: str | Path, schema: Schema) -> pd.DataFrame:
-    """Read a CSV or Parquet file (by extension) by the schema."""
-    return from_raw(read_raw(path), schema, str(path))
 
 
 def expected_dtype_kind(feature: Feature) -> str:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,8 @@ import pandas as pd
 
 from model_code.contract import rules
 from model_code.contract.schema import Schema
+
+log = logging.getLogger(__name__)
 
 SOURCE_COLUMN = "source_file"
 LINE_COLUMN = "line"
@@ -232,3 +235,38 @@ def valid_rows(files: list[Path], schema: Schema, where: str) -> tuple[pd.DataFr
         "rejected_reasons": dict(reasons.most_common()),
     }
     return frame[~bad].reset_index(drop=True), accounting
+
+
+def read_raw(path: str | Path) -> pd.DataFrame:
+    """A CSV (every value as its text) or Parquet file as it is, before any typing."""
+    path = Path(path)
+    if path.suffix == ".parquet":
+        return pd.read_parquet(path)
+    return _csv_text(path)
+
+
+def _csv_text(path: str | Path) -> pd.DataFrame:
+    return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
+
+
+def from_raw(raw: pd.DataFrame, schema: Schema, where: str = "data") -> pd.DataFrame:
+    """Type a raw frame by the schema; columns it does not name are dropped and reported.
+
+    The ignored column names are logged and kept in ``frame.attrs["ignored_columns"]``.
+    """
+    ignored = [c for c in raw.columns if c not in schema.columns]
+    if ignored:
+        log.warning("%s: ignoring columns the schema does not name: %s", where, ", ".join(map(str, ignored)))
+    frame = rules.coerce(raw, schema)
+    frame.attrs["ignored_columns"] = ignored
+    return frame
+
+
+def read_csv(path: str | Path, schema: Schema) -> pd.DataFrame:
+    """Read a CSV by the schema: named columns coerced to their types, others ignored."""
+    return from_raw(_csv_text(path), schema, str(path))
+
+
+def read_table(path: str | Path, schema: Schema) -> pd.DataFrame:
+    """Read a CSV or Parquet file (by extension) by the schema."""
+    return from_raw(read_raw(path), schema, str(path))

@@ -39,6 +39,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from model_code import container, metrics
 from model_code.contract import schema as schema_mod
+from model_code.contract import table
 from model_code.contract.schema import Schema
 from model_code.monitoring import monitor
 
@@ -177,7 +178,7 @@ def put_records(
 
 def read_accepted(files: list[Path], schema: Schema, ingestion_time: pd.Timestamp) -> pd.DataFrame:
     """The accepted rows of every shard, typed by the schema, with an event time on each."""
-    frames = [schema_mod.read_csv(p, schema) for p in files]
+    frames = [table.read_csv(p, schema) for p in files]
     columns = [schema.entity_id, *schema.feature_names, schema.target.column]
     frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
     event_time = event_time_feature(schema)

@@ -65,6 +65,7 @@ from scipy import stats
 # `import name as name` marks a re-export: the statistics that moved to drift_profile are still
 # importable from here.
 from model_code import metrics
+from model_code.contract import rules
 from model_code.contract import schema as schema_mod
 from model_code.contract.schema import Schema
 from model_code.monitoring.drift_profile import (
@@ -248,7 +249,7 @@ def read_frame(path: str | Path, schema: Schema) -> pd.DataFrame:
         raw = pd.read_parquet(path)
     else:
         raw = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
-    frame = schema_mod.coerce(raw, schema)
+    frame = rules.coerce(raw, schema)
     if PREDICTION_COLUMN in raw.columns:
         frame[PREDICTION_COLUMN] = pd.to_numeric(raw[PREDICTION_COLUMN], errors="coerce")
     return frame

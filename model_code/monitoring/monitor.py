@@ -52,6 +52,7 @@ import pandas as pd
 # `import name as name` marks a re-export: what moved to capture, shards and new_data is still
 # importable from here, where ingest and the tests look for it.
 from model_code import container, metrics, register_info
+from model_code.contract import rules
 from model_code.contract import schema as schema_mod
 from model_code.contract.schema import Schema
 from model_code.monitoring import drift, quality
@@ -150,7 +151,7 @@ def drift_shard(
     """
     records = capture.records
     inside = window.contains(records["time"])
-    current = schema_mod.coerce(records.loc[inside, schema.feature_names], schema)
+    current = rules.coerce(records.loc[inside, schema.feature_names], schema)
     if drift.PREDICTION_COLUMN in baseline.bins:
         current[drift.PREDICTION_COLUMN] = records.loc[inside, "probability"]
     return {

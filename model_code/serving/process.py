@@ -41,10 +41,10 @@ Launcher = Callable[[list[str], int, dict[str, str], str], Process]
 
 
 def popen(args: list[str], fd: int, env: dict[str, str], log: str) -> subprocess.Popen:
-    """``python -m model_code.cli serve *args --fd fd``, a fresh interpreter."""
+    """``python -m model_code.serving.serve *args --fd fd``, a fresh interpreter."""
     with open(log, "ab") as out:
         return subprocess.Popen(
-            [sys.executable, "-m", "model_code.cli", "serve", *args, "--fd", str(fd)],
+            [sys.executable, "-m", "model_code.serving.serve", *args, "--fd", str(fd)],
             pass_fds=(fd,),
             env=env,
             stdin=subprocess.DEVNULL,
@@ -73,7 +73,7 @@ class ServerProcess:
     ):
         """``env`` is added to this process's environment, or is the whole of the server's
         when ``inherit_env`` is False (a container's environment is built from nothing).
-        ``launch`` starts the process (default: a fresh ``python -m model_code.cli serve``)."""
+        ``launch`` starts the process (default: a fresh ``python -m model_code.serving.serve``)."""
         self.model_dir, self.host, self.port = str(model_dir), host, port
         self.args = ["--model-dir", self.model_dir]
         for flag, value in (

@@ -240,3 +240,7 @@ def create_server(model_dir: str, host: str = "127.0.0.1", port: int = 0, **opti
     from model_code.serving.process import ServerProcess
 
     return ServerProcess(model_dir, host=host, port=port, **options)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -34,11 +34,10 @@ from pipelines.local.staging import (
 )
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-# The image's commands on PATH (docker/train, docker/serve, the `mlops` console script).
+# The image's commands on PATH (docker/train, docker/serve).
 IMAGE_COMMANDS = {
     "train": ["-m", "model_code.entrypoints", "train"],
     "serve": ["-m", "model_code.entrypoints", "serve"],
-    "mlops": ["-m", "model_code.cli"],
 }
 # What the image's ENV and its base image set (Dockerfile), besides PATH and PYTHONPATH.
 IMAGE_ENV = {"LANG": "C.UTF-8", "PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1"}

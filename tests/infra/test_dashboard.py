@@ -9,8 +9,7 @@ import pandas as pd
 from infra.alarms import AlarmThresholds, all_alarms
 from infra.dashboard import GRID_WIDTH, ROWS, dashboard_body, dashboard_url
 from model_code import metrics
-from model_code.contract import schema as schema_mod
-from model_code.contract import synthetic
+from model_code.contract import rules, synthetic
 from model_code.monitoring import drift, quality, shadow
 
 FEATURES = ["tenure_months", "contract"]
@@ -224,7 +223,7 @@ def test_pipelines_row_counts_executions_and_retraining_triggers_by_reason():
 def _published(schema, stack: str) -> set[tuple]:
     """(metric name, dimensions) of every datum the monitoring steps publish, built by the
     publishers themselves on a small frame, with the dimensions the pipeline adds."""
-    frame = schema_mod.coerce(synthetic.generate(300, seed=3), schema)
+    frame = rules.coerce(synthetic.generate(300, seed=3), schema)
     data = []
     for variant in ("champion", "challenger"):
         scored = frame.assign(**{drift.PREDICTION_COLUMN: [i / 300 for i in range(300)]})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pulumi
 
-from infra.verify import definition_digest
+from infra.ml_pipelines import definition_digest
 from tests.infra import harness
 
 

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from model_code import cli, entrypoints
+from model_code import entrypoints
+from model_code.serving import serve
+from model_code.training import train
 
 
 @pytest.fixture
 def commands(monkeypatch):
-    """The argv each ``mlops`` command would have received."""
+    """The argv the training and serving commands would have received, each named."""
     seen: list[list[str]] = []
-    monkeypatch.setattr(cli, "main", lambda argv: seen.append(argv) or 0)
+    monkeypatch.setattr(train, "main", lambda argv: seen.append(["train", *argv]) or 0)
+    monkeypatch.setattr(serve, "main", lambda argv: seen.append(["serve", *argv]) or 0)
     return seen
 
 

@@ -26,8 +26,8 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from model_code import metrics
+from model_code.contract import rules, synthetic
 from model_code.contract import schema as schema_mod
-from model_code.contract import synthetic
 from model_code.monitoring import drift
 from model_code.serving import inference
 from model_code.training.artifact import ModelBundle
@@ -64,7 +64,7 @@ class Champion:
 
     def answer(self, traffic: pd.DataFrame) -> list[dict]:
         """The model server's predictions for ``traffic``, as it returns them."""
-        features = schema_mod.coerce(traffic[self.schema.feature_names], self.schema)
+        features = rules.coerce(traffic[self.schema.feature_names], self.schema)
         return inference.predict_fn(features, self.bundle)
 
 
@@ -72,7 +72,7 @@ class Champion:
 def champion() -> Champion:
     schema = schema_mod.load(schema_mod.EXAMPLE_SCHEMA)
     history = synthetic.generate(3000, seed=7, start=TRAINING_DAY)
-    training_data = schema_mod.coerce(history, schema)
+    training_data = rules.coerce(history, schema)
     bundle = fit_model(training_data, schema, model_params={"n_estimators": 60}, random_state=0)
     definition = monitoring.get_pipeline(
         region=REGION, role_arn=ROLE, bucket=BUCKET, schema=schema, stack=STACK
@@ -382,12 +382,12 @@ def test_a_shadow_run_publishes_the_challenger_against_production_on_the_same_re
     traffic = synthetic.generate(400, seed=14, start=TRAFFIC_DAY, id_prefix="T")
     # A challenger that learned from half the history: it disagrees with the champion on some.
     other = fit_model(
-        schema_mod.coerce(champion.history.iloc[:1500], champion.schema),
+        rules.coerce(champion.history.iloc[:1500], champion.schema),
         champion.schema,
         model_params={"n_estimators": 10, "max_depth": 2},
         random_state=1,
     )
-    features = schema_mod.coerce(traffic[champion.schema.feature_names], champion.schema)
+    features = rules.coerce(traffic[champion.schema.feature_names], champion.schema)
     challenger = inference.predict_fn(features, other)
     session, answers = stage(champion, traffic, challenger_answers=challenger)
 

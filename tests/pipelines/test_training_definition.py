@@ -19,7 +19,7 @@ import pytest
 from botocore.exceptions import ParamValidationError
 from botocore.validate import validate_parameters
 
-from model_code import cli
+from mlops import cli
 from model_code.contract import schema as schema_mod
 from pipelines import common, training
 from tests.pipelines.definitions import gets, offline

@@ -34,13 +34,11 @@ def test_a_warm_step_past_its_timeout_is_killed(tmp_path):
 
 
 def test_only_python_module_commands_start_warm(monkeypatch):
-    assert (
-        warm.module_of([sys.executable, "-m", "model_code.cli", "train"], sys.executable) == "model_code.cli"
-    )
+    assert warm.module_of([sys.executable, "-m", "mlops.cli", "train"], sys.executable) == "mlops.cli"
     assert warm.module_of([sys.executable, "-c", "print(1)"], sys.executable) is None
     assert warm.module_of(["/bin/sh", "-m", "x"], sys.executable) is None
     monkeypatch.setenv(warm.COLD, "1")
-    assert warm.module_of([sys.executable, "-m", "model_code.cli"], sys.executable) is None
+    assert warm.module_of([sys.executable, "-m", "mlops.cli"], sys.executable) is None
 
 
 def test_a_spawned_process_has_the_handed_descriptor_and_is_handled_like_a_popen(tmp_path):

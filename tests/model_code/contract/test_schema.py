@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from model_code.contract import schema
+from model_code.contract import schema, table
 
 ISSUE_EXAMPLE = """
 name: customer-churn          # kebab-case, <= 40 chars
@@ -124,7 +124,7 @@ def test_read_csv_coerces_types_and_nulls_unparseable_values(tmp_path, churn_sch
         "A1,12,50.5, ,one-year,dsl,mailed-check,1,0,1\n"
         "A2,abc,x,100,two-year,fiber,credit-card,2.5,1,0\n"
     )
-    frame = schema.read_csv(path, churn_schema)
+    frame = table.read_csv(path, churn_schema)
     assert str(frame["tenure_months"].dtype) == "Int64"
     assert frame["monthly_charges"].dtype == "float64"
     assert frame.loc[0, "monthly_charges"] == 50.5
@@ -139,7 +139,7 @@ def test_read_csv_coerces_types_and_nulls_unparseable_values(tmp_path, churn_sch
 def test_read_csv_ignores_and_reports_unknown_columns(tmp_path, churn_schema, caplog):
     path = tmp_path / "d.csv"
     path.write_text("customer_id,favourite_colour,tenure_months\nA1,blue,3\n")
-    frame = schema.read_csv(path, churn_schema)
+    frame = table.read_csv(path, churn_schema)
     assert "favourite_colour" not in frame.columns
     assert frame.attrs["ignored_columns"] == ["favourite_colour"]
     assert "favourite_colour" in caplog.text

@@ -8,8 +8,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from model_code.cli import main as mlops
-from model_code.contract import schema, synthetic
+from mlops.cli import main as mlops
+from model_code.contract import rules, synthetic
 
 
 def test_same_seed_same_data():
@@ -17,7 +17,7 @@ def test_same_seed_same_data():
 
 
 def test_clean_data_follows_the_example_contract(churn_schema):
-    frame = schema.coerce(synthetic.generate(2000, seed=1), churn_schema)
+    frame = rules.coerce(synthetic.generate(2000, seed=1), churn_schema)
     for feature in churn_schema.features:
         col = frame[feature.name]
         if feature.min is not None:

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from model_code import cli
+from mlops import cli
 from model_code.contract import schema, synthetic, table
 from model_code.contract.validate import ValidationFailed, build_suite, main, validate
 
@@ -283,7 +283,7 @@ def test_main_uses_ingestion_time_when_data_has_no_event_time(tmp_path):
 
 def test_accepted_output_is_valid_input(tmp_path, churn_csv, churn_schema):
     run(tmp_path, "--input", churn_csv)
-    again = schema.read_csv(tmp_path / "out" / "accepted" / "accepted.csv", churn_schema)
+    again = table.read_csv(tmp_path / "out" / "accepted" / "accepted.csv", churn_schema)
     result = validate(again, churn_schema)
     assert result.rows_accepted == 4000 and result.table_errors == []
 

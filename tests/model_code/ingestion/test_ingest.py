@@ -19,8 +19,8 @@ from botocore.stub import Stubber
 from moto import mock_aws
 
 from model_code import metrics
+from model_code.contract import rules, synthetic
 from model_code.contract import schema as schema_mod
-from model_code.contract import synthetic
 from model_code.ingestion import ingest
 
 GROUP = "customer-churn"
@@ -40,7 +40,7 @@ def frame(churn_schema) -> pd.DataFrame:
     """Five customers typed by the schema as IngestFeatures reads them; the first has no total_charges."""
     raw = synthetic.generate(5, seed=3, start="2026-01-01T00:00:00Z").astype({"total_charges": object})
     raw.loc[0, "total_charges"] = None
-    return schema_mod.coerce(raw, churn_schema)
+    return rules.coerce(raw, churn_schema)
 
 
 def test_put_records_use_the_feature_groups_own_definitions(churn_schema):

@@ -12,8 +12,8 @@ from moto import mock_aws
 from numpy.testing import assert_allclose
 from scipy import stats
 
+from mlops.cli import main as mlops
 from model_code import metrics
-from model_code.cli import main as mlops
 from model_code.contract import schema, synthetic
 from model_code.monitoring import drift
 

@@ -16,8 +16,8 @@ import pytest
 from moto import mock_aws
 
 from model_code import metrics
+from model_code.contract import rules, synthetic
 from model_code.contract import schema as schema_mod
-from model_code.contract import synthetic
 from model_code.monitoring import monitor, quality
 from model_code.serving import inference
 from model_code.training import artifact
@@ -158,7 +158,7 @@ def baseline_file(tmp_path_factory, bundle, churn_frame) -> Path:
 def drifted(bundle, churn_schema) -> tuple[pd.DataFrame, np.ndarray]:
     """A day of traffic with planted data drift, and the model's answers to it."""
     traffic = synthetic.generate(2000, seed=11, data_drift=1.0, start=DAY, id_prefix="T")
-    features = schema_mod.coerce(traffic[churn_schema.feature_names], churn_schema)
+    features = rules.coerce(traffic[churn_schema.feature_names], churn_schema)
     answers = inference.predict_fn(features, bundle)
     return traffic, np.array([a["probability"] for a in answers])
 
@@ -385,9 +385,9 @@ def test_json_csv_and_base64_captures_read_as_the_same_records(three_records, ch
     frames = {}
     for kind, line in lines.items():
         rows = monitor.parse_capture_line(line, churn_schema)
-        frames[kind] = schema_mod.coerce(pd.DataFrame([r[5:] for r in rows], columns=names), churn_schema)
+        frames[kind] = rules.coerce(pd.DataFrame([r[5:] for r in rows], columns=names), churn_schema)
         assert [r[4] for r in rows] == [0.1, 0.6, 0.9]
-    expected = schema_mod.coerce(three_records[names], churn_schema)
+    expected = rules.coerce(three_records[names], churn_schema)
     for frame in frames.values():
         pd.testing.assert_frame_equal(frame, expected)
 
@@ -450,7 +450,7 @@ def feedback(tmp_path_factory, churn_schema, bundle) -> tuple[list[Path], Path]:
     """Captured predictions, some customers predicted twice in different files, and their labels
     (some missing, some for customers never predicted)."""
     traffic = synthetic.generate(1200, seed=13, concept_drift=0.5, start=DAY, id_prefix="Q")
-    features = schema_mod.coerce(traffic[churn_schema.feature_names], churn_schema)
+    features = rules.coerce(traffic[churn_schema.feature_names], churn_schema)
     proba = np.array([a["probability"] for a in inference.predict_fn(features, bundle)])
     # The first 200 customers come back later in the day with other answers.
     again = traffic.iloc[:200].assign(event_time="2026-02-01T23:00:00Z")

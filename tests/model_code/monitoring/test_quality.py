@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 from numpy.testing import assert_allclose
 
-from model_code.cli import main as mlops
-from model_code.contract import schema, synthetic
+from mlops.cli import main as mlops
+from model_code.contract import rules, synthetic
 from model_code.monitoring import quality
 from model_code.training.train import fit_model
 
@@ -128,7 +128,7 @@ def test_concept_drift_lowers_auc_of_a_model_trained_before_it(churn_frame, chur
     model = fit_model(churn_frame, churn_schema, model_params={"n_estimators": 50}).pipeline
 
     def auc(concept_drift: float) -> float:
-        frame = schema.coerce(synthetic.generate(5000, seed=11, concept_drift=concept_drift), churn_schema)
+        frame = rules.coerce(synthetic.generate(5000, seed=11, concept_drift=concept_drift), churn_schema)
         predictions = frame.assign(probability=model.predict_proba(frame)[:, 1])
         labels = frame.rename(columns={"churned": "label"})
         return quality.evaluate_window(predictions, labels, churn_schema).metrics["auc"]

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from numpy.testing import assert_allclose
 
-from model_code.contract import schema, synthetic
+from model_code.contract import rules, schema, synthetic
 from model_code.serving import inference
 from model_code.serving.inference import BadRequest, UnsupportedContentType
 from model_code.training.train import fit_model
@@ -278,7 +278,7 @@ def test_string_class_labels_are_returned_as_in_the_data(churn_schema):
     labelled = schema.parse(raw)
     frame = synthetic.generate(600, seed=3)
     frame["churned"] = np.where(frame["churned"] == 1, "Yes", "No")
-    bundle = fit_model(schema.coerce(frame, labelled), labelled, model_type="logistic")
+    bundle = fit_model(rules.coerce(frame, labelled), labelled, model_type="logistic")
     body = _json({"instances": json.loads(frame.head(50).to_json(orient="records"))})
     predictions = inference.predict_fn(inference.input_fn(body, JSON, labelled), bundle)
     assert {p["prediction"] for p in predictions} == {"Yes", "No"}

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from model_code.contract import schema, synthetic
+from model_code.contract import rules, schema, synthetic
 from model_code.training import prepare
 from model_code.training.train import read_channel
 
@@ -29,7 +29,7 @@ def daily(n_days: int, *, per_day: int = 10, seed: int = 0) -> pd.DataFrame:
     raw = synthetic.generate(n_days * per_day, seed=seed)
     days = [NEWEST - pd.Timedelta(days=d) for d in range(n_days) for _ in range(per_day)]
     raw["event_time"] = [t.strftime("%Y-%m-%dT%H:%M:%SZ") for t in days]
-    return schema.coerce(raw, schema.load())
+    return rules.coerce(raw, schema.load())
 
 
 def tiny(labels: list[int], days_ago: list[int]) -> pd.DataFrame:

@@ -1,0 +1,387 @@
+"""CloudWatch alarm evaluation on the virtual clock, from the metric data stored in the emulator.
+
+At every minute of the clock each metric alarm is evaluated as CloudWatch does: the statistic
+(or percentile) of each of the last ``EvaluationPeriods`` complete periods, compared with the
+threshold, ``DatapointsToAlarm`` of them breaching for ALARM, missing periods treated as the
+alarm's ``TreatMissingData`` says; metric-math alarms evaluate their expression per period
+(``FILL``, arithmetic on query ids, constants). A state change (from evaluation or
+``SetAlarmState``) updates ``DescribeAlarms``, is recorded for ``DescribeAlarmHistory`` (which
+moto lacks), runs the alarm's SNS actions when actions are enabled (the publishes are recorded
+on the topic) and emits the "CloudWatch Alarm State Change" event to EventBridge.
+
+Also as AWS: a new alarm starts in INSUFFICIENT_DATA (moto starts it OK); putting an existing
+alarm again keeps its state and history (moto reset both); metrics published without a timestamp
+are stamped with the virtual clock.
+
+Not emulated: the evaluation range looking further back than ``EvaluationPeriods`` when points
+are missing (``missing`` and ``ignore`` judge the present points only); percentiles from
+``StatisticValues`` (only raw values have percentiles); anomaly-detection bands, composite
+alarms' rules, ``EvaluateLowSampleCountPercentile``, units; metric-math functions other than
+``FILL``; actions other than SNS topics (Auto Scaling, EC2, Systems Manager are ignored).
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import logging
+import math
+import operator
+from collections import defaultdict
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from moto.cloudwatch import models as cw_models
+from moto.cloudwatch import responses as cw_responses
+from moto.sns.models import sns_backends
+from moto.utilities.arns import parse_arn
+
+from localcloud.behaviours import events
+from localcloud.behaviours.alarm_messages import describe_alarm_history, event_detail, sns_message, truthy
+from localcloud.behaviours.clock import Clock
+from localcloud.behaviours.patching import Patcher
+
+log = logging.getLogger(__name__)
+OK, ALARM, INSUFFICIENT = "OK", "ALARM", "INSUFFICIENT_DATA"
+_COMPARISONS: dict[str, tuple[Callable[[float, float], bool], str]] = {
+    "GreaterThanOrEqualToThreshold": (operator.ge, "greater than or equal to"),
+    "GreaterThanThreshold": (operator.gt, "greater than"),
+    "LessThanThreshold": (operator.lt, "less than"),
+    "LessThanOrEqualToThreshold": (operator.le, "less than or equal to"),
+}
+_OPERATORS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv}
+
+
+def _epoch(when: datetime) -> float:
+    return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%S.000+0000")
+
+
+class _MetricIndex:
+    """Datapoints of one backend grouped by metric (namespace, name, exact dimension set).
+
+    moto's metric list only grows, so each evaluation indexes just what arrived since the last.
+    """
+
+    def __init__(self) -> None:
+        self.seen = 0
+        self.points: dict[tuple, list[Any]] = defaultdict(list)
+
+    def update(self, data: list[Any]) -> None:
+        if len(data) < self.seen:  # the backend was reset
+            self.seen, self.points = 0, defaultdict(list)
+        for datum in data[self.seen :]:
+            self.points[_key(datum.namespace, datum.name, datum.dimensions)].append(datum)
+        self.seen = len(data)
+
+
+def _key(namespace: str, name: str, dimensions: list[Any]) -> tuple:
+    return (namespace, name, frozenset((d.name, d.value) for d in dimensions))
+
+
+def statistic(stat: str, datums: list[Any]) -> float | None:
+    """One CloudWatch statistic (or ``pNN`` percentile) of the datapoints of one period."""
+    if not datums:
+        return None
+    raw = [d.value for d in datums if hasattr(d, "value")]
+    aggregated = [d for d in datums if not hasattr(d, "value")]
+    count = len(raw) + sum(d.sample_count for d in aggregated)
+    total = sum(raw) + sum(d.sum for d in aggregated)
+    if stat == "SampleCount":
+        return float(count)
+    if stat == "Sum":
+        return float(total)
+    if stat == "Average":
+        return total / count if count else None
+    if stat == "Minimum":
+        return min([*raw, *(d.min for d in aggregated)])
+    if stat == "Maximum":
+        return max([*raw, *(d.max for d in aggregated)])
+    if stat.startswith("p") and raw:
+        # Nearest rank: the smallest value with at least pNN% of the values at or below it.
+        ordered = sorted(raw)
+        rank = math.ceil(float(stat[1:]) / 100 * len(ordered))
+        return ordered[max(rank, 1) - 1]
+    return None
+
+
+def evaluate_expression(expression: str, values: dict[str, float | None]) -> float | None:
+    """Evaluate a metric-math expression for one period; a missing operand makes the result missing."""
+
+    def walk(node: ast.AST) -> float | None:
+        if isinstance(node, ast.Expression):
+            return walk(node.body)
+        if isinstance(node, ast.Constant) and isinstance(node.value, int | float):
+            return float(node.value)
+        if isinstance(node, ast.Name):
+            if node.id not in values:
+                raise ValueError(f"Metrics: expression {expression!r} uses unknown id {node.id!r}")
+            return values[node.id]
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+            inner = walk(node.operand)
+            return None if inner is None else -inner
+        if isinstance(node, ast.BinOp) and type(node.op) in _OPERATORS:
+            left, right = walk(node.left), walk(node.right)
+            if left is None or right is None:
+                return None
+            if isinstance(node.op, ast.Div) and right == 0:
+                return None  # CloudWatch drops a point divided by zero
+            return _OPERATORS[type(node.op)](left, right)
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "FILL":
+            series, fill = (walk(arg) for arg in node.args)
+            return fill if series is None else series
+        raise ValueError(f"Metrics: expression {expression!r} uses what the emulator cannot evaluate")
+
+    return walk(ast.parse(expression, mode="eval"))
+
+
+def period_values(
+    alarm: Any, index: _MetricIndex, now: datetime
+) -> tuple[int, list[tuple[float, float | None]]]:
+    """The alarm's period and its value in each of the last ``EvaluationPeriods`` complete periods, newest first."""
+    if alarm.metric_data_queries:
+        stats = [q for q in alarm.metric_data_queries if q.metric_stat is not None]
+        period = int(stats[0].metric_stat.period) if stats else 60
+    else:
+        period = int(alarm.period)
+    end = math.floor(_epoch(now) / period) * period
+    starts = [end - (i + 1) * period for i in range(int(alarm.evaluation_periods))]
+
+    def series(namespace: str, name: str, dimensions: list[Any], stat: str) -> list[float | None]:
+        datums = index.points.get(_key(namespace, name, dimensions), [])
+        buckets: dict[float, list[Any]] = defaultdict(list)
+        for datum in datums:
+            stamp = _epoch(datum.timestamp)
+            if starts[-1] <= stamp < end:
+                buckets[math.floor((stamp - starts[-1]) / period) * period + starts[-1]].append(datum)
+        return [statistic(stat, buckets.get(start, [])) for start in starts]
+
+    if not alarm.metric_data_queries:
+        stat = alarm.extended_statistic or alarm.statistic
+        return period, list(
+            zip(starts, series(alarm.namespace, alarm.metric_name, alarm.dimensions, stat), strict=True)
+        )
+    by_id: dict[str, list[float | None]] = {}
+    for query in alarm.metric_data_queries:
+        if query.metric_stat is not None:
+            metric = query.metric_stat.metric
+            by_id[query.id] = series(
+                metric.namespace, metric.metric_name, metric.dimensions, query.metric_stat.stat
+            )
+    for query in alarm.metric_data_queries:
+        if query.expression:
+            by_id[query.id] = [
+                evaluate_expression(query.expression, {k: v[i] for k, v in by_id.items()})
+                for i in range(len(starts))
+            ]
+    returned = [q for q in alarm.metric_data_queries if truthy(q.return_data)]
+    chosen = returned[0] if returned else next(q for q in alarm.metric_data_queries if q.expression)
+    return period, list(zip(starts, by_id[chosen.id], strict=True))
+
+
+def decide(alarm: Any, values: list[tuple[float, float | None]]) -> tuple[str, str] | None:
+    """(new state, reason) for these period values, or None to keep the state (``ignore``, all missing)."""
+    compare, words = _COMPARISONS[alarm.comparison_operator]
+    treat = alarm.treat_missing_data or "missing"
+    needed = int(alarm.datapoints_to_alarm or alarm.evaluation_periods)
+    present = [(start, v) for start, v in values if v is not None]
+    if not present and treat in ("missing", "ignore"):
+        if treat == "ignore":
+            return None
+        return INSUFFICIENT, f"Insufficient Data: {len(values)} datapoints were unknown."
+    breaching = sum(1 for _, v in present if compare(v, alarm.threshold))
+    missing = len(values) - len(present)
+    if treat == "breaching":
+        breaching += missing
+    shown = ", ".join(f"{v} ({datetime.fromtimestamp(s, UTC):%d/%m/%y %H:%M:%S})" for s, v in present)
+    judged = len(values) if treat in ("breaching", "notBreaching") else len(present)
+    state = ALARM if breaching >= needed else OK
+    verb = "were" if state == ALARM else "were not"
+    reason = (
+        f"Threshold Crossed: {breaching} out of the last {judged} datapoints [{shown}] {verb} "
+        f"{words} the threshold ({alarm.threshold}) (minimum {needed} datapoints for OK -> ALARM transition)."
+    )
+    return state, reason
+
+
+def _without_empty_periods(original: Callable[..., Any]) -> Callable[..., Any]:
+    """GetMetricData leaves out a period without a value, as CloudWatch does (moto answered it as
+    a null, which it then cannot serialize: a 500 for a percentile of statistic-set data)."""
+
+    def get_metric_data(self: Any, *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
+        results = original(self, *args, **kwargs)
+        for result in results:
+            kept = [
+                (t, v) for t, v in zip(result["timestamps"], result["values"], strict=True) if v is not None
+            ]
+            result["timestamps"], result["values"] = [t for t, _ in kept], [v for _, v in kept]
+        return results
+
+    return get_metric_data
+
+
+class AlarmBehaviour:
+    """Evaluates every alarm of every account and region on each clock step."""
+
+    def __init__(self, clock: Clock, patcher: Patcher) -> None:
+        self.clock = clock
+        behaviour = self
+        patcher.set(cw_models, "utcnow", clock.naive_now)
+
+        def put_metric_alarm(original_put: Callable[..., Any]) -> Callable[..., Any]:
+            return lambda backend, name, *args, **kwargs: behaviour._put(
+                original_put, backend, name, *args, **kwargs
+            )
+
+        def update_state(original_update: Callable[..., Any]) -> Callable[..., Any]:
+            def update(alarm: Any, reason: str, reason_data: str, state_value: str) -> None:
+                old = {"stateValue": alarm.state_value, "stateReason": alarm.state_reason}
+                old_timestamp = alarm.state_updated_timestamp
+                original_update(alarm, reason, reason_data, state_value)
+                behaviour._changed(alarm, old, old_timestamp)
+
+            return update
+
+        patcher.wrap(cw_models.CloudWatchBackend, "put_metric_alarm", put_metric_alarm)
+        patcher.wrap(cw_models.Alarm, "update_state", update_state)
+        patcher.wrap(cw_models.CloudWatchBackend, "get_metric_data", _without_empty_periods)
+        # Dimensions are a set: moto sorts them to compare, with an ordering that is not one
+        # (name < name and value < name), so a query naming them in another order found nothing.
+        patcher.set(
+            cw_models.Dimension, "__lt__", lambda a, b: (a.name, a.value or "") < (b.name, b.value or "")
+        )
+        patcher.set(cw_responses.CloudWatchResponse, "describe_alarm_history", describe_alarm_history)
+        clock.subscribe(self.evaluate_all)
+        patcher.on_restore(lambda: clock.unsubscribe(self.evaluate_all))
+
+    def _put(
+        self, original_put: Callable[..., Any], backend: Any, name: str, *args: Any, **kwargs: Any
+    ) -> Any:
+        """PutMetricAlarm as AWS: a new alarm is unchecked; an existing one keeps its state and history."""
+        previous = backend.alarms.get(name)
+        alarm = original_put(backend, name, *args, **kwargs)
+        if previous is None:
+            alarm.state_value, alarm.state_reason = INSUFFICIENT, "Unchecked: Initial alarm creation"
+            alarm.mlops_history = []
+            verb = "created"
+        else:
+            for attr in (
+                "state_value",
+                "state_reason",
+                "state_reason_data",
+                "state_updated_timestamp",
+                "history",
+            ):
+                setattr(alarm, attr, getattr(previous, attr))
+            alarm.mlops_history = getattr(previous, "mlops_history", [])
+            verb = "updated"
+        summary = f'Alarm "{name}" {verb}'
+        self._history(alarm, "ConfigurationUpdate", summary, {"version": "1.0", "type": verb.capitalize()})
+        return alarm
+
+    def _history(self, alarm: Any, kind: str, summary: str, data: dict[str, Any]) -> None:
+        if not hasattr(alarm, "mlops_history"):
+            alarm.mlops_history = []
+        alarm.mlops_history.append(
+            {
+                "AlarmName": alarm.name,
+                "AlarmType": "CompositeAlarm" if alarm.rule else "MetricAlarm",
+                "Timestamp": self.clock.naive_now(),
+                "HistoryItemType": kind,
+                "HistorySummary": summary,
+                "HistoryData": json.dumps(data),
+            }
+        )
+
+    def evaluate_all(self, now: datetime) -> None:
+        for regions in list(cw_models.cloudwatch_backends.values()):
+            for backend in list(regions.values()):
+                # Kept on the backend itself: a reset emulator gets new backends and new indexes.
+                index = backend.__dict__.setdefault("mlops_metric_index", _MetricIndex())
+                index.update(backend.metric_data)
+                for alarm in list(backend.alarms.values()):
+                    if alarm.rule is None and alarm.comparison_operator in _COMPARISONS:
+                        try:
+                            self.evaluate(alarm, index, now)
+                        except (ValueError, TypeError, KeyError) as error:
+                            # One alarm the emulator cannot evaluate must not stop the clock.
+                            log.warning("alarm %s not evaluated: %s", alarm.name, error)
+
+    def evaluate(self, alarm: Any, index: _MetricIndex, now: datetime) -> None:
+        period, values = period_values(alarm, index, now)
+        outcome = decide(alarm, values)
+        if outcome is None or outcome[0] == alarm.state_value:
+            return
+        state, reason = outcome
+        data = {
+            "version": "1.0",
+            "queryDate": _iso(_epoch(now)),
+            "startDate": _iso(values[-1][0]),
+            "period": period,
+            "recentDatapoints": [v for _, v in reversed(values) if v is not None],
+            "threshold": alarm.threshold,
+            "evaluatedDatapoints": [
+                {"timestamp": _iso(s), **({"value": v} if v is not None else {})} for s, v in values
+            ],
+        }
+        if not alarm.metric_data_queries:
+            data["statistic"] = alarm.extended_statistic or alarm.statistic
+        alarm.update_state(reason, json.dumps(data), state)
+
+    def _changed(self, alarm: Any, old: dict[str, str], old_timestamp: datetime) -> None:
+        new = {
+            "stateValue": alarm.state_value,
+            "stateReason": alarm.state_reason,
+            "stateReasonData": json.loads(alarm.state_reason_data or "{}"),
+        }
+        self._history(
+            alarm,
+            "StateUpdate",
+            f"Alarm updated from {old['stateValue']} to {alarm.state_value}",
+            {"version": "1.0", "oldState": old, "newState": new},
+        )
+        arn = parse_arn(alarm.alarm_arn)
+        actions = {
+            ALARM: alarm.alarm_actions,
+            OK: alarm.ok_actions,
+            INSUFFICIENT: alarm.insufficient_data_actions,
+        }
+        if alarm.actions_enabled:
+            for action in actions[alarm.state_value] or []:
+                self._run_action(alarm, action, old["stateValue"], arn)
+        events.emit(
+            arn.account,
+            arn.region,
+            source="aws.cloudwatch",
+            detail_type="CloudWatch Alarm State Change",
+            resources=[alarm.alarm_arn],
+            detail=event_detail(alarm, old, old_timestamp),
+        )
+
+    def _run_action(self, alarm: Any, action: str, old_state: str, arn: Any) -> None:
+        target = parse_arn(action)
+        if target.service != "sns":
+            return
+        topic = sns_backends[target.account][target.region].topics.get(action)
+        if topic is None:
+            self._history(
+                alarm,
+                "Action",
+                f"Failed to execute action {action}",
+                {"actionState": "Failed", "notificationResource": action},
+            )
+            return
+        message = sns_message(alarm, old_state, arn)
+        topic.publish(
+            json.dumps(message), subject=f'{alarm.state_value}: "{alarm.name}" in {arn.region}'[:100]
+        )
+        self._history(
+            alarm,
+            "Action",
+            f"Successfully executed action {action}",
+            {"actionState": "Succeeded", "notificationResource": action},
+        )

@@ -1,0 +1,103 @@
+"""The emulator's control route: read and move the virtual clock over HTTP.
+
+A long-running emulator (``mlops local --serve``) is driven from other processes, which cannot
+call :class:`~localcloud.behaviours.clock.Clock` directly::
+
+    GET  /_mlops/clock                         -> {"now": "...", "following": false}
+    POST /_mlops/clock {"advance": 600}        -> moves the clock 10 minutes (listeners run)
+    POST /_mlops/clock {"tick": true}          -> runs the listeners without moving time
+    POST /_mlops/clock {"follow": 60}          -> follows wall time, 60 virtual seconds a second
+    POST /_mlops/clock {"follow": 0}           -> stops following
+    GET  /_mlops/deliveries                    -> what EventBridge delivered, what failed, the
+                                                  API-destination calls, Lambda invocations and
+                                                  schedule invocations
+
+The route sits in front of moto's dispatcher, so it answers on the emulator's own address.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from moto.moto_server import werkzeug_app
+from werkzeug.wrappers import Request, Response
+
+from localcloud.behaviours.clock import Clock
+from localcloud.behaviours.patching import Patcher
+
+ROUTE = "/_mlops/clock"
+DELIVERIES = "/_mlops/deliveries"
+
+
+def deliveries() -> dict[str, Any]:
+    """The delivery journal, JSON-ready (events are already plain dicts)."""
+    from localcloud.behaviours import events, lambdas, scheduler, targets
+
+    return {
+        "delivered": list(events.DELIVERED),
+        "failed": list(events.FAILED_DELIVERIES),
+        "api_destinations": list(targets.API_DESTINATION_CALLS),
+        "lambda_invocations": list(lambdas.INVOCATIONS),
+        "schedule_invocations": list(scheduler.INVOCATIONS),
+    }
+
+
+def _state(clock: Clock) -> dict[str, Any]:
+    return {"now": clock.now().isoformat(), "following": clock.following}
+
+
+def handle(clock: Clock, request: Request) -> Response:
+    def answer(body: dict[str, Any], status: int = 200) -> Response:
+        return Response(json.dumps(body), status=status, mimetype="application/json")
+
+    if request.method == "GET":
+        return answer(_state(clock))
+    if request.method != "POST":
+        return answer({"message": f"{request.method} is not allowed on {ROUTE}; use GET or POST"}, 405)
+    try:
+        body = json.loads(request.get_data(as_text=True) or "{}")
+    except ValueError:
+        return answer({"message": "body: expected a JSON object"}, 400)
+    if not isinstance(body, dict) or not body.keys() <= {"advance", "tick", "follow"} or not body:
+        return answer(
+            {"message": 'body: expected one of {"advance": seconds}, {"tick": true}, {"follow": speed}'}, 400
+        )
+    for key in ("advance", "follow"):
+        if key in body and (
+            isinstance(body[key], bool) or not isinstance(body[key], int | float) or body[key] < 0
+        ):
+            return answer(
+                {"message": f"{key}: expected a number of seconds at or above 0, got {body[key]!r}"}, 400
+            )
+    if "follow" in body:
+        clock.follow(body["follow"]) if body["follow"] > 0 else clock.stop_following()
+    if body.get("advance"):
+        clock.advance(body["advance"])
+    if body.get("tick"):
+        clock.tick()
+    return answer(_state(clock))
+
+
+Route = tuple[Callable[[str], bool], Callable[[dict[str, Any]], Response]]
+
+
+def install(patcher: Patcher, clock: Clock, routes: list[Route] = ()) -> None:
+    """Answer the control paths, and ``routes`` (path predicate, WSGI environ → response) before moto."""
+    dispatcher = werkzeug_app.DomainDispatcherApplication
+    original: Callable[..., Iterable[bytes]] = dispatcher.__call__
+
+    def call(self: Any, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        for matches, answer in routes:
+            if matches(environ.get("PATH_INFO", "")):
+                return answer(environ)(environ, start_response)
+        path = environ.get("PATH_INFO", "").rstrip("/")
+        if path == ROUTE:
+            return handle(clock, Request(environ))(environ, start_response)
+        if path == DELIVERIES:
+            body = json.dumps(deliveries(), default=str)
+            return Response(body, mimetype="application/json")(environ, start_response)
+        return original(self, environ, start_response)
+
+    patcher.set(dispatcher, "__call__", call)

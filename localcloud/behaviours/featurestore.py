@@ -1,0 +1,297 @@
+"""The SageMaker Feature Store runtime moto lacks: PutRecord, GetRecord, BatchGetRecord, DeleteRecord.
+
+Requests to ``/FeatureGroup/<name>`` and ``/BatchGetRecord`` (the runtime's REST paths) are
+answered here from the feature group as the emulator stores it (its feature definitions,
+record identifier, event time feature and offline store configuration):
+
+* the online store keeps the latest record per identifier (a put with an older event time than
+  the stored one does not replace it, as in SageMaker); ``GetRecord`` of an unknown identifier is
+  an empty answer, of an unknown group ``ResourceNotFound``;
+* every put and delete is also written to the offline store in S3 in SageMaker's layout:
+  ``<S3Uri>/<account>/sagemaker/<region>/offline-store/<group>-<creation epoch>/data/
+  year=YYYY/month=MM/day=DD/hour=HH/<time>_<id>.parquet``, partitioned by the record's event time,
+  with the features typed by their definitions plus ``write_time``, ``api_invocation_time`` and
+  ``is_deleted`` columns. Records reach it at the next step of the clock (SageMaker takes up to
+  15 minutes), one file per partition and step. The group's ``ResolvedOutputS3Uri`` is corrected
+  to this layout (moto left out ``sagemaker/``).
+
+Bad records get ``ValidationError`` naming the feature: unknown features, a missing identifier or
+event time, values that are not of the feature's type, event times SageMaker would not parse.
+
+Not emulated: TTL, ``TargetStores`` (both stores are written), ``BatchWriteRecord``,
+``ListRecords``, ``UpdateRecord``, Iceberg tables, the Glue catalog's partitions; moto drops the
+group's ``OnlineStoreConfig``, so every group is treated as having an online store.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import threading
+import uuid
+from collections import defaultdict
+from datetime import UTC, datetime
+from typing import Any
+
+import pandas as pd
+from moto.core import DEFAULT_ACCOUNT_ID
+from moto.s3.models import s3_backends
+from moto.sagemaker import models as sm_models
+from moto.utilities.utils import get_partition
+from werkzeug.wrappers import Request, Response
+
+from localcloud.behaviours.clock import Clock
+from localcloud.behaviours.patching import Patcher
+
+_ISO = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$")
+_DTYPES = {"Integral": "Int64", "Fractional": "float64", "String": "string"}
+
+
+class FeatureStoreError(Exception):
+    def __init__(self, code: str, status: int, message: str) -> None:
+        super().__init__(message)
+        self.code, self.status, self.message = code, status, message
+
+
+def _region(request: Request) -> str:
+    found = re.search(r"Credential=[^/]+/\d+/([^/]+)/", request.headers.get("Authorization", ""))
+    return found.group(1) if found else "us-east-1"
+
+
+def _group(region: str, name: str, missing: str = "ResourceNotFound") -> Any:
+    backend = sm_models.sagemaker_backends[DEFAULT_ACCOUNT_ID][region]
+    for group in backend.feature_groups.values():
+        if group.feature_group_name == name or group.arn == name:
+            return group
+    status = 404 if missing == "ResourceNotFound" else 400
+    raise FeatureStoreError(
+        missing, status, f"Resource Not Found: Amazon SageMaker can't find a FeatureGroup with name {name}"
+    )
+
+
+def event_time(value: str, kind: str, feature: str) -> datetime:
+    """The event time SageMaker accepts: epoch seconds (Fractional) or ISO-8601 UTC ending in Z (String)."""
+    if kind == "String":
+        if not _ISO.match(value):
+            raise FeatureStoreError(
+                "ValidationError",
+                400,
+                f"{feature}: {value!r} is not yyyy-MM-ddTHH:mm:ss[.SSS]Z, as event times must be",
+            )
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    try:
+        return datetime.fromtimestamp(float(value), UTC)
+    except ValueError:
+        raise FeatureStoreError(
+            "ValidationError", 400, f"{feature}: {value!r} is not a number of seconds"
+        ) from None
+
+
+def _check(group: Any, record: list[dict[str, Any]]) -> dict[str, str]:
+    kinds = {d["FeatureName"]: d["FeatureType"] for d in group.feature_definitions}
+    values = {}
+    for item in record:
+        name = item["FeatureName"]
+        if name not in kinds:
+            raise FeatureStoreError(
+                "ValidationError",
+                400,
+                f"{name}: not a feature of {group.feature_group_name} ({', '.join(kinds)})",
+            )
+        value = item.get("ValueAsString")
+        if value is None:
+            raise FeatureStoreError(
+                "ValidationError", 400, f"{name}: ValueAsStringList is only for collection features"
+            )
+        if kinds[name] == "Integral" and not re.fullmatch(r"-?\d+", value):
+            raise FeatureStoreError("ValidationError", 400, f"{name}: {value!r} is not an Integral value")
+        if kinds[name] == "Fractional":
+            try:
+                float(value)
+            except ValueError:
+                raise FeatureStoreError(
+                    "ValidationError", 400, f"{name}: {value!r} is not a Fractional value"
+                ) from None
+        values[name] = value
+    for required in (group.record_identifier_feature_name, group.event_time_feature_name):
+        if required not in values:
+            raise FeatureStoreError(
+                "ValidationError", 400, f"{required}: the record has no value for this required feature"
+            )
+    event_time(
+        values[group.event_time_feature_name],
+        kinds[group.event_time_feature_name],
+        group.event_time_feature_name,
+    )
+    return values
+
+
+class FeatureStoreBehaviour:
+    """Online records per group, and offline rows waiting for the next clock step."""
+
+    def __init__(self, clock: Clock, patcher: Patcher) -> None:
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._pending: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+        behaviour = self
+
+        def create(original: Any) -> Any:
+            def wrapped(backend: Any, *args: Any, **kwargs: Any) -> Any:
+                arn = original(backend, *args, **kwargs)
+                behaviour._resolve_offline_uri(backend, backend.feature_groups[arn])
+                return arn
+
+            return wrapped
+
+        patcher.wrap(sm_models.SageMakerModelBackend, "create_feature_group", create)
+        clock.subscribe(self.flush)
+        patcher.on_restore(lambda: clock.unsubscribe(self.flush))
+
+    def _resolve_offline_uri(self, backend: Any, group: Any) -> None:
+        storage = (group.offline_store_config or {}).get("S3StorageConfig")
+        if storage:
+            created = int(self.clock.now().timestamp())
+            storage["ResolvedOutputS3Uri"] = (
+                f"{storage['S3Uri'].rstrip('/')}/{backend.account_id}/sagemaker/{backend.region_name}"
+                f"/offline-store/{group.feature_group_name}-{created}/data"
+            )
+
+    # -- HTTP ------------------------------------------------------------------------------
+
+    @staticmethod
+    def matches(path: str) -> bool:
+        return path.startswith("/FeatureGroup/") or path == "/BatchGetRecord"
+
+    def handle(self, environ: dict[str, Any]) -> Response:
+        request = Request(environ)
+        region = _region(request)
+        try:
+            if request.path == "/BatchGetRecord":
+                body = self.batch_get(region, json.loads(request.get_data(as_text=True)))
+            else:
+                name = request.path.split("/", 2)[2]
+                args = request.args
+                if request.method == "PUT":
+                    self.put(region, name, json.loads(request.get_data(as_text=True))["Record"])
+                    body = {}
+                elif request.method == "GET":
+                    body = self.get(
+                        region, name, args["RecordIdentifierValueAsString"], args.getlist("FeatureName")
+                    )
+                elif request.method == "DELETE":
+                    self.delete(region, name, args["RecordIdentifierValueAsString"], args["EventTime"])
+                    body = {}
+                else:
+                    raise FeatureStoreError(
+                        "ValidationError", 400, f"{request.method} {request.path} is not an operation"
+                    )
+        except FeatureStoreError as error:
+            return Response(
+                json.dumps({"message": error.message}),
+                status=error.status,
+                headers={"x-amzn-ErrorType": error.code},
+                mimetype="application/json",
+            )
+        return Response(json.dumps(body), mimetype="application/json")
+
+    # -- operations ------------------------------------------------------------------------
+
+    def put(self, region: str, name: str, record: list[dict[str, Any]]) -> None:
+        group = _group(region, name, missing="ValidationError")
+        values = _check(group, record)
+        kinds = {d["FeatureName"]: d["FeatureType"] for d in group.feature_definitions}
+        when = event_time(values[group.event_time_feature_name], kinds[group.event_time_feature_name], "")
+        online = group.__dict__.setdefault("mlops_online", {})
+        with self._lock:
+            current = online.get(values[group.record_identifier_feature_name])
+            if current is None or when >= current[0]:
+                online[values[group.record_identifier_feature_name]] = (when, record)
+            self._queue(group, values, when, deleted=False)
+
+    def get(self, region: str, name: str, identifier: str, features: list[str]) -> dict[str, Any]:
+        group = _group(region, name)
+        found = group.__dict__.get("mlops_online", {}).get(identifier)
+        if found is None:
+            return {}
+        record = [item for item in found[1] if not features or item["FeatureName"] in features]
+        return {"Record": record}
+
+    def batch_get(self, region: str, body: dict[str, Any]) -> dict[str, Any]:
+        records, errors = [], []
+        for ask in body.get("Identifiers", []):
+            name = ask["FeatureGroupName"]
+            for identifier in ask["RecordIdentifiersValueAsString"]:
+                try:
+                    answer = self.get(region, name, identifier, ask.get("FeatureNames") or [])
+                except FeatureStoreError as error:
+                    errors.append(
+                        {
+                            "FeatureGroupName": name,
+                            "RecordIdentifierValueAsString": identifier,
+                            "ErrorCode": error.code,
+                            "ErrorMessage": error.message,
+                        }
+                    )
+                    continue
+                if answer:
+                    records.append(
+                        {
+                            "FeatureGroupName": name,
+                            "RecordIdentifierValueAsString": identifier,
+                            "Record": answer["Record"],
+                        }
+                    )
+        return {"Records": records, "Errors": errors, "UnprocessedIdentifiers": []}
+
+    def delete(self, region: str, name: str, identifier: str, when_text: str) -> None:
+        group = _group(region, name, missing="ValidationError")
+        kinds = {d["FeatureName"]: d["FeatureType"] for d in group.feature_definitions}
+        when = event_time(when_text, kinds[group.event_time_feature_name], "EventTime")
+        online = group.__dict__.setdefault("mlops_online", {})
+        with self._lock:
+            current = online.get(identifier)
+            if current is not None and when >= current[0]:
+                del online[identifier]
+            values = {
+                group.record_identifier_feature_name: identifier,
+                group.event_time_feature_name: when_text,
+            }
+            self._queue(group, values, when, deleted=True)
+
+    # -- offline store ---------------------------------------------------------------------
+
+    def _queue(self, group: Any, values: dict[str, str], when: datetime, deleted: bool) -> None:
+        storage = (group.offline_store_config or {}).get("S3StorageConfig")
+        if not storage:
+            return
+        now = self.clock.now()
+        partition = f"year={when:%Y}/month={when:%m}/day={when:%d}/hour={when:%H}"
+        row = {**values, "write_time": now, "api_invocation_time": now, "is_deleted": deleted}
+        self._pending[(storage["ResolvedOutputS3Uri"], partition, group.arn)].append(row)
+
+    def flush(self, now: datetime | None = None) -> None:
+        """Write the rows put since the last step, one Parquet file per group and partition."""
+        with self._lock:
+            pending, self._pending = self._pending, defaultdict(list)
+        for (resolved, partition, arn), rows in pending.items():
+            region = arn.split(":")[3]
+            group = next(
+                g
+                for g in sm_models.sagemaker_backends[DEFAULT_ACCOUNT_ID][region].feature_groups.values()
+                if g.arn == arn
+            )
+            frame = pd.DataFrame(rows)
+            for definition in group.feature_definitions:
+                column = definition["FeatureName"]
+                if column not in frame:
+                    frame[column] = None
+                frame[column] = frame[column].astype(_DTYPES[definition["FeatureType"]])
+            frame["write_time"] = pd.to_datetime(frame["write_time"], utc=True)
+            frame["api_invocation_time"] = pd.to_datetime(frame["api_invocation_time"], utc=True)
+            buffer = io.BytesIO()
+            frame.to_parquet(buffer, index=False)
+            bucket, _, prefix = resolved.removeprefix("s3://").partition("/")
+            stamp = (now or self.clock.now()).strftime("%Y%m%dT%H%M%SZ")
+            key = f"{prefix}/{partition}/{stamp}_{uuid.uuid4().hex[:16]}.parquet"
+            s3_backends[DEFAULT_ACCOUNT_ID][get_partition(region)].put_object(bucket, key, buffer.getvalue())

@@ -1,0 +1,24 @@
+"""Sessions whose clients reach the emulator (no import of the behaviours, which use them)."""
+
+from __future__ import annotations
+
+import boto3
+
+CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+
+
+class EmulatorSession(boto3.Session):
+    """A boto3 session whose clients reach the emulator, with its dummy credentials."""
+
+    def __init__(self, endpoint_url: str, region: str) -> None:
+        super().__init__(region_name=region, **CREDENTIALS)
+        self._endpoint_url = endpoint_url
+
+    def client(self, service: str, **kwargs):
+        kwargs.setdefault("endpoint_url", self._endpoint_url)
+        return super().client(service, **kwargs)
+
+
+def session_for(region: str) -> boto3.Session:
+    """A boto3 session with the emulator's dummy credentials (it never checks them)."""
+    return boto3.Session(region_name=region, **CREDENTIALS)

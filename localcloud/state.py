@@ -1,0 +1,158 @@
+"""The local cloud's state file and the diff that decides each resource's operation.
+
+Pulumi's mocks have no update or delete hooks, so the engine keeps its own state, as the
+Pulumi service does: per resource its URN, type, physical id, inputs and outputs, the URNs
+it depends on and the order it was registered in. ``.state/<stack>.json`` (git-ignored)
+also holds the stack outputs, as ``pulumi stack output --json`` prints them.
+
+The diff compares the inputs a resource is declared with now against the recorded ones:
+
+    no difference                       -> same     (the recorded outputs, no AWS call)
+    a difference in a ForceNew input    -> replace  (create the new one, delete the old later)
+    any other difference                -> update   (in place)
+    recorded, but no longer declared    -> delete   (after the program, in reverse order)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+from pulumi.runtime.rpc import UNKNOWN
+
+from localcloud.translations.base import Translation
+
+
+@dataclass
+class ResourceState:
+    urn: str
+    type: str
+    name: str
+    id: str
+    inputs: dict[str, Any]
+    outputs: dict[str, Any]
+    dependencies: list[str] = field(default_factory=list)
+    # Registration order in the deploy that last touched it: dependencies come first.
+    seq: int = 0
+    # The provider's auto-name when the program gave none, kept across updates.
+    auto_name: str | None = None
+    generation: int = 0
+    # The program's retain_on_delete: deleting it (or its replaced half) leaves it in AWS.
+    retain_on_delete: bool = False
+
+
+@dataclass
+class State:
+    stack: str
+    resources: dict[str, ResourceState] = field(default_factory=dict)
+    outputs: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, path: Path, stack: str) -> State:
+        if not path.exists():
+            return cls(stack)
+        data = json.loads(path.read_text())
+        resources = {r["urn"]: ResourceState(**r) for r in data.get("resources", [])}
+        return cls(data.get("stack", stack), resources, data.get("outputs", {}))
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        ordered = sorted(self.resources.values(), key=lambda r: r.seq)
+        data = {"stack": self.stack, "resources": [asdict(r) for r in ordered], "outputs": self.outputs}
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data, indent=1, sort_keys=True, default=str))
+        tmp.replace(path)
+
+
+_READS = ("Describe", "Get", "List")
+
+
+@dataclass
+class Operation:
+    """What the deploy did (or, in a preview, would do) to one resource."""
+
+    op: str  # create | same | update | replace | delete
+    type: str
+    name: str
+    physical: str
+    changed: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Result:
+    stack: str
+    operations: list[Operation]
+    outputs: dict[str, Any]
+    calls: Counter
+    seconds: float
+    preview: bool = False
+
+    @property
+    def writes(self) -> int:
+        return sum(n for (_, op), n in self.calls.items() if not op.startswith(_READS))
+
+    def count(self, op: str) -> int:
+        return sum(1 for o in self.operations if o.op == op)
+
+
+def normalize(value: Any) -> Any:
+    """Inputs as plain JSON values; assets and archives become what identifies their content."""
+    if isinstance(value, dict):
+        return {k: normalize(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list | tuple):
+        return [normalize(v) for v in value]
+    if isinstance(value, pulumi.FileAsset):
+        path = Path(value.path)
+        return {"kind": "file", "path": str(path), "sha256": _digest(path.read_bytes())}
+    if isinstance(value, pulumi.StringAsset):
+        return {"kind": "string", "text": value.text}
+    if isinstance(value, pulumi.AssetArchive):
+        return {"kind": "archive", "assets": {k: normalize(v) for k, v in sorted(value.assets.items())}}
+    if isinstance(value, pulumi.asset.Asset | pulumi.asset.Archive):
+        raise TypeError(f"{type(value).__name__} has no translation in the local cloud")
+    return value
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def changed_inputs(olds: dict[str, Any], news: dict[str, Any]) -> set[str]:
+    """Top-level inputs whose values differ (unknown values always count as changed)."""
+    keys = set(olds) | set(news)
+    return {
+        k for k in keys if _canonical(olds.get(k)) != _canonical(news.get(k)) or _has_unknown(news.get(k))
+    }
+
+
+def _has_unknown(value: Any) -> bool:
+    if value == UNKNOWN:
+        return True
+    if isinstance(value, dict):
+        return any(_has_unknown(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_unknown(v) for v in value)
+    return False
+
+
+def decide(
+    translation: Translation, old: ResourceState | None, inputs: dict[str, Any]
+) -> tuple[str, set[str]]:
+    """The operation for a declared resource and the inputs that made it so."""
+    if old is None:
+        return "create", set(inputs)
+    changed = changed_inputs(old.inputs, inputs)
+    if not changed:
+        return "same", set()
+    if changed & translation.force_new:
+        return "replace", changed
+    return "update", changed

@@ -1,0 +1,153 @@
+"""CloudWatch: metric alarms (plain and metric math), dashboards, log groups."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from localcloud.translations import references
+from localcloud.translations.base import PutTranslation, Translation, register, tag_list
+
+
+def _dimensions(dimensions: dict[str, str] | None) -> list[dict[str, str]] | None:
+    return [{"Name": k, "Value": v} for k, v in sorted(dimensions.items())] if dimensions else None
+
+
+def _query(query: dict[str, Any]) -> dict[str, Any]:
+    """A provider ``metricQuery`` as the API's ``MetricDataQuery``."""
+    out = {k: query.get(k) for k in ("id", "expression", "label", "returnData", "period", "accountId")}
+    metric = query.get("metric")
+    if metric:
+        out["MetricStat"] = {
+            "Metric": {
+                "Namespace": metric.get("namespace"),
+                "MetricName": metric.get("metricName"),
+                "Dimensions": _dimensions(metric.get("dimensions")),
+            },
+            "Period": metric.get("period"),
+            "Stat": metric.get("stat"),
+            "Unit": metric.get("unit"),
+        }
+    return {k: v for k, v in out.items() if v is not None}
+
+
+@register
+class MetricAlarm(Translation):
+    type = "aws:cloudwatch/metricAlarm:MetricAlarm"
+    force_new = frozenset({"name"})
+    name_input = "name"
+    name_max_length = 255
+    _PLAIN: ClassVar[dict[str, str]] = {
+        "alarmDescription": "AlarmDescription",
+        "actionsEnabled": "ActionsEnabled",
+        "okActions": "OKActions",
+        "alarmActions": "AlarmActions",
+        "insufficientDataActions": "InsufficientDataActions",
+        "metricName": "MetricName",
+        "namespace": "Namespace",
+        "statistic": "Statistic",
+        "extendedStatistic": "ExtendedStatistic",
+        "period": "Period",
+        "unit": "Unit",
+        "evaluationPeriods": "EvaluationPeriods",
+        "datapointsToAlarm": "DatapointsToAlarm",
+        "threshold": "Threshold",
+        "comparisonOperator": "ComparisonOperator",
+        "treatMissingData": "TreatMissingData",
+        "evaluateLowSampleCountPercentiles": "EvaluateLowSampleCountPercentile",
+        "thresholdMetricId": "ThresholdMetricId",
+    }
+
+    def create(self, call, inputs):
+        # PutMetricAlarm overwrites an alarm of the same name; the provider refuses to.
+        if call("cloudwatch", "DescribeAlarms", AlarmNames=[inputs["name"]])["MetricAlarms"]:
+            raise call.fail(f"CloudWatch metric alarm {inputs['name']!r} already exists")
+        return self._put(call, inputs)
+
+    def _put(self, call, inputs):
+        params = {api: inputs.get(tf) for tf, api in self._PLAIN.items()}
+        params["AlarmName"] = inputs["name"]
+        params["Dimensions"] = _dimensions(inputs.get("dimensions"))
+        if inputs.get("metricQueries"):
+            params["Metrics"] = [_query(q) for q in inputs["metricQueries"]]
+        params["Tags"] = tag_list(inputs.get("tags")) or None
+        call("cloudwatch", "PutMetricAlarm", **{k: v for k, v in params.items() if v is not None})
+        return inputs["name"], self._read(call, inputs["name"])
+
+    @staticmethod
+    def _read(call, name: str) -> dict:
+        alarms = call("cloudwatch", "DescribeAlarms", AlarmNames=[name])["MetricAlarms"]
+        return {"arn": alarms[0]["AlarmArn"]}
+
+    def update(self, call, id_, olds, news, changed):
+        outputs = self._put(call, news)[1]
+        # PutMetricAlarm ignores tags on an existing alarm: they change through TagResource.
+        if "tags" in changed and news.get("tags"):
+            call("cloudwatch", "TagResource", ResourceARN=outputs["arn"], Tags=tag_list(news["tags"]))
+        return outputs
+
+    def delete(self, call, id_, inputs, outputs):
+        call("cloudwatch", "DeleteAlarms", AlarmNames=[id_])
+
+
+@register
+class Dashboard(PutTranslation):
+    type = "aws:cloudwatch/dashboard:Dashboard"
+    force_new = frozenset({"dashboardName"})
+
+    def create(self, call, inputs):
+        name = inputs["dashboardName"]
+        call("cloudwatch", "PutDashboard", DashboardName=name, DashboardBody=inputs["dashboardBody"])
+        return name, {"dashboardArn": call("cloudwatch", "GetDashboard", DashboardName=name)["DashboardArn"]}
+
+    def delete(self, call, id_, inputs, outputs):
+        call("cloudwatch", "DeleteDashboards", DashboardNames=[id_])
+
+
+@register
+class LogGroup(Translation):
+    type = "aws:cloudwatch/logGroup:LogGroup"
+    force_new = frozenset({"name", "namePrefix", "logGroupClass"})
+    name_input = "name"
+    name_max_length = 512
+
+    def create(self, call, inputs):
+        references.kms_key(call, inputs.get("kmsKeyId"), "kmsKeyId")
+        name = inputs["name"]
+        params = {
+            "logGroupName": name,
+            "kmsKeyId": inputs.get("kmsKeyId"),
+            "tags": inputs.get("tags") or None,
+            "logGroupClass": inputs.get("logGroupClass"),
+        }
+        call("logs", "CreateLogGroup", **{k: v for k, v in params.items() if v is not None})
+        if inputs.get("retentionInDays"):
+            call("logs", "PutRetentionPolicy", logGroupName=name, retentionInDays=inputs["retentionInDays"])
+        return name, self._read(call, name)
+
+    @staticmethod
+    def _read(call, name: str) -> dict:
+        groups = call("logs", "DescribeLogGroups", logGroupNamePrefix=name)["logGroups"]
+        arn = next(g["arn"] for g in groups if g["logGroupName"] == name)
+        # The provider reports the group's ARN without the ":*" that DescribeLogGroups appends.
+        return {"arn": arn.removesuffix(":*")}
+
+    def update(self, call, id_, olds, news, changed):
+        if changed - {"retentionInDays", "kmsKeyId", "tags", "skipDestroy"}:
+            return super().update(call, id_, olds, news, changed)
+        if "retentionInDays" in changed:
+            if news.get("retentionInDays"):
+                call("logs", "PutRetentionPolicy", logGroupName=id_, retentionInDays=news["retentionInDays"])
+            else:
+                call("logs", "DeleteRetentionPolicy", logGroupName=id_)
+        if "kmsKeyId" in changed:
+            if news.get("kmsKeyId"):
+                references.kms_key(call, news["kmsKeyId"], "kmsKeyId")
+                call("logs", "AssociateKmsKey", logGroupName=id_, kmsKeyId=news["kmsKeyId"])
+            else:
+                call("logs", "DisassociateKmsKey", logGroupName=id_)
+        if "tags" in changed and news.get("tags"):
+            call("logs", "TagResource", resourceArn=self._read(call, id_)["arn"], tags=news["tags"])
+        return self._read(call, id_)
+
+    def delete(self, call, id_, inputs, outputs):
+        call("logs", "DeleteLogGroup", logGroupName=id_)

@@ -1,0 +1,206 @@
+"""The whole scenario on the local stack (canary), then the state read back through boto3.
+
+One module-scoped run (it deploys twice, trains twice and runs monitoring three times); each
+test checks one thing a user of ``mlops local`` would look at in the emulator afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import boto3
+import pandas as pd
+import pytest
+
+from localcloud.engine import ROOT
+from localcloud.scenario.data import prepare
+from localcloud.scenario.run import Scenario
+from tests.localcloud.scenario.conftest import executions
+
+ROWS = 1000  # the fewest synthetic rows whose first model passes the stack's MinAuc (0.7)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    scenario = Scenario(prepare(None, None, rows=ROWS, seed=0), state_dir=tmp_path_factory.mktemp("state"))
+    try:
+        summary = scenario.run()
+        yield scenario, summary
+    finally:
+        scenario.stop()
+
+
+def test_every_row_of_the_input_is_counted_and_the_quarantine_is_in_s3(run):
+    scenario, summary = run
+    data = summary["data"]
+    assert data["rows_in"] == ROWS == data["rows_accepted"] + data["rows_quarantined"]
+    s3, bucket = scenario.client("s3"), scenario.outputs["bucket"]
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix="quarantine/").get("Contents", [])]
+    rows = sum(len(pd.read_csv(s3.get_object(Bucket=bucket, Key=k)["Body"])) for k in keys)
+    assert rows == data["rows_quarantined"] > 0
+
+
+def test_training_ran_once_by_hand_and_once_on_drift(run):
+    scenario, _ = run
+    runs = executions(scenario, "training")
+    # Several drift alarms fire together: the guard lets one run and stops the others.
+    reasons = [r["parameters"].get("TriggerReason") for r in runs if r["status"] != "Stopped"]
+    assert reasons == ["manual", "drift"]
+    assert {r["parameters"].get("TriggerReason") for r in runs if r["status"] == "Stopped"} <= {"drift"}
+
+
+def test_phase_one_raises_no_drift_alarm_and_phase_two_does(run):
+    _, summary = run
+    first, second = summary["phases"]
+    assert (first["drift_alarm"], first["retraining_started"]) == (False, False)
+    assert second["drift_alarm"] and second["drifted_features"] and second["retraining_started"]
+    assert first["requests"] == second["requests"] > 0
+
+
+def test_the_drift_alarms_are_in_alarm_with_history(run):
+    scenario, summary = run
+    cloudwatch = scenario.client("cloudwatch")
+    prefix = f"customer-churn-{scenario.stack}-drift-"
+    alarms = cloudwatch.describe_alarms(AlarmNamePrefix=prefix)["MetricAlarms"]
+    in_alarm = sorted(a["AlarmName"].removeprefix(prefix) for a in alarms if a["StateValue"] == "ALARM")
+    assert in_alarm == summary["phases"][1]["drifted_features"]
+    history = cloudwatch.describe_alarm_history(AlarmName=prefix + in_alarm[0], HistoryItemType="StateUpdate")
+    assert any("to ALARM" in item["HistorySummary"] for item in history["AlarmHistoryItems"])
+
+
+def test_model_versions_and_approvals_are_the_registrys(run):
+    scenario, summary = run
+    sm = scenario.client("sagemaker")
+    packages = sm.list_model_packages(ModelPackageGroupName=scenario.outputs["modelPackageGroup"])
+    registry = {
+        sm.describe_model_package(ModelPackageName=p["ModelPackageArn"])["ModelPackageVersion"]: p[
+            "ModelApprovalStatus"
+        ]
+        for p in packages["ModelPackageSummaryList"]
+    }
+    assert {m["version"]: m["approval_status"] for m in summary["models"]}.items() <= registry.items()
+    assert all(0.5 < m["auc"] <= 1.0 for m in summary["models"])
+
+
+def test_the_endpoint_serves_the_newest_approved_version_with_data_capture(run):
+    scenario, summary = run
+    sm = scenario.client("sagemaker")
+    endpoint = sm.describe_endpoint(EndpointName=summary["endpoint"]["name"])
+    assert endpoint["EndpointStatus"] == "InService"
+    assert [v["VariantName"] for v in endpoint["ProductionVariants"]] == [
+        v["name"] for v in summary["endpoint"]["variants"]
+    ]
+    assert summary["endpoint"]["strategy"] == "canary"
+    newest = max(m["version"] for m in summary["models"])
+    assert {v["model_version"] for v in summary["endpoint"]["variants"]} == {newest}
+    s3 = scenario.client("s3")
+    captured = s3.list_objects_v2(Bucket=scenario.outputs["bucket"], Prefix="data-capture/").get(
+        "Contents", []
+    )
+    assert any(o["Key"].endswith(".jsonl") for o in captured)
+
+
+def test_serve_prints_the_address_answers_boto3_and_stops_on_sigterm(tmp_path):
+    summary_path = tmp_path / "summary.json"
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mlops.cli",
+            "local",
+            "--rows",
+            str(ROWS),  # 600 rows train a model under MinAuc 0.7: the run stops at training
+            "--json",
+            str(summary_path),
+            "--serve",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    try:
+        address = None
+        for line in process.stdout:
+            if line.startswith("AWS_ENDPOINT_URL="):
+                address = line.strip().split("=", 1)[1]
+                break
+        assert address is not None, process.stderr.read()
+        summary = json.loads(summary_path.read_text())
+        assert summary["endpoint_url"] == address
+        runtime = boto3.client(
+            "sagemaker-runtime",
+            endpoint_url=address,
+            region_name=summary["region"],
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+        row = "12,70.5,846.0,month-to-month,fiber,electronic-check,2,0\n"
+        answer = runtime.invoke_endpoint(
+            EndpointName=summary["endpoint"]["name"], Body=row, ContentType="text/csv"
+        )
+        assert answer["ResponseMetadata"]["HTTPStatusCode"] == 200
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+
+
+def test_ground_truth_joins_every_served_prediction_and_quality_is_published(run):
+    scenario, summary = run
+    assert summary["quality"]["labelled"] == len(scenario.prepared.traffic)
+    assert 0.6 < summary["quality"]["auc"] <= 1.0
+    assert (summary["rollout"]["strategy"], summary["rollout"]["outcome"]) == ("canary", "completed")
+
+
+def test_mlops_status_shows_the_endpoint_the_drift_alarm_the_drift_retraining_and_both_versions(run):
+    from mlops.console.status import collect
+
+    scenario, summary = run
+    facts = collect(scenario.emulator.session(), scenario.prepared.schema, scenario.stack)
+    assert facts["endpoint_name"] == summary["endpoint"]["name"]
+    assert facts["endpoint"]["status"] == "InService"
+    assert any("-drift-" in name for name in facts["alarms_in_alarm"])
+    assert "drift" in facts["trigger_reasons"]
+    assert [(m["version"], m["approval_status"]) for m in facts["models"]] == [
+        (1, "Approved"),
+        (2, "Approved"),
+    ]
+
+
+def test_the_dashboard_is_drawn_from_the_emulators_metrics(run, tmp_path):
+    scenario, _ = run
+    png, html = scenario.draw_dashboard(tmp_path)
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    page = html.read_text()
+    assert "drift" in page.lower() and "rollout" in page.lower()
+
+
+def test_mlops_verify_fails_naming_the_drift_alarms_in_alarm(run):
+    from mlops.verify import verify
+
+    scenario, summary = run
+    failed = [c for c in verify(scenario.outputs, scenario.emulator.session()) if not c.ok]
+    drifted = {f"customer-churn-{scenario.stack}-drift-{f}" for f in summary["phases"][1]["drifted_features"]}
+    assert {c.name.removeprefix("alarm ") for c in failed if c.live == "ALARM"} == drifted
+
+
+def test_the_printed_total_is_the_sum_of_the_phases_printed_with_the_dashboard_among_them(run):
+    import re
+
+    from rich.console import Console
+
+    from localcloud.scenario.cli import render
+
+    scenario, summary = run
+    seconds = {**scenario.seconds, "draw the dashboard": 9.0}
+    console = Console(record=True, width=160)
+    render(summary, seconds, [], console)
+    total = float(re.search(r"Seconds per phase \(total ([\d.]+) s\)", console.export_text()).group(1))
+    assert total == round(sum(seconds.values()), 1)
