@@ -1,0 +1,132 @@
+"""Stand-ins for the tools the .ci/ scripts call, so the scripts run here as they would in CI.
+
+Each is a small executable put first on PATH. They answer as the real tools do where the
+scripts depend on it, from AWS's and the tools' documentation:
+
+* ``aws ecr describe-images``: an image's digest, or ``ImageNotFoundException`` (exit 254,
+  the CLI's code for a service error) when the tag is not in the repository;
+* ``aws ecr describe-image-scan-findings``: the scan's status (basic scanning: IN_PROGRESS,
+  COMPLETE, FAILED; enhanced: PENDING, ACTIVE, ...), ``ScanNotFoundException`` before a scan;
+* ``aws ecr wait image-scan-complete``: botocore's ImageScanComplete waiter (succeeds on
+  COMPLETE only, fails on FAILED, else gives up after its attempts);
+* ``buildah push`` to a tag the repository has: ECR refuses it (immutable tags), even for
+  the same digest;
+* ``pulumi version``: ``v<version>``.
+
+The state (images per repository, scan answers in order) is a JSON file; every call is
+appended to a log, one line per call.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+_AWS = r"""
+import json, os, sys
+state_path = os.environ["FAKE_STATE"]
+state = json.load(open(state_path))
+with open(os.environ["FAKE_LOG"], "a") as log:
+    log.write("aws " + " ".join(sys.argv[1:]) + "\n")
+args = sys.argv[1:]
+def arg(name):
+    return args[args.index(name) + 1]
+def fail(code, message, status=254):
+    sys.stderr.write(f"\nAn error occurred ({code}) when calling the {message}\n")
+    sys.exit(status)
+if state.get("denied"):
+    fail("AccessDeniedException", "DescribeImages operation: not authorized to perform ecr:DescribeImages")
+if args[:2] == ["ecr", "get-login-password"]:
+    print("password")
+elif args[:2] == ["ecr", "describe-images"]:
+    repo, tag = arg("--repository-name"), arg("--image-ids").split("=", 1)[1]
+    digest = state["images"].get(repo, {}).get(tag)
+    if digest is None:
+        fail("ImageNotFoundException", f"DescribeImages operation: The image with imageId {{imageTag:'{tag}'}} does not exist within the repository with name '{repo}'")
+    print(digest)
+elif args[:2] == ["ecr", "describe-image-scan-findings"]:
+    answers = state["scans"]
+    answer = answers[0] if len(answers) == 1 else answers.pop(0)
+    json.dump(state, open(state_path, "w"))
+    if answer["status"] is None:
+        fail("ScanNotFoundException", "DescribeImageScanFindings operation: Image scan does not exist")
+    if "CRITICAL" in arg("--query"):
+        print(answer.get("critical", "None"))
+    else:
+        print(f"{answer['status']}\t{answer.get('description', 'None')}")
+elif args[:3] == ["ecr", "wait", "image-scan-complete"]:
+    for answer in state["scans"]:
+        if answer["status"] == "COMPLETE":
+            sys.exit(0)
+        if answer["status"] == "FAILED":
+            sys.stderr.write("Waiter ImageScanComplete failed: Waiter encountered a terminal failure state\n")
+            sys.exit(255)
+    sys.stderr.write("Waiter ImageScanComplete failed: Max attempts exceeded\n")
+    sys.exit(255)
+else:
+    fail("InvalidCommand", f"{' '.join(args[:2])} operation: not faked")
+"""
+
+_BUILDAH = r"""
+import json, os, sys
+state_path = os.environ["FAKE_STATE"]
+state = json.load(open(state_path))
+with open(os.environ["FAKE_LOG"], "a") as log:
+    log.write("buildah " + " ".join(sys.argv[1:]) + "\n")
+args = sys.argv[1:]
+if args[0] == "login":
+    sys.stdin.read()
+elif args[0] == "push":
+    destination = args[-1].removeprefix("docker://")
+    repo, tag = destination.split("/", 1)[1].rsplit(":", 1)
+    if tag in state["images"].get(repo, {}):
+        sys.stderr.write(f"tag invalid: The image tag '{tag}' already exists in the '{repo}' repository and cannot be overwritten because the tag is immutable.\n")
+        sys.exit(125)
+    state["images"].setdefault(repo, {})[tag] = state.get("built", "sha256:" + "b" * 64)
+    json.dump(state, open(state_path, "w"))
+    open(args[args.index("--digestfile") + 1], "w").write(state["images"][repo][tag])
+"""
+
+_PULUMI = r"""
+import os, sys
+with open(os.environ["FAKE_LOG"], "a") as log:
+    log.write("pulumi " + " ".join(sys.argv[1:]) + "\n")
+if sys.argv[1:] == ["version"]:
+    print("v" + os.environ["FAKE_PULUMI_VERSION"])
+"""
+
+
+class Tools:
+    """A bin directory of fakes, their shared state and the log of calls."""
+
+    def __init__(self, root: Path, state: dict) -> None:
+        self.bin = root / "bin"
+        self.bin.mkdir()
+        self.state_path, self.log_path = root / "state.json", root / "calls.log"
+        self.state_path.write_text(json.dumps({"images": {}, "scans": [], **state}))
+        self.log_path.write_text("")
+        for name, code in (("aws", _AWS), ("buildah", _BUILDAH), ("pulumi", _PULUMI)):
+            path = self.bin / name
+            path.write_text(f"#!{sys.executable}\n{code}")
+            path.chmod(0o755)
+
+    def run(self, args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess:
+        environment = {
+            **os.environ,
+            "PATH": f"{self.bin}{os.pathsep}{os.environ['PATH']}",
+            "FAKE_STATE": str(self.state_path),
+            "FAKE_LOG": str(self.log_path),
+            **env,
+        }
+        return subprocess.run(args, cwd=cwd, env=environment, capture_output=True, text=True, timeout=60)
+
+    @property
+    def calls(self) -> list[str]:
+        return self.log_path.read_text().splitlines()
+
+    @property
+    def state(self) -> dict:
+        return json.loads(self.state_path.read_text())
