@@ -74,7 +74,9 @@ class CiAccess(pulumi.ComponentResource):
                 assume_role_policy=self.provider_arn.apply(
                     lambda arn, role=role: json.dumps(policies.trust_policy(arn, cfg, role))
                 ),
-                # A deploy runs for at most an hour; so does the token.
+                # Sessions last an hour; a longer deploy (their timeout is 1 h 45 min) gets a new
+                # one from the AWS SDK, which re-exchanges the job's token: GitLab issues it for
+                # as long as the job's timeout (gitlabhq JwtV2, ttl: build.timeout_value).
                 max_session_duration=3600,
                 tags=args.tags,
                 opts=o,

@@ -56,7 +56,7 @@ def test_a_stack_file_without_its_encrypted_key_stops_the_job_saying_what_to_do(
     )
     assert result.returncode == 1
     assert "Pulumi.dev.yaml has no secretsprovider: awskms://... and encryptedkey" in result.stderr
-    assert "pulumi stack init dev --secrets-provider" in result.stderr
+    assert "pulumi stack select --create dev --secrets-provider" in result.stderr
 
 
 def test_the_pipeline_runs_the_cli_of_the_locked_sdk():

@@ -229,10 +229,10 @@ def test_a_health_alarm_in_alarm_fails_the_deploy(session, tmp_path):
 
 
 def test_the_local_stack_is_read_from_the_local_engines_state(session, tmp_path, capsys):
-    # Where `mlops local deploy` and `mlops local` keep a stack's outputs (localcloud.state.State).
-    (tmp_path / "local.json").write_text(
-        json.dumps({"stack": "local", "resources": [], "outputs": deploy(session)})
-    )
+    from localcloud.state import State
+
+    # What `mlops local deploy` and `mlops local` keep: the engine's state file, with the outputs.
+    State("local", outputs=deploy(session)).save(tmp_path / "local.json")
     assert verify.main(["--stack", "local", "--state-dir", str(tmp_path)]) == 0
     assert "checks pass" in capsys.readouterr().out
     assert verify.main(["--stack", "local", "--state-dir", str(tmp_path / "empty")]) == 2
