@@ -11,7 +11,9 @@ scripts depend on it, from AWS's and the tools' documentation:
   COMPLETE only, fails on FAILED, else gives up after its attempts);
 * ``buildah push`` to a tag the repository has: ECR refuses it (immutable tags), even for
   the same digest;
-* ``pulumi version``: ``v<version>``.
+* ``pulumi``: ``version`` prints ``v<version>``; ``stack select`` of a stack that does not
+  exist exits 6 (the CLI's documented code); ``stack output`` prints the outputs;
+* ``.venv`` (``Tools.venv``): pip installs nothing, ``mlops`` exits as the state says.
 
 The state (images per repository, scan answers in order) is a JSON file; every call is
 appended to a log, one line per call.
@@ -91,11 +93,46 @@ elif args[0] == "push":
 """
 
 _PULUMI = r"""
-import os, sys
+import json, os, sys
+state = json.load(open(os.environ["FAKE_STATE"]))
 with open(os.environ["FAKE_LOG"], "a") as log:
     log.write("pulumi " + " ".join(sys.argv[1:]) + "\n")
-if sys.argv[1:] == ["version"]:
+args = [a for a in sys.argv[1:] if a not in ("--json", "--yes", "--diff")]
+if "--stack" in args:
+    del args[args.index("--stack") : args.index("--stack") + 2]
+outputs = state.get("outputs", {})
+if args == ["version"]:
     print("v" + os.environ["FAKE_PULUMI_VERSION"])
+elif args[:2] == ["stack", "select"] and args[2] not in state.get("stacks", []):
+    sys.stderr.write(f"error: no stack named '{args[2]}' found\n")
+    sys.exit(6)
+elif args[:2] == ["stack", "output"]:
+    if len(args) == 2:
+        print(json.dumps(outputs))
+    elif args[2] in outputs:
+        print(outputs[args[2]])
+    else:
+        sys.stderr.write(f"error: current stack does not have output property '{args[2]}'\n")
+        sys.exit(255)
+elif args[:1] == ["up"]:
+    print("Updating")
+    sys.exit(state.get("up_exit", 0))
+"""
+
+# The project's virtualenv as .ci/venv leaves it: pip installs nothing here, `mlops` records
+# its arguments and exits as told.
+_VENV_PYTHON = r"""
+import os, sys
+with open(os.environ["FAKE_LOG"], "a") as log:
+    log.write("python " + " ".join(sys.argv[1:]) + "\n")
+"""
+
+_MLOPS = r"""
+import json, os, sys
+state = json.load(open(os.environ["FAKE_STATE"]))
+with open(os.environ["FAKE_LOG"], "a") as log:
+    log.write("mlops " + " ".join(sys.argv[1:]) + "\n")
+sys.exit(state.get("verify_exit", 0))
 """
 
 
@@ -122,6 +159,14 @@ class Tools:
             **env,
         }
         return subprocess.run(args, cwd=cwd, env=environment, capture_output=True, text=True, timeout=60)
+
+    def venv(self, checkout: Path) -> None:
+        """A ``.venv`` in ``checkout`` whose pip installs nothing and whose ``mlops`` is a fake."""
+        bin_dir = checkout / ".venv" / "bin"
+        bin_dir.mkdir(parents=True)
+        for name, code in (("python", _VENV_PYTHON), ("mlops", _MLOPS)):
+            (bin_dir / name).write_text(f"#!{sys.executable}\n{code}")
+            (bin_dir / name).chmod(0o755)
 
     @property
     def calls(self) -> list[str]:
