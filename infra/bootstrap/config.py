@@ -16,7 +16,7 @@ ENVIRONMENTS = ("dev", "staging", "prod")
 _PROJECT_PATH = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)+$")
 _URL = re.compile(r"^https://[^/\s?#:]+$")
 _NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
-# IAM's ARN of an OIDC provider: the issuer's host (and path, if any) after "oidc-provider/".
+# IAM's ARN of an OIDC provider: the issuer's host (gitlabUrl has no path) after "oidc-provider/".
 _OIDC_PROVIDER_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:oidc-provider/(?P<host>[^/\s]+)$")
 # Git ref names cannot contain ':', so a pattern without one cannot reach past the ref field of
 # the token's subject into the ref_protected and deployment_tier fields.

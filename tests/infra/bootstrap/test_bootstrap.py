@@ -55,6 +55,8 @@ def test_one_deploy_role_per_environment_and_a_build_and_preview_role():
 def test_the_readme_sets_only_components_gitlab_issues():
     # GitLab refuses anything else (the former ["project_path", "ref_type", "ref", "environment"]).
     assert tokens.check_components(COMPONENTS) == COMPONENTS
+    # ... and the ones the trust policies are written for.
+    assert COMPONENTS == policies.SUB_CLAIM_COMPONENTS
     with pytest.raises(tokens.SubClaimRefused, match="environment"):
         tokens.check_components(("project_path", "ref_type", "ref", "environment"))
 
