@@ -29,6 +29,8 @@ from pathlib import Path
 
 _AWS = r"""
 import json, os, sys
+from tests.ci.fakes import assume_role
+assume_role()
 state_path = os.environ["FAKE_STATE"]
 state = json.load(open(state_path))
 with open(os.environ["FAKE_LOG"], "a") as log:
@@ -94,6 +96,9 @@ elif args[0] == "push":
 
 _PULUMI = r"""
 import json, os, sys
+from tests.ci.fakes import assume_role
+if sys.argv[1:] != ["version"]:
+    assume_role()
 state = json.load(open(os.environ["FAKE_STATE"]))
 with open(os.environ["FAKE_LOG"], "a") as log:
     log.write("pulumi " + " ".join(sys.argv[1:]) + "\n")
@@ -136,6 +141,58 @@ sys.exit(state.get("verify_exit", 0))
 """
 
 
+def assume_role() -> None:
+    """What the AWS SDK of a job does first: AssumeRoleWithWebIdentity with the job's token.
+
+    When the state holds the roles' trust policies (``trusts``, role name -> document) and the
+    job names a role (``AWS_ROLE_ARN``), the token file must hold the job's ID token, and the
+    role's trust must accept the claims GitLab issues this job, read from the job's predefined
+    variables as GitLab derives them (tests/infra/bootstrap/gitlab_tokens.py). A refusal ends
+    the tool as the AWS CLI does, with STS's error.
+    """
+    from tests.infra.bootstrap import gitlab_tokens as tokens
+
+    state = json.loads(Path(os.environ["FAKE_STATE"]).read_text())
+    role_arn = os.environ.get("AWS_ROLE_ARN")
+    if "trusts" not in state or not role_arn:
+        return
+
+    def refuse(reason: str) -> None:
+        sys.stderr.write(
+            "\nAn error occurred (AccessDenied) when calling the AssumeRoleWithWebIdentity operation: "
+            f"Not authorized to perform sts:AssumeRoleWithWebIdentity ({reason})\n"
+        )
+        sys.exit(254)
+
+    token_file = Path(os.environ.get("AWS_WEB_IDENTITY_TOKEN_FILE", "/nonexistent"))
+    if not token_file.is_file() or token_file.read_text().strip() != state["id_token"]:
+        refuse(f"no ID token in AWS_WEB_IDENTITY_TOKEN_FILE={token_file}")
+    tag = os.environ.get("CI_COMMIT_TAG")
+    claims = tokens.claims(
+        project=os.environ["CI_PROJECT_PATH"],
+        ref_type="tag" if tag else "branch",
+        ref=tag or os.environ["CI_COMMIT_REF_NAME"],
+        protected=os.environ.get("CI_COMMIT_REF_PROTECTED") == "true",
+        tier=os.environ.get("CI_ENVIRONMENT_TIER") or None,
+    )
+    role = role_arn.rsplit("/", 1)[-1]
+    trust = state["trusts"].get(role)
+    components = tuple(state["sub_claim_components"])
+    if trust is None:
+        refuse(f"no role {role}")
+    if not tokens.may_assume(trust, claims, components):
+        refuse(f"{role} does not trust sub {tokens.subject(claims, components)}")
+
+
+# A tool whose effect does not matter here (the test job's `make test`, the build's `dnf
+# install`): it records the call and succeeds.
+_RECORDER = r"""
+import os, sys
+with open(os.environ["FAKE_LOG"], "a") as log:
+    log.write("{name} " + " ".join(sys.argv[1:]) + "\n")
+"""
+
+
 class Tools:
     """A bin directory of fakes, their shared state and the log of calls."""
 
@@ -145,7 +202,13 @@ class Tools:
         self.state_path, self.log_path = root / "state.json", root / "calls.log"
         self.state_path.write_text(json.dumps({"images": {}, "scans": [], **state}))
         self.log_path.write_text("")
-        for name, code in (("aws", _AWS), ("buildah", _BUILDAH), ("pulumi", _PULUMI)):
+        for name, code in (
+            ("aws", _AWS),
+            ("buildah", _BUILDAH),
+            ("pulumi", _PULUMI),
+            ("make", _RECORDER.format(name="make")),
+            ("dnf", _RECORDER.format(name="dnf")),
+        ):
             path = self.bin / name
             path.write_text(f"#!{sys.executable}\n{code}")
             path.chmod(0o755)
@@ -156,6 +219,8 @@ class Tools:
             "PATH": f"{self.bin}{os.pathsep}{os.environ['PATH']}",
             "FAKE_STATE": str(self.state_path),
             "FAKE_LOG": str(self.log_path),
+            # The fakes import the token rules from the tests.
+            "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
             **env,
         }
         return subprocess.run(args, cwd=cwd, env=environment, capture_output=True, text=True, timeout=60)
