@@ -102,8 +102,11 @@ def run_pipeline(project, *args: str, branch: str = "main", protected: bool = Tr
     command += [a for k, v in values.items() for a in ("--variable", f"{k}={v}")]
     result = tools.run(command, cwd=repo, FAKE_PULUMI_VERSION=LOCKED)
     out = result.stdout + result.stderr
-    outcomes = re.findall(r"^\s*(PASS|FAIL)\s+(\S.*?)\s*$", out, re.M)
-    return result.returncode, {job: outcome for outcome, job in outcomes}, out
+    outcomes = {job: outcome for outcome, job in re.findall(r"^\s*(PASS|FAIL)\s+(\S.*?)\s*$", out, re.M)}
+    # What `make ci-rehearsal` shows (pytest -s): the pipeline and each job's outcome.
+    print(f"\npipeline on {branch} ({' '.join(args) or 'default'}; {variables or 'push'}):")
+    print("\n".join(f"  {job:<20} {outcome}" for job, outcome in outcomes.items()))
+    return result.returncode, outcomes, out
 
 
 def test_the_default_branch_pipeline_builds_scans_and_deploys_dev(project):
