@@ -134,6 +134,34 @@ def test_the_manual_promotions_deploy_staging_then_prod(project):
     assert ups == [f"pulumi up --stack {s} --yes --diff" for s in ("dev", "staging", "prod")]
 
 
+def test_a_release_tag_on_a_built_commit_pushes_nothing_and_promotes(project):
+    code, _, out = run_pipeline(project)
+    assert code == 0, out[-4000:]
+    _, tools = project
+    pushes = len([c for c in tools.calls if c.startswith("buildah push")])
+    code, jobs, out = run_pipeline(
+        project,
+        "--manual",
+        "promote-staging",
+        "--manual",
+        "promote-prod",
+        "--unset-variable",
+        "CI_COMMIT_BRANCH",
+        CI_COMMIT_TAG="v1.4.0",
+    )
+    assert code == 0, out[-4000:]
+    assert jobs == {
+        "test": "PASS",
+        "build": "PASS",
+        "image-scan": "PASS",
+        "promote-staging": "PASS",
+        "promote-prod": "PASS",
+    }
+    # ECR refuses a second push of an immutable tag: the release reuses what main pushed.
+    assert len([c for c in tools.calls if c.startswith("buildah push")]) == pushes
+    assert "exists (sha256:" in out and "not pushed again" in out
+
+
 def test_a_merge_request_from_a_protected_branch_previews_every_stack(project):
     code, jobs, out = run_pipeline(
         project, branch="feature", CI_PIPELINE_SOURCE="merge_request_event", CI_MERGE_REQUEST_IID="4"
