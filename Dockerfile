@@ -12,11 +12,7 @@
 # copy the "Digest:" it prints (the index digest) below with the new tag, rebuild, run the tests.
 FROM python:3.11.14-slim-bookworm@sha256:65a93d69fa75478d554f4ad27c85c1e69fa184956261b4301ebaf6dbb0a3543d
 
-# CI passes the commit it builds (--build-arg CODE_VERSION=$CI_COMMIT_SHA): there is no git
-# inside the image, and every tracked training run records the code version it ran.
-ARG CODE_VERSION=unknown
-ENV MLOPS_CODE_VERSION=$CODE_VERSION \
-    PYTHONUNBUFFERED=1 \
+ENV PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
@@ -25,6 +21,12 @@ WORKDIR /opt/program
 # The runtime lock alone first, so this (slow) layer is rebuilt only when the lock changes.
 COPY requirements.lock ./
 RUN pip install --no-cache-dir -r requirements.lock
+
+# CI passes the commit it builds (.ci/build: --build-arg CODE_VERSION=$CI_COMMIT_SHA): there is
+# no git inside the image, and every tracked training run records the code version it ran.
+# Declared after the dependency layer, which a new commit would otherwise rebuild every time.
+ARG CODE_VERSION=unknown
+ENV MLOPS_CODE_VERSION=$CODE_VERSION
 
 # Then the project itself, with --no-deps: the lock already is the whole environment, and
 # pip check fails the build if the project's declared dependencies disagree with it.

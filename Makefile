@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 # Node tools the tests use (gitlab-ci-local), installed from package-lock.json.
 NODE_STAMP := node_modules/.installed
 
-.PHONY: setup local test lint lock clean
+.PHONY: setup local test lint lock clean ci-rehearsal
 
 setup: $(STAMP)
 
@@ -35,6 +35,11 @@ lint: setup
 
 test: lint $(NODE_STAMP)
 	$(BIN)/pytest -n 2 --dist loadfile
+
+# The GitLab pipelines rehearsed in gitlab-ci-local's shell executor (tests/ci/test_pipeline_rehearsal.py),
+# printing each pipeline's jobs with their outcome.
+ci-rehearsal: setup $(NODE_STAMP)
+	$(BIN)/pytest -p no:cacheprovider -q -s tests/ci/test_pipeline_rehearsal.py
 
 # Regenerate the lock files from pyproject.toml (needs the registry); commit the result.
 lock: setup

@@ -54,7 +54,11 @@ store = ArtifactStore(
 image = ContainerImage(
     "image",
     ContainerImageArgs(
-        repository_name=prefix, kms_key_arn=store.key_arn, tags=tags, image_uri=config.image_uri
+        repository_name=prefix,
+        kms_key_arn=store.key_arn,
+        tags=tags,
+        image_uri=config.image_uri,
+        repository_exists=config.image_repository_exists,
     ),
 )
 features = FeatureStore(
@@ -106,7 +110,7 @@ pipelines = MlPipelines(
         feature_group_arn=features.feature_group_arn,
         model_package_group_name=registry.group_name,
         model_package_group_arn=registry.group_arn,
-        ecr_repository_arn=image.repository.arn,
+        ecr_repository_arn=image.repository_arn,
         tags=tags,
         endpoint_name=endpoint,
         offline_store_uri=features.offline_store_uri,
@@ -152,7 +156,7 @@ model_endpoint = (
             strategy=config.deployment_strategy,
             model_package_arn=config.model_package_arn,
             shadow_model_package_arn=config.shadow_model_package_arn if shadow else None,
-            repository_arn=image.repository.arn,
+            repository_arn=image.repository_arn,
             bucket_name=store.bucket_name,
             kms_key_arn=store.key_arn,
             instance_type=config.instance_type,

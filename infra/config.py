@@ -54,6 +54,12 @@ KEYS: tuple[Key, ...] = (
         "default: the ECR repository at the content tag of the code",
     ),
     Key(
+        "imageRepositoryExists",
+        False,
+        "true: use the ECR repository <schema>-<stack> infra/bootstrap created (so CI pushes the "
+        "first image before the first deploy) instead of creating it",
+    ),
+    Key(
         "modelPackageArn",
         None,
         "the approved model package the endpoint serves; unset: no model, endpoint "
@@ -131,6 +137,7 @@ class PlatformConfig:
     deployment_strategy: str
     schema_path: Path
     image_uri: str | None
+    image_repository_exists: bool
     model_package_arn: str | None
     shadow_model_package_arn: str | None
     serverless: bool
@@ -315,6 +322,7 @@ def parse(values: Mapping[str, Any], *, stack: str, region: str | None, root: Pa
         deployment_strategy=strategy,
         schema_path=schema_path,
         image_uri=r.string("imageUri"),
+        image_repository_exists=r.boolean("imageRepositoryExists"),
         model_package_arn=r.string("modelPackageArn"),
         shadow_model_package_arn=r.string("shadowModelPackageArn"),
         serverless=serverless,

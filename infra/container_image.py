@@ -53,6 +53,9 @@ class ContainerImageArgs:
         an older image keep working only while it is kept: raise this if prod lags far behind.
     untagged_expiry_days: untagged images (superseded pushes, failed builds) expire after this (7).
     source_root: the checkout whose files the content tag hashes (the repository root).
+    repository_exists: the repository was created before the stack (by infra/bootstrap, so CI
+        can push the first image before the first ``pulumi up``): the stack refers to it by
+        name and creates no repository or lifecycle policy (False: the stack creates both).
     """
 
     repository_name: str
@@ -62,6 +65,7 @@ class ContainerImageArgs:
     keep_images: int = 30
     untagged_expiry_days: int = 7
     source_root: str = str(ROOT)
+    repository_exists: bool = False
 
 
 # -- pure functions ---------------------------------------------------------------------------
@@ -130,30 +134,34 @@ def lifecycle_policy(keep_images: int, untagged_expiry_days: int) -> dict[str, A
 class ContainerImage(pulumi.ComponentResource):
     """The project image's ECR repository; ``image_uri`` is the image every job and model runs.
 
-    Public attributes: ``repository``, ``repository_url``, ``content_tag`` (a plain string) and
-    ``image_uri``.
+    Public attributes: ``repository`` (None when it exists already), ``repository_arn``,
+    ``repository_url``, ``content_tag`` (a plain string) and ``image_uri``.
     """
 
     def __init__(self, name: str, args: ContainerImageArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("mlops:container_image:ContainerImage", name, None, opts)
         child = child_opts(self, opts)
 
-        self.repository = aws.ecr.Repository(
-            f"{name}-repository",
-            name=args.repository_name,
-            # A tag names one image forever: what a model was deployed with cannot change under it.
-            image_tag_mutability="IMMUTABLE",
-            image_scanning_configuration={"scan_on_push": True},
-            encryption_configurations=[{"encryption_type": "KMS", "kms_key": args.kms_key_arn}],
-            tags=args.tags,
-            opts=child,
-        )
-        aws.ecr.LifecyclePolicy(
-            f"{name}-lifecycle",
-            repository=self.repository.name,
-            policy=json.dumps(lifecycle_policy(args.keep_images, args.untagged_expiry_days)),
-            opts=child,
-        )
+        self.repository: aws.ecr.Repository | None = None
+        repository_name: pulumi.Output[str] = pulumi.Output.from_input(args.repository_name)
+        if not args.repository_exists:
+            self.repository = aws.ecr.Repository(
+                f"{name}-repository",
+                name=args.repository_name,
+                # A tag names one image forever: what a model was deployed with cannot change under it.
+                image_tag_mutability="IMMUTABLE",
+                image_scanning_configuration={"scan_on_push": True},
+                encryption_configurations=[{"encryption_type": "KMS", "kms_key": args.kms_key_arn}],
+                tags=args.tags,
+                opts=child,
+            )
+            aws.ecr.LifecyclePolicy(
+                f"{name}-lifecycle",
+                repository=self.repository.name,
+                policy=json.dumps(lifecycle_policy(args.keep_images, args.untagged_expiry_days)),
+                opts=child,
+            )
+            repository_name = self.repository.name
 
         self.content_tag: str = content_tag(args.source_root)
         # Built from the repository's name (so it waits for the repository) rather than read
@@ -162,8 +170,15 @@ class ContainerImage(pulumi.ComponentResource):
         region = aws.get_region_output()
         partition = aws.get_partition_output()
         self.repository_url: pulumi.Output[str] = pulumi.Output.all(
-            identity.account_id, region.region, partition.dns_suffix, self.repository.name
+            identity.account_id, region.region, partition.dns_suffix, repository_name
         ).apply(lambda a: repository_url(a[0], a[1], a[3], a[2]))
+        self.repository_arn: pulumi.Output[str] = (
+            self.repository.arn
+            if self.repository is not None
+            else pulumi.Output.all(
+                partition.partition, region.region, identity.account_id, repository_name
+            ).apply(lambda a: f"arn:{a[0]}:ecr:{a[1]}:{a[2]}:repository/{a[3]}")
+        )
         self.image_uri: pulumi.Output[str] = (
             pulumi.Output.from_input(args.image_uri)
             if args.image_uri

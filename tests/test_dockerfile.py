@@ -116,3 +116,14 @@ def test_entry_point_script_reaches_the_command(name):
 def test_dockerignore_keeps_local_state_out_of_the_build_context():
     ignored = {ln.strip().rstrip("/") for ln in (ROOT / ".dockerignore").read_text().splitlines()}
     assert {".venv", ".state", ".git", "tests", "benchmarks"} <= ignored
+
+
+def test_the_commit_is_declared_after_the_dependency_layer():
+    # .ci/build passes CODE_VERSION per commit; an ARG invalidates the cache of every later
+    # instruction, so declared before `pip install -r requirements.lock` it would rebuild the
+    # slow dependency layer on every commit, and the layer cache would never hit.
+    steps = instructions()
+    code_version = steps.index(("ARG", "CODE_VERSION=unknown"))
+    lock = next(i for i, (k, a) in enumerate(steps) if k == "RUN" and "requirements.lock" in a)
+    assert code_version > lock
+    assert ("ENV", "MLOPS_CODE_VERSION=$CODE_VERSION") in steps[code_version:]

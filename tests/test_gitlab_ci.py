@@ -25,7 +25,12 @@ MODEL = "arn:aws:sagemaker:eu-west-1:123456789012:model-package/customer-churn-d
 PIPELINES = {
     "merge-request": (
         "feature",
-        ["CI_PIPELINE_SOURCE=merge_request_event", "CI_MERGE_REQUEST_IID=4"],
+        ["CI_PIPELINE_SOURCE=merge_request_event", "CI_MERGE_REQUEST_IID=4", "CI_COMMIT_REF_PROTECTED=true"],
+        ["CI_COMMIT_BRANCH"],
+    ),
+    "merge-request-unprotected": (
+        "feature",
+        ["CI_PIPELINE_SOURCE=merge_request_event", "CI_MERGE_REQUEST_IID=5", "CI_COMMIT_REF_PROTECTED=false"],
         ["CI_COMMIT_BRANCH"],
     ),
     "default-branch": ("main", [], []),
@@ -114,6 +119,11 @@ def test_a_merge_request_is_tested_and_previewed_on_every_stack_and_deploys_noth
     assert all(needs(mr, f"preview: [{s}]") == {"test"} for s in ("dev", "staging", "prod"))
 
 
+def test_a_merge_request_from_an_unprotected_branch_gets_no_preview(pipelines):
+    # The preview role decrypts every stack's secrets; unreviewed code never assumes it.
+    assert set(pipelines["merge-request-unprotected"]) == {"test"}
+
+
 def test_previews_are_kept_as_artifacts(config):
     assert config["preview"]["artifacts"]["paths"] == ["preview-$STACK.txt"]
     assert "pulumi preview --stack" in (ROOT / ".ci" / "preview").read_text()
@@ -161,7 +171,14 @@ def test_prod_never_runs_from_another_branch(pipelines):
     ],
 )
 def test_each_deploy_has_its_environment_and_a_resource_group(expanded, job, name, tier):
-    assert expanded[job]["environment"] == {"name": name, "deployment_tier": tier}
+    assert expanded[job]["environment"] == {
+        "name": name,
+        "deployment_tier": tier,
+        "url": "$DYNAMIC_ENVIRONMENT_URL",
+    }
+    # The URL comes from the deploy's dotenv report, written by .ci/deploy.
+    assert expanded[job]["artifacts"]["reports"]["dotenv"] == "deploy.env"
+    assert "DYNAMIC_ENVIRONMENT_URL=" in (ROOT / ".ci" / "deploy").read_text()
     assert expanded[job]["resource_group"] == name
     assert expanded[job]["variables"]["DEPLOY_ROLE"] == f"deploy-{name}"
     # From .deploy: pulumi up then verify, with the OIDC token.
@@ -174,7 +191,6 @@ def test_aws_access_is_an_oidc_token_and_no_key_appears(config):
     text = (ROOT / ".gitlab-ci.yml").read_text()
     assert "AWS_WEB_IDENTITY_TOKEN_FILE" in text and "AWS_SECRET_ACCESS_KEY" not in text
     assert config["variables"]["PULUMI_BACKEND_URL"].startswith("s3://")
-    assert config["variables"]["PULUMI_SECRETS_PROVIDER"].startswith("awskms://")
 
 
 def test_every_pulumi_up_is_followed_by_verify():
@@ -186,5 +202,55 @@ def test_every_pulumi_up_is_followed_by_verify():
 
 def test_the_image_is_built_without_a_daemon_and_tagged_by_commit(config):
     build = "\n".join(config["build"]["script"])
-    assert "/kaniko/executor" in build and ":$CI_COMMIT_SHA" in build
+    assert '.ci/build "$CI_COMMIT_SHA" dev staging prod' in build
+    assert "buildah build" in (ROOT / ".ci" / "build").read_text()
     assert config["build"]["artifacts"]["reports"]["dotenv"] == "build.env"
+
+
+# What a deploy job spends besides the rollout: installing the virtualenv, creating the other
+# resources (a managed MLflow server takes ~25 minutes, in parallel with the endpoint) and
+# verifying. The rollout itself is bounded by the blue/green update's maximum execution time.
+OUTSIDE_THE_ROLLOUT_MINUTES = 30
+
+
+def gitlab_minutes(duration: str) -> float:
+    """A GitLab duration ("1h 45m", "90 minutes", "3600") in minutes."""
+    units = {"h": 60, "hour": 60, "hours": 60, "m": 1, "min": 1, "minute": 1, "minutes": 1, "s": 1 / 60}
+    parts = re.findall(r"(\d+)\s*([a-z]*)", str(duration))
+    return sum(int(n) * units[u] if u else int(n) / 60 for n, u in parts)
+
+
+@pytest.mark.parametrize(
+    ("job", "stack"), [("deploy-dev", "dev"), ("promote-staging", "staging"), ("promote-prod", "prod")]
+)
+def test_each_deploy_outlasts_the_longest_rollout_its_stack_allows(expanded, job, stack):
+    from infra import config as config_mod
+
+    values, region = config_mod.stack_values(yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text()))
+    parsed = config_mod.parse(values, stack=stack, region=region, root=ROOT)
+    needed = parsed.max_execution_timeout_seconds / 60 + OUTSIDE_THE_ROLLOUT_MINUTES
+    # GitLab's default job timeout, and so the ID token's lifetime, is 60 minutes.
+    assert "timeout" in expanded[job], f"{job} has no timeout: GitLab's default 60 minutes applies"
+    assert gitlab_minutes(expanded[job]["timeout"]) > needed
+
+
+@pytest.mark.parametrize(
+    "job", ["preview", "build", "image-scan", "deploy-dev", "promote-staging", "promote-prod"]
+)
+def test_each_jobs_token_is_trusted_by_its_role_and_by_no_other(expanded, job):
+    """The token GitLab issues this job on the protected default branch, against the bootstrap's trust."""
+    from infra.bootstrap import policies
+    from tests.infra.bootstrap import gitlab_tokens as tokens
+    from tests.infra.harness import bootstrap_stack
+
+    declared = expanded[job if job in expanded else f"{job}: [dev]"]
+    trusts = {
+        r.inputs["name"].removeprefix("mlops-platform-"): json.loads(r.inputs["assumeRolePolicy"])
+        for r in bootstrap_stack().of_type("aws:iam/role:Role")
+    }
+    ref = "feature-x" if job == "preview" else "main"
+    token = tokens.claims(ref=ref, tier=declared["environment"].get("deployment_tier"))
+    components = tokens.readme_sub_claim_components()
+    trusted_by = {role for role, trust in trusts.items() if tokens.may_assume(trust, token, components)}
+    assert trusted_by == {declared["variables"]["DEPLOY_ROLE"]}
+    assert set(trusts) == set(policies.ROLE_TIERS)

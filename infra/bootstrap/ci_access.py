@@ -2,7 +2,9 @@
 
 Roles (``infra.bootstrap.policies.role_refs``): ``deploy-<env>`` per environment, ``build``
 (push the image), ``preview`` (read state for merge-request previews). Each trusts only this
-project's tokens for its refs and environment; none has a long-lived key.
+project's tokens from its protected refs and deployment tier; none has a long-lived key. An
+account holds one provider per issuer URL: where it already has GitLab's, the config names it
+(``existingOidcProviderArn``) and the roles trust that one.
 """
 
 from __future__ import annotations
@@ -29,19 +31,22 @@ class CiAccessArgs:
 
 
 class CiAccess(pulumi.ComponentResource):
-    """Public attributes: ``provider`` and ``role_arns`` (CI role -> ARN)."""
+    """Public attributes: ``provider_arn`` and ``role_arns`` (CI role -> ARN)."""
 
     def __init__(self, name: str, args: CiAccessArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("mlops:bootstrap:CiAccess", name, None, opts)
         o = child_opts(self)
         cfg = args.config
-        self.provider = aws.iam.OpenIdConnectProvider(
-            f"{name}-gitlab-oidc",
-            url=cfg.gitlab_url,
-            client_id_lists=[policies.AUDIENCE],
-            tags=args.tags,
-            opts=o,
-        )
+        if cfg.existing_oidc_provider_arn:
+            self.provider_arn: pulumi.Output[str] = pulumi.Output.from_input(cfg.existing_oidc_provider_arn)
+        else:
+            self.provider_arn = aws.iam.OpenIdConnectProvider(
+                f"{name}-gitlab-oidc",
+                url=cfg.gitlab_url,
+                client_id_lists=[policies.AUDIENCE],
+                tags=args.tags,
+                opts=o,
+            ).arn
         state = pulumi.Output.all(args.state_bucket_arn, args.secrets_key_arn)
         permissions = {
             f"deploy-{env}": state.apply(
@@ -66,10 +71,12 @@ class CiAccess(pulumi.ComponentResource):
                 f"{name}-{role}",
                 name=policies.role_name(role),
                 description=f"GitLab CI ({cfg.project_path}): {role}",
-                assume_role_policy=self.provider.arn.apply(
+                assume_role_policy=self.provider_arn.apply(
                     lambda arn, role=role: json.dumps(policies.trust_policy(arn, cfg, role))
                 ),
-                # A deploy runs for at most an hour; so does the token.
+                # Sessions last an hour; a longer deploy (their timeout is 1 h 45 min) gets a new
+                # one from the AWS SDK, which re-exchanges the job's token: GitLab issues it for
+                # as long as the job's timeout (gitlabhq JwtV2, ttl: build.timeout_value).
                 max_session_duration=3600,
                 tags=args.tags,
                 opts=o,
@@ -78,4 +85,4 @@ class CiAccess(pulumi.ComponentResource):
                 f"{name}-{role}-policy", role=resource.id, policy=document.apply(json.dumps), opts=o
             )
             self.role_arns[role] = resource.arn
-        self.register_outputs({"role_arns": self.role_arns})
+        self.register_outputs({"provider_arn": self.provider_arn, "role_arns": self.role_arns})

@@ -16,8 +16,10 @@ ENVIRONMENTS = ("dev", "staging", "prod")
 _PROJECT_PATH = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)+$")
 _URL = re.compile(r"^https://[^/\s?#:]+$")
 _NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
+# IAM's ARN of an OIDC provider: the issuer's host (gitlabUrl has no path) after "oidc-provider/".
+_OIDC_PROVIDER_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:oidc-provider/(?P<host>[^/\s]+)$")
 # Git ref names cannot contain ':', so a pattern without one cannot reach past the ref field of
-# the token's subject into the environment field.
+# the token's subject into the ref_protected and deployment_tier fields.
 _REF = re.compile(r"^[A-Za-z0-9_./*-]+$")
 
 
@@ -30,7 +32,9 @@ class BootstrapConfig:
     """owner: tagged on every resource. gitlab_url: the GitLab instance (the token issuer).
     project_path: the one project whose pipelines may deploy (group/project).
     default_branch / release_tag_pattern: the protected refs deploys run from.
-    resource_prefix: the schema name the main program prefixes its AWS names with."""
+    resource_prefix: the schema name the main program prefixes its AWS names with.
+    existing_oidc_provider_arn: the account's GitLab OIDC provider when it already has one
+        (IAM allows one provider per issuer URL); None creates it."""
 
     owner: str
     gitlab_url: str
@@ -38,6 +42,7 @@ class BootstrapConfig:
     default_branch: str
     release_tag_pattern: str
     resource_prefix: str
+    existing_oidc_provider_arn: str | None = None
 
     @property
     def gitlab_host(self) -> str:
@@ -64,6 +69,16 @@ def validate(values: dict[str, str | None]) -> BootstrapConfig:
             raise BootstrapConfigError(f"{_key(name)}: missing; expected {expected}")
         if not pattern.match(value):
             raise BootstrapConfigError(f"{_key(name)}: {value!r} is not valid; expected {expected}")
+    provider_arn = values.get("existingOidcProviderArn")
+    if provider_arn is not None:
+        match = _OIDC_PROVIDER_ARN.match(provider_arn)
+        host = values["gitlabUrl"].removeprefix("https://")
+        if not match or match["host"] != host:
+            raise BootstrapConfigError(
+                f"{_key('existingOidcProviderArn')}: {provider_arn!r} is not valid; expected the ARN "
+                f"of the account's provider for {values['gitlabUrl']}, "
+                f"arn:aws:iam::<account>:oidc-provider/{host}"
+            )
     return BootstrapConfig(
         owner=values["owner"],
         gitlab_url=values["gitlabUrl"],
@@ -71,10 +86,19 @@ def validate(values: dict[str, str | None]) -> BootstrapConfig:
         default_branch=values["defaultBranch"],
         release_tag_pattern=values["releaseTagPattern"],
         resource_prefix=values["resourcePrefix"],
+        existing_oidc_provider_arn=provider_arn,
     )
 
 
 def load() -> BootstrapConfig:
     config = pulumi.Config(NAMESPACE)
-    names = ("owner", "gitlabUrl", "projectPath", "defaultBranch", "releaseTagPattern", "resourcePrefix")
+    names = (
+        "owner",
+        "gitlabUrl",
+        "projectPath",
+        "defaultBranch",
+        "releaseTagPattern",
+        "resourcePrefix",
+        "existingOidcProviderArn",
+    )
     return validate({name: config.get(name) for name in names})

@@ -1,10 +1,20 @@
 """IAM documents of the bootstrap: who may assume each CI role, and what each may do.
 
 Pure functions, tested without Pulumi. GitLab's ID token reaches AWS as a web identity; IAM
-can condition only on its ``aud`` and ``sub`` claims, so the project sets the subject to
-carry the environment as well (``ci_id_token_sub_claim_components`` =
-``["project_path", "ref_type", "ref", "environment"]``, README "Deploying to AWS"):
-``project_path:<group>/<project>:ref_type:<branch|tag>:ref:<ref>:environment:<env>``.
+can condition only on its ``aud`` and ``sub`` claims (``<host>:aud``, ``<host>:sub``), and
+GitLab builds ``sub`` only from the components a project allows in
+``ci_id_token_sub_claim_components`` (gitlabhq ``ProjectCiCdSetting``): ``project_path`` or
+``project_id`` first, then any of ``ref_type``, ``ref``, ``ref_protected``,
+``environment_protected``, ``deployment_tier``; ``environment`` is not one of them. Each
+component present in the job becomes ``<name>:<value>``, joined by ``:`` in the configured
+order (gitlabhq ``Gitlab::Ci::JwtV2``); a job without an environment has no
+``deployment_tier``. The project sets ``SUB_CLAIM_COMPONENTS`` (README "Deploying to AWS"):
+
+    project_path:<group>/<project>:ref_type:<branch|tag>:ref:<ref>:ref_protected:<true|false>:deployment_tier:<tier>
+
+so a role trusts a protected ref *and* the tier the job declares (``environment:
+deployment_tier`` in ``.gitlab-ci.yml``): a ``development`` job cannot assume the prod role,
+and no job on an unprotected ref assumes any role.
 """
 
 from __future__ import annotations
@@ -33,31 +43,52 @@ def role_name(role: str) -> str:
     return f"{ROLE_PREFIX}-{role}"
 
 
-def role_refs(config: BootstrapConfig) -> dict[str, tuple[tuple[str, str, str], ...]]:
-    """CI role -> the (ref_type, ref, environment) its tokens may carry.
+# What the project sets as its token's subject (README "Deploying to AWS"), in this order.
+SUB_CLAIM_COMPONENTS = ("project_path", "ref_type", "ref", "ref_protected", "deployment_tier")
+# The deployment tier each CI role's jobs declare in .gitlab-ci.yml (GitLab's tiers:
+# production, staging, testing, development, other).
+ROLE_TIERS = {
+    "deploy-dev": "development",
+    "deploy-staging": "staging",
+    "deploy-prod": "production",
+    "build": "other",
+    "preview": "testing",
+}
+
+
+def role_refs(config: BootstrapConfig) -> dict[str, tuple[tuple[str, str], ...]]:
+    """CI role -> the (ref_type, ref) its tokens may come from; every one must be protected.
 
     dev deploys from the default branch; staging and prod, and the image build, from the
-    default branch or a release tag; previews from any branch of a merge request.
+    default branch or a release tag; previews from any protected branch (a merge request's
+    source branch, when the project protects it: an unprotected branch's code is unreviewed,
+    and the preview role decrypts every stack's secrets).
     """
     branch = ("branch", config.default_branch)
     tag = ("tag", config.release_tag_pattern)
-    roles: dict[str, tuple[tuple[str, str, str], ...]] = {"deploy-dev": ((*branch, "dev"),)}
+    roles: dict[str, tuple[tuple[str, str], ...]] = {"deploy-dev": (branch,)}
     for env in ENVIRONMENTS[1:]:
-        roles[f"deploy-{env}"] = ((*branch, env), (*tag, env))
-    roles["build"] = ((*branch, "build"), (*tag, "build"))
-    roles["preview"] = (("branch", "*", "preview/*"),)
+        roles[f"deploy-{env}"] = (branch, tag)
+    roles["build"] = (branch, tag)
+    roles["preview"] = (("branch", "*"),)
     return roles
 
 
-def subjects(config: BootstrapConfig, refs: tuple[tuple[str, str, str], ...]) -> list[str]:
+def subjects(config: BootstrapConfig, role: str) -> list[str]:
+    """The ``sub`` patterns ``role`` trusts, in the shape SUB_CLAIM_COMPONENTS gives them.
+
+    Git ref names cannot hold ``:``, so a ``*`` in the ref field cannot reach into the
+    ``ref_protected`` or ``deployment_tier`` fields GitLab writes after it.
+    """
     return [
-        f"project_path:{config.project_path}:ref_type:{ref_type}:ref:{ref}:environment:{env}"
-        for ref_type, ref, env in refs
+        f"project_path:{config.project_path}:ref_type:{ref_type}:ref:{ref}"
+        f":ref_protected:true:deployment_tier:{ROLE_TIERS[role]}"
+        for ref_type, ref in role_refs(config)[role]
     ]
 
 
 def trust_policy(provider_arn: str, config: BootstrapConfig, role: str) -> dict[str, Any]:
-    """Only this project's pipelines, on the refs and in the environment of ``role``."""
+    """Only this project's pipelines, on the protected refs and in the tier of ``role``."""
     host = config.gitlab_host
     return {
         "Version": "2012-10-17",
@@ -68,7 +99,7 @@ def trust_policy(provider_arn: str, config: BootstrapConfig, role: str) -> dict[
                 "Action": "sts:AssumeRoleWithWebIdentity",
                 "Condition": {
                     "StringEquals": {f"{host}:aud": AUDIENCE},
-                    "StringLike": {f"{host}:sub": subjects(config, role_refs(config)[role])},
+                    "StringLike": {f"{host}:sub": subjects(config, role)},
                 },
             }
         ],
@@ -256,9 +287,11 @@ def deploy_policy(
 
 
 def build_policy(config: BootstrapConfig, *, account: str, region: str) -> dict[str, Any]:
-    """Push the image to each environment's repository (and read its scan), nothing else."""
+    """Push the image to each environment's repository (and read its scan) and the layer cache
+    (``<prefix>-build-cache``, infra/bootstrap/image_repositories.py), nothing else."""
     repos = [
-        f"arn:aws:ecr:{region}:{account}:repository/{config.resource_prefix}-{env}" for env in ENVIRONMENTS
+        f"arn:aws:ecr:{region}:{account}:repository/{config.resource_prefix}-{env}"
+        for env in (*ENVIRONMENTS, "build-cache")
     ]
     return {
         "Version": "2012-10-17",
@@ -273,6 +306,7 @@ def build_policy(config: BootstrapConfig, *, account: str, region: str) -> dict[
                     "ecr:CompleteLayerUpload",
                     "ecr:PutImage",
                     "ecr:BatchGetImage",
+                    "ecr:GetDownloadUrlForLayer",
                     "ecr:DescribeImages",
                     "ecr:DescribeImageScanFindings",
                 ],

@@ -7,7 +7,8 @@
 
 ``--serve`` keeps the emulator running after the scenario until SIGINT or SIGTERM (exit 0),
 printing ``AWS_ENDPOINT_URL=http://127.0.0.1:<port>`` on a line of its own once the JSON is
-written. A failing step stops the run naming the step and the cause, with exit code 1.
+written. The stack's state and outputs are kept in ``--state-dir`` (``.state``), as by
+``mlops local deploy``, so ``mlops verify --stack local`` checks the emulator against them. A failing step stops the run naming the step and the cause, with exit code 1.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ import json
 import logging
 import signal
 import sys
-import tempfile
 import threading
 import warnings
 from pathlib import Path
@@ -27,6 +27,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from localcloud.cli import parse_sets
+from localcloud.engine import ROOT
 from localcloud.scenario.data import prepare
 from localcloud.scenario.run import Scenario, StepFailed
 
@@ -58,6 +59,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="draw the stack's CloudWatch dashboard from the emulator's metrics to DIR (PNG, HTML)",
     )
     parser.add_argument("--serve", action="store_true", help="keep the emulator running until interrupted")
+    parser.add_argument(
+        "--state-dir",
+        type=Path,
+        default=ROOT / ".state",
+        help="where the stack's state and outputs are kept (default .state, read by mlops verify)",
+    )
     return parser
 
 
@@ -166,34 +173,34 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, OSError) as error:
         Console(stderr=True).print(f"[red]mlops local:[/] {escape(str(error))}")
         return 2
-    with tempfile.TemporaryDirectory(prefix="mlops-local-") as state:
-        status = console.status("starting")
-        scenario = Scenario(
-            prepared,
-            stack=args.stack,
-            port=args.port,
-            state_dir=Path(state),
-            overrides=overrides,
-            on_step=lambda name: status.update(f"[bold]{name}[/] ..."),
+    status = console.status("starting")
+    scenario = Scenario(
+        prepared,
+        stack=args.stack,
+        port=args.port,
+        state_dir=args.state_dir,
+        overrides=overrides,
+        on_step=lambda name: status.update(f"[bold]{name}[/] ..."),
+    )
+    try:
+        with status:
+            summary = scenario.run()
+        drawn = scenario.draw_dashboard(args.dashboard) if args.dashboard else ()
+        render(summary, scenario.seconds, scenario.notes, console)
+        for path in drawn:
+            console.print(f"dashboard: {path}", soft_wrap=True)
+        console.print(f"outputs: {args.state_dir / (args.stack + '.json')}", soft_wrap=True)
+        if args.json:
+            args.json.write_text(json.dumps(summary, indent=2) + "\n")
+        if args.serve:
+            serve_until_signalled(summary["endpoint_url"], summary["region"])
+    except StepFailed as error:
+        Console(stderr=True).print(
+            f"[red]mlops local failed at step {escape(error.step)!r}:[/] {escape(error.cause)}"
         )
-        try:
-            with status:
-                summary = scenario.run()
-            drawn = scenario.draw_dashboard(args.dashboard) if args.dashboard else ()
-            render(summary, scenario.seconds, scenario.notes, console)
-            for path in drawn:
-                console.print(f"dashboard: {path}", soft_wrap=True)
-            if args.json:
-                args.json.write_text(json.dumps(summary, indent=2) + "\n")
-            if args.serve:
-                serve_until_signalled(summary["endpoint_url"], summary["region"])
-        except StepFailed as error:
-            Console(stderr=True).print(
-                f"[red]mlops local failed at step {escape(error.step)!r}:[/] {escape(error.cause)}"
-            )
-            return 1
-        finally:
-            scenario.stop()
+        return 1
+    finally:
+        scenario.stop()
     return 0
 
 

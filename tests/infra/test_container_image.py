@@ -6,6 +6,7 @@ import json
 import re
 import shutil
 
+import pulumi
 import pytest
 
 from infra.container_image import (
@@ -191,3 +192,32 @@ def test_image_uri_follows_the_source_checkout(checkout):
     )
     assert box["image_uri"].endswith(f":{content_tag(checkout)}")
     assert content_tag(checkout) != content_tag()
+
+
+def test_an_existing_repository_is_referred_to_and_not_created():
+    # The CI stacks use the repository infra/bootstrap made (imageRepositoryExists).
+    box = {}
+
+    def program():
+        image = ContainerImage(
+            "image",
+            ContainerImageArgs(
+                repository_name="customer-churn-dev", kms_key_arn=KEY, tags=TAGS, repository_exists=True
+            ),
+        )
+        return pulumi.Output.all(image.repository_arn, image.image_uri).apply(
+            lambda v: box.update(arn=v[0], image_uri=v[1])
+        )
+
+    rec = run(program)
+    assert not rec.of_type("aws:ecr/repository:Repository")
+    assert not rec.of_type("aws:ecr/lifecyclePolicy:LifecyclePolicy")
+    assert box["arn"] == f"arn:aws:ecr:eu-west-1:{ACCOUNT}:repository/customer-churn-dev"
+    assert box["image_uri"].startswith(f"{ACCOUNT}.dkr.ecr.eu-west-1.amazonaws.com/customer-churn-dev:")
+
+
+@pytest.mark.parametrize("stack", ["dev", "staging", "prod"])
+def test_the_ci_stacks_use_the_bootstraps_repository(stack):
+    from tests.infra.harness import run_stack
+
+    assert not run_stack(stack).of_type("aws:ecr/repository:Repository")

@@ -60,6 +60,22 @@ def test_the_state_bucket_is_versioned_private_and_encrypted_with_the_rotated_ke
     assert f"alias/{result.outputs['SECRETS_KEY_ALIAS']}" in aliases
 
 
+def test_the_image_repositories_exist_for_the_first_build(deployed, emulator):
+    # CI pushes to <schema>-<env> before that stack's first `pulumi up`.
+    _, result = deployed
+    ecr = emulator.client("ecr")
+    names = [f"customer-churn-{env}" for env in ("dev", "staging", "prod")]
+    found = {r["repositoryName"]: r for r in ecr.describe_repositories(repositoryNames=names)["repositories"]}
+    for name in names:
+        assert found[name]["imageTagMutability"] == "IMMUTABLE"
+        assert found[name]["imageScanningConfiguration"] == {"scanOnPush": True}
+        assert found[name]["encryptionConfiguration"]["encryptionType"] == "KMS"
+        assert ecr.get_lifecycle_policy(repositoryName=name)["lifecyclePolicyText"]
+    assert result.outputs["imageRepositories"]["prod"] == found["customer-churn-prod"]["repositoryUri"]
+    (cache,) = ecr.describe_repositories(repositoryNames=["customer-churn-build-cache"])["repositories"]
+    assert cache["imageTagMutability"] == "MUTABLE"
+
+
 def test_the_command_previews_the_bootstrap_in_the_local_cloud(emulator, monkeypatch, tmp_path, capsys):
     from localcloud import cli
 

@@ -184,3 +184,56 @@ def test_the_command_prints_declared_against_live_and_exits_1(session, tmp_path,
 def test_unreadable_outputs_exit_2_naming_the_stack(tmp_path, capsys):
     assert verify.main(["--stack", "prod", "--outputs", str(tmp_path / "none.json")]) == 2
     assert "cannot read the outputs of stack prod" in capsys.readouterr().err
+
+
+def _drifting(session) -> dict:
+    """A healthy deployment whose data drifts: a drift alarm, declared and in ALARM."""
+    outputs = deploy(session)
+    drift = f"{ENDPOINT}-drift-tenure_months"
+    outputs["alarms"] = {**ALARMS, "drift": [drift]}
+    session.client("cloudwatch").put_metric_alarm(
+        AlarmName=drift,
+        Namespace="MLOps/Drift",
+        MetricName="tenure_months",
+        Statistic="Maximum",
+        Period=3600,
+        EvaluationPeriods=1,
+        Threshold=0.2,
+        ComparisonOperator="GreaterThanThreshold",
+    )
+    session.client("cloudwatch").set_alarm_state(
+        AlarmName=drift, StateValue="ALARM", StateReason="PSI 0.41 above 0.2"
+    )
+    return outputs
+
+
+def test_drift_in_alarm_is_reported_without_failing_the_deploy(session, tmp_path, capsys):
+    path = tmp_path / "outputs.json"
+    path.write_text(json.dumps(_drifting(session)))
+    assert verify.main(["--stack", "dev", "--outputs", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert f"alarm {ENDPOINT}-drift-tenure_months" in out and "reported" in out
+    assert "1 data alarm(s) in ALARM" in out
+    assert verify.main(["--stack", "dev", "--outputs", str(path), "--fail-on-drift"]) == 1
+    assert f"differs: alarm {ENDPOINT}-drift-tenure_months" in capsys.readouterr().out
+
+
+def test_a_health_alarm_in_alarm_fails_the_deploy(session, tmp_path):
+    outputs = _drifting(session)
+    session.client("cloudwatch").set_alarm_state(
+        AlarmName=f"{ENDPOINT}-champion-5xx-rate", StateValue="ALARM", StateReason="5xx 8% of requests"
+    )
+    path = tmp_path / "outputs.json"
+    path.write_text(json.dumps(outputs))
+    assert verify.main(["--stack", "dev", "--outputs", str(path)]) == 1
+
+
+def test_the_local_stack_is_read_from_the_local_engines_state(session, tmp_path, capsys):
+    from localcloud.state import State
+
+    # What `mlops local deploy` and `mlops local` keep: the engine's state file, with the outputs.
+    State("local", outputs=deploy(session)).save(tmp_path / "local.json")
+    assert verify.main(["--stack", "local", "--state-dir", str(tmp_path)]) == 0
+    assert "checks pass" in capsys.readouterr().out
+    assert verify.main(["--stack", "local", "--state-dir", str(tmp_path / "empty")]) == 2
+    assert "mlops local deploy --stack local" in capsys.readouterr().err

@@ -9,6 +9,7 @@ import pytest
 
 from infra.bootstrap import config as config_mod
 from infra.bootstrap import policies
+from tests.infra.bootstrap import gitlab_tokens as tokens
 from tests.infra.harness import bootstrap_stack
 
 PROJECT = "ml-platform/mlops-platform"
@@ -25,21 +26,18 @@ def role_policy(role: str) -> dict:
     return json.loads(found[0].inputs["policy"])
 
 
-def may_assume(role: str, claims: dict[str, str]) -> bool:
-    """Evaluate the role's trust policy the way STS does for a GitLab token with ``claims``."""
-    statement = json.loads(roles()[policies.role_name(role)]["assumeRolePolicy"])["Statement"][0]
-    sub = (
-        f"project_path:{claims['project_path']}:ref_type:{claims['ref_type']}:ref:{claims['ref']}"
-        f":environment:{claims['environment']}"
-    )
-    condition = statement["Condition"]
-    return condition["StringEquals"]["gitlab.com:aud"] == claims.get("aud", "sts.amazonaws.com") and any(
-        fnmatch.fnmatchcase(sub, pattern) for pattern in condition["StringLike"]["gitlab.com:sub"]
-    )
+def trust(role: str) -> dict:
+    return json.loads(roles()[policies.role_name(role)]["assumeRolePolicy"])
 
 
-def token(env: str, ref: str = "main", ref_type: str = "branch", project: str = PROJECT) -> dict[str, str]:
-    return {"project_path": project, "ref_type": ref_type, "ref": ref, "environment": env}
+# What the README tells the adopter to set, checked against GitLab's own list.
+COMPONENTS = tokens.readme_sub_claim_components()
+ALL_ROLES = ("deploy-dev", "deploy-staging", "deploy-prod", "build", "preview")
+TIERS = ("production", "staging", "testing", "development", "other")
+
+
+def may_assume(role: str, token: dict[str, str]) -> bool:
+    return tokens.may_assume(trust(role), token, COMPONENTS)
 
 
 def test_gitlab_is_the_identity_provider_for_sts():
@@ -54,38 +52,77 @@ def test_one_deploy_role_per_environment_and_a_build_and_preview_role():
     }
 
 
-def test_each_deploy_role_trusts_its_environment_on_the_default_branch():
-    for env in ("dev", "staging", "prod"):
-        assert may_assume(f"deploy-{env}", token(env))
-        others = {"dev", "staging", "prod"} - {env}
-        assert not any(may_assume(f"deploy-{env}", token(other)) for other in others)
-
-
-def test_prod_trusts_release_tags_and_dev_does_not():
-    assert may_assume("deploy-prod", token("prod", ref="v1.4.0", ref_type="tag"))
-    assert not may_assume("deploy-dev", token("dev", ref="v1.4.0", ref_type="tag"))
+def test_the_readme_sets_only_components_gitlab_issues():
+    # GitLab refuses anything else (the former ["project_path", "ref_type", "ref", "environment"]).
+    assert tokens.check_components(COMPONENTS) == COMPONENTS
+    # ... and the ones the trust policies are written for.
+    assert COMPONENTS == policies.SUB_CLAIM_COMPONENTS
+    with pytest.raises(tokens.SubClaimRefused, match="environment"):
+        tokens.check_components(("project_path", "ref_type", "ref", "environment"))
 
 
 @pytest.mark.parametrize(
-    "claims",
-    [
-        token("prod", ref="feature"),  # an unprotected branch
-        token("prod", project="someone/fork"),  # another project
-        {**token("prod"), "aud": "https://gitlab.com"},  # a token minted for another audience
-        token("prod", ref="main", ref_type="tag"),  # a tag named like the branch
-    ],
-    ids=["other-branch", "other-project", "other-audience", "tag-named-main"],
+    ("role", "tier"),
+    [("deploy-dev", "development"), ("deploy-staging", "staging"), ("deploy-prod", "production")],
 )
-def test_prod_refuses_every_other_token(claims):
-    assert not may_assume("deploy-prod", claims)
+def test_each_deploy_role_trusts_only_its_tier_on_the_protected_default_branch(role, tier):
+    assert may_assume(role, tokens.claims(tier=tier))
+    assert not any(may_assume(role, tokens.claims(tier=other)) for other in TIERS if other != tier)
+    # A job without an environment has no deployment_tier in its subject.
+    assert not may_assume(role, tokens.claims(tier=None))
 
 
-def test_a_merge_request_preview_may_read_state_but_not_deploy():
-    feature = {**token("preview/dev", ref="feature-x")}
-    assert may_assume("preview", feature)
-    assert not may_assume("deploy-dev", {**feature, "environment": "dev"})
+def test_a_development_job_cannot_assume_the_prod_role():
+    dev_job = tokens.claims(tier="development")
+    assert may_assume("deploy-dev", dev_job) and not may_assume("deploy-prod", dev_job)
+
+
+@pytest.mark.parametrize("tier", [*TIERS, None])
+@pytest.mark.parametrize("role", ALL_ROLES)
+def test_an_unprotected_ref_assumes_no_role(role, tier):
+    assert not may_assume(role, tokens.claims(ref="main", protected=False, tier=tier))
+    assert not may_assume(role, tokens.claims(ref="feature-x", protected=False, tier=tier))
+
+
+def test_release_tags_reach_staging_prod_and_build_but_not_dev():
+    tag = {"ref": "v1.4.0", "ref_type": "tag"}
+    assert may_assume("deploy-prod", tokens.claims(**tag, tier="production"))
+    assert may_assume("deploy-staging", tokens.claims(**tag, tier="staging"))
+    assert may_assume("build", tokens.claims(**tag, tier="other"))
+    assert not may_assume("deploy-dev", tokens.claims(**tag, tier="development"))
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        tokens.claims(ref="feature", tier="production"),  # a protected branch that is not main
+        tokens.claims(project="someone/fork", tier="production"),  # another project
+        tokens.claims(aud="https://gitlab.com", tier="production"),  # minted for another audience
+        tokens.claims(ref="main", ref_type="tag", tier="production"),  # a tag named like the branch
+    ],
+    ids=["other-protected-branch", "other-project", "other-audience", "tag-named-main"],
+)
+def test_prod_refuses_every_other_token(token):
+    assert not may_assume("deploy-prod", token)
+
+
+def test_a_merge_request_preview_needs_a_protected_branch_and_cannot_deploy():
+    protected = tokens.claims(ref="feature-x", tier="testing")
+    assert may_assume("preview", protected)
+    # An unprotected branch's unreviewed code never gets the role that decrypts every stack's secrets.
+    assert not may_assume("preview", tokens.claims(ref="feature-x", protected=False, tier="testing"))
+    assert not any(may_assume(f"deploy-{env}", protected) for env in ("dev", "staging", "prod"))
     actions = {a for s in role_policy("preview")["Statement"] for a in s["Action"]}
     assert actions == {"s3:ListBucket", "s3:GetBucketLocation", "s3:GetObject", "kms:Decrypt"}
+
+
+def test_an_existing_gitlab_provider_is_trusted_instead_of_a_new_one():
+    arn = "arn:aws:iam::123456789012:oidc-provider/gitlab.com"
+    rec = bootstrap_stack((("mlops-bootstrap:existingOidcProviderArn", arn),))
+    assert not rec.of_type("aws:iam/openIdConnectProvider:OpenIdConnectProvider")
+    for role in rec.of_type("aws:iam/role:Role"):
+        (statement,) = json.loads(role.inputs["assumeRolePolicy"])["Statement"]
+        assert statement["Principal"] == {"Federated": arn}
 
 
 def test_a_deploy_role_writes_only_its_own_stacks_state():
@@ -142,7 +179,13 @@ def test_the_state_bucket_is_versioned_and_encrypted_with_the_secrets_key():
             "mlops-bootstrap:projectPath: 'no-group' is not valid; expected <group>/<project>",
         ),
         ("gitlabUrl", "http://gitlab.com", "mlops-bootstrap:gitlabUrl: 'http://gitlab.com' is not valid"),
-        ("releaseTagPattern", "v*:environment:prod", "mlops-bootstrap:releaseTagPattern"),
+        ("releaseTagPattern", "v*:ref_protected:true", "mlops-bootstrap:releaseTagPattern"),
+        (
+            "existingOidcProviderArn",
+            "arn:aws:iam::123456789012:oidc-provider/gitlab.example.com",
+            "mlops-bootstrap:existingOidcProviderArn: .* expected the ARN of the account's provider for "
+            "https://gitlab.com",
+        ),
         ("projectPath", None, "mlops-bootstrap:projectPath: missing"),
     ],
 )
@@ -156,5 +199,32 @@ def test_bad_config_names_the_key(key, value, message):
         "resourcePrefix": "customer-churn",
         key: value,
     }
-    with pytest.raises(config_mod.BootstrapConfigError, match=message.replace("*", r"\*")):
+    with pytest.raises(config_mod.BootstrapConfigError, match=message):
         config_mod.validate(values)
+
+
+def test_the_image_repositories_exist_before_any_stack():
+    # CI's build pushes to <schema>-<env> before that stack's first `pulumi up`.
+    rec = bootstrap_stack()
+    repositories = {r.inputs["name"]: r.inputs for r in rec.of_type("aws:ecr/repository:Repository")}
+    for env in ("dev", "staging", "prod"):
+        repository = repositories[f"customer-churn-{env}"]
+        assert repository["imageTagMutability"] == "IMMUTABLE"
+        assert repository["imageScanningConfiguration"] == {"scanOnPush": True}
+        assert (
+            repository["encryptionConfigurations"][0]["kmsKey"] == rec.one("aws:kms/key:Key").outputs["arn"]
+        )
+    assert repositories["customer-churn-build-cache"]["imageTagMutability"] == "MUTABLE"
+    lifecycles = {p.inputs["repository"] for p in rec.of_type("aws:ecr/lifecyclePolicy:LifecyclePolicy")}
+    assert lifecycles == set(repositories)
+
+
+def test_the_build_role_may_push_to_every_repository_and_read_the_cache():
+    (push,) = [s for s in role_policy("build")["Statement"] if s["Sid"] == "Push"]
+    assert {r.rsplit("/", 1)[1] for r in push["Resource"]} == {
+        "customer-churn-dev",
+        "customer-churn-staging",
+        "customer-churn-prod",
+        "customer-churn-build-cache",
+    }
+    assert {"ecr:PutImage", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"} <= set(push["Action"])

@@ -62,10 +62,11 @@ def test_the_endpoint_still_serves_the_first_version_and_the_alarm_history_shows
 
 
 def test_mlops_verify_fails_naming_the_rollback(run):
-    from mlops.verify import verify
+    from mlops.verify import failures, verify
 
     scenario, _ = run
-    failed = {c.name: c for c in verify(scenario.outputs, scenario.emulator.session()) if not c.ok}
+    checks = verify(scenario.outputs, scenario.emulator.session())
+    failed = {c.name: c for c in failures(checks)}
     configuration = failed["endpoint configuration"]
     assert configuration.declared == scenario.outputs["endpointConfigName"]
     assert configuration.live == endpoint_state(scenario)["EndpointConfigName"] != configuration.declared

@@ -182,13 +182,17 @@ def test_the_dashboard_is_drawn_from_the_emulators_metrics(run, tmp_path):
     assert "drift" in page.lower() and "rollout" in page.lower()
 
 
-def test_mlops_verify_fails_naming_the_drift_alarms_in_alarm(run):
-    from mlops.verify import verify
+def test_mlops_verify_reports_the_drift_alarms_in_alarm_without_failing_the_deploy(run):
+    from mlops.verify import failures, verify
 
     scenario, summary = run
-    failed = [c for c in verify(scenario.outputs, scenario.emulator.session()) if not c.ok]
+    checks = verify(scenario.outputs, scenario.emulator.session())
+    failed = [c for c in checks if not c.ok]
     drifted = {f"customer-churn-{scenario.stack}-drift-{f}" for f in summary["phases"][1]["drifted_features"]}
     assert {c.name.removeprefix("alarm ") for c in failed if c.live == "ALARM"} == drifted
+    # The retrained model rolled out healthy: drift is monitoring's business, not the deploy's.
+    assert failures(checks) == []
+    assert {c.name.removeprefix("alarm ") for c in failures(checks, fail_on_drift=True)} == drifted
 
 
 def test_the_printed_total_is_the_sum_of_the_phases_printed_with_the_dashboard_among_them(run):
