@@ -16,7 +16,8 @@ dev is not deployed to staging as dev's package: it is copied. This command
 4. prints the target package ARN as its last line (``--json``: the whole record).
 
 Promoting the same source again finds the package it made (by ``PromotedFrom``) and gives it
-back: a repeated approval event, or a re-run CI job, creates nothing new.
+back: a repeated approval event, or a re-run CI job, creates nothing new. A package of the
+target's own group is given back as it is (the stack it was approved in deploys it).
 
 Credentials are the target's: in CI, the deploy job assumes the target stack's promotion role
 (``--role-arn``, the stack output ``promotionRoleArn``). ``AWS_ENDPOINT_URL`` reaches the local
@@ -312,6 +313,10 @@ def promote(
     account = session.client("sts").get_caller_identity()["Account"]
     target = load_target(stack, account, root)
     source_stack = source_stack_of(parsed["group"], target.schema_name)
+    if source_stack == stack:
+        # The stack the model was approved in deploys its own package (CI runs the same
+        # command for every stack of the promotion).
+        return _own(session, target, source_arn, parsed["account"])
     allowed = [s.stack for s in promotes_from(target.order, stack)]
     if source_stack not in allowed:
         order = " → ".join(s.stack for s in target.order) or "unset"
@@ -371,11 +376,9 @@ def promote(
                 {"Bucket": s.netloc, "Key": s.path.lstrip("/")},
                 d.netloc,
                 d.path.lstrip("/"),
-                ExtraArgs={
-                    "ServerSideEncryption": "aws:kms",
-                    "SSEKMSKeyId": key_arn,
-                    "BucketKeyEnabled": True,
-                },
+                # The bucket's default encryption would do the same; stating the key makes a
+                # copy into a bucket with another default fail rather than land unencrypted.
+                ExtraArgs={"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": key_arn},
             )
         except ClientError as error:
             raise PromotionError(f"copying {src} to {dst}: {_code(error)}: {error}") from None
@@ -388,10 +391,21 @@ def promote(
         source_stack=source_stack,
         source_account=parsed["account"],
     )
-    request["ApprovalDescription"] = f"promoted to {stack} by mlops promote from {source_arn}"[:1024]
     record.model_package_arn = sm.create_model_package(**request)["ModelPackageArn"]
     log(f"registered {record.model_package_arn} (Approved) in {target.group}")
     return record
+
+
+def _own(session: Any, target: Target, arn: str, account: str) -> Promotion:
+    sm = session.client("sagemaker", region_name=target.region)
+    try:
+        package = sm.describe_model_package(ModelPackageName=arn)
+    except ClientError as error:
+        raise PromotionError(f"--from: {arn}: {_code(error)}: {error}") from None
+    if package.get("ModelApprovalStatus") != APPROVED:
+        raise PromotionError(f"--from: {arn} is {package.get('ModelApprovalStatus')}, not Approved")
+    image = (package.get("InferenceSpecification", {}).get("Containers") or [{}])[0].get("Image", "")
+    return Promotion(arn, target.stack, account, target.stack, arn, False, image)
 
 
 def main(argv: list[str] | None = None) -> int:

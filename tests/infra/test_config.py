@@ -175,7 +175,9 @@ def test_a_shadow_stack_serves_its_first_model_alone_until_a_challenger_is_given
 def test_promotion_order_takes_names_and_accounts():
     from infra.promotion import Stage
 
-    order = parse(promotionOrder=["dev", "test", {"stack": "prod", "account": "012345678901"}]).promotion_order
+    order = parse(
+        promotionOrder=["dev", "test", {"stack": "prod", "account": "012345678901"}]
+    ).promotion_order
     assert order == (Stage("dev"), Stage("test"), Stage("prod", "012345678901"))
     assert parse().promotion_order == ()
 
@@ -189,7 +191,10 @@ def test_promotion_order_as_the_engine_passes_it_json_encoded():
     [
         ("dev", "mlops-platform:promotionOrder: 'dev' is not a list of stacks"),
         (["test", {"stack": "prod", "account": "1234"}], "mlops-platform:promotionOrder[1].account: '1234'"),
-        (["test", {"stack": "prod", "account": 12345678901}], "promotionOrder[1].account: 12345678901 is not"),
+        (
+            ["test", {"stack": "prod", "account": 12345678901}],
+            "promotionOrder[1].account: 12345678901 is not",
+        ),
         (["test", {"stack": "prod", "acount": "1"}], "mlops-platform:promotionOrder[1].acount: unknown key"),
         (["test", "Prod!"], "mlops-platform:promotionOrder[1].stack: 'Prod!' is not a stack name"),
         (["test", "dev", "dev"], "mlops-platform:promotionOrder[2].stack: 'dev' is listed twice"),

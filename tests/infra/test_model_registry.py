@@ -76,7 +76,11 @@ def _matches(detail: dict) -> bool:
     # EventBridge's matching as moto implements it ($or, exists, anything-but prefix included).
     from moto.events.models import EventPattern
 
-    event = {"source": "aws.sagemaker", "detail-type": "SageMaker Model Package State Change", "detail": detail}
+    event = {
+        "source": "aws.sagemaker",
+        "detail-type": "SageMaker Model Package State Change",
+        "detail": detail,
+    }
     return EventPattern.load(json.dumps(approval_event_pattern(GROUP))).matches_event(event)
 
 
