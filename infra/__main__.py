@@ -54,6 +54,16 @@ partition = aws.get_partition().partition
 # AWS-visible names are derived from the schema and the stack, so environments sharing an
 # account never collide and every name is known before deployment.
 prefix = f"{schema.name}-{config.stack}"
+# The stacks after this one in promotionOrder may read its model artifacts (README "How a model
+# is promoted"); nothing else crosses stacks.
+promotion_grantees = tuple(
+    grantees(
+        partition=partition,
+        schema_name=schema.name,
+        account=account,
+        targets=promotes_to(config.promotion_order, config.stack),
+    )
+)
 endpoint = endpoint_name(schema.name, config.stack)
 shadow = config.deployment_strategy == "shadow" and config.shadow_model_package_arn is not None
 
@@ -64,16 +74,7 @@ store = ArtifactStore(
         bucket_name=artifact_bucket_name(schema.name, config.stack, account),
         tags=tags,
         schema_paths=(config_mod.ROOT / config.schema_path,),
-        # The stacks after this one in promotionOrder may read its model artifacts (README
-        # "How a model is promoted"); nothing else crosses stacks.
-        promotion_grantees=tuple(
-            grantees(
-                partition=partition,
-                schema_name=schema.name,
-                account=account,
-                targets=promotes_to(config.promotion_order, config.stack),
-            )
-        ),
+        promotion_grantees=promotion_grantees,
         model_artifact_prefixes=model_artifact_prefixes(f"{prefix}-training"),
     ),
 )
@@ -104,6 +105,7 @@ registry = ModelRegistry(
         gitlab_trigger_token=config.gitlab_trigger_token,
         stack=config.stack,
         deploy_stacks=tuple(stacks_to_deploy(config.promotion_order, config.stack)),
+        cross_account_grantees=tuple(g for g in promotion_grantees if g[1] != account),
     ),
 )
 tracking = (

@@ -27,7 +27,7 @@ import pulumi
 import pulumi_aws as aws
 
 from infra.base import assume_role_policy, child_opts
-from infra.promotion import PROMOTED_DESCRIPTION_PREFIX
+from infra.promotion import PROMOTED_DESCRIPTION_PREFIX, package_group_grant_policy
 
 # What EventBridge reads from an approval event for the GitLab call.
 TRIGGER_INPUT_PATHS = {
@@ -66,6 +66,8 @@ class ModelRegistryArgs:
     stack: the stack's name, sent to GitLab as ``MODEL_SOURCE_STACK``.
     deploy_stacks: the stacks an approval here deploys, in order (``DEPLOY_STACKS``; default
         this stack only).
+    cross_account_grantees: (stack, account, promotion role ARN) of the stacks in other accounts
+        this one promotes to: the group's resource policy lets each describe its packages.
     """
 
     group_name: str
@@ -77,6 +79,7 @@ class ModelRegistryArgs:
     notification_topic_arn: pulumi.Input[str] | None = None
     stack: str = "dev"
     deploy_stacks: tuple[str, ...] = ()
+    cross_account_grantees: tuple[tuple[str, str, str], ...] = ()
 
 
 # -- pure functions ---------------------------------------------------------------------------
@@ -208,6 +211,8 @@ class ModelRegistry(pulumi.ComponentResource):
             tags=args.tags,
             opts=self._opts,
         )
+        if args.cross_account_grantees:
+            self._create_group_policy()
         self.approval_rule_name: str = approval_rule_name(args.group_name)
         self.approval_rule = aws.cloudwatch.EventRule(
             f"{name}-approved",
@@ -239,6 +244,28 @@ class ModelRegistry(pulumi.ComponentResource):
                 "group_arn": self.group_arn,
                 "approval_rule_name": self.approval_rule_name,
             }
+        )
+
+    def _create_group_policy(self) -> None:
+        invoke = pulumi.InvokeOutputOptions(parent=self)
+        identity = aws.get_caller_identity_output(opts=invoke)
+        region = aws.get_region_output(opts=invoke)
+        partition = aws.get_partition_output(opts=invoke)
+        aws.sagemaker.ModelPackageGroupPolicy(
+            f"{self._name}-group-policy",
+            model_package_group_name=self.group.model_package_group_name,
+            resource_policy=pulumi.Output.all(partition.partition, region.region, identity.account_id).apply(
+                lambda v: json.dumps(
+                    package_group_grant_policy(
+                        partition=v[0],
+                        region=v[1],
+                        account=v[2],
+                        group=self._args.group_name,
+                        grantees=self._args.cross_account_grantees,
+                    )
+                )
+            ),
+            opts=self._opts,
         )
 
     def _create_gitlab_trigger(self) -> aws.cloudwatch.EventApiDestination:

@@ -196,6 +196,27 @@ def key_grant_statements(
     ]
 
 
+def package_group_grant_policy(
+    *, partition: str, region: str, account: str, group: str, grantees: Sequence[tuple[str, str, str]]
+) -> dict[str, Any]:
+    """The source group's resource policy: another account's promotion role may describe its
+    packages (within one account the role's own policy is enough, and none is declared)."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": f"PromotionTo{_sid(stack)}DescribesPackages",
+                "Effect": "Allow",
+                "Principal": {"AWS": f"arn:{partition}:iam::{target_account}:root"},
+                "Action": "sagemaker:DescribeModelPackage",
+                "Resource": f"arn:{partition}:sagemaker:{region}:{account}:model-package/{group}/*",
+                "Condition": {"ArnEquals": {"aws:PrincipalArn": role}},
+            }
+            for stack, target_account, role in grantees
+        ],
+    }
+
+
 def grantees(
     *, partition: str, schema_name: str, account: str, targets: Sequence[Stage]
 ) -> list[tuple[str, str, str]]:

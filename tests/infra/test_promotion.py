@@ -119,3 +119,20 @@ def test_a_stack_that_promotes_nowhere_has_no_promotion_role():
 def test_parse_order_needs_the_stack_itself():
     with pytest.raises(ValueError, match="does not list this stack 'qa'"):
         parse_order(["dev", "prod"], key="promotionOrder", stack="qa")
+
+
+def test_the_source_group_lets_the_other_accounts_role_describe_its_packages(dev_two_accounts):
+    policy = dev_two_accounts.one("aws:sagemaker/modelPackageGroupPolicy:ModelPackageGroupPolicy").inputs
+    assert policy["modelPackageGroupName"] == "customer-churn-dev"
+    (statement,) = json.loads(policy["resourcePolicy"])["Statement"]
+    assert statement["Principal"] == {"AWS": f"arn:aws:iam::{PROD_ACCOUNT}:root"}
+    assert statement["Action"] == "sagemaker:DescribeModelPackage"
+    assert (
+        statement["Resource"] == f"arn:aws:sagemaker:eu-west-1:{ACCOUNT}:model-package/customer-churn-dev/*"
+    )
+    assert statement["Condition"] == {"ArnEquals": {"aws:PrincipalArn": PROD_ROLE}}
+
+
+def test_within_one_account_no_group_policy_is_declared():
+    rec = run_stack("dev")
+    assert rec.of_type("aws:sagemaker/modelPackageGroupPolicy:ModelPackageGroupPolicy") == []
