@@ -136,3 +136,19 @@ def test_the_source_group_lets_the_other_accounts_role_describe_its_packages(dev
 def test_within_one_account_no_group_policy_is_declared():
     rec = run_stack("dev")
     assert rec.of_type("aws:sagemaker/modelPackageGroupPolicy:ModelPackageGroupPolicy") == []
+
+
+def test_prods_approval_trigger_asks_gitlab_to_deploy_prod_only():
+    trigger = {
+        "mlops-platform:gitlabTriggerUrl": "https://gitlab.example.com/api/v4/projects/42/trigger/pipeline",
+        "mlops-platform:gitlabTriggerToken": "glptt-x",
+    }
+    rec = run_stack("prod", trigger)
+    target = next(
+        t
+        for t in rec.of_type("aws:cloudwatch/eventTarget:EventTarget")
+        if t.inputs["targetId"] == "gitlab-promotion"
+    )
+    template = target.inputs["inputTransformer"]["inputTemplate"]
+    body = json.loads(template.replace("<arn>", '"a"').replace("<group>", '"g"').replace("<version>", "1"))
+    assert (body["variables"]["MODEL_SOURCE_STACK"], body["variables"]["DEPLOY_STACKS"]) == ("prod", "prod")
