@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import requests
 
 from localcloud.behaviours import registry, targets
 from localcloud.engine import Engine
@@ -315,14 +316,13 @@ def test_devs_bucket_and_key_policies_grant_stagings_promotion_role(stacks):
 
 def test_an_approval_gitlab_refuses_lands_in_the_dead_letter_queue_and_sets_off_the_alarm(stacks):
     # A new project lets no one set pipeline variables: GitLab answers the trigger with 400.
-    targets.API_DESTINATION_ANSWERS[TRIGGER] = (
-        400,
-        '{"message":"Insufficient permissions to set pipeline variables"}',
-    )
+    refuse = {"endpoint": TRIGGER, "status": 400, "body": '{"message":"Insufficient permissions"}'}
+    control = f"{stacks.emulator.endpoint_url}/_mlops/api-destinations"
+    requests.post(control, json=refuse, timeout=10).raise_for_status()
     try:
         source = stacks.register_in_dev()
     finally:
-        targets.API_DESTINATION_ANSWERS.pop(TRIGGER)
+        requests.post(control, json={**refuse, "status": 200}, timeout=10).raise_for_status()
     sqs = stacks.client("sqs")
     url = sqs.get_queue_url(QueueName="customer-churn-dev-approval-dead-letters")["QueueUrl"]
     messages = sqs.receive_message(QueueUrl=url, MessageAttributeNames=["All"], MaxNumberOfMessages=10)[
