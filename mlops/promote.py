@@ -12,7 +12,9 @@ dev is not deployed to staging as dev's package: it is copied. This command
 3. registers, in the target's group, a package with the source's metrics, ``DataStart`` /
    ``DataEnd`` and other metadata, its lineage (``PromotedFrom``, ``PromotedFromStack``,
    ``PromotedFromAccount``) and the image of the target's own ECR repository at the source
-   image's digest, Approved (the person who ran the deploy job approved it there);
+   image's digest, approved as the target's rules say: Approved when the source's ``Auc``
+   meets the target's ``minAuc`` (the person who runs the manual deploy job approves the rest),
+   refused below it, PendingManualApproval when no AUC was recorded;
 4. prints the target package ARN as its last line (``--json``: the whole record).
 
 Promoting the same source again finds the package it made (by ``PromotedFrom``) and gives it
@@ -77,6 +79,7 @@ class Target:
     region: str
     schema_name: str
     order: tuple[Any, ...]
+    min_auc: float = 0.0
 
     @property
     def group(self) -> str:
@@ -113,7 +116,7 @@ def load_target(stack: str, account: str, root: Path = config_mod.ROOT) -> Targe
     values, region = config_mod.stack_values(yaml.safe_load(path.read_text()) or {})
     config = config_mod.parse(values, stack=stack, region=region, root=root)
     schema = schema_mod.load(root / config.schema_path)
-    return Target(stack, account, region, schema.name, config.promotion_order)
+    return Target(stack, account, region, schema.name, config.promotion_order, config.min_auc)
 
 
 def source_stack_of(group: str, schema_name: str) -> str:
@@ -188,6 +191,7 @@ def target_package_request(
     copies: dict[str, str],
     source_stack: str,
     source_account: str,
+    status: str = APPROVED,
 ) -> dict[str, Any]:
     """The ``CreateModelPackage`` request of the target's copy."""
     containers = [
@@ -213,13 +217,31 @@ def target_package_request(
         "ModelPackageGroupName": group,
         "ModelPackageDescription": f"{PROMOTED_DESCRIPTION_PREFIX}{source['ModelPackageArn']}"[:1024],
         "InferenceSpecification": spec,
-        "ModelApprovalStatus": APPROVED,
+        "ModelApprovalStatus": status,
         "CustomerMetadataProperties": metadata,
     }
     for section in ("ModelMetrics", "DriftCheckBaselines"):
         if source.get(section):
             request[section] = rewrite(source[section], copies)
     return request
+
+
+def approval_status(metadata: dict[str, str], *, stack: str, min_auc: float) -> str:
+    """The copy's approval as the target's rules say: its quality bar (``minAuc``) on the AUC the
+    source was evaluated with. Below it: PromotionError, nothing is registered. No AUC recorded:
+    PendingManualApproval, for a person to decide in the target's registry."""
+    raw = metadata.get("Auc")
+    if raw in (None, ""):
+        return "PendingManualApproval"
+    try:
+        auc = float(raw)
+    except ValueError:
+        raise PromotionError(f"CustomerMetadataProperties.Auc: {raw!r} is not a number") from None
+    if auc < min_auc:
+        raise PromotionError(
+            f"CustomerMetadataProperties.Auc: {auc:g} is below {stack}'s minAuc {min_auc:g}: not promoted"
+        )
+    return APPROVED
 
 
 def _code(error: ClientError) -> str:
@@ -340,6 +362,9 @@ def promote(
             f"--from: {source_arn} is {source.get('ModelApprovalStatus')}, not Approved: only an approved model is promoted"
         )
 
+    status = approval_status(
+        source.get("CustomerMetadataProperties") or {}, stack=stack, min_auc=target.min_auc
+    )
     ecr = session.client("ecr", region_name=target.region)
     registry = f"{account}.dkr.ecr.{target.region}.amazonaws.com"
     containers = source.get("InferenceSpecification", {}).get("Containers") or [{}]
@@ -364,7 +389,7 @@ def promote(
     )
     if existing:
         log(f"already promoted: {source_arn} is {existing} in {target.group}")
-        return record
+        return _approved(sm, record)
 
     kms = session.client("kms", region_name=target.region)
     key_arn = kms.describe_key(KeyId=key_alias(target.bucket))["KeyMetadata"]["Arn"]
@@ -390,9 +415,21 @@ def promote(
         copies=copies,
         source_stack=source_stack,
         source_account=parsed["account"],
+        status=status,
     )
     record.model_package_arn = sm.create_model_package(**request)["ModelPackageArn"]
-    log(f"registered {record.model_package_arn} (Approved) in {target.group}")
+    log(f"registered {record.model_package_arn} ({status}) in {target.group}")
+    return _approved(sm, record)
+
+
+def _approved(sm: Any, record: Promotion) -> Promotion:
+    """The record, if its package is Approved (a person may have approved it since)."""
+    status = sm.describe_model_package(ModelPackageName=record.model_package_arn)["ModelApprovalStatus"]
+    if status != APPROVED:
+        raise PromotionError(
+            f"{record.model_package_arn} is {status} (the source records no Auc to hold against "
+            f"{record.target_stack}'s minAuc): approve it there, then run mlops promote again"
+        )
     return record
 
 

@@ -65,7 +65,7 @@ class Stacks:
     def client(self, service):
         return self.emulator.client(service)
 
-    def register_in_dev(self, *, approve: bool = True) -> str:
+    def register_in_dev(self, *, approve: bool = True, auc: str = "0.9") -> str:
         """A package as the training pipeline registers it in dev, then approved by a person."""
         self.package_count += 1
         n, bucket, s3 = self.package_count, self.dev["bucket"], self.client("s3")
@@ -99,7 +99,7 @@ class Stacks:
             CustomerMetadataProperties={
                 "DataStart": "2026-01-01T00:00:00Z",
                 "DataEnd": "2026-03-01T00:00:00Z",
-                "Auc": "0.9",
+                "Auc": auc,
                 "TriggerReason": "manual",
             },
         )["ModelPackageArn"]
@@ -384,3 +384,14 @@ def test_mlops_promote_refuses_to_promote_backwards(stacks, promoted, capsys, mo
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     assert promote_mod.main(["--from", deployed["staging"].model_package_arn, "--stack", "dev"]) == 1
     assert "a package of stack 'staging' does not promote to 'dev'" in capsys.readouterr().err
+
+
+def test_a_model_below_the_targets_quality_bar_is_not_promoted(stacks, promoted, capsys, monkeypatch):
+    monkeypatch.setenv("AWS_ENDPOINT_URL", stacks.emulator.endpoint_url)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    weak = stacks.register_in_dev(auc="0.65")  # dev approved it; staging's minAuc is 0.7
+    before = len(stacks.staging_packages())
+    assert promote_mod.main(["--from", weak, "--stack", "staging"]) == 1
+    assert "CustomerMetadataProperties.Auc: 0.65 is below staging's minAuc 0.7" in capsys.readouterr().err
+    assert len(stacks.staging_packages()) == before

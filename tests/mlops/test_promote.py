@@ -6,7 +6,14 @@ import re
 
 import pytest
 
-from mlops.promote import PromotionError, plan_copies, rewrite, source_stack_of, target_package_request
+from mlops.promote import (
+    PromotionError,
+    approval_status,
+    plan_copies,
+    rewrite,
+    source_stack_of,
+    target_package_request,
+)
 
 SOURCE = "customer-churn-dev-artifacts-111111111111"
 TARGET = "customer-churn-staging-artifacts-222222222222"
@@ -99,3 +106,10 @@ def test_the_target_request_points_at_the_copies_and_carries_lineage():
 def test_a_group_of_another_schema_is_refused():
     with pytest.raises(PromotionError, match="group 'fraud-dev' is not a customer-churn stack's group"):
         source_stack_of("fraud-dev", "customer-churn")
+
+
+def test_the_targets_quality_bar_decides_the_copys_approval():
+    assert approval_status({"Auc": "0.82"}, stack="prod", min_auc=0.8) == "Approved"
+    assert approval_status({}, stack="prod", min_auc=0.8) == "PendingManualApproval"
+    with pytest.raises(PromotionError, match=re.escape("Auc: 0.75 is below prod's minAuc 0.8")):
+        approval_status({"Auc": "0.75"}, stack="prod", min_auc=0.8)
