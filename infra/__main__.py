@@ -26,8 +26,22 @@ from infra.endpoint import ModelEndpoint, ModelEndpointArgs
 from infra.experiment_tracking import ExperimentTracking, ExperimentTrackingArgs
 from infra.feature_store import FeatureStore, FeatureStoreArgs
 from infra.ml_pipelines import MlPipelines, MlPipelinesArgs, definition_digest
-from infra.model_registry import ModelRegistry, ModelRegistryArgs
+from infra.model_registry import (
+    ApprovalDeliveryAlarms,
+    ApprovalDeliveryAlarmsArgs,
+    ModelRegistry,
+    ModelRegistryArgs,
+)
 from infra.monitoring import AlarmThresholds, Monitoring, MonitoringArgs
+from infra.promotion import (
+    artifact_bucket_name,
+    grantees,
+    model_artifact_prefixes,
+    promotes_from,
+    promotes_to,
+    stacks_to_deploy,
+)
+from infra.promotion_role import PromotionRole, PromotionRoleArgs
 from infra.retraining import Retraining, RetrainingArgs
 from infra.rollout import endpoint_name, variant_names
 from model_code.contract import schema as schema_mod
@@ -36,9 +50,20 @@ config = config_mod.load()
 schema = schema_mod.load(config_mod.ROOT / config.schema_path)
 tags = standard_tags(config.stack, config.owner)
 account = aws.get_caller_identity().account_id
+partition = aws.get_partition().partition
 # AWS-visible names are derived from the schema and the stack, so environments sharing an
 # account never collide and every name is known before deployment.
 prefix = f"{schema.name}-{config.stack}"
+# The stacks after this one in promotionOrder may read its model artifacts (README "How a model
+# is promoted"); nothing else crosses stacks.
+promotion_grantees = tuple(
+    grantees(
+        partition=partition,
+        schema_name=schema.name,
+        account=account,
+        targets=promotes_to(config.promotion_order, config.stack),
+    )
+)
 endpoint = endpoint_name(schema.name, config.stack)
 shadow = config.deployment_strategy == "shadow" and config.shadow_model_package_arn is not None
 
@@ -46,9 +71,11 @@ store = ArtifactStore(
     "artifacts",
     ArtifactStoreArgs(
         # Bucket names are global: the account id keeps a fork's buckets from colliding.
-        bucket_name=f"{prefix}-artifacts-{account}",
+        bucket_name=artifact_bucket_name(schema.name, config.stack, account),
         tags=tags,
         schema_paths=(config_mod.ROOT / config.schema_path,),
+        promotion_grantees=promotion_grantees,
+        model_artifact_prefixes=model_artifact_prefixes(f"{prefix}-training"),
     ),
 )
 image = ContainerImage(
@@ -80,6 +107,9 @@ registry = ModelRegistry(
         kms_key_arn=store.key_arn,
         gitlab_trigger_url=config.gitlab_trigger_url,
         gitlab_trigger_token=config.gitlab_trigger_token,
+        stack=config.stack,
+        deploy_stacks=tuple(stacks_to_deploy(config.promotion_order, config.stack)),
+        cross_account_grantees=tuple(g for g in promotion_grantees if g[1] != account),
     ),
 )
 tracking = (
@@ -181,6 +211,35 @@ model_endpoint = (
     if config.deploys_model
     else None
 )
+if registry.dead_letter_queue is not None:
+    ApprovalDeliveryAlarms(
+        "approval-delivery",
+        ApprovalDeliveryAlarmsArgs(
+            group_name=registry.group_name,
+            approval_rule_name=registry.approval_rule_name,
+            dead_letter_queue_name=registry.dead_letter_queue_name,
+            topic_arn=monitoring.topic_arn,
+            tags=tags,
+        ),
+    )
+# The role `mlops promote` runs as, when a stack before this one promotes to it.
+sources = promotes_from(config.promotion_order, config.stack)
+promotion = (
+    PromotionRole(
+        "promotion",
+        PromotionRoleArgs(
+            schema_name=schema.name,
+            stack=config.stack,
+            sources=sources,
+            bucket_arn=store.bucket_arn,
+            key_arn=store.key_arn,
+            repository_arn=image.repository.arn,
+            tags=tags,
+        ),
+    )
+    if sources
+    else None
+)
 retraining = Retraining(
     "retraining",
     RetrainingArgs(
@@ -251,3 +310,5 @@ pulumi.export(
     },
 )
 pulumi.export("mlflowTrackingServer", tracking.tracking_server_url if tracking else None)
+# `mlops promote` runs as this role in CI (.ci/deploy).
+pulumi.export("promotionRoleArn", promotion.role_arn if promotion else None)

@@ -22,6 +22,7 @@ import pulumi
 import pulumi_aws as aws
 
 from infra.base import child_opts
+from infra.promotion import bucket_grant_statements, key_grant_statements
 from model_code.contract.schema import EXAMPLE_SCHEMA
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -73,6 +74,10 @@ class ArtifactStoreArgs:
         (default: the ``model_code`` package).
     schema_paths: data contract files uploaded on their own, next to the archive (default: the
         example schema).
+    promotion_grantees: (target stack, target account, promotion role ARN) of each stack this one
+        promotes to: each may read ``model_artifact_prefixes`` and decrypt through S3 (none).
+    model_artifact_prefixes: the prefixes promotion may read (the training pipeline's models and
+        evaluation outputs, :func:`infra.promotion.model_artifact_prefixes`).
     """
 
     bucket_name: str
@@ -84,6 +89,8 @@ class ArtifactStoreArgs:
     key_deletion_window_days: int = 30
     code_paths: tuple[str, ...] = field(default=(str(MODEL_CODE_DIR),))
     schema_paths: tuple[str, ...] = field(default=(str(EXAMPLE_SCHEMA),))
+    promotion_grantees: tuple[tuple[str, str, str], ...] = ()
+    model_artifact_prefixes: tuple[str, ...] = ()
 
 
 # -- pure functions: everything computable without Pulumi -----------------------------------
@@ -304,9 +311,15 @@ class ArtifactStore(pulumi.ComponentResource):
         identity = aws.get_caller_identity_output()
         region = aws.get_region_output()
         partition = aws.get_partition_output()
-        policy = pulumi.Output.all(identity.account_id, region.region, partition.partition).apply(
-            lambda a: json.dumps(key_policy(a[0], a[1], a[2]))
-        )
+        grantees = self._args.promotion_grantees
+
+        def document(a: list[str]) -> str:
+            policy = key_policy(a[0], a[1], a[2])
+            # The one cross-stack read: the promotion roles of the stacks this one promotes to.
+            policy["Statement"] += key_grant_statements(partition=a[2], region=a[1], grantees=grantees)
+            return json.dumps(policy)
+
+        policy = pulumi.Output.all(identity.account_id, region.region, partition.partition).apply(document)
         key = aws.kms.Key(
             f"{self._name}-key",
             description=f"Encrypts the MLOps platform's data and artifacts ({self._args.bucket_name})",
@@ -378,7 +391,7 @@ class ArtifactStore(pulumi.ComponentResource):
         aws.s3.BucketPolicy(
             f"{self._name}-tls-only",
             bucket=bucket.id,
-            policy=bucket.arn.apply(lambda arn: json.dumps(tls_only_bucket_policy(arn))),
+            policy=bucket.arn.apply(lambda arn: json.dumps(self._bucket_policy(arn))),
             # S3 rejects a policy put while the public access block is still being written.
             opts=pulumi.ResourceOptions.merge(self._opts, pulumi.ResourceOptions(depends_on=[access_block])),
         )
@@ -402,6 +415,18 @@ class ArtifactStore(pulumi.ComponentResource):
             opts=self._opts,
         )
         return bucket
+
+    def _bucket_policy(self, bucket_arn: str) -> dict[str, Any]:
+        policy = tls_only_bucket_policy(bucket_arn)
+        if self._args.promotion_grantees:
+            # The one cross-stack read: the promotion roles of the stacks this one promotes to.
+            policy["Statement"] += bucket_grant_statements(
+                partition=bucket_arn.split(":")[1],
+                bucket_arn=bucket_arn,
+                prefixes=self._args.model_artifact_prefixes,
+                grantees=self._args.promotion_grantees,
+            )
+        return policy
 
     def _create_object_uploads(self) -> None:
         args = self._args

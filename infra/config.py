@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from infra.base import PROJECT
+from infra.promotion import Stage, parse_order
 
 STRATEGIES = ("all-at-once", "canary", "linear", "shadow")
 TRAFFIC_SHIFTING = ("canary", "linear")
@@ -116,6 +117,14 @@ KEYS: tuple[Key, ...] = (
     Key("gitlabTriggerUrl", None, "GitLab pipeline trigger URL started when a model package is approved"),
     Key("gitlabTriggerToken", None, "the trigger's token (set with --secret)"),
     Key("logRetentionDays", 30, "retention of the platform's log groups"),
+    Key(
+        "promotionOrder",
+        None,
+        "the stacks a model is promoted through, in order, each a name or {stack, account} "
+        "(e.g. [dev, staging, {stack: prod, account: '222222222222'}]); an approval here deploys "
+        "this stack and those after it, which this stack grants its model artifacts to; "
+        "unset: this stack promotes nowhere",
+    ),
 )
 _BY_NAME = {k.name: k for k in KEYS}
 _RETENTION_DAYS = (
@@ -169,6 +178,7 @@ class PlatformConfig:
     gitlab_trigger_url: str | None
     gitlab_trigger_token: Any
     log_retention_days: int
+    promotion_order: tuple[Stage, ...] = ()
 
     @property
     def deploys_model(self) -> bool:
@@ -356,7 +366,15 @@ def parse(values: Mapping[str, Any], *, stack: str, region: str | None, root: Pa
         gitlab_trigger_url=url,
         gitlab_trigger_token=token,
         log_retention_days=retention,
+        promotion_order=_promotion_order(r.raw("promotionOrder"), stack),
     )
+
+
+def _promotion_order(value: Any, stack: str) -> tuple[Stage, ...]:
+    try:
+        return parse_order(_decode(value), key=_key("promotionOrder"), stack=stack)
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
 
 
 def _check_canary(instance_count: int, canary_size_percent: int) -> None:

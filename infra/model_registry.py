@@ -27,6 +27,7 @@ import pulumi
 import pulumi_aws as aws
 
 from infra.base import assume_role_policy, child_opts
+from infra.promotion import PROMOTED_DESCRIPTION_PREFIX, package_group_grant_policy
 
 # What EventBridge reads from an approval event for the GitLab call.
 TRIGGER_INPUT_PATHS = {
@@ -34,13 +35,13 @@ TRIGGER_INPUT_PATHS = {
     "group": "$.detail.ModelPackageGroupName",
     "version": "$.detail.ModelPackageVersion",
 }
-# The JSON body sent to GitLab: the approved package as pipeline variables the promotion
-# pipeline reads. An unquoted <name> arrives as a JSON string; the version is a number in the
-# event, so it sits inside quotes to arrive as text, which is what GitLab variables are.
-TRIGGER_INPUT_TEMPLATE = (
-    '{"variables": {"MODEL_PACKAGE_ARN": <arn>, "MODEL_PACKAGE_GROUP": <group>, '
-    '"MODEL_PACKAGE_VERSION": "<version>"}}'
-)
+# EventBridge's retries of a GitLab call that failed with a retryable error (5xx, 429, timeout):
+# for a day, as often as EventBridge allows, then the dead-letter queue. A 4xx (GitLab refusing
+# the variables, a revoked token) is not retried: it goes to the queue at once.
+RETRY_MAXIMUM_EVENT_AGE_SECONDS = 86400
+RETRY_MAXIMUM_ATTEMPTS = 185
+# A dead-lettered approval waits here for someone to read it and run the promotion by hand.
+DEAD_LETTER_RETENTION_SECONDS = 14 * 86400
 _TRIGGER_URL = re.compile(r"^https://[^/\s?#]+(/[^\s?#]*)?/api/v4/projects/[^/\s?#]+/trigger/pipeline$")
 # EventBridge names (rules, connections, API destinations) are at most 64 characters.
 _MAX_NAME = 64
@@ -62,6 +63,11 @@ class ModelRegistryArgs:
         ``kms_key_arn``) and cannot refer to an existing secret.
     notification_topic_arn: an SNS topic that also receives every approval (None). Its topic
         policy must let ``events.amazonaws.com`` publish.
+    stack: the stack's name, sent to GitLab as ``MODEL_SOURCE_STACK``.
+    deploy_stacks: the stacks an approval here deploys, in order (``DEPLOY_STACKS``; default
+        this stack only).
+    cross_account_grantees: (stack, account, promotion role ARN) of the stacks in other accounts
+        this one promotes to: the group's resource policy lets each describe its packages.
     """
 
     group_name: str
@@ -71,17 +77,75 @@ class ModelRegistryArgs:
     gitlab_ref: str = "main"
     gitlab_trigger_token: pulumi.Input[str] | None = None
     notification_topic_arn: pulumi.Input[str] | None = None
+    stack: str = "dev"
+    deploy_stacks: tuple[str, ...] = ()
+    cross_account_grantees: tuple[tuple[str, str, str], ...] = ()
 
 
 # -- pure functions ---------------------------------------------------------------------------
 
 
+def trigger_input_template(stack: str, deploy_stacks: list[str]) -> str:
+    """The JSON body sent to GitLab: the approved package and where it goes, as pipeline variables.
+
+    An unquoted <name> arrives as a JSON string; the version is a number in the event, so it
+    sits inside quotes to arrive as text, which is what GitLab variables are. The stacks are
+    known when the rule is deployed: this one and those after it in ``promotionOrder``.
+    """
+    for name in [stack, *deploy_stacks]:
+        if not re.fullmatch(r"[a-z][a-z0-9-]*", name):
+            raise ValueError(f"stack {name!r}: expected lowercase letters, digits and '-'")
+    return (
+        '{"variables": {"MODEL_PACKAGE_ARN": <arn>, "MODEL_PACKAGE_GROUP": <group>, '
+        f'"MODEL_PACKAGE_VERSION": "<version>", "MODEL_SOURCE_STACK": "{stack}", '
+        f'"DEPLOY_STACKS": "{" ".join(deploy_stacks)}"}}}}'
+    )
+
+
 def approval_event_pattern(group_name: str) -> dict[str, Any]:
-    """Events of a model package in this group reaching (or staying in) Approved."""
+    """Events of a model package in this group reaching (or staying in) Approved, except packages
+    ``mlops promote`` registered: a promoted copy is deployed by the promotion that made it, and
+    must not start another (its description says where it came from)."""
     return {
         "source": ["aws.sagemaker"],
         "detail-type": ["SageMaker Model Package State Change"],
-        "detail": {"ModelPackageGroupName": [group_name], "ModelApprovalStatus": ["Approved"]},
+        "detail": {
+            "ModelPackageGroupName": [group_name],
+            "ModelApprovalStatus": ["Approved"],
+            "$or": [
+                {"ModelPackageDescription": [{"exists": False}]},
+                {"ModelPackageDescription": [{"anything-but": {"prefix": PROMOTED_DESCRIPTION_PREFIX}}]},
+            ],
+        },
+    }
+
+
+def dead_letter_queue_policy(queue_arn: str, rule_arn: str) -> dict[str, Any]:
+    """EventBridge may send to the dead-letter queue, for the approval rule only."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "ApprovalRuleDeadLetters",
+                "Effect": "Allow",
+                "Principal": {"Service": "events.amazonaws.com"},
+                "Action": "sqs:SendMessage",
+                "Resource": queue_arn,
+                "Condition": {"ArnEquals": {"aws:SourceArn": rule_arn}},
+            }
+        ],
+    }
+
+
+def dead_letter_queue_name(group_name: str) -> str:
+    return f"{group_name}-approval-dead-letters"[:80]
+
+
+def delivery_alarm_names(group_name: str) -> dict[str, str]:
+    """The alarms on the approval's delivery: failed GitLab calls, and approvals dead-lettered."""
+    return {
+        "failed": f"{group_name}-approval-delivery-failed",
+        "dead_letters": f"{group_name}-approval-dead-letters",
     }
 
 
@@ -147,6 +211,8 @@ class ModelRegistry(pulumi.ComponentResource):
             tags=args.tags,
             opts=self._opts,
         )
+        if args.cross_account_grantees:
+            self._create_group_policy()
         self.approval_rule_name: str = approval_rule_name(args.group_name)
         self.approval_rule = aws.cloudwatch.EventRule(
             f"{name}-approved",
@@ -157,6 +223,8 @@ class ModelRegistry(pulumi.ComponentResource):
             opts=self._opts,
         )
         self.api_destination: aws.cloudwatch.EventApiDestination | None = None
+        self.dead_letter_queue: aws.sqs.Queue | None = None
+        self.dead_letter_queue_name: str = dead_letter_queue_name(args.group_name)
         if args.gitlab_trigger_url:
             self.api_destination = self._create_gitlab_trigger()
         if args.notification_topic_arn is not None:
@@ -176,6 +244,28 @@ class ModelRegistry(pulumi.ComponentResource):
                 "group_arn": self.group_arn,
                 "approval_rule_name": self.approval_rule_name,
             }
+        )
+
+    def _create_group_policy(self) -> None:
+        invoke = pulumi.InvokeOutputOptions(parent=self)
+        identity = aws.get_caller_identity_output(opts=invoke)
+        region = aws.get_region_output(opts=invoke)
+        partition = aws.get_partition_output(opts=invoke)
+        aws.sagemaker.ModelPackageGroupPolicy(
+            f"{self._name}-group-policy",
+            model_package_group_name=self.group.model_package_group_name,
+            resource_policy=pulumi.Output.all(partition.partition, region.region, identity.account_id).apply(
+                lambda v: json.dumps(
+                    package_group_grant_policy(
+                        partition=v[0],
+                        region=v[1],
+                        account=v[2],
+                        group=self._args.group_name,
+                        grantees=self._args.cross_account_grantees,
+                    )
+                )
+            ),
+            opts=self._opts,
         )
 
     def _create_gitlab_trigger(self) -> aws.cloudwatch.EventApiDestination:
@@ -227,6 +317,7 @@ class ModelRegistry(pulumi.ComponentResource):
             policy=destination.arn.apply(lambda arn: json.dumps(invoke_api_destination_policy(arn))),
             opts=self._opts,
         )
+        queue, queue_policy = self._create_dead_letter_queue()
         aws.cloudwatch.EventTarget(
             f"{self._name}-approved-gitlab",
             rule=self.approval_rule.name,
@@ -235,8 +326,105 @@ class ModelRegistry(pulumi.ComponentResource):
             role_arn=role.arn,
             input_transformer={
                 "input_paths": TRIGGER_INPUT_PATHS,
-                "input_template": TRIGGER_INPUT_TEMPLATE,
+                "input_template": trigger_input_template(
+                    args.stack, list(args.deploy_stacks) or [args.stack]
+                ),
             },
-            opts=pulumi.ResourceOptions.merge(self._opts, pulumi.ResourceOptions(depends_on=[role_policy])),
+            # An approval is never lost: retryable failures are retried for a day, and what
+            # still fails (or GitLab refuses) lands in the queue, where an alarm sees it.
+            retry_policy={
+                "maximum_event_age_in_seconds": RETRY_MAXIMUM_EVENT_AGE_SECONDS,
+                "maximum_retry_attempts": RETRY_MAXIMUM_ATTEMPTS,
+            },
+            dead_letter_config={"arn": queue.arn},
+            opts=pulumi.ResourceOptions.merge(
+                self._opts, pulumi.ResourceOptions(depends_on=[role_policy, queue_policy])
+            ),
         )
         return destination
+
+    def _create_dead_letter_queue(self) -> tuple[aws.sqs.Queue, aws.sqs.QueuePolicy]:
+        args = self._args
+        queue = aws.sqs.Queue(
+            f"{self._name}-approval-dead-letters",
+            name=dead_letter_queue_name(args.group_name),
+            # EventBridge encrypts with the stack key (its key policy lets events.amazonaws.com).
+            kms_master_key_id=args.kms_key_arn,
+            message_retention_seconds=DEAD_LETTER_RETENTION_SECONDS,
+            tags=args.tags,
+            opts=self._opts,
+        )
+        policy = aws.sqs.QueuePolicy(
+            f"{self._name}-approval-dead-letters-policy",
+            queue_url=queue.url,
+            policy=pulumi.Output.all(queue.arn, self.approval_rule.arn).apply(
+                lambda v: json.dumps(dead_letter_queue_policy(v[0], v[1]))
+            ),
+            opts=self._opts,
+        )
+        self.dead_letter_queue = queue
+        return queue, policy
+
+
+@dataclass(frozen=True)
+class ApprovalDeliveryAlarmsArgs:
+    """Alarms on the approval's way to GitLab.
+
+    group_name: the model package group; approval_rule_name: its approval rule;
+    dead_letter_queue_name: the rule's dead-letter queue; topic_arn: the stack's alarm topic.
+    """
+
+    group_name: str
+    approval_rule_name: str
+    dead_letter_queue_name: str
+    topic_arn: pulumi.Input[str]
+    tags: pulumi.Input[dict[str, str]]
+
+
+class ApprovalDeliveryAlarms(pulumi.ComponentResource):
+    """An alarm on failed GitLab calls (the rule's FailedInvocations) and one on dead letters."""
+
+    def __init__(
+        self, name: str, args: ApprovalDeliveryAlarmsArgs, opts: pulumi.ResourceOptions | None = None
+    ):
+        super().__init__("mlops:model_registry:ApprovalDeliveryAlarms", name, None, opts)
+        child = child_opts(self, opts)
+        names = delivery_alarm_names(args.group_name)
+        common = {
+            "comparison_operator": "GreaterThanOrEqualToThreshold",
+            "threshold": 1,
+            "evaluation_periods": 1,
+            "period": 300,
+            "statistic": "Sum",
+            "treat_missing_data": "notBreaching",
+            "alarm_actions": [args.topic_arn],
+            "tags": args.tags,
+        }
+        failed = aws.cloudwatch.MetricAlarm(
+            f"{name}-failed",
+            name=names["failed"],
+            alarm_description=(
+                "An approval could not be delivered to GitLab (EventBridge FailedInvocations): "
+                "see the dead-letter queue and README 'How a model is promoted'"
+            ),
+            namespace="AWS/Events",
+            metric_name="FailedInvocations",
+            dimensions={"RuleName": args.approval_rule_name},
+            **common,
+            opts=child,
+        )
+        dead = aws.cloudwatch.MetricAlarm(
+            f"{name}-dead-letters",
+            name=names["dead_letters"],
+            alarm_description=(
+                "Approvals GitLab never received wait in the dead-letter queue: "
+                "run the promotion by hand with the message's MODEL_PACKAGE_ARN"
+            ),
+            namespace="AWS/SQS",
+            metric_name="ApproximateNumberOfMessagesVisible",
+            dimensions={"QueueName": args.dead_letter_queue_name},
+            **{**common, "statistic": "Maximum"},
+            opts=child,
+        )
+        self.alarm_names = [failed.name, dead.name]
+        self.register_outputs({"alarm_names": self.alarm_names})

@@ -34,6 +34,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "cost": ("mlops.cost", "estimate the monthly cost of a stack's always-on parts from its config"),
     "verify": ("mlops.verify", "check a deployed stack's live state against what it declared"),
+    "promote": (
+        "mlops.promote",
+        "copy an approved model package into a later stack (--from ARN --stack NAME); print its ARN",
+    ),
     "status": (
         "mlops.console.status",
         "show a deployed stack: endpoint, alarms, executions, models, drift",

@@ -208,6 +208,15 @@ _DEPLOY_ACTIONS = (
         "TagResource UntagResource ListResourceTags CreateAlias DeleteAlias UpdateAlias Encrypt Decrypt "
         "GenerateDataKey CreateGrant",
     ),
+    # The approval rule's dead-letter queue (infra/model_registry.py).
+    (
+        "DeadLetters",
+        "sqs",
+        "CreateQueue DeleteQueue GetQueueAttributes SetQueueAttributes GetQueueUrl TagQueue UntagQueue "
+        "ListQueueTags",
+    ),
+    # .ci/deploy runs `mlops promote` as the stack's promotion role (infra/promotion_role.py).
+    ("PromotionRole", "sts", "AssumeRole"),
 )
 
 
@@ -242,6 +251,8 @@ def _deploy_resources(env: str, config: BootstrapConfig, account: str, region: s
         "Schedules": [f"arn:aws:scheduler:{at}:schedule/default/{p}*"],
         "KeyAliases": [f"arn:aws:kms:{at}:alias/{p}-*"],
         "ThisStacksKeys": [f"arn:aws:kms:{at}:key/*"],
+        "DeadLetters": [f"arn:aws:sqs:{at}:{p}-*"],
+        "PromotionRole": [f"arn:aws:iam::{account}:role/{p}-promotion"],
     }
 
 

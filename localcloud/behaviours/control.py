@@ -11,6 +11,9 @@ call :class:`~localcloud.behaviours.clock.Clock` directly::
     GET  /_mlops/deliveries                    -> what EventBridge delivered, what failed, the
                                                   API-destination calls, Lambda invocations and
                                                   schedule invocations
+    POST /_mlops/api-destinations {"endpoint": url, "status": 400, "body": "..."}
+                                               -> what that API destination answers from now on
+                                                  (GitLab refusing a trigger's variables, say)
 
 The route sits in front of moto's dispatcher, so it answers on the emulator's own address.
 """
@@ -29,6 +32,7 @@ from localcloud.behaviours.patching import Patcher
 
 ROUTE = "/_mlops/clock"
 DELIVERIES = "/_mlops/deliveries"
+API_DESTINATIONS = "/_mlops/api-destinations"
 
 
 def deliveries() -> dict[str, Any]:
@@ -42,6 +46,28 @@ def deliveries() -> dict[str, Any]:
         "lambda_invocations": list(lambdas.INVOCATIONS),
         "schedule_invocations": list(scheduler.INVOCATIONS),
     }
+
+
+def set_api_destination_answer(request: Request) -> Response:
+    """``POST {"endpoint": url, "status": code, "body": text}``: the answer of that destination."""
+    from localcloud.behaviours import targets
+
+    try:
+        body = json.loads(request.get_data(as_text=True) or "{}")
+    except ValueError:
+        body = None
+    status = body.get("status") if isinstance(body, dict) else None
+    if (
+        request.method != "POST"
+        or not isinstance(body.get("endpoint"), str)
+        or isinstance(status, bool)
+        or not isinstance(status, int)
+        or not 100 <= status <= 599
+    ):
+        message = 'expected POST {"endpoint": "<invocation endpoint>", "status": <100-599>, "body": "..."}'
+        return Response(json.dumps({"message": message}), status=400, mimetype="application/json")
+    targets.API_DESTINATION_ANSWERS[body["endpoint"]] = (status, str(body.get("body", "")))
+    return Response(json.dumps({"endpoint": body["endpoint"], "status": status}), mimetype="application/json")
 
 
 def _state(clock: Clock) -> dict[str, Any]:
@@ -95,6 +121,8 @@ def install(patcher: Patcher, clock: Clock, routes: list[Route] = ()) -> None:
         path = environ.get("PATH_INFO", "").rstrip("/")
         if path == ROUTE:
             return handle(clock, Request(environ))(environ, start_response)
+        if path == API_DESTINATIONS:
+            return set_api_destination_answer(Request(environ))(environ, start_response)
         if path == DELIVERIES:
             body = json.dumps(deliveries(), default=str)
             return Response(body, mimetype="application/json")(environ, start_response)

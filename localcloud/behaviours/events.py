@@ -8,11 +8,14 @@ deliveries for their services (:func:`register_target`); targets moto already de
 
 ``PutEvents`` is replaced so that a failing target never fails the call: moto answered 500 and
 botocore's retries delivered the same event again to the targets before it. A delivery that fails
-is recorded in :data:`FAILED_DELIVERIES` (AWS counts it in ``FailedInvocations`` and retries
-or dead-letters it).
+is recorded in :data:`FAILED_DELIVERIES`, counted in the rule's ``AWS/Events``
+``FailedInvocations`` metric, and sent to the target's dead-letter queue if it has one (the
+event as the body; ``RULE_ARN``, ``TARGET_ARN``, ``ERROR_CODE``, ``ERROR_MESSAGE``,
+``EXHAUSTED_RETRY_CONDITION`` and ``RETRY_ATTEMPTS`` as message attributes, as EventBridge
+sends them).
 
-Not emulated: retry policies and dead-letter queues, input transformers for targets this
-module delivers itself (moto applies them for its own), event archives' replay, rules with only
+Not emulated: retries (a retryable failure is dead-lettered at once, as if its retry policy were
+spent), ``InputPath`` for targets this module delivers itself, event archives' replay, rules with only
 a schedule (they never match events; EventBridge Scheduler covers schedules), cross-account buses'
 permissions.
 """
@@ -116,9 +119,50 @@ def _deliver(rule: Any, target: dict[str, Any], event: dict[str, Any]) -> None:
         log.warning("EventBridge delivery of %s to %s failed: %s", event["detail-type"], target["Arn"], error)
         with _journal_lock:
             FAILED_DELIVERIES.append({**record, "error": f"{type(error).__name__}: {error}"})
+        _count_failed_invocation(rule, event)
+        _dead_letter(rule, target, event, error)
         return
     with _journal_lock:
         DELIVERED.append(record)
+
+
+def _count_failed_invocation(rule: Any, event: dict[str, Any]) -> None:
+    from moto.cloudwatch.models import MetricDatum, cloudwatch_backends
+
+    stamp = datetime.strptime(event["time"], "%Y-%m-%dT%H:%M:%SZ")
+    data = cloudwatch_backends[rule.account_id][rule.region_name].metric_data
+    data.append(
+        MetricDatum("AWS/Events", "FailedInvocations", 1.0, [{"Name": "RuleName", "Value": rule.name}], stamp)
+    )
+
+
+def _dead_letter(rule: Any, target: dict[str, Any], event: dict[str, Any], error: Exception) -> None:
+    """What EventBridge does with an event it gave up on: the target's dead-letter queue gets it."""
+    queue_arn = (target.get("DeadLetterConfig") or {}).get("Arn")
+    if not queue_arn:
+        return
+    from moto.sqs.models import sqs_backends
+
+    status = getattr(error, "status", None)
+    retryable = getattr(error, "retryable", True)
+    retry = target.get("RetryPolicy") or {}
+    attributes = {
+        "RULE_ARN": rule.arn,
+        "TARGET_ARN": target["Arn"],
+        "ERROR_CODE": "SDK_CLIENT_ERROR" if status is None else f"{status}",
+        "ERROR_MESSAGE": str(error)[:256],
+        "EXHAUSTED_RETRY_CONDITION": "MaximumRetryAttempts" if retryable else "NonRetryable",
+        "RETRY_ATTEMPTS": str(retry.get("MaximumRetryAttempts", 185) if retryable else 0),
+    }
+    arn = parse_arn(queue_arn)
+    try:
+        sqs_backends[arn.account][arn.region].send_message(
+            arn.resource_id,
+            json.dumps(event),
+            message_attributes={k: {"DataType": "String", "StringValue": v} for k, v in attributes.items()},
+        )
+    except Exception as dead:  # a missing queue loses the event, as on AWS (which counts it)
+        log.warning("EventBridge could not dead-letter to %s: %s", queue_arn, dead)
 
 
 def _deliver_with_moto(rule: Any, target: dict[str, Any], event: dict[str, Any]) -> None:

@@ -7,12 +7,17 @@
   ``ModelApprovalStatus`` and ``ApprovalDescription`` unless given (moto replaced all three, so approving a package lost the
   training window's ``DataEnd`` that new-data counting reads).
 * ``CreationTime`` and ``LastModifiedTime`` are the virtual clock's, as every other time is.
+* Duplicates: AWS delivers events at least once, and SageMaker may send several for one state
+  change, so now and then (:data:`DUPLICATE_RATE` of them, drawn from a generator seeded at
+  install, so a run is repeatable) an event is sent twice, with a new event id. Whatever an
+  approval starts must be idempotent (``mlops promote`` is).
 
 Not emulated: events for metadata-only updates (no approval change), cross-account registries.
 """
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 from moto.sagemaker import models as sm_models
@@ -22,6 +27,15 @@ from localcloud.behaviours.clock import Clock
 from localcloud.behaviours.patching import Patcher
 
 STATE_CHANGE = "SageMaker Model Package State Change"
+DUPLICATE_RATE = 0.25
+DUPLICATE_SEED = 23
+_duplicates = random.Random(DUPLICATE_SEED)
+
+
+def seed_duplicates(seed: int = DUPLICATE_SEED, rate: float = DUPLICATE_RATE) -> None:
+    """Restart the duplicate draws (``rate`` 1.0: every event twice; 0.0: never)."""
+    global _duplicates, DUPLICATE_RATE
+    _duplicates, DUPLICATE_RATE = random.Random(seed), rate
 
 
 def _package(backend: Any, arn: str) -> Any:
@@ -49,17 +63,20 @@ def _emit(backend: Any, arn: str) -> None:
         detail["ModelPackageDescription"] = package.model_package_description
     if package.approval_description:
         detail["ApprovalDescription"] = package.approval_description
-    events.emit(
-        backend.account_id,
-        backend.region_name,
-        source="aws.sagemaker",
-        detail_type=STATE_CHANGE,
-        detail=detail,
-        resources=[package.arn],
-    )
+    copies = 2 if _duplicates.random() < DUPLICATE_RATE else 1
+    for _ in range(copies):
+        events.emit(
+            backend.account_id,
+            backend.region_name,
+            source="aws.sagemaker",
+            detail_type=STATE_CHANGE,
+            detail=detail,
+            resources=[package.arn],
+        )
 
 
 def install(clock: Clock, patcher: Patcher) -> None:
+    seed_duplicates()
     backend = sm_models.SageMakerModelBackend
 
     def create(original: Any) -> Any:

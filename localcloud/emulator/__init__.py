@@ -87,6 +87,10 @@ class Emulator:
         """
         requests.post(f"{self.endpoint_url}/moto-api/reset", timeout=10).raise_for_status()
         requests.post(f"{self.endpoint_url}/moto-api/seed?a={seed}", timeout=10).raise_for_status()
+        if self.behaviours is not None:
+            from localcloud.behaviours import registry
+
+            registry.seed_duplicates()  # the approval events sent twice are the same ones again
 
     def __enter__(self) -> Emulator:
         return self.start()

@@ -18,6 +18,7 @@ from localcloud.translations import (  # noqa: F401  (each module registers its 
     s3,
     sagemaker,
     sns,
+    sqs,
 )
 from localcloud.translations.base import REGISTRY, DeployError, Translation
 

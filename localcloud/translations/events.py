@@ -14,6 +14,16 @@ def _pipeline_parameters(parameters: list[dict[str, str]] | None) -> dict[str, A
     return {"PipelineParameterList": [{"Name": p["name"], "Value": p["value"]} for p in parameters]}
 
 
+def _input_transformer(transformer: dict[str, Any] | None) -> dict[str, Any] | None:
+    # Terraform's input_paths is the API's InputPathsMap.
+    if not transformer:
+        return None
+    out = {"InputTemplate": transformer["inputTemplate"]}
+    if transformer.get("inputPaths"):
+        out["InputPathsMap"] = dict(transformer["inputPaths"])
+    return out
+
+
 @register
 class EventRule(Translation):
     type = "aws:cloudwatch/eventRule:EventRule"
@@ -89,7 +99,7 @@ class EventTarget(Translation):
             "RoleArn": inputs.get("roleArn"),
             "Input": inputs.get("input"),
             "InputPath": inputs.get("inputPath"),
-            "InputTransformer": inputs.get("inputTransformer"),
+            "InputTransformer": _input_transformer(inputs.get("inputTransformer")),
             "RetryPolicy": inputs.get("retryPolicy"),
             "DeadLetterConfig": inputs.get("deadLetterConfig"),
             "SageMakerPipelineParameters": _pipeline_parameters(
@@ -174,3 +184,103 @@ class Schedule(Translation):
     def delete(self, call, id_, inputs, outputs):
         params = {"Name": inputs["name"], "GroupName": inputs.get("groupName")}
         call("scheduler", "DeleteSchedule", **{k: v for k, v in params.items() if v})
+
+
+def _connection_auth(auth: dict[str, Any]) -> dict[str, Any]:
+    """Terraform's auth_parameters as CreateConnection's AuthParameters (API key and query strings)."""
+    out: dict[str, Any] = {}
+    if auth.get("apiKey"):
+        out["ApiKeyAuthParameters"] = {
+            "ApiKeyName": auth["apiKey"]["key"],
+            "ApiKeyValue": auth["apiKey"]["value"],
+        }
+    if auth.get("basic"):
+        out["BasicAuthParameters"] = {
+            "Username": auth["basic"]["username"],
+            "Password": auth["basic"]["password"],
+        }
+    http = auth.get("invocationHttpParameters") or {}
+    if http:
+        out["InvocationHttpParameters"] = {
+            api: [
+                {"Key": p["key"], "Value": p.get("value"), "IsValueSecret": p.get("isValueSecret", False)}
+                for p in http.get(tf) or []
+            ]
+            for tf, api in (
+                ("queryStrings", "QueryStringParameters"),
+                ("headers", "HeaderParameters"),
+                ("bodies", "BodyParameters"),
+            )
+            if http.get(tf)
+        }
+    return out
+
+
+@register
+class EventConnection(Translation):
+    type = "aws:cloudwatch/eventConnection:EventConnection"
+    force_new = frozenset({"name"})
+    name_input = "name"
+    name_max_length = 64
+
+    def create(self, call, inputs):
+        references.kms_key(call, inputs.get("kmsKeyIdentifier"), "kmsKeyIdentifier")
+        params = {
+            "Name": inputs["name"],
+            "Description": inputs.get("description"),
+            "AuthorizationType": inputs["authorizationType"],
+            "AuthParameters": _connection_auth(inputs["authParameters"]),
+            "KmsKeyIdentifier": inputs.get("kmsKeyIdentifier"),
+        }
+        call("events", "CreateConnection", **{k: v for k, v in params.items() if v is not None})
+        return inputs["name"], self._read(call, inputs["name"])
+
+    @staticmethod
+    def _read(call, name) -> dict:
+        found = call("events", "DescribeConnection", Name=name)
+        return {"arn": found["ConnectionArn"], "secretArn": found.get("SecretArn", "")}
+
+    def update(self, call, id_, olds, news, changed):
+        params = {
+            "Name": id_,
+            "Description": news.get("description"),
+            "AuthorizationType": news["authorizationType"],
+            "AuthParameters": _connection_auth(news["authParameters"]),
+            "KmsKeyIdentifier": news.get("kmsKeyIdentifier"),
+        }
+        call("events", "UpdateConnection", **{k: v for k, v in params.items() if v is not None})
+        return self._read(call, id_)
+
+    def delete(self, call, id_, inputs, outputs):
+        call("events", "DeleteConnection", Name=id_)
+
+
+@register
+class EventApiDestination(Translation):
+    type = "aws:cloudwatch/eventApiDestination:EventApiDestination"
+    force_new = frozenset({"name"})
+    name_input = "name"
+    name_max_length = 64
+
+    @staticmethod
+    def _params(inputs) -> dict[str, Any]:
+        params = {
+            "Name": inputs["name"],
+            "Description": inputs.get("description"),
+            "ConnectionArn": inputs["connectionArn"],
+            "InvocationEndpoint": inputs["invocationEndpoint"],
+            "HttpMethod": inputs["httpMethod"],
+            "InvocationRateLimitPerSecond": inputs.get("invocationRateLimitPerSecond"),
+        }
+        return {k: v for k, v in params.items() if v is not None}
+
+    def create(self, call, inputs):
+        arn = call("events", "CreateApiDestination", **self._params(inputs))["ApiDestinationArn"]
+        return inputs["name"], {"arn": arn}
+
+    def update(self, call, id_, olds, news, changed):
+        arn = call("events", "UpdateApiDestination", **self._params(news))["ApiDestinationArn"]
+        return {"arn": arn}
+
+    def delete(self, call, id_, inputs, outputs):
+        call("events", "DeleteApiDestination", Name=id_)

@@ -167,3 +167,49 @@ def test_a_shadow_stack_serves_its_first_model_alone_until_a_challenger_is_given
     champion = "arn:aws:sagemaker:eu-west-1:123456789012:model-package/churn/3"
     parsed = parse(deploymentStrategy="shadow", modelPackageArn=champion)
     assert (parsed.model_package_arn, parsed.shadow_model_package_arn) == (champion, None)
+
+
+# -- promotionOrder ------------------------------------------------------------------------------
+
+
+def test_promotion_order_takes_names_and_accounts():
+    from infra.promotion import Stage
+
+    order = parse(
+        promotionOrder=["dev", "test", {"stack": "prod", "account": "012345678901"}]
+    ).promotion_order
+    assert order == (Stage("dev"), Stage("test"), Stage("prod", "012345678901"))
+    assert parse().promotion_order == ()
+
+
+def test_promotion_order_as_the_engine_passes_it_json_encoded():
+    assert [s.stack for s in parse(promotionOrder='["test", "prod"]').promotion_order] == ["test", "prod"]
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("dev", "mlops-platform:promotionOrder: 'dev' is not a list of stacks"),
+        (["test", {"stack": "prod", "account": "1234"}], "mlops-platform:promotionOrder[1].account: '1234'"),
+        (
+            ["test", {"stack": "prod", "account": 12345678901}],
+            "promotionOrder[1].account: 12345678901 is not",
+        ),
+        (["test", {"stack": "prod", "acount": "1"}], "mlops-platform:promotionOrder[1].acount: unknown key"),
+        (["test", "Prod!"], "mlops-platform:promotionOrder[1].stack: 'Prod!' is not a stack name"),
+        (["test", "dev", "dev"], "mlops-platform:promotionOrder[2].stack: 'dev' is listed twice"),
+        (["dev", "prod"], "mlops-platform:promotionOrder: [dev, prod] does not list this stack 'test'"),
+    ],
+)
+def test_a_bad_promotion_order_names_the_key_and_the_entry(value, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        parse(promotionOrder=value)
+
+
+def test_the_committed_stacks_agree_on_one_promotion_order():
+    orders = {}
+    for stack in ("dev", "staging", "prod"):
+        values, region = config.stack_values(yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text()))
+        orders[stack] = config.parse(values, stack=stack, region=region).promotion_order
+    assert len(set(orders.values())) == 1
+    assert [s.stack for s in orders["dev"]] == ["dev", "staging", "prod"]

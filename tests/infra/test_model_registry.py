@@ -10,15 +10,18 @@ from pulumi.runtime import rpc
 
 from infra.model_registry import (
     TRIGGER_INPUT_PATHS,
-    TRIGGER_INPUT_TEMPLATE,
     ModelRegistry,
     ModelRegistryArgs,
     approval_event_pattern,
+    dead_letter_queue_policy,
     events_assume_role_policy,
     invoke_api_destination_policy,
+    trigger_input_template,
     validate_trigger,
 )
 from tests.infra.harness import ACCOUNT, run
+
+TRIGGER_INPUT_TEMPLATE = trigger_input_template("dev", ["dev", "staging", "prod"])
 
 TAGS = {"project": "mlops-platform", "stack": "test", "owner": "ml-team"}
 GROUP = "customer-churn-test"
@@ -58,28 +61,46 @@ def plain():
 
 @pytest.fixture(scope="module")
 def gitlab():
-    return declare(gitlab_trigger_url=TRIGGER_URL, gitlab_trigger_token=pulumi.Output.secret("glptt-secret"))
+    return declare(
+        gitlab_trigger_url=TRIGGER_URL,
+        gitlab_trigger_token=pulumi.Output.secret("glptt-secret"),
+        stack="dev",
+        deploy_stacks=("dev", "staging", "prod"),
+    )
 
 
 # -- pure functions ------------------------------------------------------------------------------
 
 
-def test_approval_pattern_matches_approved_packages_of_this_group_only():
-    assert approval_event_pattern(GROUP) == {
-        "source": ["aws.sagemaker"],
-        "detail-type": ["SageMaker Model Package State Change"],
-        "detail": {"ModelPackageGroupName": [GROUP], "ModelApprovalStatus": ["Approved"]},
+def _matches(detail: dict) -> bool:
+    # EventBridge's matching as moto implements it ($or, exists, anything-but prefix included).
+    from moto.events.models import EventPattern
+
+    event = {
+        "source": "aws.sagemaker",
+        "detail-type": "SageMaker Model Package State Change",
+        "detail": detail,
     }
+    return EventPattern.load(json.dumps(approval_event_pattern(GROUP))).matches_event(event)
 
 
-def test_a_trigger_url_without_a_token_is_refused():
-    with pytest.raises(ValueError, match="gitlab_trigger_token: missing"):
-        validate_trigger(TRIGGER_URL, None)
+def test_approval_pattern_matches_approved_packages_of_this_group_only():
+    approved = {"ModelPackageGroupName": GROUP, "ModelApprovalStatus": "Approved"}
+    assert _matches(approved)
+    assert _matches({**approved, "ModelPackageDescription": "customer-churn model trained by the pipeline"})
+    assert not _matches({**approved, "ModelApprovalStatus": "PendingManualApproval"})
+    assert not _matches({**approved, "ModelPackageGroupName": "another-group"})
 
 
-def test_a_url_that_is_not_a_pipeline_trigger_is_refused():
-    with pytest.raises(ValueError, match=r"/api/v4/projects/<id>/trigger/pipeline"):
-        validate_trigger("https://gitlab.example.com/group/project", "token")
+def test_a_promoted_copy_being_approved_starts_no_promotion():
+    # mlops promote registers the copy Approved: its own event must not start a second pipeline.
+    approved = {"ModelPackageGroupName": GROUP, "ModelApprovalStatus": "Approved"}
+    description = "Promoted from arn:aws:sagemaker:eu-west-1:111111111111:model-package/g/1"
+    assert not _matches({**approved, "ModelPackageDescription": description})
+
+
+def test_the_approval_pattern_fits_eventbridges_limit():
+    assert len(json.dumps(approval_event_pattern("x" * 63))) <= 2048
 
 
 def test_a_plain_http_trigger_url_is_refused():
@@ -104,8 +125,15 @@ def test_the_body_sent_to_gitlab_carries_the_package_as_text_variables():
             "MODEL_PACKAGE_ARN": event["ModelPackageArn"],
             "MODEL_PACKAGE_GROUP": GROUP,
             "MODEL_PACKAGE_VERSION": "3",
+            "MODEL_SOURCE_STACK": "dev",
+            "DEPLOY_STACKS": "dev staging prod",
         }
     }
+
+
+def test_a_stack_name_that_would_break_the_body_is_refused():
+    with pytest.raises(ValueError, match="stack 'pro\"d'"):
+        trigger_input_template("dev", ['pro"d'])
 
 
 def test_every_placeholder_has_an_event_path():
@@ -198,6 +226,21 @@ def test_approvals_reach_the_api_destination_with_the_package_as_variables(gitla
         "inputPaths": TRIGGER_INPUT_PATHS,
         "inputTemplate": TRIGGER_INPUT_TEMPLATE,
     }
+
+
+def test_an_undeliverable_approval_is_retried_then_dead_lettered_in_an_encrypted_queue(gitlab):
+    rec, box = gitlab
+    [target] = rec.of_type(TARGET)
+    queue = rec.one("aws:sqs/queue:Queue")
+    # EventBridge's own limits: at most 185 retries over at most 24 hours (PutTargets RetryPolicy).
+    assert target.inputs["retryPolicy"] == {"maximumEventAgeInSeconds": 86400, "maximumRetryAttempts": 185}
+    assert target.inputs["deadLetterConfig"] == {"arn": queue.outputs["arn"]}
+    assert queue.inputs["kmsMasterKeyId"] == KEY
+    policy = rec.one("aws:sqs/queuePolicy:QueuePolicy").inputs
+    assert json.loads(policy["policy"]) == dead_letter_queue_policy(queue.outputs["arn"], box["rule_arn"])
+    [statement] = json.loads(policy["policy"])["Statement"]
+    assert statement["Principal"] == {"Service": "events.amazonaws.com"}
+    assert statement["Condition"] == {"ArnEquals": {"aws:SourceArn": box["rule_arn"]}}
 
 
 def test_the_target_role_is_scoped_to_the_rule_and_the_destination(gitlab):

@@ -1,0 +1,115 @@
+"""``mlops promote``'s decisions that need no AWS: what is copied, where, and what is refused."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from mlops.promote import (
+    PromotionError,
+    approval_status,
+    plan_copies,
+    rewrite,
+    source_stack_of,
+    target_package_request,
+)
+
+SOURCE = "customer-churn-dev-artifacts-111111111111"
+TARGET = "customer-churn-staging-artifacts-222222222222"
+TRAINING = "customer-churn-dev-training"
+ARN = "arn:aws:sagemaker:eu-west-1:111111111111:model-package/customer-churn-dev/7"
+
+
+def package(
+    model_key: str, evaluation_key: str = f"pipelines/{TRAINING}/e1/EvaluateModel/evaluation/evaluation.json"
+):
+    return {
+        "ModelPackageArn": ARN,
+        "InferenceSpecification": {
+            "Containers": [{"Image": "img", "ModelDataUrl": f"s3://{SOURCE}/{model_key}"}],
+            "SupportedContentTypes": ["text/csv"],
+            "SupportedResponseMIMETypes": ["application/json"],
+        },
+        "ModelMetrics": {
+            "ModelQuality": {
+                "Statistics": {"ContentType": "application/json", "S3Uri": f"s3://{SOURCE}/{evaluation_key}"}
+            }
+        },
+        "CustomerMetadataProperties": {"DataEnd": "2026-03-01T00:00:00Z"},
+    }
+
+
+def copies_of(pkg):
+    return plan_copies(
+        pkg, source_bucket=SOURCE, source_stack="dev", training_pipeline=TRAINING, target_bucket=TARGET
+    )
+
+
+def test_the_model_and_its_evaluation_are_copied_under_the_targets_promoted_prefix():
+    copies = copies_of(package(f"pipelines/{TRAINING}/models/job-1/output/model.tar.gz"))
+    assert copies == {
+        f"s3://{SOURCE}/pipelines/{TRAINING}/models/job-1/output/model.tar.gz": (
+            f"s3://{TARGET}/pipelines/promoted/dev/pipelines/{TRAINING}/models/job-1/output/model.tar.gz"
+        ),
+        f"s3://{SOURCE}/pipelines/{TRAINING}/e1/EvaluateModel/evaluation/evaluation.json": (
+            f"s3://{TARGET}/pipelines/promoted/dev/pipelines/{TRAINING}/e1/EvaluateModel/evaluation/evaluation.json"
+        ),
+    }
+
+
+def test_an_object_outside_the_granted_prefixes_is_refused_naming_the_field():
+    # The training split sits beside the model under the pipeline's prefix, but is not granted.
+    bad = package(f"pipelines/{TRAINING}/e1/EngineerFeatures/train/train.csv")
+    with pytest.raises(
+        PromotionError, match=r"InferenceSpecification.Containers\[0\].ModelDataUrl: .* outside"
+    ):
+        copies_of(bad)
+
+
+def test_an_object_in_another_bucket_is_refused():
+    bad = package(f"pipelines/{TRAINING}/models/job-1/output/model.tar.gz")
+    bad["ModelMetrics"]["ModelQuality"]["Statistics"]["S3Uri"] = "s3://elsewhere/evaluation.json"
+    with pytest.raises(
+        PromotionError, match=re.escape("ModelMetrics.ModelQuality.Statistics: s3://elsewhere")
+    ):
+        copies_of(bad)
+
+
+def test_the_target_request_points_at_the_copies_and_carries_lineage():
+    pkg = package(f"pipelines/{TRAINING}/models/job-1/output/model.tar.gz")
+    copies = copies_of(pkg)
+    request = target_package_request(
+        pkg,
+        group="customer-churn-staging",
+        image="repo@sha256:x",
+        copies=copies,
+        source_stack="dev",
+        source_account="111111111111",
+    )
+    (container,) = request["InferenceSpecification"]["Containers"]
+    assert container == {
+        "Image": "repo@sha256:x",
+        "ModelDataUrl": rewrite(pkg, copies)["InferenceSpecification"]["Containers"][0]["ModelDataUrl"],
+    }
+    assert container["ModelDataUrl"].startswith(f"s3://{TARGET}/")
+    assert request["CustomerMetadataProperties"] == {
+        "DataEnd": "2026-03-01T00:00:00Z",
+        "PromotedFrom": ARN,
+        "PromotedFromStack": "dev",
+        "PromotedFromAccount": "111111111111",
+    }
+    assert request["ModelPackageDescription"] == f"Promoted from {ARN}"
+    assert request["ModelApprovalStatus"] == "Approved"
+
+
+def test_a_group_of_another_schema_is_refused():
+    with pytest.raises(PromotionError, match="group 'fraud-dev' is not a customer-churn stack's group"):
+        source_stack_of("fraud-dev", "customer-churn")
+
+
+def test_the_targets_quality_bar_decides_the_copys_approval():
+    assert approval_status({"Auc": "0.82"}, stack="prod", min_auc=0.8) == "Approved"
+    assert approval_status({}, stack="prod", min_auc=0.8) == "PendingManualApproval"
+    with pytest.raises(PromotionError, match=re.escape("Auc: 0.75 is below prod's minAuc 0.8")):
+        approval_status({"Auc": "0.75"}, stack="prod", min_auc=0.8)
