@@ -233,7 +233,7 @@ promotion = (
             sources=sources,
             bucket_arn=store.bucket_arn,
             key_arn=store.key_arn,
-            repository_arn=image.repository.arn,
+            repository_arn=image.repository_arn,
             tags=tags,
         ),
     )
