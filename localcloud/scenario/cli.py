@@ -113,7 +113,8 @@ def render(summary: dict, seconds: dict[str, float], notes: list[str], console: 
     if quality.get("auc") is not None:
         console.print(
             f"AUC on served traffic with ground truth (rows it never trained on): {quality['auc']:.3f} "
-            f"over {quality['labelled']:.0f} labelled predictions"
+            f"over {quality['labelled']:.0f} labelled predictions of the "
+            f"{quality.get('held_out_rows', 0)} held-out rows"
         )
     shadow = quality.get("shadow") or {}
     if shadow.get("compared"):

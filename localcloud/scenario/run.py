@@ -395,7 +395,12 @@ class Scenario:
             )
             # Quality is read back from CloudWatch: no alarm needs to judge it.
             self._monitor("ground truth and quality", by_hand=True, alarms=False)
-            self.quality = {"auc": self._published("AUC"), "labelled": self._published("LabelledCount")}
+            # The quality job scores each id's latest prediction: these held-out rows, as now served.
+            self.quality = {
+                "auc": self._published("AUC"),
+                "labelled": self._published("LabelledCount"),
+                "held_out_rows": len(traffic),
+            }
             if self.strategy == "shadow":
                 self.quality["shadow"] = {
                     name: self._published(metric)
