@@ -74,6 +74,18 @@ def test_the_drift_alarms_are_in_alarm_with_history(run):
     assert any("to ALARM" in item["HistorySummary"] for item in history["AlarmHistoryItems"])
 
 
+def test_each_model_version_says_the_rows_and_window_its_training_job_learned_from(run):
+    _, summary = run
+    for model in summary["models"]:
+        window = model["data_window"]
+        # Read back from the EngineerFeatures job's own output: at most the rows ingestion accepted.
+        assert 0 < window["rows"] <= summary["data"]["rows_accepted"]
+        assert window["strategy"] in {"new-data-only", "combined"}
+        assert window["data_start"] <= window["data_end"]
+    # By hand the pipeline's default, new-data-only (no champion yet: the last days); on drift, combined.
+    assert [m["data_window"]["strategy"] for m in summary["models"]] == ["new-data-only", "combined"]
+
+
 def test_model_versions_and_approvals_are_the_registrys(run):
     scenario, summary = run
     sm = scenario.client("sagemaker")
