@@ -247,7 +247,7 @@ retraining = Retraining(
         training_pipeline_arn=pipelines.training_pipeline_arn,
         triggers={
             # No drift monitoring (e.g. serverless): no drift alarms, so no drift rule.
-            "drift": monitoring.drift_alarm_names if config.drift_monitoring else [],
+            "drift": monitoring.drift_episode_alarm_names if config.drift_monitoring else [],
             "quality": pulumi.Output.from_input(monitoring.quality_alarm_name).apply(lambda n: [n]),
             "data-volume": pulumi.Output.from_input(monitoring.data_volume_alarm_name).apply(lambda n: [n]),
         },
@@ -304,6 +304,7 @@ pulumi.export(
     {
         "computational": monitoring.computational_alarm_names,
         "drift": monitoring.drift_alarm_names,
+        "driftEpisode": monitoring.drift_episode_alarm_names,
         "quality": monitoring.quality_alarm_name,
         "dataVolume": monitoring.data_volume_alarm_name,
         "rollback": monitoring.rollback_alarm_names,

@@ -5,7 +5,9 @@ Four kinds, each from the metrics someone else publishes:
 * computational, per endpoint variant, from SageMaker (``AWS/SageMaker`` and
   ``/aws/sagemaker/Endpoints``): 5XX and 4XX error rates, p99 model latency, CPU, memory;
 * statistical, from the monitoring pipeline (``model_code.monitoring.drift``): one alarm per schema
-  feature and one for the predictions, on the 0/1 ``FeatureDrifted`` flag;
+  feature and one for the predictions, on the 0/1 ``FeatureDrifted`` flag, for people (which
+  feature moved); and one drift-episode alarm on the run's ``DriftedFeatureCount``, the one
+  retraining listens to (``infra.retraining`` says why one alarm, not a composite);
 * feedback, from the monitoring pipeline (``model_code.monitoring.quality``): AUC below a floor;
 * data volume, from the monitoring pipeline: new feature-store records since the last
   training run at or above a threshold.
@@ -28,6 +30,7 @@ from model_code.monitoring.drift_profile import PREDICTION_COLUMN  # (drift.py l
 SAGEMAKER_NAMESPACE = "AWS/SageMaker"
 INSTANCE_NAMESPACE = "/aws/sagemaker/Endpoints"
 COMPUTATIONAL, DRIFT, QUALITY, DATA_VOLUME = "computational", "drift", "quality", "data-volume"
+DRIFT_EPISODE = "drift-episode"
 # Endpoint metrics arrive every minute; three bad minutes out of five is a trend, not a blip,
 # and still fires well inside a rollout's default 10-minute bake.
 ENDPOINT_PERIOD, ENDPOINT_PERIODS, ENDPOINT_DATAPOINTS = 60, 5, 3
@@ -303,6 +306,29 @@ def drift_alarms(
     ]
 
 
+def drift_episode_alarm(prefix: str, model: str, stack: str) -> AlarmSpec:
+    """ALARM while the latest monitoring run flagged at least one column (a feature or the predictions).
+
+    The run publishes ``DriftedFeatureCount`` beside the per-column flags, from the same
+    comparison, so this alarm is in ALARM exactly when one of :func:`drift_alarms` is: it goes
+    to ALARM once when an episode starts, however many columns drift and in whatever order,
+    and back to OK once no column drifts. Its name does not start with ``<prefix>-drift-``,
+    which names the per-column alarms only.
+    """
+    return _pipeline_alarm(
+        "drifted-features",
+        DRIFT_EPISODE,
+        f"{prefix}-drifted-features",
+        f"The monitoring pipeline found at least one column of {model} (a feature or the predictions) "
+        "drifting from the training baseline; the drift alarms name which.",
+        metric_name="DriftedFeatureCount",
+        dimensions=pipeline_dimensions(model, stack, CHAMPION),
+        statistic="Maximum",
+        comparison_operator="GreaterThanOrEqualToThreshold",
+        threshold=1,
+    )
+
+
 def quality_alarm(prefix: str, model: str, thresholds: AlarmThresholds, stack: str) -> AlarmSpec:
     return _pipeline_alarm(
         "quality-auc",
@@ -359,6 +385,7 @@ def all_alarms(
         )
     if drift_monitoring:
         specs += drift_alarms(prefix, schema_name, feature_names, thresholds, stack)
+        specs.append(drift_episode_alarm(prefix, schema_name, stack))
     return [
         *specs,
         quality_alarm(prefix, schema_name, thresholds, stack),

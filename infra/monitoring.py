@@ -29,6 +29,7 @@ from infra.alarms import (
     COMPUTATIONAL,
     DATA_VOLUME,
     DRIFT,
+    DRIFT_EPISODE,
     QUALITY,
     AlarmSpec,
     AlarmThresholds,
@@ -181,6 +182,8 @@ class Monitoring(pulumi.ComponentResource):
         self.topic_arn = topic.arn
         self.computational_alarm_names = _all(names(COMPUTATIONAL))
         self.drift_alarm_names = _all(names(DRIFT))
+        # The one alarm drift retraining listens to (none without drift monitoring).
+        self.drift_episode_alarm_names = _all(names(DRIFT_EPISODE))
         (self.quality_alarm_name,) = names(QUALITY)
         (self.data_volume_alarm_name,) = names(DATA_VOLUME)
         rollback = rollback_alarm_names(args.endpoint_name, args.variant_names) if args.endpoint_name else []
@@ -196,6 +199,7 @@ class Monitoring(pulumi.ComponentResource):
                 "topic_arn": self.topic_arn,
                 "computational_alarm_names": self.computational_alarm_names,
                 "drift_alarm_names": self.drift_alarm_names,
+                "drift_episode_alarm_names": self.drift_episode_alarm_names,
                 "quality_alarm_name": self.quality_alarm_name,
                 "data_volume_alarm_name": self.data_volume_alarm_name,
                 "rollback_alarm_names": self.rollback_alarm_names,

@@ -2,9 +2,9 @@
 
 ::
 
-    drift alarm       ─┐ state → ALARM   rule <prefix>-retrain-<reason> ─┐
-    quality alarm     ─┤ ──────────────►                                  ├─► training pipeline
-    data-volume alarm ─┘                                                  │   TriggerReason=<reason>
+    drift-episode alarm ─┐ state → ALARM rule <prefix>-retrain-<reason> ─┐
+    quality alarm       ─┤ ────────────►                                  ├─► training pipeline
+    data-volume alarm   ─┘                                                │   TriggerReason=<reason>
     schedule_expression ───────────────► rule <prefix>-retrain-schedule ─┘   TrainingStrategy=<strategy>
 
     training execution → Executing ───► rule <prefix>-retrain-guard ─► Lambda retrain_guard
@@ -22,6 +22,21 @@ Which data a run learns from depends on why it started (``DEFAULT_STRATEGIES``):
 
 The guard acts on every execution of the training pipeline, whoever started it; a start it
 stops is dropped, not queued: the run already going trains on the same window.
+
+**One run per drift episode, at any width of schema.** The drift rule listens to one alarm,
+``<prefix>-drifted-features`` on the ``DriftedFeatureCount`` the monitoring run publishes
+(:func:`infra.alarms.drift_episode_alarm`), not to the per-column drift alarms. Those change
+state one by one, so a rule listing them started one execution per alarm (six in ``make local``,
+five of them stopped by the guard, each billed until stopped), and its pattern grew by about 41
+characters a feature, past EventBridge's 2,048 at about 45 features. The other way, a composite
+alarm over the drift alarms, is capped by AWS at 100 alarms and 10,240 characters per rule, so a
+wide schema needs composites of composites (one more resource per 100 features, each created
+after its children and deleted before them). The count comes from the same comparison that
+sets the per-column flags, so one metric alarm on it says the same thing with one resource and a
+pattern of fixed size, whatever the number of features. The quality and data-volume reasons
+have one alarm each already. Every pattern is checked against EventBridge's default limit
+(:data:`EVENT_PATTERN_MAX_CHARS`) before it is declared. The guard stays as the safety net:
+a drift episode, the data-volume alarm and the schedule can still fire together.
 """
 
 from __future__ import annotations
@@ -57,6 +72,9 @@ LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 
 EXECUTION_STATUS_CHANGE = "SageMaker Model Building Pipeline Execution Status Change"
 GUARD_SOURCE = Path(retrain_guard.__file__)
 GUARD_RUNTIME = "python3.12"
+# EventBridge's default quota for an event pattern, in characters (4,096 only after a quota
+# increase; terraform-provider-aws validates 2,048: issue #33732).
+EVENT_PATTERN_MAX_CHARS = 2048
 
 
 @dataclass(frozen=True)
@@ -141,6 +159,17 @@ def alarm_pattern(alarm_names: Sequence[str]) -> dict[str, Any]:
         "detail-type": ["CloudWatch Alarm State Change"],
         "detail": {"alarmName": sorted(alarm_names), "state": {"value": ["ALARM"]}},
     }
+
+
+def pattern_json(rule: str, pattern: dict[str, Any]) -> str:
+    """The pattern as the rule's ``event_pattern``, refused here if EventBridge would refuse it."""
+    text = json.dumps(pattern)
+    if len(text) > EVENT_PATTERN_MAX_CHARS:
+        raise ValueError(
+            f"{rule}: the event pattern has {len(text)} characters; EventBridge accepts at most "
+            f"{EVENT_PATTERN_MAX_CHARS} by default"
+        )
+    return text
 
 
 def executing_pattern(pipeline_arn: str) -> dict[str, Any]:
@@ -266,7 +295,7 @@ class Retraining(pulumi.ComponentResource):
             name=self._prefix.apply(lambda prefix: retrain_rule_name(prefix, reason)),
             description=f"A {reason} alarm changed to ALARM: retrain",
             event_pattern=pulumi.Output.from_input(alarms).apply(
-                lambda names: json.dumps(alarm_pattern(names))
+                lambda names: pattern_json(f"retrain-{reason} rule", alarm_pattern(names))
             ),
             tags=self._args.tags,
             opts=self._opts,

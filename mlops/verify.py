@@ -40,7 +40,7 @@ from infra.ml_pipelines import definition_digest
 
 # Kinds of the ``alarms`` output whose ALARM state says something about the data, not about
 # the deployment: they start retraining, they do not fail a deploy.
-DATA_ALARM_KINDS = ("drift", "quality", "dataVolume")
+DATA_ALARM_KINDS = ("drift", "driftEpisode", "quality", "dataVolume")
 ROOT = Path(__file__).resolve().parents[1]
 
 

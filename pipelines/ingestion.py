@@ -23,6 +23,10 @@ dealt to instances by file (``ShardedByS3Key``), so a repeated id is caught with
 shard, while the feature store keeps the record with the latest event time across shards.
 Data without an event time gets the execution's start time, the same on every instance.
 
+The key is used exactly as the event gives it, never URL-decoded: S3's EventBridge events carry
+the object's key as it is (unlike its SNS/SQS/Lambda notifications, whose keys are URL-encoded),
+so ``a+b.csv`` is read as ``a+b.csv`` and ``march upload.csv`` with its space.
+
 The key is read as an S3 prefix (SageMaker's processing inputs take a prefix or a manifest),
 so ``raw/x/a.csv`` also reads an object named ``raw/x/a.csv.1``; uploads with such names would
 be read by each other's runs.

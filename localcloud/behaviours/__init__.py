@@ -36,7 +36,7 @@ from localcloud.behaviours import control, events, registry, s3_events, targets
 from localcloud.behaviours.alarms import AlarmBehaviour
 from localcloud.behaviours.clock import Clock
 from localcloud.behaviours.endpoints import EndpointBehaviour
-from localcloud.behaviours.featurestore import FeatureStoreBehaviour
+from localcloud.behaviours.featurestore import OFFLINE_DELAY_SECONDS, FeatureStoreBehaviour
 from localcloud.behaviours.fleets import Fleets
 from localcloud.behaviours.lambdas import LambdaRunner
 from localcloud.behaviours.mlflow_tracking import MlflowBehaviour
@@ -78,11 +78,17 @@ class Behaviours:
             _active = None  # whatever failed, moto is as it was: another installation may follow
 
 
-def install(clock: Clock | None = None, *, endpoint_url: str | None = None) -> Behaviours:
+def install(
+    clock: Clock | None = None,
+    *,
+    endpoint_url: str | None = None,
+    offline_store_delay: float = OFFLINE_DELAY_SECONDS,
+) -> Behaviours:
     """Activate every behaviour on moto's backends of this process; one installation at a time.
 
     ``endpoint_url`` is the emulator's address, where code the emulator runs (Lambda handlers,
-    pipeline steps, the MLflow server) sends its own AWS calls.
+    pipeline steps, the MLflow server) sends its own AWS calls; ``offline_store_delay`` how many
+    seconds after PutRecord a record is written to the offline store (AWS: up to 15 minutes).
     """
     global _active
     if _active is not None:
@@ -107,7 +113,7 @@ def install(clock: Clock | None = None, *, endpoint_url: str | None = None) -> B
     RolloutBehaviour(clock, patcher, fleets)
     SchedulerBehaviour(clock, patcher)
     MlflowBehaviour(clock, patcher, endpoint_url)
-    features = FeatureStoreBehaviour(clock, patcher)
+    features = FeatureStoreBehaviour(clock, patcher, offline_store_delay)
     endpoints = EndpointBehaviour(clock, patcher, fleets)
     control.install(
         patcher, clock, [(features.matches, features.handle), (endpoints.matches, endpoints.handle)]

@@ -1,8 +1,9 @@
 """What an alarm's state change looks like to the outside, in AWS's shapes.
 
 The SNS notification body CloudWatch publishes to an alarm's topics, the "CloudWatch Alarm State
-Change" event's detail, and the ``DescribeAlarmHistory`` action moto lacks (answered from the
-history :mod:`localcloud.behaviours.alarms` keeps on each alarm).
+Change" event's detail, and the actions moto lacks: ``DescribeAlarmHistory`` (answered from the
+history :mod:`localcloud.behaviours.alarms` keeps on each alarm) and ``PutCompositeAlarm``
+(stored as moto stores a composite alarm: an alarm with a ``rule``).
 """
 
 from __future__ import annotations
@@ -26,6 +27,19 @@ def _epoch(when: datetime) -> float:
 
 
 def sns_message(alarm: Any, old_state: str, arn: Any) -> dict[str, Any]:
+    common = {
+        "AlarmName": alarm.name,
+        "AlarmDescription": alarm.description,
+        "AWSAccountId": arn.account,
+        "NewStateValue": alarm.state_value,
+        "NewStateReason": alarm.state_reason,
+        "StateChangeTime": alarm.state_updated_timestamp.strftime(STAMP),
+        "Region": arn.region,
+        "AlarmArn": alarm.alarm_arn,
+        "OldStateValue": old_state,
+    }
+    if alarm.rule is not None:  # a composite alarm has a rule, no metric
+        return {**common, "AlarmRule": alarm.rule}
     trigger: dict[str, Any] = {
         "Period": alarm.period,
         "EvaluationPeriods": alarm.evaluation_periods,
@@ -47,23 +61,34 @@ def sns_message(alarm: Any, old_state: str, arn: Any) -> dict[str, Any]:
             "Statistic": alarm.extended_statistic or (alarm.statistic or "").upper(),
             "Dimensions": [{"value": d.value, "name": d.name} for d in alarm.dimensions],
         }
-    return {
-        "AlarmName": alarm.name,
-        "AlarmDescription": alarm.description,
-        "AWSAccountId": arn.account,
-        "NewStateValue": alarm.state_value,
-        "NewStateReason": alarm.state_reason,
-        "StateChangeTime": alarm.state_updated_timestamp.strftime(STAMP),
-        "Region": arn.region,
-        "AlarmArn": alarm.alarm_arn,
-        "OldStateValue": old_state,
-        "Trigger": trigger,
-    }
+    return {**common, "Trigger": trigger}
 
 
 def event_detail(alarm: Any, old: dict[str, str], old_timestamp: datetime) -> dict[str, Any]:
+    if alarm.rule is not None:
+        configuration: dict[str, Any] = {"description": alarm.description, "alarmRule": alarm.rule}
+    else:
+        configuration = {"description": alarm.description, "metrics": _metrics(alarm)}
+    return {
+        "alarmName": alarm.name,
+        "state": {
+            "value": alarm.state_value,
+            "reason": alarm.state_reason,
+            "reasonData": alarm.state_reason_data,
+            "timestamp": alarm.state_updated_timestamp.strftime(STAMP),
+        },
+        "previousState": {
+            "value": old["stateValue"],
+            "reason": old["stateReason"],
+            "timestamp": old_timestamp.strftime(STAMP),
+        },
+        "configuration": configuration,
+    }
+
+
+def _metrics(alarm: Any) -> list[dict[str, Any]]:
     if alarm.metric_data_queries:
-        metrics = [
+        return [
             {
                 "id": q.id,
                 **({"expression": q.expression, "label": q.label} if q.expression else {}),
@@ -86,37 +111,21 @@ def event_detail(alarm: Any, old: dict[str, str], old_timestamp: datetime) -> di
             }
             for q in alarm.metric_data_queries
         ]
-    else:
-        metrics = [
-            {
-                "id": str(uuid.uuid5(uuid.NAMESPACE_URL, alarm.alarm_arn)),
-                "metricStat": {
-                    "metric": {
-                        "namespace": alarm.namespace,
-                        "name": alarm.metric_name,
-                        "dimensions": {d.name: d.value for d in alarm.dimensions},
-                    },
-                    "period": alarm.period,
-                    "stat": alarm.extended_statistic or alarm.statistic,
+    return [
+        {
+            "id": str(uuid.uuid5(uuid.NAMESPACE_URL, alarm.alarm_arn)),
+            "metricStat": {
+                "metric": {
+                    "namespace": alarm.namespace,
+                    "name": alarm.metric_name,
+                    "dimensions": {d.name: d.value for d in alarm.dimensions},
                 },
-                "returnData": True,
-            }
-        ]
-    return {
-        "alarmName": alarm.name,
-        "state": {
-            "value": alarm.state_value,
-            "reason": alarm.state_reason,
-            "reasonData": alarm.state_reason_data,
-            "timestamp": alarm.state_updated_timestamp.strftime(STAMP),
-        },
-        "previousState": {
-            "value": old["stateValue"],
-            "reason": old["stateReason"],
-            "timestamp": old_timestamp.strftime(STAMP),
-        },
-        "configuration": {"description": alarm.description, "metrics": metrics},
-    }
+                "period": alarm.period,
+                "stat": alarm.extended_statistic or alarm.statistic,
+            },
+            "returnData": True,
+        }
+    ]
 
 
 def describe_alarm_history(self: Any) -> Any:
@@ -142,3 +151,26 @@ def describe_alarm_history(self: Any) -> Any:
     )
     limit = int(self._get_param("MaxRecords") or 100)
     return cw_responses.ActionResult({"AlarmHistoryItems": items[:limit]})
+
+
+def put_composite_alarm(self: Any) -> Any:
+    """``PutCompositeAlarm``: the alarm stored with its rule (the behaviour checks the rule first)."""
+    self.cloudwatch_backend.put_metric_alarm(
+        name=self._get_param("AlarmName"),
+        namespace=None,
+        metric_name=None,
+        comparison_operator=None,
+        evaluation_periods=None,
+        period=None,
+        threshold=None,
+        statistic=None,
+        description=self._get_param("AlarmDescription"),
+        dimensions=[],
+        alarm_actions=self._get_param("AlarmActions", []),
+        ok_actions=self._get_param("OKActions", []),
+        insufficient_data_actions=self._get_param("InsufficientDataActions", []),
+        actions_enabled=self._get_bool_param("ActionsEnabled"),
+        rule=self._get_param("AlarmRule"),
+        tags=self._get_param("Tags", []),
+    )
+    return cw_responses.EmptyResult()

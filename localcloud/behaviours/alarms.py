@@ -9,6 +9,13 @@ alarm's ``TreatMissingData`` says; metric-math alarms evaluate their expression 
 moto lacks), runs the alarm's SNS actions when actions are enabled (the publishes are recorded
 on the topic) and emits the "CloudWatch Alarm State Change" event to EventBridge.
 
+Composite alarms (``PutCompositeAlarm``): the rule is checked as AWS checks it when it is put
+(:mod:`.alarm_rules`: syntax, at most 10,240 characters and 100 underlying alarms, refused with
+AWS's error code), the alarm is evaluated at once (INSUFFICIENT_DATA only until then), and again
+after the metric alarms at every minute, composites of composites until nothing changes: ALARM
+while the rule holds, else OK. Its state changes are recorded, notified and emitted like a
+metric alarm's, with the alarms that triggered it in its state reason.
+
 Also as AWS: a new alarm starts in INSUFFICIENT_DATA (moto starts it OK); putting an existing
 alarm again keeps its state and history (moto reset both); metrics published without a timestamp
 are stamped with the virtual clock.
@@ -16,7 +23,7 @@ are stamped with the virtual clock.
 Not emulated: the evaluation range looking further back than ``EvaluationPeriods`` when points
 are missing (``missing`` and ``ignore`` judge the present points only); percentiles from
 ``StatisticValues`` (only raw values have percentiles); anomaly-detection bands, composite
-alarms' rules, ``EvaluateLowSampleCountPercentile``, units; metric-math functions other than
+rules' ``AT_LEAST``, actions suppressors, ``EvaluateLowSampleCountPercentile``, units; metric-math functions other than
 ``FILL``; actions other than SNS topics (Auto Scaling, EC2, Systems Manager are ignored).
 """
 
@@ -32,13 +39,21 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from moto.cloudwatch import exceptions as cw_exceptions
 from moto.cloudwatch import models as cw_models
 from moto.cloudwatch import responses as cw_responses
 from moto.sns.models import sns_backends
 from moto.utilities.arns import parse_arn
 
-from localcloud.behaviours import events
-from localcloud.behaviours.alarm_messages import describe_alarm_history, event_detail, sns_message, truthy
+from localcloud.behaviours import alarm_rules, events
+from localcloud.behaviours.alarm_messages import (
+    STAMP,
+    describe_alarm_history,
+    event_detail,
+    put_composite_alarm,
+    sns_message,
+    truthy,
+)
 from localcloud.behaviours.clock import Clock
 from localcloud.behaviours.patching import Patcher
 
@@ -51,6 +66,10 @@ _COMPARISONS: dict[str, tuple[Callable[[float, float], bool], str]] = {
     "LessThanOrEqualToThreshold": (operator.le, "less than or equal to"),
 }
 _OPERATORS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv}
+
+
+class _LimitExceeded(cw_exceptions.CloudWatchException):
+    code = "LimitExceeded"
 
 
 def _epoch(when: datetime) -> float:
@@ -208,6 +227,24 @@ def decide(alarm: Any, values: list[tuple[float, float | None]]) -> tuple[str, s
     return state, reason
 
 
+def _composite_reason(
+    tree: tuple[Any, ...], states: dict[str, str], backend: Any, state: str
+) -> tuple[str, str]:
+    """The state reason and its data: the underlying alarms in a state the rule tests for."""
+    alarms = [backend.alarms[n] for n in alarm_rules.triggering(tree, states) if n in backend.alarms]
+    data = {
+        "triggeringAlarms": [
+            {
+                "arn": a.alarm_arn,
+                "state": {"value": a.state_value, "timestamp": a.state_updated_timestamp.strftime(STAMP)},
+            }
+            for a in alarms
+        ]
+    }
+    named = ", ".join(f"{a.alarm_arn} is {a.state_value}" for a in alarms) or "no underlying alarm matches"
+    return f"{named}: the alarm rule is {'true' if state == ALARM else 'false'}", json.dumps(data)
+
+
 def _without_empty_periods(original: Callable[..., Any]) -> Callable[..., Any]:
     """GetMetricData leaves out a period without a value, as CloudWatch does (moto answered it as
     a null, which it then cannot serialize: a 500 for a percentile of statistic-set data)."""
@@ -255,13 +292,24 @@ class AlarmBehaviour:
             cw_models.Dimension, "__lt__", lambda a, b: (a.name, a.value or "") < (b.name, b.value or "")
         )
         patcher.set(cw_responses.CloudWatchResponse, "describe_alarm_history", describe_alarm_history)
+        patcher.set(cw_responses.CloudWatchResponse, "put_composite_alarm", put_composite_alarm)
         clock.subscribe(self.evaluate_all)
         patcher.on_restore(lambda: clock.unsubscribe(self.evaluate_all))
 
     def _put(
         self, original_put: Callable[..., Any], backend: Any, name: str, *args: Any, **kwargs: Any
     ) -> Any:
-        """PutMetricAlarm as AWS: a new alarm is unchecked; an existing one keeps its state and history."""
+        """PutMetricAlarm as AWS: a new alarm is unchecked; an existing one keeps its state and history.
+
+        PutCompositeAlarm (moto puts it through here, with ``rule``) first checks the rule.
+        """
+        rule = kwargs.get("rule")
+        if rule is not None:
+            try:
+                alarm_rules.check(rule)
+            except alarm_rules.RuleRefused as refused:
+                error = _LimitExceeded if refused.code == "LimitExceeded" else cw_exceptions.ValidationError
+                raise error(refused.message) from None
         previous = backend.alarms.get(name)
         alarm = original_put(backend, name, *args, **kwargs)
         if previous is None:
@@ -281,6 +329,8 @@ class AlarmBehaviour:
             verb = "updated"
         summary = f'Alarm "{name}" {verb}'
         self._history(alarm, "ConfigurationUpdate", summary, {"version": "1.0", "type": verb.capitalize()})
+        if rule is not None:  # evaluated as soon as it is put, as AWS does
+            self.evaluate_composites(backend)
         return alarm
 
     def _history(self, alarm: Any, kind: str, summary: str, data: dict[str, Any]) -> None:
@@ -310,6 +360,28 @@ class AlarmBehaviour:
                         except (ValueError, TypeError, KeyError) as error:
                             # One alarm the emulator cannot evaluate must not stop the clock.
                             log.warning("alarm %s not evaluated: %s", alarm.name, error)
+                self.evaluate_composites(backend)
+
+    def evaluate_composites(self, backend: Any) -> None:
+        """Each composite alarm from its rule, until no state changes (composites of composites)."""
+        composites = [a for a in backend.alarms.values() if a.rule is not None]
+        for _ in range(len(composites) + 1):
+            states = {}
+            for alarm in backend.alarms.values():
+                states[alarm.name] = states[alarm.alarm_arn] = alarm.state_value
+            changed = False
+            for alarm in composites:
+                try:
+                    tree = alarm_rules.parse(alarm.rule)
+                except alarm_rules.RuleRefused as error:  # put before the behaviours were installed
+                    log.warning("composite alarm %s not evaluated: %s", alarm.name, error)
+                    continue
+                state = ALARM if alarm_rules.evaluate(tree, states) else OK
+                if state != alarm.state_value:
+                    alarm.update_state(*_composite_reason(tree, states, backend, state), state)
+                    changed = True
+            if not changed:
+                return
 
     def evaluate(self, alarm: Any, index: _MetricIndex, now: datetime) -> None:
         period, values = period_values(alarm, index, now)

@@ -6,6 +6,12 @@ and hands the event to a delivery function per target service. Other behaviours 
 deliveries for their services (:func:`register_target`); targets moto already delivers
 (SQS, CloudWatch Logs, archives, other buses) are passed to moto's code, one target at a time.
 
+``PutRule`` refuses a pattern longer than EventBridge's default "Event pattern size" quota, 2,048
+characters (the EventBridge quotas page; the API model allows 4,096, the most a quota increase
+gives), with the exception PutRule's API reference documents for going beyond a default quota,
+``LimitExceededException``, so a deploy fails here where it would fail on AWS (moto stored any
+length).
+
 ``PutEvents`` is replaced so that a failing target never fails the call: moto answered 500 and
 botocore's retries delivered the same event again to the targets before it. A delivery that fails
 is recorded in :data:`FAILED_DELIVERIES`, counted in the rule's ``AWS/Events``
@@ -31,12 +37,15 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from moto.core.exceptions import JsonRESTError
 from moto.events import models as events_models
 from moto.utilities.arns import parse_arn
 
 from localcloud.behaviours.patching import Patcher
 
 log = logging.getLogger(__name__)
+# EventBridge's default "Event pattern size" quota, in characters.
+EVENT_PATTERN_MAX_CHARS = 2048
 
 Delivery = Callable[[dict[str, Any], dict[str, Any]], None]
 """(target, event) -> None; raises on failure."""
@@ -217,10 +226,25 @@ def _put_events(self: Any, entries: list[dict[str, Any]]) -> list[dict[str, Any]
     return results
 
 
+def _refusing_long_patterns(original: Callable[..., Any]) -> Callable[..., Any]:
+    def put_rule(self: Any, name: str, *args: Any, **kwargs: Any) -> Any:
+        pattern = kwargs.get("event_pattern")
+        if pattern is not None and len(pattern) > EVENT_PATTERN_MAX_CHARS:
+            raise JsonRESTError(
+                "LimitExceededException",
+                f"The requested resource exceeds the maximum number allowed: the event pattern has "
+                f"{len(pattern)} characters, and the Event pattern size quota is {EVENT_PATTERN_MAX_CHARS}.",
+            )
+        return original(self, name, *args, **kwargs)
+
+    return put_rule
+
+
 def install(patcher: Patcher, clock_now: Callable[[], datetime]) -> None:
     global _clock_now
     _clock_now = clock_now
     patcher.set(events_models.EventsBackend, "put_events", _put_events)
+    patcher.wrap(events_models.EventsBackend, "put_rule", _refusing_long_patterns)
 
 
 def reset() -> None:

@@ -11,12 +11,19 @@ record identifier, event time feature and offline store configuration):
   ``<S3Uri>/<account>/sagemaker/<region>/offline-store/<group>-<creation epoch>/data/
   year=YYYY/month=MM/day=DD/hour=HH/<time>_<id>.parquet``, partitioned by the record's event time,
   with the features typed by their definitions plus ``write_time``, ``api_invocation_time`` and
-  ``is_deleted`` columns. Records reach it at the next step of the clock (SageMaker takes up to
-  15 minutes), one file per partition and step. The group's ``ResolvedOutputS3Uri`` is corrected
-  to this layout (moto left out ``sagemaker/``).
+  ``is_deleted`` columns. As on AWS, a record reaches the offline store some time after the call:
+  ``api_invocation_time`` is when PutRecord (or DeleteRecord) was called, ``write_time`` when the
+  row was written, at the first clock step at least ``offline_delay_seconds`` later (default
+  :data:`OFFLINE_DELAY_SECONDS`, the 15 minutes AWS documents as the most it takes; set it with
+  ``install(offline_store_delay=...)``), one file per partition and step. The two times are
+  Parquet timestamps without a time zone, in UTC, at millisecond precision, as a reader of
+  SageMaker's files must expect (not pandas' timezone-aware ones). The group's
+  ``ResolvedOutputS3Uri`` is corrected to this layout (moto left out ``sagemaker/``).
 
 Bad records get ``ValidationError`` naming the feature: unknown features, a missing identifier or
-event time, values that are not of the feature's type, event times SageMaker would not parse.
+event time, values that are not of the feature's type, event times in a format SageMaker does not
+accept: a String event time is ``yyyy-MM-dd'T'HH:mm:ssZ`` or ``yyyy-MM-dd'T'HH:mm:ss.SSSZ`` (three
+digits of fractions, no more, no fewer), a Fractional one epoch seconds.
 
 Not emulated: TTL, ``TargetStores`` (both stores are written), ``BatchWriteRecord``,
 ``ListRecords``, ``UpdateRecord``, Iceberg tables, the Glue catalog's partitions; moto drops the
@@ -44,7 +51,10 @@ from werkzeug.wrappers import Request, Response
 from localcloud.behaviours.clock import Clock
 from localcloud.behaviours.patching import Patcher
 
-_ISO = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$")
+# The two String forms SageMaker Feature Store accepts for an event time (its developer guide).
+_ISO = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{3})?Z$")
+# How long after the API call a record is written to the offline store: AWS documents up to 15 minutes.
+OFFLINE_DELAY_SECONDS = 900
 _DTYPES = {"Integral": "Int64", "Fractional": "float64", "String": "string"}
 
 
@@ -130,10 +140,15 @@ def _check(group: Any, record: list[dict[str, Any]]) -> dict[str, str]:
 class FeatureStoreBehaviour:
     """Online records per group, and offline rows waiting for the next clock step."""
 
-    def __init__(self, clock: Clock, patcher: Patcher) -> None:
+    def __init__(
+        self, clock: Clock, patcher: Patcher, offline_delay_seconds: float = OFFLINE_DELAY_SECONDS
+    ) -> None:
+        if offline_delay_seconds < 0:
+            raise ValueError(f"offline_delay_seconds: {offline_delay_seconds} must be 0 or more")
         self.clock = clock
+        self.offline_delay_seconds = offline_delay_seconds
         self._lock = threading.Lock()
-        self._pending: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+        self._pending: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
         behaviour = self
 
         def create(original: Any) -> Any:
@@ -265,16 +280,27 @@ class FeatureStoreBehaviour:
         storage = (group.offline_store_config or {}).get("S3StorageConfig")
         if not storage:
             return
-        now = self.clock.now()
         partition = f"year={when:%Y}/month={when:%m}/day={when:%d}/hour={when:%H}"
-        row = {**values, "write_time": now, "api_invocation_time": now, "is_deleted": deleted}
+        row = {**values, "api_invocation_time": self.clock.now(), "is_deleted": deleted}
         self._pending[(storage["ResolvedOutputS3Uri"], partition, group.arn)].append(row)
 
     def flush(self, now: datetime | None = None) -> None:
-        """Write the rows put since the last step, one Parquet file per group and partition."""
+        """Write the rows whose call is at least the delay old, one Parquet file per group and partition."""
+        now = now or self.clock.now()
+        due: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
         with self._lock:
-            pending, self._pending = self._pending, defaultdict(list)
-        for (resolved, partition, arn), rows in pending.items():
+            for place, rows in list(self._pending.items()):
+                ready, left = [], []
+                for row in rows:
+                    waited = (now - row["api_invocation_time"]).total_seconds()
+                    (ready if waited >= self.offline_delay_seconds else left).append(row)
+                if ready:
+                    due[place] = [{**row, "write_time": now} for row in ready]
+                if left:
+                    self._pending[place] = left
+                else:
+                    del self._pending[place]
+        for (resolved, partition, arn), rows in due.items():
             region = arn.split(":")[3]
             group = next(
                 g
@@ -287,11 +313,13 @@ class FeatureStoreBehaviour:
                 if column not in frame:
                     frame[column] = None
                 frame[column] = frame[column].astype(_DTYPES[definition["FeatureType"]])
-            frame["write_time"] = pd.to_datetime(frame["write_time"], utc=True)
-            frame["api_invocation_time"] = pd.to_datetime(frame["api_invocation_time"], utc=True)
+            for column in ("write_time", "api_invocation_time"):
+                # UTC without a time zone, in milliseconds: what the offline store's Parquet holds.
+                stamps = pd.to_datetime(frame[column], utc=True).dt.tz_localize(None)
+                frame[column] = stamps.astype("datetime64[ms]")
             buffer = io.BytesIO()
             frame.to_parquet(buffer, index=False)
             bucket, _, prefix = resolved.removeprefix("s3://").partition("/")
-            stamp = (now or self.clock.now()).strftime("%Y%m%dT%H%M%SZ")
+            stamp = now.strftime("%Y%m%dT%H%M%SZ")
             key = f"{prefix}/{partition}/{stamp}_{uuid.uuid4().hex[:16]}.parquet"
             s3_backends[DEFAULT_ACCOUNT_ID][get_partition(region)].put_object(bucket, key, buffer.getvalue())

@@ -5,6 +5,14 @@ Replaces moto's sender, which matched rules itself and delivered to every rule's
 :func:`localcloud.behaviours.events.emit` like any other, in S3's documented detail shape
 (``bucket.name``, ``object.key/size/etag/version-id/sequencer``, ``reason`` such as ``PutObject``).
 
+The object's key goes into the event as it is, neither URL-encoded nor decoded: S3's user guide
+says the key of the notification messages it sends to SNS, SQS and Lambda "is URL encoded. For
+example, 'red flower.jpg' becomes 'red+flower.jpg'" (Event message structure), while its
+EventBridge event message structure (``detail.object.key``, "ev-events") says no such thing. A
+consumer that decoded an EventBridge key would read ``a+b.csv`` as ``a b.csv``; the ingestion rule
+passes the key unchanged, and tests/localcloud/test_upload_keys.py ingests keys with a space, a
+``+`` and a literal ``%2B``.
+
 Not emulated: the request id and source IP are fixed placeholders; restore, tiering and ACL events.
 """
 
@@ -34,6 +42,7 @@ def _send(account_id: str, bucket: Any, event_name: str, key: Any) -> None:
     detail_type = notifications._detail_type(event_name)
     if detail_type not in ("Object Created", "Object Deleted"):
         return
+    # The key as stored: EventBridge events carry it unencoded (see the module docstring).
     obj: dict[str, Any] = {"key": key.name, "sequencer": f"{next(_sequence):016X}"}
     if detail_type == "Object Created":
         obj |= {"size": key.size, "etag": key.etag.replace('"', "")}

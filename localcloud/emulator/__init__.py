@@ -49,10 +49,19 @@ class Emulator:
     ``clock_start`` (now when not given), so a deployed stack also runs: pipeline executions,
     endpoints and rollouts, alarms, events, schedules. ``behaviours`` is their handle (move the
     clock with ``emu.behaviours.advance(seconds)``); stopping the emulator uninstalls them.
+    ``offline_store_delay`` is how long after PutRecord a record reaches the feature store's
+    offline store (default: the behaviour's, the 15 minutes AWS documents as the most).
     """
 
-    def __init__(self, port: int = 0, region: str = "eu-west-1", clock_start: datetime | None = None):
+    def __init__(
+        self,
+        port: int = 0,
+        region: str = "eu-west-1",
+        clock_start: datetime | None = None,
+        offline_store_delay: float | None = None,
+    ):
         self.region = region
+        self._offline_store_delay = offline_store_delay
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
         self._clock_start = clock_start
         self.endpoint_url = ""
@@ -69,7 +78,10 @@ class Emulator:
         # Imported here: the behaviours build on the extensions this package installs.
         from localcloud.behaviours import Clock, install
 
-        self.behaviours = install(Clock(self._clock_start), endpoint_url=self.endpoint_url)
+        delay = (
+            {} if self._offline_store_delay is None else {"offline_store_delay": self._offline_store_delay}
+        )
+        self.behaviours = install(Clock(self._clock_start), endpoint_url=self.endpoint_url, **delay)
         return self
 
     def stop(self) -> None:

@@ -75,11 +75,15 @@ def render(summary: dict, seconds: dict[str, float], notes: list[str], console: 
         f"rows in {data['rows_in']}, accepted {data['rows_accepted']}, quarantined {data['rows_quarantined']}"
     )
     models = Table(title="Model versions", title_justify="left")
-    for column in ("version", "auc", "approval status"):
+    for column in ("version", "auc", "approval status", "learned from (rows, event-time window)"):
         models.add_column(column)
     for m in summary["models"]:
+        window = m.get("data_window") or {}
+        learned = f"{window.get('rows')} rows, {window.get('strategy')}" + (
+            f", {window['data_start']} to {window['data_end']}" if window.get("data_end") else ""
+        )
         models.add_row(
-            str(m["version"]), "-" if m["auc"] is None else f"{m['auc']:.3f}", m["approval_status"]
+            str(m["version"]), "-" if m["auc"] is None else f"{m['auc']:.3f}", m["approval_status"], learned
         )
     console.print(models)
     phases = Table(title="Traffic phases", title_justify="left")
@@ -120,7 +124,8 @@ def render(summary: dict, seconds: dict[str, float], notes: list[str], console: 
     if quality.get("auc") is not None:
         console.print(
             f"AUC on served traffic with ground truth (rows it never trained on): {quality['auc']:.3f} "
-            f"over {quality['labelled']:.0f} labelled predictions"
+            f"over {quality['labelled']:.0f} labelled predictions of the "
+            f"{quality.get('held_out_rows', 0)} held-out rows"
         )
     shadow = quality.get("shadow") or {}
     if shadow.get("compared"):

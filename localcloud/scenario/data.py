@@ -1,9 +1,13 @@
 """The scenario's data: any CSV a schema describes, split and drifted generically from the schema.
 
-* ``rows_in`` counts every row of the input file; the whole file is uploaded, so ingestion's
-  quarantine sees the dirty rows.
+* The file is read as text, as ingestion reads it, and typed by the contract
+  (``model_code.contract.rules``): a numeric column with a blank or a word in it is still a
+  numeric column, each value read as a number or found invalid, never a column of strings.
+* ``rows_in`` counts every row of the input file; every row not held out is uploaded as the
+  file spelled it, so ingestion's quarantine sees the dirty rows.
 * A seeded split, stratified on the target, keeps ``traffic_share`` of the rows that satisfy
-  the contract aside as traffic the model never trains on (the rest is uploaded for training).
+  the contract aside as traffic the model never trains on, typed: requests carry numbers as
+  JSON numbers, and the ground truth fed back is the held-out rows' labels.
 * Planted drift: each numeric feature shifted by ``shift`` of its standard deviation (clipped
   to the schema's limits), and the mix of the first categorical feature tilted towards its
   rarest value. Nothing is specific to one dataset.
@@ -11,12 +15,14 @@
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from model_code.contract import rules
 from model_code.contract import schema as contract
 from model_code.contract.synthetic import generate
 
@@ -26,14 +32,21 @@ class Prepared:
     schema: contract.Schema
     schema_path: Path
     rows_in: int
-    training: pd.DataFrame  # uploaded to raw/: every row not kept as traffic, dirty ones too
-    traffic: pd.DataFrame  # held out, clean, with the target (fed back as ground truth)
+    training: pd.DataFrame  # uploaded to raw/: every row not kept as traffic, dirty ones too, as text
+    traffic: pd.DataFrame  # held out, clean, typed by the contract, with the target (the ground truth)
+
+
+def as_text(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` as its CSV spells it: every value text, an empty cell null (ingestion's reading)."""
+    return pd.read_csv(
+        io.StringIO(frame.to_csv(index=False)), dtype=str, keep_default_na=False, na_values=[""]
+    )
 
 
 def load(
     schema_path: Path | None, data_path: Path | None, *, rows: int, seed: int
 ) -> tuple[contract.Schema, Path, pd.DataFrame]:
-    """The schema and the raw frame: the given CSV, or the built-in synthetic churn data."""
+    """The schema and the raw frame, as text: the given CSV, or the built-in synthetic churn data."""
     path = Path(schema_path) if schema_path else contract.EXAMPLE_SCHEMA
     schema = contract.load(path)
     if data_path is None:
@@ -41,9 +54,9 @@ def load(
             raise ValueError(
                 "--data: a CSV is needed with --schema (the synthetic data fits only the example schema)"
             )
-        frame = generate(rows, seed=seed, dirty=0.02)
+        frame = as_text(generate(rows, seed=seed, dirty=0.02))
     else:
-        frame = pd.read_csv(data_path)
+        frame = pd.read_csv(data_path, dtype=str, keep_default_na=False, na_values=[""])
     missing = [
         c
         for c in (schema.entity_id, schema.target.column, *(f.name for f in schema.features))
@@ -54,34 +67,34 @@ def load(
     return schema, path, frame
 
 
-def _clean(schema: contract.Schema, frame: pd.DataFrame) -> pd.Series:
-    """Rows with every feature inside the schema's limits (the dirty ones stay for ingestion)."""
-    ok = frame[schema.target.column].notna()
-    for feature in schema.features:
-        column = frame[feature.name]
-        if feature.values is not None:
-            ok &= column.isin(feature.values) | (feature.nullable & column.isna())
-            continue
-        values = pd.to_numeric(column, errors="coerce")
-        ok &= values.notna() | (feature.nullable & column.isna())
-        if feature.min is not None:
-            ok &= ~(values < feature.min)
-        if feature.max is not None:
-            ok &= ~(values > feature.max)
-    return ok
+def typed(schema: contract.Schema, frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
+    """``frame`` typed by the contract, and which rows keep it (every column valid, a label).
+
+    The same rules validation, training and serving apply; a column none of whose values reads
+    as its type (a whole column of ``n/a``) is refused here, as ingestion would refuse the file.
+    """
+    values, checked = rules.check_frame(frame, schema)
+    if checked.unparsed:
+        raise ValueError(
+            f"--data: no value of {', '.join(checked.unparsed)} reads as its type in the schema; "
+            "is it the right column?"
+        )
+    valid = ~checked.reasons.notna().any(axis=1) & values[schema.target.column].notna()
+    return values, valid
 
 
 def split(
     schema: contract.Schema, frame: pd.DataFrame, *, traffic_share: float, seed: int
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Training rows (uploaded) and held-out traffic rows, stratified on the target."""
-    clean = frame[_clean(schema, frame)]
+    """Training rows (uploaded, as given) and held-out traffic rows (typed), stratified on the target."""
+    values, valid = typed(schema, frame)
+    clean = values[valid]
     rng = np.random.default_rng(seed)
     held: list[int] = []
     for _, group in clean.groupby(schema.target.column):
         n = round(len(group) * traffic_share)
         held += list(rng.choice(group.index.to_numpy(), n, replace=False))
-    traffic = frame.loc[sorted(held)]
+    traffic = values.loc[sorted(held)]
     return frame.drop(index=traffic.index), traffic
 
 

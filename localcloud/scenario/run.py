@@ -182,7 +182,7 @@ class Scenario:
             if run["Status"] != "Succeeded":
                 raise StepFailed("train (manual)", _reason(run))
             self.champion = self._newest_package()
-            self._approve(self.champion)
+            self._approve(self.champion, self._data_window(run))
 
     def _newest_package(self) -> dict[str, Any]:
         sm = self.client("sagemaker")
@@ -193,7 +193,7 @@ class Scenario:
         )
         return found["ModelPackageSummaryList"][0] if found["ModelPackageSummaryList"] else {}
 
-    def _approve(self, package: dict[str, Any]) -> None:
+    def _approve(self, package: dict[str, Any], window: dict[str, Any]) -> None:
         sm = self.client("sagemaker")
         sm.update_model_package(ModelPackageArn=package["ModelPackageArn"], ModelApprovalStatus="Approved")
         described = sm.describe_model_package(ModelPackageName=package["ModelPackageArn"])
@@ -202,8 +202,26 @@ class Scenario:
                 "version": described["ModelPackageVersion"],
                 "auc": self._auc(described),
                 "approval_status": described["ModelApprovalStatus"],
+                "data_window": window,
             }
         )
+
+    def _data_window(self, run: dict[str, Any]) -> dict[str, Any]:
+        """What a training run learned from, as its EngineerFeatures job wrote it (data_window.json):
+        strategy, rows, and the event-time window, read back through the job's own output."""
+        sm = self.client("sagemaker")
+        steps = sm.list_pipeline_execution_steps(PipelineExecutionArn=run["PipelineExecutionArn"])
+        (step,) = [s for s in steps["PipelineExecutionSteps"] if s["StepName"] == "EngineerFeatures"]
+        job = sm.describe_processing_job(
+            ProcessingJobName=step["Metadata"]["ProcessingJob"]["Arn"].rsplit("/", 1)[-1]
+        )
+        (output,) = [o for o in job["ProcessingOutputConfig"]["Outputs"] if o["OutputName"] == "window"]
+        bucket, _, prefix = output["S3Output"]["S3Uri"].removeprefix("s3://").partition("/")
+        body = self.client("s3").get_object(Bucket=bucket, Key=f"{prefix.rstrip('/')}/data_window.json")[
+            "Body"
+        ]
+        window = json.loads(body.read())
+        return {k: window.get(k) for k in ("strategy", "rows", "data_start", "data_end")}
 
     def _auc(self, described: dict[str, Any]) -> float | None:
         uri = described.get("ModelMetrics", {}).get("ModelQuality", {}).get("Statistics", {}).get("S3Uri")
@@ -374,7 +392,7 @@ class Scenario:
                 self.notes.append(f"retrained version rejected: {_reason(run)}")
                 return
             challenger = self._newest_package()
-            self._approve(challenger)
+            self._approve(challenger, self._data_window(run))
         if self.strategy == "shadow":  # the challenger answers nobody, beside the champion
             self.promote("roll out the retrained model (shadow)", shadow=challenger)
         else:
@@ -395,7 +413,12 @@ class Scenario:
             )
             # Quality is read back from CloudWatch: no alarm needs to judge it.
             self._monitor("ground truth and quality", by_hand=True, alarms=False)
-            self.quality = {"auc": self._published("AUC"), "labelled": self._published("LabelledCount")}
+            # The quality job scores each id's latest prediction: these held-out rows, as now served.
+            self.quality = {
+                "auc": self._published("AUC"),
+                "labelled": self._published("LabelledCount"),
+                "held_out_rows": len(traffic),
+            }
             if self.strategy == "shadow":
                 self.quality["shadow"] = {
                     name: self._published(metric)

@@ -8,6 +8,11 @@ creation time, else all records. A record written twice (a file ingested again) 
 
 Shards (``count-shard``) count their files and keep hashed keys of the new records; the merge
 (``count``) counts the keys once, whatever the sharding.
+
+Reading the offline store's Parquet files (:func:`offline_times`), nothing assumes pandas' own
+typing: a time column may be text (a String event time, ``yyyy-MM-dd'T'HH:mm:ss[.SSS]Z``), epoch
+seconds (a Fractional one) or a Parquet timestamp, which SageMaker writes without a time zone
+(``write_time``, ``api_invocation_time``: UTC); each is read as a UTC time.
 """
 
 from __future__ import annotations
@@ -49,6 +54,21 @@ def resolve_since(since: str, group: str) -> tuple[pd.Timestamp | None, str]:
     return utc(package["CreationTime"]), f"{package['ModelPackageArn']} CreationTime"
 
 
+def offline_times(column: pd.Series) -> pd.Series:
+    """A time column of an offline-store file as UTC times (NaT where it holds no time).
+
+    Timestamps without a time zone, as SageMaker writes them, are UTC; numbers are epoch seconds
+    (a Fractional event time); anything else is read as ISO-8601 text.
+    """
+    if isinstance(column.dtype, pd.DatetimeTZDtype):
+        return column.dt.tz_convert("UTC")
+    if pd.api.types.is_datetime64_dtype(column):
+        return column.dt.tz_localize("UTC")
+    if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
+        return pd.to_datetime(column.astype("float64"), unit="s", utc=True, errors="coerce")
+    return pd.to_datetime(column.astype("string"), utc=True, errors="coerce", format="ISO8601")
+
+
 def in_feature_group(relative: Path, group: str) -> bool:
     """Whether an offline-store file (its path below the input prefix) belongs to ``group``.
 
@@ -82,8 +102,7 @@ def count_shard(
         live = pd.Series(True, index=frame.index)
         if "is_deleted" in frame.columns:  # Feature Store keeps deleted records, flagged
             live = ~frame["is_deleted"].fillna(False).astype(bool)
-        text = frame[column].astype("string")
-        times = pd.to_datetime(text, utc=True, errors="coerce", format="ISO8601")
+        times = offline_times(frame[column])
         new = live & times.notna()
         if since is not None:
             new &= (times > since).fillna(False)

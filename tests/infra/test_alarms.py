@@ -105,7 +105,7 @@ def _pipeline_alarm_dimensions(stack: str) -> dict[str, dict]:
 def test_pipeline_alarms_watch_only_their_own_stacks_metrics():
     # Stacks sharing an account: staging's drift must not put prod's alarm into ALARM.
     prod, staging = _pipeline_alarm_dimensions("prod"), _pipeline_alarm_dimensions("staging")
-    assert set(prod) == {"FeatureDrifted", "AUC", "NewRecordCount"}
+    assert set(prod) == {"FeatureDrifted", "DriftedFeatureCount", "AUC", "NewRecordCount"}
     for metric, dims in prod.items():
         assert dims["Stack"] == "prod" and staging[metric]["Stack"] == "staging", metric
 
@@ -122,3 +122,40 @@ def test_alarm_args_leave_out_what_is_unset():
     assert "metric_name" not in args and "statistic" not in args
     assert args["metric_queries"][-1]["expression"] == "FILL(errors, 0) / invocations"
     assert args["alarm_description"]
+
+
+def test_the_drift_episode_alarm_watches_the_count_the_drift_check_publishes():
+    from infra.alarms import DRIFT_EPISODE, drift_episode_alarm
+    from model_code import metrics
+    from model_code.monitoring.drift import DriftReport, FeatureDrift
+
+    flagged = FeatureDrift("numeric", "ks", 0.5, 1e-9, 1.2, True, 0.0, 0.0)
+    published = metrics.with_dimensions(
+        DriftReport("m", 10, 10, 0.05, 0.01, {"a": flagged, "b": flagged}).to_metrics(),
+        {"Variant": CHAMPION, "Stack": "prod"},
+    )
+    (count,) = [d for d in published if d["MetricName"] == "DriftedFeatureCount"]
+    spec = drift_episode_alarm("p", "m", "prod")
+    assert (spec.group, spec.metric_name, spec.statistic) == (DRIFT_EPISODE, "DriftedFeatureCount", "Maximum")
+    assert spec.dimensions == {d["Name"]: d["Value"] for d in count["Dimensions"]}
+    # Any flagged column is an episode; between runs the verdict stands (no re-fire per gap).
+    assert (spec.comparison_operator, spec.threshold, spec.treat_missing_data) == (
+        "GreaterThanOrEqualToThreshold",
+        1,
+        "ignore",
+    )
+    # Not among the per-column alarms, which the scenario and `mlops verify` list by this prefix.
+    assert not spec.name.startswith("p-drift-")
+
+
+def test_one_drift_episode_alarm_whatever_the_number_of_features():
+    names = [f"f{n}" for n in range(150)]
+    specs = all_alarms(schema_name="m", stack="prod", feature_names=names, thresholds=THRESHOLDS)
+    assert [s.name for s in specs if s.metric_name == "DriftedFeatureCount"] == ["m-prod-drifted-features"]
+    assert not [
+        s
+        for s in all_alarms(
+            schema_name="m", stack="prod", feature_names=names, thresholds=THRESHOLDS, drift_monitoring=False
+        )
+        if s.metric_name == "DriftedFeatureCount"
+    ]

@@ -238,3 +238,14 @@ def test_names_default_to_the_training_pipelines():
     rec = deploy(name_prefix=None)
     assert rule_named(rec, "retraining-drift-rule").inputs["name"] == f"{PIPELINE}-retrain-drift"
     assert rec.one("aws:lambda/function:Function").inputs["name"] == f"{PIPELINE}-retrain-guard"
+
+
+def test_a_pattern_longer_than_eventbridge_allows_is_refused_naming_the_rule():
+    from infra.retraining import pattern_json
+
+    names = [f"customer-churn-prod-drift-feature_{n:03d}" for n in range(60)]
+    with pytest.raises(
+        ValueError, match=r"retrain-drift rule: the event pattern has \d+ characters; .* 2048"
+    ):
+        pattern_json("retrain-drift rule", alarm_pattern(names))
+    assert json.loads(pattern_json("retrain-drift rule", alarm_pattern(names[:1])))["detail"]["alarmName"]

@@ -294,3 +294,83 @@ def test_get_metric_data_finds_a_metric_whatever_the_order_of_its_dimensions(emu
             EndTime=now + timedelta(hours=1),
         )
         assert answer["MetricDataResults"][0]["Values"] == [0.5], dims
+
+
+# -- composite alarms ----------------------------------------------------------------------------
+
+
+def _model_limit(client, service: str, shape: str) -> Any:
+    """A limit or error code from AWS's own service model (botocore's copy)."""
+    return client(service).meta.service_model.shape_for(shape)
+
+
+def composite_state(cw, name: str) -> dict:
+    (alarm,) = cw.describe_alarms(AlarmNames=[name], AlarmTypes=["CompositeAlarm"])["CompositeAlarms"]
+    return alarm
+
+
+def test_a_composite_alarm_is_in_alarm_while_its_rule_holds_and_emits_one_event_per_change(emulator, client):
+    cw, eb, sqs = client("cloudwatch"), client("events"), client("sqs")
+    for name in ("a", "b", "c"):
+        put_plain_alarm(
+            cw, name, EvaluationPeriods=1, DatapointsToAlarm=1, Dimensions=[{"Name": "F", "Value": name}]
+        )
+    cw.put_composite_alarm(AlarmName="any", AlarmRule='ALARM("a") OR ALARM(b) OR ALARM("c")')
+    # Composites of composites: the parent follows its child in the same minute.
+    cw.put_composite_alarm(AlarmName="parent", AlarmRule='ALARM("any") AND NOT ALARM("missing")')
+    url = sqs.create_queue(QueueName="changes")["QueueUrl"]
+    queue = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    pattern = {"source": ["aws.cloudwatch"], "detail": {"alarmName": ["any"], "state": {"value": ["ALARM"]}}}
+    eb.put_rule(Name="to-alarm", EventPattern=json.dumps(pattern))
+    eb.put_targets(Rule="to-alarm", Targets=[{"Id": "q", "Arn": queue}])
+    assert composite_state(cw, "any")["StateValue"] == "OK"  # evaluated when put: no child in ALARM
+
+    seen = []
+    for breaching in (["a", "b"], ["a", "b", "c"], ["c"], []):  # one episode, then over
+        for name in ("a", "b", "c"):
+            publish(cw, 50 if name in breaching else 1, dims=(("F", name),))
+        emulator.advance(60)
+        seen.append((composite_state(cw, "any")["StateValue"], composite_state(cw, "parent")["StateValue"]))
+    assert seen == [("ALARM", "ALARM"), ("ALARM", "ALARM"), ("ALARM", "ALARM"), ("OK", "OK")]
+    reason = json.loads(
+        cw.describe_alarm_history(
+            AlarmName="any", HistoryItemType="StateUpdate", ScanBy="TimestampAscending"
+        )["AlarmHistoryItems"][-2]["HistoryData"]
+    )["newState"]["stateReasonData"]
+    assert [t["arn"].rsplit(":", 1)[-1] for t in reason["triggeringAlarms"]] == ["a", "b"]
+    events = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+    (event,) = [json.loads(m["Body"]) for m in events]
+    assert event["detail"]["configuration"]["alarmRule"] == 'ALARM("a") OR ALARM(b) OR ALARM("c")'
+
+
+def test_a_composite_alarm_over_101_alarms_is_refused_with_awss_error(emulator, client):
+    cw = client("cloudwatch")
+    # PutCompositeAlarm's API reference: "can include as many as 100 underlying alarms"; its
+    # one documented error is LimitExceededFault, whose code the service model gives.
+    code = _model_limit(client, "cloudwatch", "LimitExceededFault").metadata["error"]["code"]
+    rule = " OR ".join(f'ALARM("drift-{n}")' for n in range(101))
+    with pytest.raises(cw.exceptions.LimitExceededFault) as refused:
+        cw.put_composite_alarm(AlarmName="too-wide", AlarmRule=rule)
+    assert refused.value.response["Error"]["Code"] == code == "LimitExceeded"
+    assert "101 alarms" in refused.value.response["Error"]["Message"]
+    assert cw.describe_alarms(AlarmNames=["too-wide"], AlarmTypes=["CompositeAlarm"])["CompositeAlarms"] == []
+    cw.put_composite_alarm(AlarmName="wide", AlarmRule=" OR ".join(f'ALARM("drift-{n}")' for n in range(100)))
+
+
+def test_a_composite_rule_longer_than_the_model_allows_is_refused(emulator, client):
+    cw = client("cloudwatch")
+    limit = _model_limit(client, "cloudwatch", "AlarmRule").metadata["max"]  # 10,240
+    name = "x" * (limit - len('ALARM("")') + 1)
+    with pytest.raises(cw.exceptions.ClientError) as refused:
+        cw.put_composite_alarm(AlarmName="long", AlarmRule=f'ALARM("{name}")')
+    assert refused.value.response["Error"]["Code"] == "ValidationError"
+    assert (
+        f"Member must have length less than or equal to {limit}" in refused.value.response["Error"]["Message"]
+    )
+    cw.put_composite_alarm(AlarmName="long", AlarmRule=f'ALARM("{name[:-1]}")')
+
+
+def test_a_composite_rule_that_does_not_parse_is_refused_naming_what_is_wrong(emulator, client):
+    cw = client("cloudwatch")
+    with pytest.raises(cw.exceptions.ClientError, match="'MAYBE' is not a function"):
+        cw.put_composite_alarm(AlarmName="bad", AlarmRule='ALARM("a") OR MAYBE("b")')

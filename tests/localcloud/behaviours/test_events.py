@@ -6,6 +6,7 @@ import io
 import json
 import zipfile
 
+import pytest
 import requests
 
 from infra.ml_pipelines import object_created_pattern
@@ -188,3 +189,36 @@ def test_sns_targets_publish_and_api_destinations_are_recorded_not_sent(emulator
     assert (call["method"], call["endpoint"]) == ("POST", "https://hooks.example.invalid/ml")
     assert call["body"]["detail-type"] == "Note"
     assert journal["failed"] == []
+
+
+def test_put_rule_refuses_a_pattern_longer_than_eventbridge_allows(emulator, client):
+    eb = client("events")
+    # EventBridge quotas page: "Event pattern size ... 2,048 ... Maximum size of an event pattern,
+    # in characters" (the API model's 4,096 is what a quota increase allows at most).
+    limit = 2048
+    padding = "x" * (limit - len(json.dumps({"source": [""]})))
+    eb.put_rule(Name="fits", EventPattern=json.dumps({"source": [padding]}))
+    assert len(eb.describe_rule(Name="fits")["EventPattern"]) == limit
+    with pytest.raises(eb.exceptions.ClientError) as refused:
+        eb.put_rule(Name="too-long", EventPattern=json.dumps({"source": [padding + "x"]}))
+    # PutRule's API reference: LimitExceededException, for going beyond what is allowed by default.
+    assert refused.value.response["Error"]["Code"] == "LimitExceededException"
+    assert "2049 characters" in refused.value.response["Error"]["Message"]
+    assert [r["Name"] for r in eb.list_rules()["Rules"]] == ["fits"]
+
+
+def test_an_upload_event_carries_the_key_as_stored_neither_encoded_nor_decoded(emulator, client):
+    s3, eb, sqs = client("s3"), client("events"), client("sqs")
+    s3.create_bucket(Bucket="data", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    s3.put_bucket_notification_configuration(
+        Bucket="data", NotificationConfiguration={"EventBridgeConfiguration": {}}
+    )
+    url, queue = make_queue(sqs)
+    eb.put_rule(Name="raw-data", EventPattern=json.dumps(object_created_pattern("data", "raw/")))
+    eb.put_targets(Rule="raw-data", Targets=[{"Id": "q", "Arn": queue}])
+    # S3's EventBridge event structure ("ev-events") gives detail.object.key with no encoding,
+    # unlike its SNS/SQS/Lambda notifications ("red flower.jpg" becomes "red+flower.jpg").
+    keys = ["raw/red flower.csv", "raw/a+b.csv", "raw/c%2Bd.csv"]
+    for key in keys:
+        s3.put_object(Bucket="data", Key=key, Body=b"id\n1\n")
+    assert sorted(event["detail"]["object"]["key"] for event in drain(sqs, url)) == sorted(keys)

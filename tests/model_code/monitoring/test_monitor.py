@@ -541,7 +541,8 @@ def store_rows(ids: list[str], times: list[str], deleted: list[bool] | None = No
             "customer_id": ids,
             "event_time": times,
             "tenure_months": 1,
-            "write_time": pd.Timestamp("2026-01-02", tz="UTC"),
+            # SageMaker writes its timestamps without a time zone (UTC).
+            "write_time": pd.Timestamp("2026-01-02"),
             "is_deleted": deleted or [False] * len(ids),
         }
     )
@@ -583,6 +584,19 @@ def test_new_records_after_the_cutoff_are_counted_once_each(cloud, store, schema
     assert (report["new_records"], report["new_rows"]) == (3, 4)
     assert (report["deleted"], report["unparseable_times"], report["other_groups"]) == (1, 1, 1)
     assert published("NewRecordCount", {"Model": "customer-churn"}) == 3
+
+
+def test_event_times_stored_as_naive_timestamps_or_epoch_seconds_are_read_as_utc(
+    cloud, schema_file, tmp_path, monkeypatch
+):
+    naive = store_rows(["A", "B"], ["", ""]).assign(
+        event_time=pd.to_datetime(["2026-01-01T10:00:00", "2026-01-01T13:00:00"])  # no time zone: UTC
+    )
+    epoch = store_rows(["C"], [""]).assign(event_time=[pd.Timestamp("2026-01-01T14:00:00Z").timestamp()])
+    files = offline_store(tmp_path / PREFIX, "customer-churn", {"naive": naive, "epoch": epoch})
+    report = count_run(1, files, schema_file, tmp_path, monkeypatch)
+    # B (13:00 UTC) and C are after the 12:00Z cutoff; A is before; none is unreadable.
+    assert (report["new_records"], report["unparseable_times"]) == (2, 0)
 
 
 def test_one_and_four_instances_count_the_same_new_records(cloud, store, schema_file, tmp_path, monkeypatch):

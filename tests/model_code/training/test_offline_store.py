@@ -1,0 +1,75 @@
+"""The point-in-time training set from offline-store rows: latest version per record in the window."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from model_code.training.offline_store import point_in_time
+
+T = pd.Timestamp
+
+
+def version(record: str, event: str, value: float, written: str, called: str, deleted: bool = False) -> dict:
+    # Times as SageMaker's Parquet holds them: no time zone, UTC.
+    return {
+        "customer_id": record,
+        "event_time": event,
+        "monthly_charges": value,
+        "write_time": T(written),
+        "api_invocation_time": T(called),
+        "is_deleted": deleted,
+    }
+
+
+@pytest.fixture
+def store() -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            version("A", "2026-01-01T10:00:00Z", 1.0, "2026-01-01T10:10", "2026-01-01T10:00"),
+            version("A", "2026-01-02T10:00:00Z", 2.0, "2026-01-02T10:10", "2026-01-02T10:00"),
+            version("A", "2026-01-05T10:00:00Z", 5.0, "2026-01-05T10:10", "2026-01-05T10:00"),  # after
+            # B: two versions with the same event time; the later write wins.
+            version("B", "2026-01-02T09:00:00Z", 7.0, "2026-01-02T09:20", "2026-01-02T09:00"),
+            version("B", "2026-01-02T09:00:00Z", 8.0, "2026-01-02T09:30", "2026-01-02T09:01"),
+            # C: same event and write time; the later API call wins.
+            version("C", "2026-01-02T08:00:00.500Z", 3.0, "2026-01-02T08:15", "2026-01-02T08:00"),
+            version("C", "2026-01-02T08:00:00.500Z", 4.0, "2026-01-02T08:15", "2026-01-02T08:02"),
+            # D: deleted after its put, inside the window: left out.
+            version("D", "2026-01-02T07:00:00Z", 9.0, "2026-01-02T07:10", "2026-01-02T07:00"),
+            version("D", "2026-01-02T11:00:00Z", float("nan"), "2026-01-02T11:10", "2026-01-02T11:00", True),
+            # E: only before the window.
+            version("E", "2025-12-30T10:00:00Z", 6.0, "2025-12-30T10:10", "2025-12-30T10:00"),
+        ]
+    )
+
+
+def test_the_latest_version_of_each_record_in_the_window_without_deleted_ones(store):
+    got = point_in_time(
+        store, record_id="customer_id", event_time="event_time", start=T("2025-12-31", tz="UTC"),
+        end=T("2026-01-03", tz="UTC"),
+    )  # fmt: skip
+    assert list(got["customer_id"]) == ["C", "B", "A"]  # by event time
+    assert dict(zip(got["customer_id"], got["monthly_charges"], strict=True)) == {
+        "A": 2.0,
+        "B": 8.0,
+        "C": 4.0,
+    }
+    assert not {"write_time", "api_invocation_time", "is_deleted"} & set(got.columns)
+
+
+def test_a_deletion_after_the_window_does_not_remove_the_record_from_it(store):
+    got = point_in_time(store, record_id="customer_id", event_time="event_time", end=T("2026-01-02T10:00Z"))
+    assert "D" in set(got["customer_id"])
+    assert set(got["customer_id"]) == {"A", "B", "C", "D", "E"}
+
+
+def test_timezone_aware_write_times_order_the_same(store):
+    aware = store.assign(write_time=store["write_time"].dt.tz_localize("UTC"))
+    kwargs = {"record_id": "customer_id", "event_time": "event_time"}
+    assert point_in_time(aware, **kwargs).equals(point_in_time(store, **kwargs))
+
+
+def test_rows_without_the_identifier_column_are_refused_naming_it(store):
+    with pytest.raises(ValueError, match="no customer column"):
+        point_in_time(store, record_id="customer", event_time="event_time")
