@@ -16,6 +16,7 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")  # files only; never a window
+import matplotlib.dates as mdates
 import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
 
@@ -24,48 +25,93 @@ from mlops.console.dashboard import Panel
 
 GRID = 24
 CELL_INCHES = (0.75, 0.42)  # one grid column, one grid row
+TITLE_INCHES = 0.7  # the figure's title band
+PAD_INCHES = 0.08  # between neighbouring widgets
+# Inside a chart's cell: its title above the axes, the time labels below them.
+CHART_TOP_INCHES, CHART_BOTTOM_INCHES = 0.3, 0.45
 _STATE_COLOURS = {"ALARM": "#d13212", "OK": "#1d8102", "INSUFFICIENT_DATA": "#8d6605"}
+_MARK_COLOUR = "#6b3fa0"
 
 
 def _draw_metric(ax: Axes, panel: Panel) -> None:
     drawn = False
+    right_series = [s for s in panel.series if s.right and s.values]
+    right = ax.twinx() if right_series or any(r for _, _, r in panel.lines) else None
+    colours = iter(plt.rcParams["axes.prop_cycle"].by_key()["color"] * 4)
+    handles = []
     for series in panel.series:
         if series.values:
-            ax.plot(series.timestamps, series.values, marker=".", label=series.label)
+            target = right if series.right and right is not None else ax
+            (line,) = target.plot(
+                series.timestamps,
+                series.values,
+                marker=".",
+                markersize=4,
+                label=series.label,
+                color=next(colours),
+            )
+            handles.append(line)
             drawn = True
-    for label, value in panel.lines:
-        ax.axhline(value, linestyle="--", linewidth=0.8, color="#d13212", label=label)
+    for label, value, on_right in panel.lines:
+        target = right if on_right and right is not None else ax
+        handles.append(target.axhline(value, linestyle="--", linewidth=0.8, color="#d13212", label=label))
+    for label, when in panel.marks:
+        ax.axvline(when, linestyle=":", linewidth=1.2, color=_MARK_COLOUR)
+        ax.annotate(label, (when, 1.0), xycoords=("data", "axes fraction"), xytext=(2, -2),
+                    textcoords="offset points", fontsize=6, color=_MARK_COLOUR, va="top", rotation=90)  # fmt: skip
     if not drawn:
         ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes, color="#888")
-    ax.set_title(panel.title, fontsize=8, loc="left")
-    ax.tick_params(labelsize=6)
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize=5, loc="upper left")
-    for label in ax.get_xticklabels():
-        label.set_rotation(20)
+    if panel.start is not None and panel.end is not None:
+        ax.set_xlim(panel.start, panel.end)  # every chart over the same window
+    locator = mdates.AutoDateLocator(maxticks=6)
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+    ax.set_title(panel.title, fontsize=9, loc="left", fontweight="bold")
+    for axis in (ax, right):
+        if axis is not None:
+            axis.tick_params(labelsize=7)
+    if handles:
+        ax.legend(handles=handles, fontsize=6, loc="upper left", framealpha=0.7)
+
+
+def _plain(markdown: str) -> list[tuple[str, int, bool]]:
+    """The little markdown the program writes, as lines of text: (text, size, bold); a link
+    reads as its text and address."""
+    lines = []
+    for block in markdown.split("\n"):
+        if not block.strip():
+            continue
+        heading = re.match(r"(#{1,3}) (.*)", block)
+        text = heading.group(2) if heading else block
+        text = re.sub(r"\[(.+?)\]\((.+?)\)", r"\1: \2", text)
+        text = re.sub(r"[*`]", "", text)
+        lines.append(
+            (text, {1: 13, 2: 12, 3: 11}.get(len(heading.group(1)), 9) if heading else 9, bool(heading))
+        )
+    return lines
 
 
 def _draw_text(ax: Axes, panel: Panel) -> None:
-    text = re.sub(r"[*`#]", "", panel.markdown).strip()
-    ax.text(0.01, 0.95, text, va="top", ha="left", fontsize=8, wrap=True, transform=ax.transAxes)
     ax.axis("off")
+    y = 1.0
+    for text, size, bold in _plain(panel.markdown):
+        ax.text(0.0, y, text, va="top", ha="left", fontsize=size, fontweight="bold" if bold else "normal",
+                transform=ax.transAxes, wrap=True)  # fmt: skip
+        y -= 0.55 if len(_plain(panel.markdown)) > 1 else 0
 
 
 def _draw_alarms(ax: Axes, panel: Panel) -> None:
-    ax.set_title(panel.title, fontsize=8, loc="left")
+    """A grid of alarms: a square in the state's colour, the state and the name at body size."""
+    ax.set_title(panel.title, fontsize=9, loc="left", fontweight="bold")
     ax.axis("off")
-    columns = 3
+    columns = max(1, round(3 * panel.width / GRID))
     rows = max(1, -(-len(panel.alarms) // columns))
-    for n, (name, state) in enumerate(panel.alarms):
-        x, y = (n % columns) / columns, 1 - (n // columns + 1) / (rows + 1)
-        ax.text(
-            x + 0.005,
-            y,
-            f"{state}  {name}",
-            fontsize=5,
-            transform=ax.transAxes,
-            color=_STATE_COLOURS.get(state, "#444"),
-        )
+    for n, (name, state) in enumerate(sorted(panel.alarms, key=lambda a: (a[1] != "ALARM", a[0]))):
+        x, y = (n % columns) / columns, 1 - (n // columns + 0.5) / rows
+        colour = _STATE_COLOURS.get(state, "#444")
+        ax.text(x, y, "■", fontsize=10, color=colour, transform=ax.transAxes, va="center")
+        ax.text(x + 0.02 * 3 / columns, y, f"{name}  ({state})", fontsize=7.5, transform=ax.transAxes,
+                va="center", color="#222", fontweight="bold" if state == "ALARM" else "normal")  # fmt: skip
 
 
 def _draw(ax: Axes, panel: Panel) -> None:
@@ -73,20 +119,31 @@ def _draw(ax: Axes, panel: Panel) -> None:
 
 
 def write_png(panels: list[Panel], path: Path, title: str) -> Path:
-    """All panels on one figure, each spanning its widget's cells."""
+    """All panels on one figure, each in its widget's cells (a chart's title and time labels
+    inside its own cells, so neighbours never overlap)."""
     rows = max((p.y + p.height for p in panels), default=1)
-    fig = plt.figure(figsize=(GRID * CELL_INCHES[0], rows * CELL_INCHES[1] + 0.5))
-    grid = fig.add_gridspec(rows, GRID, hspace=1.2, wspace=0.6)
+    width, height = GRID * CELL_INCHES[0], rows * CELL_INCHES[1] + TITLE_INCHES
+    fig = plt.figure(figsize=(width, height))
     for panel in panels:
-        _draw(fig.add_subplot(grid[panel.y : panel.y + panel.height, panel.x : panel.x + panel.width]), panel)
-    fig.suptitle(title, fontsize=11)
-    fig.savefig(path, dpi=80, bbox_inches="tight")
+        left = panel.x * CELL_INCHES[0] + PAD_INCHES
+        top = TITLE_INCHES + panel.y * CELL_INCHES[1] + PAD_INCHES
+        w = panel.width * CELL_INCHES[0] - 2 * PAD_INCHES
+        h = panel.height * CELL_INCHES[1] - 2 * PAD_INCHES
+        if panel.kind == "metric":  # room for the title above and the time labels below
+            top, h = top + CHART_TOP_INCHES, h - CHART_TOP_INCHES - CHART_BOTTOM_INCHES
+            left, w = left + 0.35, w - 0.75  # tick labels on both sides
+        elif panel.kind == "alarm":
+            top, h = top + CHART_TOP_INCHES, h - CHART_TOP_INCHES
+        ax = fig.add_axes((left / width, 1 - (top + h) / height, w / width, h / height))
+        _draw(ax, panel)
+    fig.text(0.005, 1 - 0.25 / height, title, fontsize=14, fontweight="bold", va="top")
+    fig.savefig(path, dpi=80)
     plt.close(fig)
     return path
 
 
 def _svg(panel: Panel) -> str:
-    fig, ax = plt.subplots(figsize=(panel.width * CELL_INCHES[0], panel.height * CELL_INCHES[1]))
+    fig, ax = plt.subplots(figsize=(panel.width * CELL_INCHES[0], panel.height * CELL_INCHES[1] - 0.3))
     _draw_metric(ax, panel)
     buffer = io.StringIO()
     fig.savefig(buffer, format="svg", bbox_inches="tight")
