@@ -420,7 +420,7 @@ class Scenario:
             # GetMetricData walks every period of the range).
             _, panels = read_panels(self.emulator.session(), name, now=clock.now(), since=self._clock_start)
             folder.mkdir(parents=True, exist_ok=True)
-            title = f"{name} ({self.region}, local cloud)"
+            title = f"{name} ({self.region}) at {clock.now():%Y-%m-%d %H:%M} UTC, the local cloud's clock"
             return write_png(panels, folder / "dashboard.png", title), write_html(
                 panels, folder / "dashboard.html", title
             )

@@ -36,6 +36,7 @@ class Series:
     values: list[float] = field(default_factory=list)
     note: str = ""
     right: bool = False  # drawn on the right axis ("yAxis": "right")
+    period: int = DEFAULT_PERIOD  # seconds a point stands for: farther apart, the line breaks
 
 
 @dataclass
@@ -144,14 +145,28 @@ def metric_panel(
                 {"Id": spec.get("id", f"e{n}"), "Expression": spec["expression"], "ReturnData": True}
             )
             shown.append(
-                (queries[-1]["Id"], spec.get("label") or spec["expression"], spec["expression"], False)
+                (
+                    queries[-1]["Id"],
+                    spec.get("label") or spec["expression"],
+                    spec["expression"],
+                    False,
+                    period,
+                )
             )
             continue
         options = series[-1] if isinstance(series[-1], dict) else {}
         query = _metric_query(series, stat, period, options.get("id", f"m{n}"))
         queries.append(query)
         if options.get("visible", True):
-            shown.append((query["Id"], _label(series), None, options.get("yAxis") == "right"))
+            shown.append(
+                (
+                    query["Id"],
+                    _label(series),
+                    None,
+                    options.get("yAxis") == "right",
+                    query["MetricStat"]["Period"],
+                )
+            )
     results: dict[str, pd.Series] = {}
     for first in range(0, len(queries), MAX_QUERIES):
         answer = cloudwatch.get_metric_data(
@@ -159,7 +174,7 @@ def metric_panel(
         )
         for result in answer["MetricDataResults"]:
             results[result["Id"]] = pd.Series(result.get("Values", []), index=result.get("Timestamps", []))
-    for query_id, label, expression, right in shown:
+    for query_id, label, expression, right, every in shown:
         values, note = results.get(query_id, pd.Series(dtype=float)), ""
         if expression is not None and values.empty:
             try:
@@ -167,7 +182,9 @@ def metric_panel(
             except ValueError as exc:
                 note = f"not computed: {exc}"
         values = values.sort_index()
-        panel.series.append(Series(label, list(values.index), [float(v) for v in values.values], note, right))
+        panel.series.append(
+            Series(label, list(values.index), [float(v) for v in values.values], note, right, every)
+        )
     annotations = properties.get("annotations", {})
     panel.lines = [
         (a.get("label", ""), float(a["value"]), a.get("yAxis") == "right")

@@ -19,9 +19,10 @@ matplotlib.use("Agg")  # files only; never a window
 import matplotlib.dates as mdates
 import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
+from matplotlib.ticker import EngFormatter, FuncFormatter
 
 from mlops.console import dashboard
-from mlops.console.dashboard import Panel
+from mlops.console.dashboard import Panel, Series
 
 GRID = 24
 CELL_INCHES = (0.75, 0.42)  # one grid column, one grid row
@@ -42,27 +43,37 @@ def _draw_metric(ax: Axes, panel: Panel) -> None:
     for series in panel.series:
         if series.values:
             target = right if series.right and right is not None else ax
+            times, values = _broken(series)
             (line,) = target.plot(
-                series.timestamps,
-                series.values,
-                marker=".",
-                markersize=4,
-                label=series.label,
-                color=next(colours),
+                times, values, marker="o", markersize=3, label=series.label, color=next(colours)
             )
+            line.set_gid(
+                f"points-{len(handles)}"
+            )  # the page names its drawn points (a browser test reads them)
             handles.append(line)
             drawn = True
     for label, value, on_right in panel.lines:
         target = right if on_right and right is not None else ax
         handles.append(target.axhline(value, linestyle="--", linewidth=0.8, color="#d13212", label=label))
-    for label, when in panel.marks:
+    middle = panel.start + (panel.end - panel.start) / 2 if panel.start and panel.end else None
+    for n, (label, when) in enumerate(sorted(panel.marks, key=lambda m: m[1])):
         ax.axvline(when, linestyle=":", linewidth=1.2, color=_MARK_COLOUR)
-        ax.annotate(label, (when, 1.0), xycoords=("data", "axes fraction"), xytext=(2, -2),
-                    textcoords="offset points", fontsize=6, color=_MARK_COLOUR, va="top", rotation=90)  # fmt: skip
+        # Marks close in time (a canary's start and end) take turns at the top and the bottom;
+        # a label reads towards the middle, never out of the chart.
+        left = middle is not None and when > middle
+        ax.annotate(label, (when, 0.98 if n % 2 == 0 else 0.02), xycoords=("data", "axes fraction"),
+                    xytext=(-3 if left else 3, 0), textcoords="offset points", fontsize=6.5,
+                    color=_MARK_COLOUR, ha="right" if left else "left",
+                    va="top" if n % 2 == 0 else "bottom")  # fmt: skip
     if not drawn:
         ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes, color="#888")
     if panel.start is not None and panel.end is not None:
-        ax.set_xlim(panel.start, panel.end)  # every chart over the same window
+        # Every chart over the same window, with a margin so a point at its edge shows whole.
+        margin = (panel.end - panel.start) * 0.02
+        ax.set_xlim(panel.start - margin, panel.end + margin)
+    for axis in (ax, right):
+        if axis is not None:
+            axis.yaxis.set_major_formatter(FuncFormatter(_tick))
     locator = mdates.AutoDateLocator(maxticks=6)
     ax.xaxis.set_major_locator(locator)
     ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
@@ -71,7 +82,29 @@ def _draw_metric(ax: Axes, panel: Panel) -> None:
         if axis is not None:
             axis.tick_params(labelsize=7)
     if handles:
-        ax.legend(handles=handles, fontsize=6, loc="upper left", framealpha=0.7)
+        ax.legend(handles=handles, fontsize=6, loc="best", framealpha=0.7)
+
+
+_ENG = EngFormatter(sep="")
+
+
+def _tick(value: float, _position: int) -> str:
+    """Large values short (1.5M, not 1500000 cut at the chart's edge), small ones as they are
+    (a PSI of 0.5, never 500m)."""
+    return _ENG(value) if abs(value) >= 10_000 else f"{value:g}"
+
+
+def _broken(series: Series) -> tuple[list, list[float]]:
+    """The series with a gap wherever two points are more than a period apart: a line drawn
+    across it would show traffic (or a metric) where none was published."""
+    times, values = [], []
+    for n, (when, value) in enumerate(zip(series.timestamps, series.values, strict=True)):
+        if n and (when - series.timestamps[n - 1]).total_seconds() > series.period:
+            times.append(when)
+            values.append(float("nan"))
+        times.append(when)
+        values.append(value)
+    return times, values
 
 
 def _plain(markdown: str) -> list[tuple[str, int, bool]]:
@@ -110,7 +143,7 @@ def _draw_alarms(ax: Axes, panel: Panel) -> None:
         x, y = (n % columns) / columns, 1 - (n // columns + 0.5) / rows
         colour = _STATE_COLOURS.get(state, "#444")
         ax.text(x, y, "■", fontsize=10, color=colour, transform=ax.transAxes, va="center")
-        ax.text(x + 0.02 * 3 / columns, y, f"{name}  ({state})", fontsize=7.5, transform=ax.transAxes,
+        ax.text(x + 0.02 * 3 / columns, y, f"{name}  ({state})", fontsize=8.5, transform=ax.transAxes,
                 va="center", color="#222", fontweight="bold" if state == "ALARM" else "normal")  # fmt: skip
 
 
@@ -220,7 +253,8 @@ def main(argv: list[str] | None = None) -> int:
     from botocore.exceptions import BotoCoreError, ClientError
 
     from infra.rollout import endpoint_name
-    from mlops.console.status import _stack_config
+    from mlops.console import clock
+    from mlops.console.status import _stack_config, local_cloud_hint, unknown_stack
     from model_code.contract import schema as schema_mod
 
     parser = argparse.ArgumentParser(
@@ -233,19 +267,24 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from infra.config import ROOT
 
+    if refused := unknown_stack(args.stack, ROOT):
+        parser.error(refused)
     config = _stack_config(args.stack, ROOT)
     schema = schema_mod.load(
         args.schema or (ROOT / config.schema_path if config else schema_mod.EXAMPLE_SCHEMA)
     )
     region = args.region or (config.region if config else None) or boto3.Session().region_name or "us-east-1"
     name = endpoint_name(schema.name, args.stack)
+    session = boto3.Session(region_name=region)
     try:
-        _, panels = dashboard.read_panels(boto3.Session(region_name=region), name)
+        cloud = clock.read(session)  # the local cloud's own clock there, else the wall clock
+        _, panels = dashboard.read_panels(session, name, now=cloud.now, since=cloud.started)
     except (BotoCoreError, ClientError) as exc:
-        print(f"mlops dashboard: could not read dashboard {name!r}: {exc}", file=sys.stderr)
+        hint = local_cloud_hint(args.stack, session)
+        print(f"mlops dashboard: could not read dashboard {name!r}: {exc}{hint}", file=sys.stderr)
         return 1
     args.out.mkdir(parents=True, exist_ok=True)
-    title = f"{name} ({region})"
+    title = f"{name} ({region}) at {cloud.now:%Y-%m-%d %H:%M} UTC, {cloud.source}"
     png, html = (
         write_png(panels, args.out / "dashboard.png", title),
         write_html(panels, args.out / "dashboard.html", title),
