@@ -127,12 +127,17 @@ def test_serve_prints_the_address_answers_boto3_and_stops_on_sigterm(tmp_path):
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     try:
-        address = None
+        address, printed = None, []
         for line in process.stdout:
+            printed.append(line)
             if line.startswith("AWS_ENDPOINT_URL="):
                 address = line.strip().split("=", 1)[1]
                 break
         assert address is not None, process.stderr.read()
+        hints = [process.stdout.readline() for _ in range(3)]
+        # Piped, the summary cuts nothing; the hint names the pipeline to list.
+        assert not [line for line in printed if "…" in line]
+        assert any("--pipeline-name customer-churn-local-training" in line for line in hints), hints
         summary = json.loads(summary_path.read_text())
         assert summary["endpoint_url"] == address
         runtime = boto3.client(
