@@ -297,3 +297,18 @@ def read_panels(
             panel.markdown = properties.get("markdown", "")
         panels.append(panel)
     return body, panels
+
+
+def serving_line(session: Any, endpoint: str) -> str:
+    """What is serving, in a line under the title: the endpoint's status and what its last
+    roll-out did (``DescribeEndpoint``, as ``mlops status`` reads it)."""
+    from mlops.console.status import endpoint_facts
+
+    facts = endpoint_facts(session.client("sagemaker"), endpoint)
+    if facts is None:
+        return f"endpoint {endpoint}: none (no model deployed)"
+    rollout = facts["rollout"]
+    line = f"endpoint {endpoint} {facts['status']} on {facts['config']}; last roll-out: {rollout['outcome']}"
+    line += f" ({rollout['strategy']})" if rollout["strategy"] else ""
+    line += f" at {rollout['ended']}" if rollout["ended"] else ""
+    return line + (f": {rollout['reason']}" if rollout["reason"] else "")

@@ -151,7 +151,7 @@ def _draw(ax: Axes, panel: Panel) -> None:
     {"metric": _draw_metric, "text": _draw_text, "alarm": _draw_alarms}.get(panel.kind, _draw_text)(ax, panel)
 
 
-def write_png(panels: list[Panel], path: Path, title: str) -> Path:
+def write_png(panels: list[Panel], path: Path, title: str, subtitle: str = "") -> Path:
     """All panels on one figure, each in its widget's cells (a chart's title and time labels
     inside its own cells, so neighbours never overlap)."""
     rows = max((p.y + p.height for p in panels), default=1)
@@ -169,7 +169,8 @@ def write_png(panels: list[Panel], path: Path, title: str) -> Path:
             top, h = top + CHART_TOP_INCHES, h - CHART_TOP_INCHES
         ax = fig.add_axes((left / width, 1 - (top + h) / height, w / width, h / height))
         _draw(ax, panel)
-    fig.text(0.005, 1 - 0.25 / height, title, fontsize=14, fontweight="bold", va="top")
+    fig.text(0.005, 1 - 0.15 / height, title, fontsize=14, fontweight="bold", va="top")
+    fig.text(0.005, 1 - 0.45 / height, subtitle, fontsize=11, va="top")
     fig.savefig(path, dpi=80)
     plt.close(fig)
     return path
@@ -228,17 +229,17 @@ body{font-family:sans-serif;margin:12px;background:#f2f3f3}
 main{display:grid;grid-template-columns:repeat(24,1fr);grid-auto-rows:42px;gap:6px}
 .widget{background:#fff;border:1px solid #d5dbdb;padding:4px;overflow:hidden}
 .widget svg{width:100%;height:auto;max-height:85%}
-h4{margin:0 0 2px;font-size:12px}.text h1,.text h2,.text h3,.text p{margin:2px 0}.text h2{font-size:18px}ul{columns:3;font-size:11px;margin:0;padding-left:14px}
+h4{margin:0 0 2px;font-size:12px}.text h1,.text h2,.text h3,.text p{margin:2px 0}.text h2{font-size:18px}ul{columns:3;font-size:13px;margin:0;padding-left:14px}.serving{margin:0 0 8px;font-size:14px}
 .ALARM{color:#d13212;font-weight:bold}.OK{color:#1d8102}.INSUFFICIENT_DATA{color:#8d6605}
 .note{font-size:10px;color:#888}
 """
 
 
-def write_html(panels: list[Panel], path: Path, title: str) -> Path:
+def write_html(panels: list[Panel], path: Path, title: str, subtitle: str = "") -> Path:
     widgets = "\n".join(_widget_html(p) for p in panels)
     page = (
         f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
-        f"<style>{_CSS}</style></head><body><h1>{html.escape(title)}</h1><main>\n{widgets}\n</main></body></html>\n"
+        f"<style>{_CSS}</style></head><body><h1>{html.escape(title)}</h1><p class=serving>{html.escape(subtitle)}</p><main>\n{widgets}\n</main></body></html>\n"
     )
     path.write_text(page, encoding="utf-8")
     return path
@@ -285,9 +286,10 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     args.out.mkdir(parents=True, exist_ok=True)
     title = f"{name} ({region}) at {cloud.now:%Y-%m-%d %H:%M} UTC, {cloud.source}"
+    serving = dashboard.serving_line(session, name)
     png, html = (
-        write_png(panels, args.out / "dashboard.png", title),
-        write_html(panels, args.out / "dashboard.html", title),
+        write_png(panels, args.out / "dashboard.png", title, serving),
+        write_html(panels, args.out / "dashboard.html", title, serving),
     )
     print(f"{len(panels)} widgets of {name} drawn:\n{png}\n{html}")
     return 0
