@@ -179,6 +179,7 @@ def write_png(panels: list[Panel], path: Path, title: str, subtitle: str = "") -
 def _svg(panel: Panel) -> str:
     fig, ax = plt.subplots(figsize=(panel.width * CELL_INCHES[0], panel.height * CELL_INCHES[1] - 0.3))
     _draw_metric(ax, panel)
+    ax.set_title("", loc="left")  # the page's own heading names the widget
     buffer = io.StringIO()
     fig.savefig(buffer, format="svg", bbox_inches="tight")
     plt.close(fig)
@@ -216,9 +217,11 @@ def _widget_html(panel: Panel) -> str:
     elif panel.kind == "alarm":
         items = "".join(
             f'<li class="{html.escape(state)}">{html.escape(state)} {html.escape(name)}</li>'
-            for name, state in panel.alarms
+            for name, state in sorted(panel.alarms, key=lambda a: (a[1] != "ALARM", a[0]))
         )
-        inner = f"<h4>{html.escape(panel.title)}</h4><ul>{items}</ul>"
+        columns = max(1, round(3 * panel.width / GRID))
+        inner = f'<h4>{html.escape(panel.title)}</h4><ul style="grid-template-columns:repeat({columns},1fr)">{items}</ul>'
+
     else:
         inner = _markdown(panel.markdown)
     return f"<section {attrs}>{inner}</section>"
@@ -229,7 +232,7 @@ body{font-family:sans-serif;margin:12px;background:#f2f3f3}
 main{display:grid;grid-template-columns:repeat(24,1fr);grid-auto-rows:42px;gap:6px}
 .widget{background:#fff;border:1px solid #d5dbdb;padding:4px;overflow:hidden}
 .widget svg{width:100%;height:auto;max-height:85%}
-h4{margin:0 0 2px;font-size:12px}.text h1,.text h2,.text h3,.text p{margin:2px 0}.text h2{font-size:18px}ul{columns:3;font-size:13px;margin:0;padding-left:14px}.serving{margin:0 0 8px;font-size:14px}
+h4{margin:0 0 2px;font-size:12px}.text h1,.text h2,.text h3,.text p{margin:2px 0}.text h2{font-size:18px}.alarm ul{display:grid;align-content:space-evenly;height:calc(100% - 22px);font-size:13px;margin:0;padding-left:16px}.serving{margin:0 0 8px;font-size:14px}
 .ALARM{color:#d13212;font-weight:bold}.OK{color:#1d8102}.INSUFFICIENT_DATA{color:#8d6605}
 .note{font-size:10px;color:#888}
 """
