@@ -1,6 +1,7 @@
 # The two commands of the quickstart, each setting itself up first:
 #   make local   the whole lifecycle on this machine, with a summary
-#   make test    lint, dependency check and the full test suite
+#   make test    lint, dependency check and the full test suite (installs Debian's chromium for the
+#                browser test when missing and allowed, else stops first with the command to run)
 # Both create and reuse .venv (the virtualenv Pulumi.yaml names), installed from the lock file.
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
@@ -10,7 +11,7 @@ STAMP := $(VENV)/.installed
 # Node tools the tests use (gitlab-ci-local), installed from package-lock.json.
 NODE_STAMP := node_modules/.installed
 
-.PHONY: setup local test lint lock clean ci-rehearsal
+.PHONY: setup local test lint lock clean ci-rehearsal chromium
 
 setup: $(STAMP)
 
@@ -33,13 +34,17 @@ lint: setup
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pip check
 
-test: lint $(NODE_STAMP)
+# First, before anything runs: what the tests need that pip and npm do not install.
+test: chromium lint $(NODE_STAMP)
 	$(BIN)/pytest -n 2 --dist loadfile
 
 # The GitLab pipelines rehearsed in gitlab-ci-local's shell executor (tests/ci/test_pipeline_rehearsal.py),
 # printing each pipeline's jobs with their outcome.
 ci-rehearsal: setup $(NODE_STAMP)
 	$(BIN)/pytest -p no:cacheprovider -q -s tests/ci/test_pipeline_rehearsal.py
+
+chromium:
+	@sh .ci/need-chromium
 
 # Regenerate the lock files from pyproject.toml (needs the registry); commit the result.
 lock: setup

@@ -23,8 +23,9 @@ def metric_widget(
     *,
     stat: str = "Average",
     period: int = 300,
-    lines: Sequence[tuple[str, float]] = (),
+    lines: Sequence[tuple[str, float] | tuple[str, float, str]] = (),
 ) -> dict[str, Any]:
+    """A time-series widget; ``lines`` are horizontal annotations (label, value[, "right" axis])."""
     properties: dict[str, Any] = {
         "title": title,
         "view": "timeSeries",
@@ -35,7 +36,10 @@ def metric_widget(
     }
     if lines:
         properties["annotations"] = {
-            "horizontal": [{"label": label, "value": value} for label, value in lines]
+            "horizontal": [
+                {"label": line[0], "value": line[1], **({"yAxis": line[2]} if len(line) > 2 else {})}
+                for line in lines
+            ]
         }
     return {"type": "metric", "width": width, "height": HEIGHT, "properties": properties}
 
@@ -44,12 +48,14 @@ def text_widget(markdown: str, height: int = 1) -> dict[str, Any]:
     return {"type": "text", "width": GRID_WIDTH, "height": height, "properties": {"markdown": markdown}}
 
 
-def alarm_widget(title: str, arns: Sequence[str]) -> dict[str, Any]:
-    # Three alarms fit a row of height 1; a few rows more for the title.
+def alarm_widget(title: str, arns: Sequence[str], width: int = GRID_WIDTH) -> dict[str, Any]:
+    # On the full width three alarms fit a row of height 1 (fewer on a narrower widget); one
+    # row more for the title.
+    per_row = max(1, 3 * width // GRID_WIDTH)
     return {
         "type": "alarm",
-        "width": GRID_WIDTH,
-        "height": 2 + -(-len(arns) // 3),
+        "width": width,
+        "height": 1 + max(1, -(-len(arns) // per_row)),
         "properties": {"title": title, "alarms": list(arns), "sortBy": "stateUpdatedTimestamp"},
     }
 
@@ -115,6 +121,16 @@ def traffic_widgets(endpoint: str, variants: Sequence[str], specs: Sequence[Alar
     return widgets
 
 
+# ModelLatency at the alarm's statistic, then the statistics SageMaker's developer guide lists
+# for it (Average, Sum, Min, Max, Sample Count); OverheadLatency beside it, both microseconds.
+LATENCY_SERIES = (
+    ("ModelLatency", "p99", "model p99 (the alarm's)"),
+    ("ModelLatency", "Average", "model average"),
+    ("ModelLatency", "Maximum", "model maximum"),
+    ("OverheadLatency", "Average", "overhead average"),
+)
+
+
 def latency_widgets(endpoint: str, variants: Sequence[str], thresholds: AlarmThresholds) -> list[dict]:
     width = GRID_WIDTH // min(len(variants), 2)
     return [
@@ -124,14 +140,14 @@ def latency_widgets(endpoint: str, variants: Sequence[str], thresholds: AlarmThr
             [
                 [
                     SAGEMAKER_NAMESPACE,
-                    "ModelLatency",
+                    metric,
                     "EndpointName",
                     endpoint,
                     "VariantName",
                     variant,
-                    {"stat": p, "label": p},
+                    {"stat": stat, "label": label},
                 ]
-                for p in ("p50", "p90", "p99")
+                for metric, stat, label in LATENCY_SERIES
             ],
             period=60,
             lines=[("p99 alarm", thresholds.latency_p99_ms * 1000)],

@@ -39,7 +39,6 @@ from infra.alarms import (
 from infra.base import assume_role_policy, child_opts, fit_name, source_account
 from infra.dashboard import dashboard_body, dashboard_url
 from infra.ml_pipelines import KINDS, pipeline_name
-from infra.retraining import REASONS, retrain_rule_name
 from infra.rollout import CHAMPION, rollback_alarm_names
 from model_code.contract.schema import Schema
 
@@ -271,7 +270,6 @@ class Monitoring(pulumi.ComponentResource):
             schedules["retraining"] = args.retrain_schedule
         # The names ml_pipelines and retraining give their resources, derived the same way.
         pipelines = {kind: pipeline_name(args.schema.name, args.stack, kind) for kind in KINDS}
-        rules = {reason: retrain_rule_name(pipelines["training"], reason) for reason in REASONS}
         body = pulumi.Output.all(self._region, self._account, self._partition).apply(
             lambda v: json.dumps(
                 dashboard_body(
@@ -286,7 +284,6 @@ class Monitoring(pulumi.ComponentResource):
                     schedules=schedules,
                     runbook_url=args.runbook_url,
                     pipelines=pipelines,
-                    retrain_rules=rules,
                     thresholds=args.thresholds,
                     endpoint=args.endpoint_name,
                     variants=args.variant_names,

@@ -49,7 +49,9 @@ def namespaced(config: dict[str, Any], project: str = "mlops-platform") -> dict[
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mlops local deploy", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="mlops local deploy", description=__doc__.split("\n\n")[0].replace("``", "")
+    )
     parser.add_argument(
         "--stack", required=True, help="the stack: Pulumi.<stack>.yaml (dev, staging, prod, local)"
     )

@@ -143,7 +143,7 @@ def stack_estimate(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="mlops cost", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="mlops cost", description=__doc__.splitlines()[0].replace("``", ""))
     parser.add_argument("--stack", required=True, help="dev, staging, prod or any Pulumi.<stack>.yaml")
     parser.add_argument(
         "--with-model",

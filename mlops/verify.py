@@ -275,7 +275,9 @@ def render(stack: str, checks: list[Check], *, fail_on_drift: bool = False) -> s
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="mlops verify", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="mlops verify", description=__doc__.splitlines()[0].replace("``", "")
+    )
     parser.add_argument("--stack", required=True, help="the stack to check: dev, staging, prod or local")
     parser.add_argument(
         "--outputs", help="the stack's outputs as JSON (default: pulumi stack output --json --stack <stack>)"

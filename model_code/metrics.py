@@ -19,6 +19,10 @@ NAMESPACE = "MLOps"
 # Every pipeline job finds its stack here (set in the definition's Environment): stacks that
 # share an account publish apart, so staging's drift never fires prod's alarm.
 STACK_ENV = "MLOPS_STACK"
+# A training run that reaches its training step publishes 1 here, by PipelineName (one per stack)
+# and TriggerReason: "did it retrain, and why" on the dashboard (model_code.training.train).
+RETRAINING_STARTED = "RetrainingStarted"
+PIPELINE_NAME_ENV = "MLOPS_PIPELINE_NAME"
 
 
 def expected_calibration_error(y_true: np.ndarray, proba: np.ndarray, n_bins: int = 10) -> tuple[float, list]:

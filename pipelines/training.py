@@ -375,6 +375,8 @@ def _train_model(b: _Builder, features: Any) -> Any:
         # model_code.training.train tags its MLflow run with these: one tracked run per execution.
         "MLOPS_TRIGGER_REASON": b.params[TRIGGER_REASON],
         "MLOPS_EXECUTION_ID": ExecutionVariables.PIPELINE_EXECUTION_ID,
+        # ...and publishes RetrainingStarted by pipeline and reason (model_code.metrics).
+        "MLOPS_PIPELINE_NAME": ExecutionVariables.PIPELINE_NAME,
     }
     if b.tracking_uri:
         environment["MLFLOW_TRACKING_URI"] = b.tracking_uri

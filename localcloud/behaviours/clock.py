@@ -35,6 +35,8 @@ class Clock:
         if start.tzinfo is None:
             raise ValueError("start: expected a timezone-aware datetime (UTC)")
         self._now = start.astimezone(UTC)
+        # Nothing on this clock happened before it: readers bound their look-back here.
+        self.started = self._now
         self._listeners: list[Listener] = []
         # Re-entrant: a listener may read the clock, or start work that reads it.
         self._lock = threading.RLock()

@@ -3,7 +3,7 @@
 A long-running emulator (``mlops local --serve``) is driven from other processes, which cannot
 call :class:`~localcloud.behaviours.clock.Clock` directly::
 
-    GET  /_mlops/clock                         -> {"now": "...", "following": false}
+    GET  /_mlops/clock                         -> {"now": "...", "started": "...", "following": false}
     POST /_mlops/clock {"advance": 600}        -> moves the clock 10 minutes (listeners run)
     POST /_mlops/clock {"tick": true}          -> runs the listeners without moving time
     POST /_mlops/clock {"follow": 60}          -> follows wall time, 60 virtual seconds a second
@@ -71,7 +71,11 @@ def set_api_destination_answer(request: Request) -> Response:
 
 
 def _state(clock: Clock) -> dict[str, Any]:
-    return {"now": clock.now().isoformat(), "following": clock.following}
+    return {
+        "now": clock.now().isoformat(),
+        "started": clock.started.isoformat(),
+        "following": clock.following,
+    }
 
 
 def handle(clock: Clock, request: Request) -> Response:

@@ -21,8 +21,13 @@ the request is sent to its ``POST /invocations`` with the caller's body, ``Conte
   each clock step (SageMaker writes every few minutes);
 * metrics per variant under ``AWS/SageMaker`` (``Invocations``, ``Invocation4XXErrors``,
   ``Invocation5XXErrors``, ``ModelLatency``: the container's round trip, and ``OverheadLatency``,
-  in microseconds) at the virtual time of the request; instance metrics come from
-  :mod:`.fleets`.
+  in microseconds, unit ``Microseconds`` as SageMaker documents them) at the virtual time of the
+  request, one raw value per request; instance metrics come from :mod:`.fleets`;
+* ``GetMetricData`` answers percentiles (``p99``) of raw values per period, as CloudWatch does
+  (moto answers none): what the latency alarm judges is what the dashboard draws;
+* an endpoint's and an endpoint configuration's ``CreationTime`` (and the endpoint's
+  ``LastModifiedTime``) are the virtual clock's, as every other time the emulator reports, so a
+  dashboard can mark deployments on its time axis.
 
 Not emulated: serverless and async endpoints, multi-model and inference components, custom
 attributes, response streaming, ``InferenceId`` beyond capture.
@@ -39,15 +44,17 @@ import threading
 import time
 import uuid
 from collections import defaultdict
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
+from moto.cloudwatch import models as cw_models
 from moto.cloudwatch.models import MetricDatum, cloudwatch_backends
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.s3.models import s3_backends
 from moto.sagemaker import models as sm_models
 from werkzeug.wrappers import Request, Response
 
+from localcloud.behaviours.alarms import statistic
 from localcloud.behaviours.clock import Clock
 from localcloud.behaviours.fleets import DeploymentFailed, Fleets
 from localcloud.behaviours.patching import Patcher
@@ -76,6 +83,9 @@ class EndpointBehaviour:
         self._random: dict[str, random.Random] = {}
         clock.subscribe(self.on_step)
         patcher.on_restore(lambda: clock.unsubscribe(self.on_step))
+        patcher.wrap(cw_models.CloudWatchBackend, "get_metric_data", _with_percentiles)
+        for kind in ("endpoint", "endpoint_config"):
+            patcher.wrap(sm_models.SageMakerModelBackend, f"create_{kind}", _on_clock(clock, kind))
 
     # -- HTTP ------------------------------------------------------------------------------
 
@@ -285,7 +295,8 @@ class EndpointBehaviour:
         # Appended as PutMetricData would store them (the list only grows: safe across threads).
         data = cloudwatch_backends[DEFAULT_ACCOUNT_ID][region].metric_data
         for metric, value in values.items():
-            data.append(MetricDatum("AWS/SageMaker", metric, value, dims, stamp))
+            unit = "Microseconds" if metric.endswith("Latency") else "None"
+            data.append(MetricDatum("AWS/SageMaker", metric, value, dims, stamp, unit))
 
     def on_step(self, now: datetime) -> None:
         """Write the captured lines of the step."""
@@ -298,3 +309,62 @@ class EndpointBehaviour:
             s3_backends[DEFAULT_ACCOUNT_ID]["aws"].put_object(
                 bucket, f"{key}/{name}", ("\n".join(lines) + "\n").encode()
             )
+
+
+def _on_clock(clock: Clock, kind: str) -> Any:
+    """``Create<kind>`` with the virtual clock's time as creation (and modification) time."""
+
+    def wrap(original: Any) -> Any:
+        def create(backend: Any, *args: Any, **kwargs: Any) -> Any:
+            answer = original(backend, *args, **kwargs)
+            name = kwargs.get(f"{kind}_name") or (args[0] if args else None)
+            found = (backend.endpoints if kind == "endpoint" else backend.endpoint_configs).get(name)
+            if found is not None:
+                found.creation_time = clock.naive_now()
+                if kind == "endpoint":
+                    found.last_modified_time = found.creation_time
+            return answer
+
+        return create
+
+    return wrap
+
+
+def _with_percentiles(original: Any) -> Any:
+    """GetMetricData with ``pNN`` statistics computed on the raw values of each period."""
+
+    def get_metric_data(backend: Any, queries: list[dict[str, Any]], start_time: datetime, end_time: datetime,
+                        *args: Any, **kwargs: Any) -> list[dict[str, Any]]:  # fmt: skip
+        results = original(backend, queries, start_time, end_time, *args, **kwargs)
+        wanted = {
+            q["Id"]: q["MetricStat"]
+            for q in queries
+            if "MetricStat" in q and re.fullmatch(r"p\d+(\.\d+)?", q["MetricStat"]["Stat"])
+        }
+        if not wanted:
+            return results
+        start, end = start_time.replace(microsecond=0), end_time.replace(microsecond=0)
+        data = [d for d in backend.get_all_metrics() if start <= d.timestamp < end and hasattr(d, "value")]
+        for result in results:
+            stat = wanted.get(result["id"])
+            if stat is None:
+                continue
+            metric = stat["Metric"]
+            dims = sorted((d["Name"], d["Value"]) for d in metric.get("Dimensions", []))
+            period = int(stat["Period"])
+            buckets: dict[int, list[Any]] = defaultdict(list)
+            for d in data:
+                if (
+                    d.namespace == metric["Namespace"]
+                    and d.name == metric["MetricName"]
+                    and sorted((x.name, x.value) for x in d.dimensions) == dims
+                ):
+                    buckets[int((d.timestamp - start).total_seconds() // period)].append(d)
+            points = sorted((n, statistic(stat["Stat"], datums)) for n, datums in buckets.items())
+            points = [(start + timedelta(seconds=n * period), v) for n, v in points if v is not None]
+            if kwargs.get("scan_by", args[0] if args else None) == "TimestampDescending":
+                points.reverse()
+            result["timestamps"], result["values"] = [t for t, _ in points], [v for _, v in points]
+        return results
+
+    return get_metric_data

@@ -15,7 +15,12 @@ and its containers' pointed at the emulator. While and after it runs:
 * ``StopPipelineExecution`` (added) moves the execution to ``Stopping``; no further step starts
   and it ends ``Stopped``; a repeat is accepted (the retrain guard relies on it);
 * ``DescribeProcessingJob`` / ``DescribeTrainingJob`` answer for the jobs of completed steps;
-* every status change emits "SageMaker Model Building Pipeline Execution Status Change".
+* every status change emits "SageMaker Model Building Pipeline Execution Status Change";
+* SageMaker's execution metrics are published under ``AWS/Sagemaker/ModelBuildingPipeline``
+  by ``PipelineName``, as its developer guide lists them: ``ExecutionStarted`` at the start,
+  ``ExecutionSucceeded``, ``ExecutionFailed`` or ``ExecutionStopped`` at the end (each 1, unit
+  ``Count``) with ``ExecutionDuration`` (``Milliseconds``: how long the run really took, the
+  virtual clock standing still while its jobs run), at the virtual time of the transition.
 
 Start times come from the virtual clock, kept strictly increasing (a millisecond apart) so two
 executions started in the same instant are ordered as they started.
@@ -29,10 +34,12 @@ from __future__ import annotations
 
 import tempfile
 import threading
+import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from moto.cloudwatch.models import MetricDatum, cloudwatch_backends
 from moto.sagemaker import models as sm_models
 from moto.sagemaker import responses as sm_responses
 from moto.sagemaker.exceptions import ValidationError
@@ -49,6 +56,8 @@ from pipelines.local.executor import _Run
 
 STATUS_CHANGE = "SageMaker Model Building Pipeline Execution Status Change"
 TERMINAL = ("Succeeded", "Failed", "Stopped")
+# Where SageMaker publishes execution metrics (its developer guide, "SageMaker pipelines metrics").
+METRICS_NAMESPACE = "AWS/Sagemaker/ModelBuildingPipeline"
 
 
 class _Stopped(Exception):
@@ -178,8 +187,10 @@ class PipelineBehaviour:
             on_write=lambda e: self._sync(backend, pipeline, fake, e),
         )
         fake.mlops_execution = execution
+        fake.mlops_wall_start = time.monotonic()
         # SageMaker reports the first transition as from Starting.
         self._emit(backend, pipeline, fake, previous="Starting")
+        self._publish(backend, pipeline.pipeline_name, {"ExecutionStarted": (1.0, "Count")})
         thread = threading.Thread(
             target=self._run, args=(executor, execution, backend, pipeline, fake), daemon=True
         )
@@ -217,6 +228,21 @@ class PipelineBehaviour:
             fake.last_modified_time = max(self.clock.naive_now(), fake.start_time)
             fake.end_time = fake.last_modified_time if status in TERMINAL else None
         self._emit(backend, pipeline, fake, previous)
+        if status in TERMINAL:
+            milliseconds = (time.monotonic() - getattr(fake, "mlops_wall_start", time.monotonic())) * 1000
+            self._publish(
+                backend,
+                pipeline.pipeline_name,
+                {f"Execution{status}": (1.0, "Count"), "ExecutionDuration": (milliseconds, "Milliseconds")},
+            )
+
+    def _publish(self, backend: Any, pipeline_name: str, values: dict[str, tuple[float, str]]) -> None:
+        """SageMaker's execution metrics, as PutMetricData would store them, at the clock's time."""
+        data = cloudwatch_backends[backend.account_id][backend.region_name].metric_data
+        dims = [{"Name": "PipelineName", "Value": pipeline_name}]
+        stamp = self.clock.naive_now()
+        for metric, (value, unit) in values.items():
+            data.append(MetricDatum(METRICS_NAMESPACE, metric, value, dims, stamp, unit))
 
     def _emit(self, backend: Any, pipeline: Any, fake: Any, previous: str) -> None:
         stamp = "%Y-%m-%dT%H:%M:%SZ"

@@ -1,4 +1,4 @@
-"""``mlops local``: run the whole lifecycle on the local cloud and print its summary.
+"""mlops local: run the whole lifecycle on the local cloud and print its summary.
 
 ::
 
@@ -142,7 +142,7 @@ def _number(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}"
 
 
-def serve_until_signalled(endpoint_url: str, region: str) -> None:
+def serve_until_signalled(endpoint_url: str, region: str, training_pipeline: str) -> None:
     """Print how to reach the emulator, then block until SIGINT or SIGTERM."""
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -155,9 +155,10 @@ def serve_until_signalled(endpoint_url: str, region: str) -> None:
         flush=True,
     )
     print(
-        "  aws sagemaker list-endpoints; aws sagemaker list-pipeline-executions --pipeline-name ...",
+        f"  aws sagemaker list-endpoints; aws sagemaker list-pipeline-executions --pipeline-name {training_pipeline}",
         flush=True,
     )
+    print("  mlops status --stack local; mlops dashboard --stack local --out DIR", flush=True)
     print(
         f"  boto3.client('sagemaker', endpoint_url='{endpoint_url}', region_name='{region}', "
         "aws_access_key_id='testing', aws_secret_access_key='testing')",
@@ -168,10 +169,18 @@ def serve_until_signalled(endpoint_url: str, region: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from localcloud.engine import ROOT
+    from mlops.console.status import unknown_stack
+
+    if refused := unknown_stack(args.stack, ROOT):  # before anything starts
+        parser.error(refused)
     logging.getLogger("sagemaker").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore")
     console = Console()
+    if not console.is_terminal:  # piped: lines as long as their content, never a name cut
+        console = Console(width=1000)
     try:
         overrides = parse_sets(args.set)
         prepared = prepare(args.schema, args.data, rows=args.rows, seed=args.seed)
@@ -198,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.json:
             args.json.write_text(json.dumps(summary, indent=2) + "\n")
         if args.serve:
-            serve_until_signalled(summary["endpoint_url"], summary["region"])
+            serve_until_signalled(summary["endpoint_url"], summary["region"], scenario.pipelines["training"])
     except StepFailed as error:
         Console(stderr=True).print(
             f"[red]mlops local failed at step {escape(error.step)!r}:[/] {escape(error.cause)}"

@@ -433,7 +433,7 @@ class Scenario:
     def draw_dashboard(self, folder: Path) -> tuple[Path, Path]:
         """The stack's deployed CloudWatch dashboard drawn from the emulator's metrics (as
         ``mlops dashboard`` draws it): PNG and HTML in ``folder``."""
-        from mlops.console.dashboard import read_panels
+        from mlops.console.dashboard import read_panels, serving_line
         from mlops.console.render_dashboard import write_html, write_png
 
         with self.step("draw the dashboard"):
@@ -443,9 +443,10 @@ class Scenario:
             # GetMetricData walks every period of the range).
             _, panels = read_panels(self.emulator.session(), name, now=clock.now(), since=self._clock_start)
             folder.mkdir(parents=True, exist_ok=True)
-            title = f"{name} ({self.region}, local cloud)"
-            return write_png(panels, folder / "dashboard.png", title), write_html(
-                panels, folder / "dashboard.html", title
+            title = f"{name} ({self.region}) at {clock.now():%Y-%m-%d %H:%M} UTC, the local cloud's clock"
+            serving = serving_line(self.emulator.session(), name)
+            return write_png(panels, folder / "dashboard.png", title, serving), write_html(
+                panels, folder / "dashboard.html", title, serving
             )
 
     def _published(self, metric: str) -> float | None:

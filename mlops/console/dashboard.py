@@ -35,6 +35,8 @@ class Series:
     timestamps: list[datetime] = field(default_factory=list)
     values: list[float] = field(default_factory=list)
     note: str = ""
+    right: bool = False  # drawn on the right axis ("yAxis": "right")
+    period: int = DEFAULT_PERIOD  # seconds a point stands for: farther apart, the line breaks
 
 
 @dataclass
@@ -49,9 +51,12 @@ class Panel:
     width: int
     height: int
     series: list[Series] = field(default_factory=list)
-    lines: list[tuple[str, float]] = field(default_factory=list)
+    lines: list[tuple[str, float, bool]] = field(default_factory=list)  # (label, value, right axis)
+    marks: list[tuple[str, datetime]] = field(default_factory=list)  # vertical: roll-outs
     markdown: str = ""
     alarms: list[tuple[str, str]] = field(default_factory=list)  # (name, state)
+    start: datetime | None = None  # the window every chart shares
+    end: datetime | None = None
 
 
 def parse_duration(start: str) -> timedelta:
@@ -139,13 +144,29 @@ def metric_panel(
             queries.append(
                 {"Id": spec.get("id", f"e{n}"), "Expression": spec["expression"], "ReturnData": True}
             )
-            shown.append((queries[-1]["Id"], spec.get("label") or spec["expression"], spec["expression"]))
+            shown.append(
+                (
+                    queries[-1]["Id"],
+                    spec.get("label") or spec["expression"],
+                    spec["expression"],
+                    False,
+                    period,
+                )
+            )
             continue
         options = series[-1] if isinstance(series[-1], dict) else {}
         query = _metric_query(series, stat, period, options.get("id", f"m{n}"))
         queries.append(query)
         if options.get("visible", True):
-            shown.append((query["Id"], _label(series), None))
+            shown.append(
+                (
+                    query["Id"],
+                    _label(series),
+                    None,
+                    options.get("yAxis") == "right",
+                    query["MetricStat"]["Period"],
+                )
+            )
     results: dict[str, pd.Series] = {}
     for first in range(0, len(queries), MAX_QUERIES):
         answer = cloudwatch.get_metric_data(
@@ -153,7 +174,7 @@ def metric_panel(
         )
         for result in answer["MetricDataResults"]:
             results[result["Id"]] = pd.Series(result.get("Values", []), index=result.get("Timestamps", []))
-    for query_id, label, expression in shown:
+    for query_id, label, expression, right, every in shown:
         values, note = results.get(query_id, pd.Series(dtype=float)), ""
         if expression is not None and values.empty:
             try:
@@ -161,20 +182,89 @@ def metric_panel(
             except ValueError as exc:
                 note = f"not computed: {exc}"
         values = values.sort_index()
-        panel.series.append(Series(label, list(values.index), [float(v) for v in values.values], note))
-    horizontal = properties.get("annotations", {}).get("horizontal", [])
-    panel.lines = [(a.get("label", ""), float(a["value"])) for a in horizontal]
+        panel.series.append(
+            Series(label, list(values.index), [float(v) for v in values.values], note, right, every)
+        )
+    annotations = properties.get("annotations", {})
+    panel.lines = [
+        (a.get("label", ""), float(a["value"]), a.get("yAxis") == "right")
+        for a in annotations.get("horizontal", [])
+    ]
+    panel.marks = [
+        (a.get("label", ""), pd.Timestamp(a["value"]).to_pydatetime())
+        for a in annotations.get("vertical", [])
+    ]
+    panel.start, panel.end = start, end
+
+
+def endpoints_of(properties: dict[str, Any]) -> set[str]:
+    """The endpoints whose SageMaker metrics a widget draws (its roll-outs are marked on it)."""
+    found = set()
+    for series in properties.get("metrics", []):
+        if isinstance(series[0], dict):
+            continue
+        names = series[:-1] if isinstance(series[-1], dict) else series
+        dims = dict(zip(names[2::2], names[3::2], strict=False))
+        if names[0] == "AWS/SageMaker" and "EndpointName" in dims:
+            found.add(dims["EndpointName"])
+    return found
+
+
+def deployments(sagemaker: Any, endpoint: str) -> list[tuple[str, datetime]]:
+    """The endpoint's deployments as ``DescribeEndpoint`` tells them: its creation, the last
+    roll-out's start (its configuration's creation) and end with the outcome, or the one going on.
+
+    CloudWatch holds no series of roll-outs (and a traffic share per variant cannot show a
+    blue/green one: both fleets carry the variant's name), so they are drawn as vertical marks.
+    """
+    from botocore.exceptions import ClientError
+
+    try:
+        described = sagemaker.describe_endpoint(EndpointName=endpoint)
+    except ClientError:
+        return []  # no endpoint (yet): nothing was deployed
+    marks = []
+    if described.get("CreationTime"):
+        marks.append(("endpoint created", described["CreationTime"]))
+    pending = described.get("PendingDeploymentSummary") or {}
+    failure = described.get("FailureReason") or ""
+    if pending.get("StartTime"):
+        marks.append((f"roll-out to {pending.get('EndpointConfigName')} started", pending["StartTime"]))
+    elif described.get("LastDeploymentConfig") or failure:
+        try:
+            config = sagemaker.describe_endpoint_config(EndpointConfigName=described["EndpointConfigName"])
+            if config.get("CreationTime") and config["CreationTime"] > described.get(
+                "CreationTime", config["CreationTime"]
+            ):
+                marks.append(("roll-out started", config["CreationTime"]))
+        except ClientError:
+            pass
+        outcome = "rolled back" if "rolled back" in failure else "failed" if failure else "completed"
+        marks.append((f"roll-out {outcome}", described["LastModifiedTime"]))
+    return [
+        (label, when.astimezone(UTC) if when.tzinfo else when.replace(tzinfo=UTC)) for label, when in marks
+    ]
 
 
 def read_panels(
     session: Any, dashboard_name: str, now: datetime | None = None, since: datetime | None = None
 ) -> tuple[dict, list[Panel]]:
-    """The deployed body and one Panel per widget, with the data each shows (from the body's
-    ``start`` before ``now``, or from ``since`` if later: nothing was published before it)."""
+    """The deployed body and one Panel per widget, with the data each shows: from the body's
+    ``start`` before now, or from ``since`` if later (nothing was published before it).
+
+    Now and since are the cloud's (``mlops.console.clock``): the local cloud's virtual clock
+    and its start, or the wall clock on AWS; every chart shares that one window.
+    """
+    from mlops.console import clock
+
+    if now is None:
+        cloud = clock.read(session)
+        now, since = cloud.now, since or cloud.started
     cloudwatch = session.client("cloudwatch")
     body = json.loads(cloudwatch.get_dashboard(DashboardName=dashboard_name)["DashboardBody"])
-    end = now or datetime.now(UTC)
+    end = now
     start = max(end - parse_duration(body.get("start", "-P7D")), since or datetime.min.replace(tzinfo=UTC))
+    marks: dict[str, list[tuple[str, datetime]]] = {}
     panels = []
     for index, widget in enumerate(body.get("widgets", [])):
         properties = widget.get("properties", {})
@@ -189,6 +279,11 @@ def read_panels(
         )
         if widget["type"] == "metric":
             metric_panel(cloudwatch, panel, properties, start, end + timedelta(minutes=5))
+            panel.end = end
+            for endpoint in sorted(endpoints_of(properties)):
+                if endpoint not in marks:
+                    marks[endpoint] = deployments(session.client("sagemaker"), endpoint)
+                panel.marks += [m for m in marks[endpoint] if start <= m[1] <= end + timedelta(minutes=5)]
         elif widget["type"] == "alarm":
             names = [arn.rsplit(":alarm:", 1)[-1] for arn in properties.get("alarms", [])]
             states = {}
@@ -202,3 +297,18 @@ def read_panels(
             panel.markdown = properties.get("markdown", "")
         panels.append(panel)
     return body, panels
+
+
+def serving_line(session: Any, endpoint: str) -> str:
+    """What is serving, in a line under the title: the endpoint's status and what its last
+    roll-out did (``DescribeEndpoint``, as ``mlops status`` reads it)."""
+    from mlops.console.status import endpoint_facts
+
+    facts = endpoint_facts(session.client("sagemaker"), endpoint)
+    if facts is None:
+        return f"endpoint {endpoint}: none (no model deployed)"
+    rollout = facts["rollout"]
+    line = f"endpoint {endpoint} {facts['status']} on {facts['config']}; last roll-out: {rollout['outcome']}"
+    line += f" ({rollout['strategy']})" if rollout["strategy"] else ""
+    line += f" at {rollout['ended']}" if rollout["ended"] else ""
+    return line + (f": {rollout['reason']}" if rollout["reason"] else "")

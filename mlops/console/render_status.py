@@ -1,15 +1,32 @@
-"""The rich view of ``mlops status``: the facts ``status.collect`` gathered, as panels and tables."""
+"""The rich view of ``mlops status``: the facts ``status.collect`` gathered, as panels and tables.
+
+Names (alarms, pipelines, variants) and values (times, numbers) are never cut nor wrapped
+inside: their columns do not wrap, and panels are as wide as their content (a narrow terminal
+wraps whole lines, never a name in two).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from rich.console import Group
-from rich.panel import Panel
+from rich.markup import escape
+from rich.panel import Panel as _Panel
 from rich.table import Table
 
 _STATE_STYLE = {"ALARM": "bold red", "OK": "green", "INSUFFICIENT_DATA": "yellow"}
 _STATUS_STYLE = {"Succeeded": "green", "Failed": "bold red", "Executing": "cyan", "Stopped": "yellow"}
+
+
+def Panel(renderable: Any, title: str) -> _Panel:
+    return _Panel(renderable, title=title, expand=False, title_align="left")
+
+
+def _table(*columns: str) -> Table:
+    table = Table(show_edge=False)
+    for column in columns:
+        table.add_column(column, no_wrap=True, overflow="ignore")
+    return table
 
 
 def _fmt(value: Any, digits: int = 3) -> str:
@@ -24,27 +41,28 @@ def _endpoint(facts: dict[str, Any]) -> Panel:
     endpoint = facts["endpoint"]
     if endpoint is None:
         return Panel(f"[yellow]no endpoint {facts['endpoint_name']} (no model deployed)", title="Endpoint")
-    table = Table(show_edge=False)
-    for column in ("variant", "weight", "instances", "role"):
-        table.add_column(column)
+    table = _table("variant", "weight", "instances", "role")
     for v in endpoint["variants"]:
         table.add_row(
             v["name"], _fmt(v["weight"], 2), _fmt(v["instances"]), "shadow" if v["shadow"] else "production"
         )
     style = "green" if endpoint["status"] == "InService" else "yellow"
-    rollback = "[bold red]rolled back" if endpoint["rolled_back"] else "no rollback"
+    rollout = endpoint["rollout"]
+    outcome_style = {"completed": "green", "rolled back": "bold red", "failed": "bold red"}.get(
+        rollout["outcome"], "yellow"
+    )
     lines = [
         f"[bold]{endpoint['name']}[/] [{style}]{endpoint['status']}[/]  config {endpoint['config']}",
-        f"last deployment: {endpoint['last_deployment']}, {rollback}"
-        + (f" ({endpoint['failure_reason']})" if endpoint["failure_reason"] else ""),
+        f"last roll-out: [{outcome_style}]{rollout['outcome']}[/]"
+        + (f" ({rollout['strategy']})" if rollout["strategy"] else "")
+        + (f" at {rollout['ended']}" if rollout["ended"] else "")
+        + (f": {escape(rollout['reason'])}" if rollout["reason"] else ""),
     ]
-    return Panel(Group(*lines, table), title="Endpoint")
+    return Panel(Group(*lines, table), title="What is serving")
 
 
 def _alarms(facts: dict[str, Any]) -> Panel:
-    table = Table(show_edge=False)
-    for column in ("alarm", "state", "since"):
-        table.add_column(column)
+    table = _table("alarm", "state", "since")
     for alarm in facts["alarms"]:
         state = alarm["state"]
         table.add_row(alarm["name"], f"[{_STATE_STYLE.get(state, '')}]{state}", _fmt(alarm["since"]))
@@ -53,9 +71,7 @@ def _alarms(facts: dict[str, Any]) -> Panel:
 
 
 def _executions(facts: dict[str, Any]) -> Panel:
-    table = Table(show_edge=False)
-    for column in ("pipeline", "status", "trigger", "started", "seconds", "failure reason"):
-        table.add_column(column)
+    table = _table("pipeline", "status", "trigger", "started", "seconds", "failure reason")
     for e in facts["executions"]:
         status = e["status"]
         table.add_row(
@@ -64,24 +80,28 @@ def _executions(facts: dict[str, Any]) -> Panel:
             _fmt(e["trigger_reason"]),
             _fmt(e["started"]),
             _fmt(e["seconds"], 1),
-            _fmt(e["failure_reason"]),
+            escape(_fmt(e["failure_reason"])),
         )
-    return Panel(table, title="Pipeline executions (latest first)")
+    retraining = facts.get("last_retraining")
+    last = (
+        f"last retraining: [bold]{retraining['trigger_reason']}[/] at {retraining['started']}, "
+        f"{retraining['status']}"
+        if retraining
+        else "last retraining: none (only runs started by hand)"
+    )
+    return Panel(Group(last, table), title="Pipeline executions (latest first)")
 
 
 def _models(facts: dict[str, Any]) -> Panel:
-    table = Table(show_edge=False)
-    for column in ("version", "approval", "AUC", "created"):
-        table.add_column(column)
+    table = _table("version", "approval", "AUC", "created")
     for m in facts["models"]:
         table.add_row(_fmt(m["version"]), m["approval_status"] or "-", _fmt(m["auc"]), _fmt(m["created"]))
     return Panel(table, title="Model versions")
 
 
 def _drift_and_shadow(facts: dict[str, Any]) -> Panel:
-    table = Table(show_edge=False)
-    table.add_column("feature")
-    table.add_column("PSI", justify="right")
+    table = _table("feature")
+    table.add_column("PSI", justify="right", no_wrap=True)
     for d in facts["drifted_features"]:
         table.add_row(d["feature"], _fmt(d["psi"]))
     parts: list[Any] = [table if facts["drifted_features"] else "no drift published yet"]
@@ -105,7 +125,10 @@ def _maturity(facts: dict[str, Any]) -> Panel:
 
 
 def render(facts: dict[str, Any]) -> Group:
-    title = f"[bold]{facts['model']}[/] · stack [bold]{facts['stack']}[/] · {facts['region']} · {facts['read_at']}"
+    title = (
+        f"[bold]{facts['model']}[/] · stack [bold]{facts['stack']}[/] · {facts['region']} · "
+        f"{facts['read_at']} ({facts.get('clock', 'wall clock')})"
+    )
     return Group(
         title,
         _endpoint(facts),

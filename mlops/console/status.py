@@ -17,7 +17,7 @@ import argparse
 import json
 import sys
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,8 @@ from model_code.monitoring.shadow import METRIC_NAMES as SHADOW_METRICS
 
 KINDS = ("ingestion", "training", "monitoring")  # infra.ml_pipelines.KINDS
 PRODUCTION_VARIANT = "champion"  # infra.rollout.CHAMPION
-EXECUTIONS_SHOWN = 5
+EXECUTIONS_SHOWN = 5  # per pipeline
+TERMINAL = ("Succeeded", "Failed", "Stopped")
 DRIFTED_SHOWN = 5
 LOOKBACK = timedelta(days=14)
 
@@ -78,15 +79,51 @@ def endpoint_facts(sagemaker: Any, name: str) -> dict[str, Any] | None:
     ]
     deployment = described.get("LastDeploymentConfig") or {}
     routing = deployment.get("BlueGreenUpdatePolicy", {}).get("TrafficRoutingConfiguration", {})
+    rolled_back = "roll" in failure.lower() or described["EndpointStatus"] == "UpdateRollbackFailed"
     return {
         "name": name,
         "status": described["EndpointStatus"],
         "config": described.get("EndpointConfigName"),
         "variants": variants,
         "last_deployment": routing.get("Type") or ("none" if not deployment else "unknown"),
-        "rolled_back": "roll" in failure.lower() or described["EndpointStatus"] == "UpdateRollbackFailed",
+        "rolled_back": rolled_back,
         "failure_reason": failure or None,
+        "created": _iso(described.get("CreationTime")),
         "updated": _iso(described.get("LastModifiedTime")),
+        "rollout": rollout_outcome(described, rolled_back),
+    }
+
+
+def rollout_outcome(described: dict[str, Any], rolled_back: bool) -> dict[str, Any]:
+    """What the endpoint's last roll-out did, as ``DescribeEndpoint`` tells it.
+
+    SageMaker keeps an update that failed before traffic moved (the new fleet's health check)
+    as a ``FailureReason`` on an endpoint still ``InService`` on its old configuration; one its
+    alarms stopped says it was rolled back; ``PendingDeploymentSummary`` is a roll-out going on.
+    """
+    status, failure = described["EndpointStatus"], described.get("FailureReason") or ""
+    pending = described.get("PendingDeploymentSummary") or {}
+    deployment = described.get("LastDeploymentConfig") or {}
+    routing = deployment.get("BlueGreenUpdatePolicy", {}).get("TrafficRoutingConfiguration", {})
+    if pending or status == "Updating":
+        outcome = "in progress"
+    elif rolled_back:
+        outcome = "rolled back"
+    elif failure:
+        outcome = "failed"
+    elif deployment:
+        outcome = "completed"
+    else:
+        outcome = "none since the endpoint was created"
+    return {
+        "outcome": outcome,
+        "strategy": routing.get("Type") or ("blue/green" if deployment else None),
+        "reason": failure or None,
+        "to_config": pending.get("EndpointConfigName"),
+        "started": _iso(pending.get("StartTime")),
+        "ended": None
+        if outcome in ("in progress", "none since the endpoint was created")
+        else _iso(described.get("LastModifiedTime")),
     }
 
 
@@ -127,18 +164,45 @@ def execution_facts(sagemaker: Any, pipeline: str, limit: int = EXECUTIONS_SHOWN
             )
         }
         start, end = described.get("CreationTime"), described.get("LastModifiedTime")
+        status = described["PipelineExecutionStatus"]
         executions.append(
             {
                 "pipeline": pipeline,
                 "arn": arn,
-                "status": described["PipelineExecutionStatus"],
+                "status": status,
                 "trigger_reason": parameters.get("TriggerReason"),
                 "started": _iso(start),
-                "seconds": (end - start).total_seconds() if start and end else None,
+                "seconds": _seconds(sagemaker, arn, start, end if status in TERMINAL else None),
                 "failure_reason": described.get("FailureReason"),
             }
         )
     return executions
+
+
+def _seconds(sagemaker: Any, arn: str, start: Any, end: Any) -> float | None:
+    """How long an execution ran: from its first step's start to its last step's end (the steps'
+    own times; an execution's may not move while its jobs run, as on the local cloud's
+    virtual clock), else from its creation to its end; None while it runs."""
+    from botocore.exceptions import ClientError
+
+    try:
+        steps = sagemaker.list_pipeline_execution_steps(PipelineExecutionArn=arn)["PipelineExecutionSteps"]
+    except ClientError:
+        steps = []
+    starts = [s["StartTime"] for s in steps if s.get("StartTime")]
+    ends = [s["EndTime"] for s in steps if s.get("EndTime")]
+    if starts and ends and end is not None:
+        return round((max(ends) - min(starts)).total_seconds(), 1)
+    return round((end - start).total_seconds(), 1) if start and end else None
+
+
+def last_retraining(executions: list[dict[str, Any]], training: str) -> dict[str, Any] | None:
+    """The newest training run a trigger started (not by hand) that was not stopped as a duplicate."""
+    runs = [
+        e for e in executions if e["pipeline"] == training and e["trigger_reason"] not in (None, "manual")
+    ]
+    ran = [e for e in runs if e["status"] != "Stopped"] or runs
+    return max(ran, key=lambda e: e["started"] or "") if ran else None
 
 
 def model_facts(sagemaker: Any, group: str) -> list[dict[str, Any]]:
@@ -176,8 +240,14 @@ def model_facts(sagemaker: Any, group: str) -> list[dict[str, Any]]:
     return models
 
 
-def latest_values(cloudwatch: Any, queries: dict[str, tuple[str, dict[str, str]]], now: datetime) -> dict:
-    """The latest value of each (metric name, dimensions) in namespace MLOps, by key; absent if none."""
+def latest_values(
+    cloudwatch: Any,
+    queries: dict[str, tuple[str, dict[str, str]]],
+    now: datetime,
+    since: datetime | None = None,
+) -> dict:
+    """The latest value of each (metric name, dimensions) in namespace MLOps, by key; absent if none
+    (looking back ``LOOKBACK`` from ``now``, or to ``since`` when later)."""
     if not queries:
         return {}
     keys = list(queries)
@@ -200,7 +270,7 @@ def latest_values(cloudwatch: Any, queries: dict[str, tuple[str, dict[str, str]]
                 }
                 for n, key in enumerate(batch)
             ],
-            StartTime=now - LOOKBACK,
+            StartTime=max(now - LOOKBACK, since or now - LOOKBACK),
             EndTime=now + timedelta(minutes=5),
             ScanBy="TimestampDescending",
         )["MetricDataResults"]
@@ -230,14 +300,17 @@ def collect(
     session: Any, schema: schema_mod.Schema, stack: str, config: Any = None, has_ci: bool = False
 ) -> dict:
     """Every fact the status shows, as plain data (what ``--json`` prints)."""
-    from mlops.console import maturity
+    from mlops.console import clock, maturity
 
     names = _names(schema.name, stack)
     sagemaker, cloudwatch = session.client("sagemaker"), session.client("cloudwatch")
-    now = datetime.now(UTC)
+    cloud = clock.read(session)  # the local cloud's virtual clock, or the wall clock on AWS
+    now = cloud.now
     endpoint = endpoint_facts(sagemaker, names["endpoint"])
     alarms = alarm_facts(cloudwatch, names["endpoint"])
     executions = [e for kind in KINDS for e in execution_facts(sagemaker, names["pipelines"][kind])]
+    # Latest first across the pipelines, in time order.
+    executions.sort(key=lambda e: e["started"] or "", reverse=True)
     production = {"Model": schema.name, "Stack": stack, "Variant": PRODUCTION_VARIANT}
     queries = {f: ("FeaturePSI", {**production, "Feature": f}) for f in [*schema.feature_names, "prediction"]}
     shadows = [v["name"] for v in (endpoint or {}).get("variants", []) if v["shadow"]]
@@ -245,7 +318,7 @@ def collect(
     for variant in shadows:
         dims = {"Model": schema.name, "Stack": stack, "Variant": variant}
         queries |= {(variant, key): (name, dims) for key, name in SHADOW_METRICS.items()}
-    values = latest_values(cloudwatch, queries, now)
+    values = latest_values(cloudwatch, queries, now, cloud.started)
     drift = sorted(
         ({"feature": f, "psi": values[f]} for f in queries if isinstance(f, str) and f in values),
         key=lambda d: -d["psi"],
@@ -261,16 +334,43 @@ def collect(
         "alarms_in_alarm": [a["name"] for a in alarms if a["state"] == "ALARM"],
         "executions": executions,
         "trigger_reasons": sorted({e["trigger_reason"] for e in executions if e["trigger_reason"]}),
+        "last_retraining": last_retraining(executions, names["pipelines"]["training"]),
         "models": model_facts(sagemaker, names["group"]),
         "drifted_features": drift[:DRIFTED_SHOWN],
         "shadow": shadow,
         "maturity": maturity.judge(config, has_ci).to_dict() if config is not None else None,
         "read_at": now.isoformat(),
+        "clock": cloud.source,
     }
 
 
 def _iso(value: Any) -> str | None:
     return value.isoformat() if hasattr(value, "isoformat") else value
+
+
+def stack_names(root: Path) -> list[str]:
+    """The project's stacks: one ``Pulumi.<stack>.yaml`` each."""
+    return sorted(p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in root.glob("Pulumi.*.yaml"))
+
+
+def unknown_stack(stack: str, root: Path) -> str | None:
+    """Why ``stack`` cannot be read (naming the stacks there are), or None when it is one."""
+    names = stack_names(root)
+    if stack in names:
+        return None
+    return f"--stack: {stack!r} is not a stack of this project (no Pulumi.{stack}.yaml); expected one of: {', '.join(names)}"
+
+
+def local_cloud_hint(stack: str, session: Any) -> str:
+    """What to do when the local stack is asked of AWS: it lives in the local cloud."""
+    from mlops.console import clock
+
+    if stack != "local" or not clock.is_aws(clock.endpoint_url(session)):
+        return ""
+    return (
+        "; the local stack lives in the local cloud: run `mlops local --serve` and export the "
+        "AWS_ENDPOINT_URL it prints (with AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing)"
+    )
 
 
 def _stack_config(stack: str, root: Path) -> Any:
@@ -296,13 +396,16 @@ def main(argv: list[str] | None = None) -> int:
 def _main(argv: list[str] | None) -> int:
     import boto3
     from botocore.exceptions import BotoCoreError, ClientError
-    from rich.console import Console
     from rich.live import Live
 
     from infra.config import ROOT
     from mlops.console.render_status import render
 
-    parser = argparse.ArgumentParser(prog="mlops status", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="mlops status",
+        description="The state of a deployed stack: endpoint and last roll-out, alarms, pipeline runs, "
+        "model versions, drift, on the clock of the cloud it reads (the local cloud's own clock there).",
+    )
     parser.add_argument("--stack", required=True, help="the stack (dev, staging, prod, local...)")
     parser.add_argument("--schema", type=Path, default=None, help="schema YAML (default: the stack's)")
     parser.add_argument("--region", default=None, help="default: the stack's, else boto3's")
@@ -310,6 +413,8 @@ def _main(argv: list[str] | None) -> int:
     parser.add_argument("--watch", action="store_true", help="refresh in place until interrupted")
     parser.add_argument("--interval", type=float, default=5.0, help="seconds between --watch refreshes")
     args = parser.parse_args(argv)
+    if refused := unknown_stack(args.stack, ROOT):
+        parser.error(refused)
     try:
         config = _stack_config(args.stack, ROOT)
     except ValueError as exc:
@@ -326,7 +431,7 @@ def _main(argv: list[str] | None) -> int:
         if args.json:
             print(json.dumps(facts, indent=2, default=str))
             return 0
-        console = Console()
+        console = _console()
         if not args.watch:
             console.print(render(facts))
             return 0
@@ -335,8 +440,18 @@ def _main(argv: list[str] | None) -> int:
                 time.sleep(args.interval)
                 live.update(render(collect(session, schema, args.stack, config, has_ci)), refresh=True)
     except (BotoCoreError, ClientError) as exc:
-        print(f"mlops status: could not read the stack {args.stack!r}: {exc}", file=sys.stderr)
+        hint = local_cloud_hint(args.stack, session)
+        print(f"mlops status: could not read the stack {args.stack!r}: {exc}{hint}", file=sys.stderr)
         return 1
+
+
+def _console() -> Any:
+    """The terminal's width on a terminal; piped, lines as long as their content (a pipe has no
+    width: wrapping at 80 columns cut names and numbers in two)."""
+    from rich.console import Console
+
+    console = Console()
+    return console if console.is_terminal else Console(width=1000, no_color=True)
 
 
 if __name__ == "__main__":

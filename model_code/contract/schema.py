@@ -41,7 +41,37 @@ EXAMPLE_SCHEMA = Path(__file__).resolve().parents[1] / "schemas" / "customer-chu
 
 
 class SchemaError(ValueError):
-    """A schema file that does not follow the data contract; the message names the key."""
+    """A schema file that does not follow the data contract; the message names the key.
+
+    ``errors`` holds every problem found (a schema is checked whole, so one run reports them
+    all); the message is the one problem, or their count and each on a line of its own.
+    """
+
+    def __init__(self, message: str, errors: list[str] | None = None) -> None:
+        self.errors = list(errors) if errors else [message]
+        super().__init__(message)
+
+    @classmethod
+    def of(cls, errors: list[str], prefix: str = "") -> SchemaError:
+        if len(errors) == 1:
+            return cls(f"{prefix}{errors[0]}", [f"{prefix}{errors[0]}"])
+        listed = [f"{prefix}{e}" for e in errors]
+        return cls(f"{prefix}{len(errors)} errors:\n" + "\n".join(f"  {e}" for e in errors), listed)
+
+
+class _Found:
+    """Collects the problems of the parts checked one after another."""
+
+    def __init__(self) -> None:
+        self.errors: list[str] = []
+
+    def check(self, check: Any, *args: Any) -> Any:
+        """``check(*args)``, or None with its problem kept when it fails."""
+        try:
+            return check(*args)
+        except SchemaError as exc:
+            self.errors += exc.errors
+            return None
 
 
 @dataclass(frozen=True)
@@ -277,61 +307,95 @@ def _negative(target: dict, positive: Any) -> Any:
 
 
 def parse(raw: Any) -> Schema:
-    """Validate a schema given as plain data (the parsed YAML)."""
+    """Validate a schema given as plain data (the parsed YAML); every problem is reported at once."""
     if not isinstance(raw, dict):
         raise SchemaError(f"schema: expected a mapping at the top level, got {type(raw).__name__}")
+    found = _Found()
     known = {"name", "entity_id", "event_time", "target", "features", "engineered", "description"}
-    unknown = set(raw) - known
-    if unknown:
-        raise SchemaError(f"{sorted(unknown)[0]}: unknown key; expected one of {', '.join(sorted(known))}")
-    name = _require(raw, "name", "", "a kebab-case name of at most 40 characters")
-    if not isinstance(name, str) or len(name) > 40 or not _NAME_RE.match(name):
-        raise SchemaError(f"name: expected kebab-case (a-z, 0-9, '-') of at most 40 characters, got {name!r}")
-    entity_id = _column_name(_require(raw, "entity_id", "", "the record identifier column"), "entity_id")
+    for key in sorted(set(raw) - known):
+        found.errors.append(f"{key}: unknown key; expected one of {', '.join(sorted(known))}")
+    name = found.check(_name, raw)
+    entity_id = found.check(
+        lambda: _column_name(_require(raw, "entity_id", "", "the record identifier column"), "entity_id")
+    )
     event_time = raw.get("event_time")
     if event_time is not None:
-        event_time = _column_name(event_time, "event_time")
-    target_raw = _require(raw, "target", "", "a mapping with column and positive")
-    if not isinstance(target_raw, dict):
-        raise SchemaError(f"target: expected a mapping with column and positive, got {target_raw!r}")
-    unknown = set(target_raw) - {"column", "positive", "negative"}
-    if unknown:
-        raise SchemaError(f"target.{sorted(unknown)[0]}: unknown key; expected column, positive, negative")
-    target_col = _column_name(_require(target_raw, "column", "target.", "the label column"), "target.column")
-    positive = _require(target_raw, "positive", "target.", "the positive class value (a number or a string)")
-    _check_not_yaml_bool(positive, "target.positive")
-    if not isinstance(positive, (int, float, str)):
-        raise SchemaError(f"target.positive: expected a number or a string, got {positive!r}")
-    negative = _negative(target_raw, positive)
-    feats_raw = _require(raw, "features", "", "a non-empty list of features")
+        event_time = found.check(_column_name, event_time, "event_time")
+    target = found.check(_target, raw, found)
+    feats_raw = raw.get("features")
+    features: list[Feature] = []
     if not isinstance(feats_raw, list) or not feats_raw:
-        raise SchemaError(f"features: expected a non-empty list of features, got {feats_raw!r}")
-    features = tuple(_parse_feature(f, i) for i, f in enumerate(feats_raw))
-    seen: set[str] = {entity_id, target_col} | ({event_time} if event_time else set())
-    if len(seen) != 2 + bool(event_time):
-        raise SchemaError("entity_id, event_time and target.column must name different columns")
-    for i, f in enumerate(features):
-        if f.name in seen:
-            raise SchemaError(f"features[{i}].name: {f.name!r} is used twice in the schema")
-        seen.add(f.name)
+        found.errors.append(
+            "features: missing; expected a non-empty list of features"
+            if feats_raw is None
+            else f"features: expected a non-empty list of features, got {feats_raw!r}"
+        )
+    else:
+        features = [f for i, raw_f in enumerate(feats_raw) if (f := found.check(_parse_feature, raw_f, i))]
+    seen: set[str] = {c for c in (entity_id, target.column if target else None, event_time) if c}
+    if entity_id and target and len(seen) != 2 + bool(event_time):
+        found.errors.append("entity_id, event_time and target.column must name different columns")
+    for i, f in enumerate(feats_raw if isinstance(feats_raw, list) else []):
+        name_i = f.get("name") if isinstance(f, dict) else None
+        if isinstance(name_i, str) and name_i in seen:
+            found.errors.append(f"features[{i}].name: {name_i!r} is used twice in the schema")
+        if isinstance(name_i, str):
+            seen.add(name_i)
     numeric = {f.name for f in features if f.is_numeric}
     eng_raw = raw.get("engineered") or []
+    engineered: list[EngineeredFeature] = []
     if not isinstance(eng_raw, list):
-        raise SchemaError(f"engineered: expected a list, got {eng_raw!r}")
-    engineered = tuple(_parse_engineered(e, i, numeric) for i, e in enumerate(eng_raw))
-    for i, e in enumerate(engineered):
-        if e.name in seen:
-            raise SchemaError(f"engineered[{i}].name: {e.name!r} is used twice in the schema")
-        seen.add(e.name)
+        found.errors.append(f"engineered: expected a list, got {eng_raw!r}")
+    else:
+        engineered = [
+            e for i, r in enumerate(eng_raw) if (e := found.check(_parse_engineered, r, i, numeric))
+        ]
+        for i, e in enumerate(engineered):
+            if e.name in seen:
+                found.errors.append(f"engineered[{i}].name: {e.name!r} is used twice in the schema")
+            seen.add(e.name)
+    if found.errors:
+        raise SchemaError.of(found.errors)
     return Schema(
         name=name,
         entity_id=entity_id,
         event_time=event_time,
-        target=Target(column=target_col, positive=positive, negative=negative),
-        features=features,
-        engineered=engineered,
+        target=target,
+        features=tuple(features),
+        engineered=tuple(engineered),
         source=raw,
     )
+
+
+def _name(raw: dict) -> str:
+    name = _require(raw, "name", "", "a kebab-case name of at most 40 characters")
+    if not isinstance(name, str) or len(name) > 40 or not _NAME_RE.match(name):
+        raise SchemaError(f"name: expected kebab-case (a-z, 0-9, '-') of at most 40 characters, got {name!r}")
+    return name
+
+
+def _target(raw: dict, found: _Found) -> Target | None:
+    target_raw = _require(raw, "target", "", "a mapping with column and positive")
+    if not isinstance(target_raw, dict):
+        raise SchemaError(f"target: expected a mapping with column and positive, got {target_raw!r}")
+    for key in sorted(set(target_raw) - {"column", "positive", "negative"}):
+        found.errors.append(f"target.{key}: unknown key; expected column, positive, negative")
+    column = found.check(
+        lambda: _column_name(_require(target_raw, "column", "target.", "the label column"), "target.column")
+    )
+    positive = found.check(_positive, target_raw)
+    negative = found.check(_negative, target_raw, positive) if positive is not None else None
+    if column is None or positive is None or negative is None:
+        return None
+    return Target(column=column, positive=positive, negative=negative)
+
+
+def _positive(target_raw: dict) -> Any:
+    positive = _require(target_raw, "positive", "target.", "the positive class value (a number or a string)")
+    _check_not_yaml_bool(positive, "target.positive")
+    if not isinstance(positive, (int, float, str)):
+        raise SchemaError(f"target.positive: expected a number or a string, got {positive!r}")
+    return positive
 
 
 def find_file(path: str | Path) -> Path:
@@ -357,7 +421,7 @@ def load(path: str | Path = EXAMPLE_SCHEMA) -> Schema:
     try:
         return parse(raw)
     except SchemaError as exc:
-        raise SchemaError(f"{path}: {exc}") from None
+        raise SchemaError.of(list(exc.errors), prefix=f"{path}: ") from None
 
 
 def as_string(series: pd.Series) -> pd.Series:

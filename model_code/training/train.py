@@ -333,10 +333,34 @@ def hyperparameters(args: argparse.Namespace) -> dict[str, Any]:
     return {k: getattr(args, k) for k in HYPERPARAMETERS}
 
 
+def announce(trigger_reason: str | None, client: Any = None) -> bool:
+    """Inside a pipeline (``MLOPS_PIPELINE_NAME`` set), publish ``RetrainingStarted`` = 1 by
+    pipeline and trigger reason; elsewhere (a test, a laptop) publish nothing. A metric that
+    cannot be published is reported, and training goes on: the model is the run's result."""
+    pipeline = os.environ.get(metrics.PIPELINE_NAME_ENV, "").strip()
+    if not pipeline:
+        return False
+    dims = {"PipelineName": pipeline, "TriggerReason": trigger_reason or "unknown"}
+    try:
+        if client is None:
+            import boto3
+
+            client = boto3.client("cloudwatch")
+        client.put_metric_data(
+            Namespace=metrics.NAMESPACE,
+            MetricData=[metrics.metric_datum(metrics.RETRAINING_STARTED, 1, dims, unit="Count")],
+        )
+    except Exception as error:
+        print(f"train: could not publish {metrics.RETRAINING_STARTED}: {error}", file=sys.stderr)
+        return False
+    return True
+
+
 def train(args: argparse.Namespace) -> tuple[ModelBundle, dict[str, float]]:
     """Read the channels, fit, and save the artifact; returns it with any validation metrics."""
     schema_channel = _optional_channel("SM_CHANNEL_SCHEMA", "schema")
     schema = schema_mod.load(find_schema(args.schema, args.train, schema_channel))
+    announce(args.trigger_reason)
     frame = read_channel(args.train, schema)
     hp = hyperparameters(args)
     pipeline_args = {k: hp[k] for k in ("selection", "n_features", "encoding", "random_state")}

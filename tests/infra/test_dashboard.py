@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pandas as pd
+import pytest
 
 from infra.alarms import AlarmThresholds, all_alarms
 from infra.dashboard import GRID_WIDTH, ROWS, dashboard_body, dashboard_url
@@ -89,11 +90,14 @@ def _platform_series(dashboard) -> list[list]:
 
 
 def test_every_platform_metric_is_this_stacks():
-    series = _platform_series(body(stack="staging"))
+    series = _platform_series(
+        body(stack="staging", pipelines={"training": "customer-churn-staging-training"})
+    )
     assert series
     for metric in series:
         dims = dict(zip(metric[2:-1:2], metric[3::2], strict=False))
-        assert dims.get("Stack") == "staging", metric
+        # The stack's own dimension, or its own training pipeline (named after the stack).
+        assert dims.get("Stack") == "staging" or dims.get("PipelineName") == "customer-churn-staging-training"
 
 
 def test_a_shadow_challengers_auc_is_drawn_beside_the_champions():
@@ -112,7 +116,6 @@ SHADOW_BODY = {
     "schedules": {"monitoring": "rate(1 hour)", "retraining": "rate(7 days)"},
     "runbook_url": "https://gitlab.example.com/ml/platform/-/blob/main/README.md#runbook",
     "pipelines": {"training": "customer-churn-prod-training", "monitoring": "customer-churn-prod-monitoring"},
-    "retrain_rules": {"drift": "customer-churn-prod-training-retrain-drift"},
 }
 
 
@@ -186,9 +189,18 @@ def test_every_variant_has_its_traffic_latency_and_resources():
             assert f"{title}: {variant}" in shown
 
 
-def test_latency_is_drawn_at_p50_p90_and_p99():
+def test_latency_is_drawn_at_the_alarms_p99_and_the_statistics_sagemaker_documents():
     (widget,) = [w for w in body()["widgets"] if w["properties"].get("title", "").startswith("Model latency")]
-    assert [m[-1]["stat"] for m in widget["properties"]["metrics"]] == ["p50", "p90", "p99"]
+    drawn = [(m[1], m[-1]["stat"]) for m in widget["properties"]["metrics"]]
+    (alarm,) = [s for s in all_alarms(schema_name="customer-churn", stack="prod", feature_names=FEATURES,
+                thresholds=AlarmThresholds(), endpoint="customer-churn-prod", variants=["champion"])
+                if s.name.endswith("latency-p99")]  # fmt: skip
+    assert drawn[0] == (alarm.metric_name, alarm.extended_statistic)
+    # SageMaker's developer guide: ModelLatency and OverheadLatency, "Valid statistics: Average,
+    # Sum, Min, Max, Sample Count", in microseconds.
+    assert set(drawn[1:]) <= {
+        (m, s) for m in ("ModelLatency", "OverheadLatency") for s in ("Average", "Maximum")
+    }
 
 
 def test_error_rate_widgets_plot_each_alarms_own_threshold():
@@ -205,19 +217,64 @@ def test_serverless_shows_concurrency_instead_of_instances():
     assert "Concurrency used: champion" in shown and not [t for t in shown if t.startswith("CPU")]
 
 
-def test_pipelines_row_counts_executions_and_retraining_triggers_by_reason():
+def test_retraining_row_counts_executions_as_sagemaker_publishes_them_and_runs_by_reason():
     widgets = {w["properties"].get("title"): w for w in body(**SHADOW_BODY)["widgets"]}
     training = widgets["Executions: training pipeline"]["properties"]["metrics"]
-    assert [m[1] for m in training] == ["ExecutionSucceeded", "ExecutionFailed"]
-    assert {m[3] for m in training} == {"customer-churn-prod-training"}
-    (trigger,) = widgets["Retraining triggered, by reason"]["properties"]["metrics"]
-    assert trigger[:4] == [
-        "AWS/Events",
-        "TriggeredRules",
-        "RuleName",
-        "customer-churn-prod-training-retrain-drift",
+    # SageMaker's developer guide, "SageMaker pipelines metrics": AWS/Sagemaker/ModelBuildingPipeline,
+    # by PipelineName.
+    assert [m[:4] for m in training] == [
+        ["AWS/Sagemaker/ModelBuildingPipeline", name, "PipelineName", "customer-churn-prod-training"]
+        for name in ("ExecutionStarted", "ExecutionSucceeded", "ExecutionFailed", "ExecutionStopped")
     ]
-    assert trigger[-1]["label"] == "drift"
+    reasons = widgets["Training runs started, by reason"]["properties"]["metrics"]
+    assert {m[-1]["label"] for m in reasons} == {"manual", "drift", "quality", "data-volume", "schedule"}
+    assert {m[3] for m in reasons} == {"customer-churn-prod-training"}
+
+
+def test_no_traffic_share_widget_a_canary_could_not_move():
+    shown = titles(body(**SHADOW_BODY))
+    assert not [t for t in shown if "share" in t.lower()]
+    assert "Invocations per variant, roll-outs marked" in shown
+
+
+def test_a_drift_widget_shows_both_halves_of_the_rule():
+    (widget,) = [w for w in body()["widgets"] if w["properties"].get("title") == "Drift: contract"]
+    assert [m[1] for m in widget["properties"]["metrics"]] == [
+        "FeaturePSI",
+        "FeatureDriftPValue",
+        "FeatureDrifted",
+    ]
+    lines = {a["label"]: a["value"] for a in widget["properties"]["annotations"]["horizontal"]}
+    assert lines == {
+        "PSI threshold": drift.DEFAULT_PSI_THRESHOLD,
+        "p-value threshold": drift.DEFAULT_P_VALUE_THRESHOLD,
+    }
+
+
+def test_no_line_of_the_grid_leaves_empty_cells():
+    widgets = body(**SHADOW_BODY, feature_names=[*FEATURES, "support_calls"])["widgets"]
+    for y in {w["y"] for w in widgets}:
+        assert sum(w["width"] for w in widgets if w["y"] == y) == GRID_WIDTH, y
+
+
+def _announced(pipeline: str) -> list[dict]:
+    """What the training step publishes inside ``pipeline``, once per trigger reason."""
+    from model_code.training.train import announce
+
+    class Client:
+        def __init__(self):
+            self.data = []
+
+        def put_metric_data(self, Namespace, MetricData):
+            assert Namespace == metrics.NAMESPACE
+            self.data += MetricData
+
+    client = Client()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(metrics.PIPELINE_NAME_ENV, pipeline)
+        for reason in ("manual", "drift", "quality", "data-volume", "schedule"):
+            assert announce(reason, client)
+    return client.data
 
 
 def _published(schema, stack: str) -> set[tuple]:
@@ -238,6 +295,7 @@ def _published(schema, stack: str) -> set[tuple]:
     data += metrics.with_dimensions(
         [metrics.metric_datum("NewRecordCount", 1, {"Model": schema.name})], {"Stack": stack}
     )
+    data += _announced(f"{schema.name}-{stack}-training")
     return {(d["MetricName"], frozenset((x["Name"], x["Value"]) for x in d["Dimensions"])) for d in data}
 
 

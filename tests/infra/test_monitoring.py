@@ -273,8 +273,8 @@ def test_dashboard_has_a_widget_per_feature(shadow, churn_schema):
 def test_dashboard_without_endpoint_shows_no_endpoint_metrics(no_endpoint):
     body = json.loads(no_endpoint[0].one(DASHBOARD_TYPE).inputs["dashboardBody"])
     namespaces = {m[0] for w in body["widgets"] if w["type"] == "metric" for m in w["properties"]["metrics"]}
-    # The platform's own metrics, and the pipelines' and retraining rules' (no endpoint's).
-    assert namespaces == {"MLOps", "AWS/Sagemaker/ModelBuildingPipeline", "AWS/Events"}
+    # The platform's own metrics (retraining runs among them) and the pipelines' (no endpoint's).
+    assert namespaces == {"MLOps", "AWS/Sagemaker/ModelBuildingPipeline"}
 
 
 @pytest.mark.parametrize(

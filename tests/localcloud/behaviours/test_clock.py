@@ -51,6 +51,13 @@ def test_control_route_advances_the_emulator_clock(emulator, moto_server):
     assert requests.get(f"{moto_server}/_mlops/clock", timeout=10).json()["following"] is False
 
 
+def test_control_route_says_where_the_clock_started(emulator, moto_server):
+    # Readers (mlops status, mlops dashboard) look back no further: nothing happened before.
+    requests.post(f"{moto_server}/_mlops/clock", json={"advance": 3600}, timeout=10)
+    state = requests.get(f"{moto_server}/_mlops/clock", timeout=10).json()
+    assert (state["started"], state["now"]) == ("2026-01-05T12:00:00+00:00", "2026-01-05T13:00:00+00:00")
+
+
 @pytest.mark.parametrize(
     ("body", "message"),
     [

@@ -238,3 +238,51 @@ def test_the_models_environment_sets_the_servers_workers(emulator, client, artif
     emulator.advance(60)
     ((_, messages),) = _log_messages(client, "churn").items()
     assert any("2 workers, queue depth 32" in m for m in messages), messages
+
+
+def test_latency_is_in_microseconds_and_its_p99_is_answered_by_get_metric_data(
+    emulator, client, artifact, row
+):
+    upload_model(client, "m", artifact)
+    make_config(client, "one", [variant("champion", "m", 1.0)], capture=False)
+    sm = client("sagemaker")
+    sm.create_endpoint(EndpointName="churn", EndpointConfigName="one")
+    runtime = client("sagemaker-runtime")
+    for _ in range(20):
+        invoke(runtime, "churn", row)
+    cw = client("cloudwatch")
+    dims = [{"Name": "EndpointName", "Value": "churn"}, {"Name": "VariantName", "Value": "champion"}]
+
+    def query(stat: str, metric: str = "ModelLatency") -> dict:
+        return {"Id": f"q{stat.lower().replace('.', '')}", "MetricStat": {"Metric": {"Namespace": "AWS/SageMaker",
+                "MetricName": metric, "Dimensions": dims}, "Period": 60, "Stat": stat}}  # fmt: skip
+
+    answer = cw.get_metric_data(
+        MetricDataQueries=[query("p99"), query("Maximum"), query("p50")],
+        StartTime=START - timedelta(minutes=1),
+        EndTime=START + timedelta(minutes=2),
+    )["MetricDataResults"]
+    values = {r["Id"]: r["Values"] for r in answer}
+    # Twenty requests in one minute: the nearest-rank p99 of 20 values is the largest.
+    assert values["qp99"] == values["qmaximum"] and len(values["qp99"]) == 1
+    assert 0 < values["qp50"][0] <= values["qp99"][0]
+    # SageMaker's developer guide: ModelLatency and OverheadLatency in Microseconds.
+    for metric in ("ModelLatency", "OverheadLatency"):
+        (point,) = cw.get_metric_statistics(
+            Namespace="AWS/SageMaker", MetricName=metric, Dimensions=dims, StartTime=START - timedelta(minutes=1),
+            EndTime=START + timedelta(minutes=2), Period=60, Statistics=["SampleCount"],
+        )["Datapoints"]  # fmt: skip
+        assert (point["SampleCount"], point["Unit"]) == (20, "Microseconds")
+
+
+def test_an_endpoint_and_its_configuration_are_created_at_the_virtual_clocks_time(emulator, client, artifact):
+    upload_model(client, "m", artifact)
+    emulator.advance(600)
+    make_config(client, "one", [variant("champion", "m", 1.0)], capture=False)
+    sm = client("sagemaker")
+    sm.create_endpoint(EndpointName="churn", EndpointConfigName="one")
+    described = sm.describe_endpoint(EndpointName="churn")
+    config = sm.describe_endpoint_config(EndpointConfigName="one")
+    expected = START + timedelta(seconds=600)
+    assert described["CreationTime"] == described["LastModifiedTime"] == expected
+    assert config["CreationTime"] == expected

@@ -6,6 +6,7 @@ import io
 import json
 import time
 import zipfile
+from datetime import timedelta
 
 import pytest
 import requests
@@ -388,3 +389,44 @@ def test_an_upload_starts_a_run_with_the_object_key_and_the_start_time_on_the_vi
     assert (described["PipelineExecutionStatus"], step_run.get("FailureReason")) == ("Succeeded", None)
     started = sm.list_pipeline_parameters_for_execution(PipelineExecutionArn=summary["PipelineExecutionArn"])
     assert {"Name": "InputDataKey", "Value": "raw/churn.csv"} in started["PipelineParameters"]
+
+
+def _execution_metrics(cw, pipeline: str) -> dict[str, tuple[float, str]]:
+    """Sum of each SageMaker execution metric of ``pipeline`` over the clock's day, with its unit."""
+    from tests.localcloud.behaviours.support import START
+
+    found = {}
+    for metric in cw.list_metrics(Namespace="AWS/Sagemaker/ModelBuildingPipeline")["Metrics"]:
+        if metric["Dimensions"] != [{"Name": "PipelineName", "Value": pipeline}]:
+            continue
+        name = metric["MetricName"]
+        answer = cw.get_metric_statistics(
+            Namespace="AWS/Sagemaker/ModelBuildingPipeline", MetricName=name, Dimensions=metric["Dimensions"],
+            StartTime=START - timedelta(hours=1), EndTime=START + timedelta(days=1), Period=86400,
+            Statistics=["Sum"],
+        )  # fmt: skip
+        (point,) = answer["Datapoints"]
+        found[name] = (point["Sum"], point["Unit"])
+    return found
+
+
+def test_executions_publish_sagemakers_execution_metrics_by_pipeline(emulator, client):
+    # SageMaker's developer guide, "SageMaker pipelines metrics": namespace
+    # AWS/Sagemaker/ModelBuildingPipeline, dimension PipelineName; ExecutionStarted, -Succeeded,
+    # -Failed, -Stopped in Count, ExecutionDuration in Milliseconds.
+    sm, cw = client("sagemaker"), client("cloudwatch")
+    make_pipeline(sm, processing("Prepare", "import time; time.sleep(0.2)"))
+    make_pipeline(
+        sm, {"Name": "Refuse", "Type": "Fail", "Arguments": {"ErrorMessage": "no"}}, name="refusing"
+    )
+    for name in ("training", "training", "refusing"):
+        wait_until(sm, sm.start_pipeline_execution(PipelineName=name)["PipelineExecutionArn"])
+    training = _execution_metrics(cw, "training")
+    assert {k: v for k, v in training.items() if k != "ExecutionDuration"} == {
+        "ExecutionStarted": (2.0, "Count"),
+        "ExecutionSucceeded": (2.0, "Count"),
+    }
+    duration, unit = training["ExecutionDuration"]
+    assert unit == "Milliseconds" and duration >= 2 * 200  # two runs of a 0.2 s step
+    refusing = _execution_metrics(cw, "refusing")
+    assert (refusing["ExecutionStarted"], refusing["ExecutionFailed"]) == ((1.0, "Count"), (1.0, "Count"))

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -139,12 +141,17 @@ def test_serve_prints_the_address_answers_boto3_and_stops_on_sigterm(tmp_path):
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     try:
-        address = None
+        address, printed = None, []
         for line in process.stdout:
+            printed.append(line)
             if line.startswith("AWS_ENDPOINT_URL="):
                 address = line.strip().split("=", 1)[1]
                 break
         assert address is not None, process.stderr.read()
+        hints = [process.stdout.readline() for _ in range(3)]
+        # Piped, the summary cuts nothing; the hint names the pipeline to list.
+        assert not [line for line in printed if "…" in line]
+        assert any("--pipeline-name customer-churn-local-training" in line for line in hints), hints
         summary = json.loads(summary_path.read_text())
         assert summary["endpoint_url"] == address
         runtime = boto3.client(
@@ -173,6 +180,103 @@ def test_ground_truth_joins_every_served_prediction_and_quality_is_published(run
     assert (summary["rollout"]["strategy"], summary["rollout"]["outcome"]) == ("canary", "completed")
 
 
+@pytest.fixture
+def served(run, monkeypatch):
+    """The commands' environment as the README shows it after `mlops local --serve`."""
+    scenario, _ = run
+    for key, value in {
+        "AWS_ENDPOINT_URL": scenario.emulator.endpoint_url,
+        "AWS_DEFAULT_REGION": scenario.region,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+    }.items():
+        monkeypatch.setenv(key, value)
+    return run
+
+
+def _charts_without_data(html: str) -> list[str]:
+    """Titles of the metric widgets the page draws with "no data"."""
+    sections = re.findall(
+        r'<section class="widget metric"[^>]*data-title="([^"]*)"[^>]*>(.*?)</section>', html, re.S
+    )
+    return [title for title, inner in sections if "no data" in inner]
+
+
+def test_the_dashboard_make_local_draws_has_no_widget_without_data(run, tmp_path):
+    scenario, _ = run
+    _, html = scenario.draw_dashboard(tmp_path)
+    page = html.read_text()
+    assert page.count('class="widget metric"') > 20
+    assert _charts_without_data(page) == []
+
+
+def test_mlops_dashboard_against_the_served_emulator_reads_its_clock_and_has_no_widget_without_data(
+    served, tmp_path, capsys
+):
+    from mlops.cli import main as mlops
+
+    scenario, _ = served
+    assert mlops(["dashboard", "--stack", scenario.stack, "--out", str(tmp_path)]) == 0
+    page = (tmp_path / "dashboard.html").read_text()
+    assert _charts_without_data(page) == []
+    # Drawn at the emulator's time, not the machine's.
+    assert f"{scenario.emulator.behaviours.clock.now():%Y-%m-%d %H:%M} UTC" in page
+
+
+def test_mlops_status_json_against_the_served_emulator_shows_drift_retraining_versions_and_roll_out(
+    served, capsys
+):
+    from mlops.cli import main as mlops
+
+    scenario, summary = served
+    assert mlops(["status", "--stack", scenario.stack, "--json"]) == 0
+    facts = json.loads(capsys.readouterr().out)
+    drifted = {f"customer-churn-{scenario.stack}-drift-{f}" for f in summary["phases"][1]["drifted_features"]}
+    assert drifted and drifted <= set(facts["alarms_in_alarm"])
+    assert facts["drifted_features"], "the drift published on the emulator's clock is found"
+    assert (facts["last_retraining"]["trigger_reason"], facts["last_retraining"]["status"]) == (
+        "drift",
+        "Succeeded",
+    )
+    assert [(m["version"], m["approval_status"]) for m in facts["models"]] == [
+        (1, "Approved"),
+        (2, "Approved"),
+    ]
+    assert (facts["endpoint"]["rollout"]["outcome"], facts["endpoint"]["rollout"]["strategy"]) == (
+        summary["rollout"]["outcome"],
+        "CANARY",
+    )
+    assert facts["read_at"] == scenario.emulator.behaviours.clock.now().isoformat()
+    started = [e["started"] for e in facts["executions"]]
+    assert started == sorted(started, reverse=True)  # latest first, in time order
+
+
+def test_headless_chromium_shows_every_section_and_every_chart_has_points(run, tmp_path):
+    from infra.dashboard import ROWS
+
+    scenario, _ = run
+    _, html = scenario.draw_dashboard(tmp_path / "dashboard")
+    browser = shutil.which("chromium")
+    assert browser, "Debian's chromium is needed for this test: make test installs it (.ci/need-chromium)"
+    result = subprocess.run(
+        [browser, "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={tmp_path / 'profile'}",
+         "--disable-background-networking", "--no-first-run", "--dump-dom", html.as_uri()],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    dom = result.stdout
+    headings = [h.strip() for h in re.findall(r"<h2>(.*?)</h2>", dom)]
+    assert headings == list(ROWS)
+    charts = re.findall(
+        r'<section class="widget metric"[^>]*data-title="([^"]*)"[^>]*>(.*?)</section>', dom, re.S
+    )
+    assert len(charts) > 20
+    # Each drawn series is a group named points-<n>, its markers one <use> per point.
+    assert [
+        title for title, inner in charts if not re.search(r'<g id="points-\d+">.*?<use', inner, re.S)
+    ] == []
+
+
 def test_mlops_status_shows_the_endpoint_the_drift_alarm_the_drift_retraining_and_both_versions(run):
     from mlops.console.status import collect
 
@@ -193,7 +297,9 @@ def test_the_dashboard_is_drawn_from_the_emulators_metrics(run, tmp_path):
     png, html = scenario.draw_dashboard(tmp_path)
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     page = html.read_text()
-    assert "drift" in page.lower() and "rollout" in page.lower()
+    assert "drift" in page.lower()
+    # The canary is marked where it ended, on the endpoint's charts.
+    assert "roll-out completed" in page
 
 
 def test_mlops_verify_reports_the_drift_alarms_in_alarm_without_failing_the_deploy(run):

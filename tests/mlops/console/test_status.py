@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -251,3 +252,33 @@ def test_watch_refreshes_until_interrupted_and_exits_cleanly(staged):
         stdout, stderr = watch.communicate(timeout=30)
     assert watch.returncode == 0, stderr
     assert ENDPOINT in stdout and f"{ENDPOINT}-drift-contract" in stdout
+
+
+def test_piped_output_cuts_no_name_and_wraps_no_value(staged):
+    import os
+    import subprocess
+    import sys
+
+    root = str(Path(__file__).resolve().parents[3])
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"} | {"PYTHONPATH": root}
+    result = subprocess.run(
+        [sys.executable, "-m", "mlops.cli", "status", "--stack", STACK, "--region", REGION],
+        capture_output=True, text=True, env=env, timeout=120, check=True,
+    )  # fmt: skip
+    lines = result.stdout.splitlines()
+    assert "…" not in result.stdout
+    for name in (TRAINING, f"{ENDPOINT}-drift-contract", f"{ENDPOINT}-quality-auc"):
+        assert any(name in line for line in lines), name
+    # Each execution's start time whole on the line that names its pipeline.
+    (row,) = [line for line in lines if TRAINING in line and "drift" in line]
+    assert re.search(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}", row)
+    assert all(line == line.rstrip() for line in lines)  # no padding to a width a pipe does not have
+
+
+def test_the_roll_out_and_the_last_retraining_are_shown(staged, capsys):
+    facts = status_json(capsys)
+    assert facts["endpoint"]["rollout"]["outcome"] == "none since the endpoint was created"
+    assert (facts["last_retraining"]["pipeline"], facts["last_retraining"]["trigger_reason"]) == (
+        TRAINING,
+        "drift",
+    )

@@ -157,3 +157,22 @@ def test_load_takes_the_one_schema_in_a_folder_as_a_processing_input_mounts_it(t
     (tmp_path / "other.yaml").write_text(ISSUE_EXAMPLE)
     with pytest.raises(schema.SchemaError, match=r"expected one schema \.yaml in the folder, found 2"):
         schema.load(tmp_path)
+
+
+def test_every_error_of_a_schema_is_reported_at_once(raw, tmp_path):
+    bad = copy.deepcopy(raw)
+    bad["name"] = "Customer_Churn"
+    bad["target"].pop("positive")
+    bad["features"][0]["type"] = "integer"
+    bad["features"][2]["nullable"] = "yes please"
+    bad["owner"] = "me"
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(bad))
+    with pytest.raises(schema.SchemaError) as raised:
+        schema.load(path)
+    keys = ["owner: unknown key", "name: expected kebab-case", "target.positive: missing",
+            "features[0].type: 'integer'", "features[2].nullable: expected true or false"]  # fmt: skip
+    assert len(raised.value.errors) == len(keys)
+    for key, error in zip(keys, raised.value.errors, strict=True):
+        assert error.startswith(f"{path}: {key}"), error
+    assert str(raised.value).startswith(f"{path}: 5 errors:")

@@ -250,3 +250,47 @@ def test_a_column_of_which_nothing_parses_fails_training_naming_it(tmp_path, sag
     channel = _channel(tmp_path / "na", total_charges="n/a")
     assert train.main(["--train", str(channel), *FAST]) == 1
     assert "no value of total_charges reads as its type" in sagemaker_env.read_text()
+
+
+class _CloudWatch:
+    def __init__(self, fail: bool = False):
+        self.fail, self.calls = fail, []
+
+    def put_metric_data(self, Namespace, MetricData):
+        if self.fail:
+            raise RuntimeError("AccessDenied")
+        self.calls.append((Namespace, MetricData))
+
+
+def test_a_run_inside_a_pipeline_announces_itself_by_pipeline_and_reason(monkeypatch):
+    from model_code import metrics
+    from model_code.training.train import announce
+
+    monkeypatch.setenv(metrics.PIPELINE_NAME_ENV, "customer-churn-prod-training")
+    client = _CloudWatch()
+    assert announce("drift", client)
+    ((namespace, (datum,)),) = client.calls
+    assert (namespace, datum["MetricName"], datum["Value"], datum["Unit"]) == (
+        "MLOps",
+        "RetrainingStarted",
+        1.0,
+        "Count",
+    )
+    assert datum["Dimensions"] == [
+        {"Name": "PipelineName", "Value": "customer-churn-prod-training"},
+        {"Name": "TriggerReason", "Value": "drift"},
+    ]
+
+
+def test_outside_a_pipeline_nothing_is_announced_and_a_failure_to_publish_stops_no_training(
+    monkeypatch, capsys
+):
+    from model_code import metrics
+    from model_code.training.train import announce
+
+    monkeypatch.delenv(metrics.PIPELINE_NAME_ENV, raising=False)
+    client = _CloudWatch()
+    assert not announce("manual", client) and client.calls == []
+    monkeypatch.setenv(metrics.PIPELINE_NAME_ENV, "p")
+    assert not announce("manual", _CloudWatch(fail=True))
+    assert "could not publish RetrainingStarted: AccessDenied" in capsys.readouterr().err
