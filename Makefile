@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 # Node tools the tests use (gitlab-ci-local), installed from package-lock.json.
 NODE_STAMP := node_modules/.installed
 
-.PHONY: setup local test lint lock clean ci-rehearsal chromium
+.PHONY: setup local test lint lock clean ci-rehearsal debian-packages
 
 setup: $(STAMP)
 
@@ -35,7 +35,7 @@ lint: setup
 	$(BIN)/python -m pip check
 
 # First, before anything runs: what the tests need that pip and npm do not install.
-test: chromium lint $(NODE_STAMP)
+test: debian-packages lint $(NODE_STAMP)
 	$(BIN)/pytest -n 2 --dist loadfile
 
 # The GitLab pipelines rehearsed in gitlab-ci-local's shell executor (tests/ci/test_pipeline_rehearsal.py),
@@ -43,8 +43,8 @@ test: chromium lint $(NODE_STAMP)
 ci-rehearsal: setup $(NODE_STAMP)
 	$(BIN)/pytest -p no:cacheprovider -q -s tests/ci/test_pipeline_rehearsal.py
 
-chromium:
-	@sh .ci/need-chromium
+debian-packages:
+	@sh .ci/need-debian
 
 # Regenerate the lock files from pyproject.toml (needs the registry); commit the result.
 lock: setup

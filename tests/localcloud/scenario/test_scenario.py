@@ -257,7 +257,7 @@ def test_headless_chromium_shows_every_section_and_every_chart_has_points(run, t
     scenario, _ = run
     _, html = scenario.draw_dashboard(tmp_path / "dashboard")
     browser = shutil.which("chromium")
-    assert browser, "Debian's chromium is needed for this test: make test installs it (.ci/need-chromium)"
+    assert browser, "Debian's chromium is needed for this test: make test installs it (.ci/need-debian)"
     result = subprocess.run(
         [browser, "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={tmp_path / 'profile'}",
          "--disable-background-networking", "--no-first-run", "--dump-dom", html.as_uri()],
