@@ -446,7 +446,9 @@ def _own(session: Any, target: Target, arn: str, account: str) -> Promotion:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="mlops promote", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="mlops promote", description=__doc__.split("\n\n")[0].replace("``", "")
+    )
     parser.add_argument("--from", dest="source", required=True, help="the approved model package ARN")
     parser.add_argument("--stack", required=True, help="the target stack (Pulumi.<stack>.yaml)")
     parser.add_argument("--role-arn", help="assume this role first (the target stack's promotionRoleArn)")

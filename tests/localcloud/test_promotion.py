@@ -11,6 +11,7 @@ read back through boto3.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import requests
@@ -23,6 +24,7 @@ from mlops import promote as promote_mod
 from tests.localcloud.behaviours.endpoint_setup import pack
 
 ACCOUNT = "123456789012"
+BOOTSTRAP = Path(__file__).resolve().parents[2] / "infra" / "bootstrap"
 TRIGGER = "https://gitlab.example.com/api/v4/projects/42/trigger/pipeline"
 DEV_CONFIG = {
     "mlops-platform:gitlabTriggerUrl": TRIGGER,
@@ -49,6 +51,9 @@ class Stacks:
         self.emulator = emulator
         self.state_dir = state_dir
         self.artifact = pack(model_dir)
+        # The committed stacks use the bootstrap's image repositories (imageRepositoryExists), as
+        # on AWS: the bootstrap is deployed first.
+        Engine("bootstrap", emulator.endpoint_url, root=BOOTSTRAP, state_dir=state_dir).up()
         self.dev = (
             Engine("dev", emulator.endpoint_url, state_dir=state_dir, overrides=DEV_CONFIG).up().outputs
         )
