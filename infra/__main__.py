@@ -49,6 +49,8 @@ store = ArtifactStore(
         bucket_name=f"{prefix}-artifacts-{account}",
         tags=tags,
         schema_paths=(config_mod.ROOT / config.schema_path,),
+        # Alarm names start with the model's prefix or the endpoint's name (Monitoring).
+        alarm_name_prefixes=(prefix, endpoint),
     ),
 )
 image = ContainerImage(
