@@ -160,3 +160,123 @@ def test_bad_config_names_the_key(key, value, message):
     }
     with pytest.raises(config_mod.BootstrapConfigError, match=message.replace("*", r"\*")):
         config_mod.validate(values)
+
+
+# -- what a deploy role may do with roles: the permissions boundary -------------------------------
+
+# IAM's actions that take the iam:PermissionsBoundary condition key for roles (Service
+# Authorization Reference, "Actions defined by AWS Identity and Access Management").
+BOUNDARY_CONDITIONED = {
+    "iam:CreateRole",
+    "iam:PutRolePolicy",
+    "iam:DeleteRolePolicy",
+    "iam:AttachRolePolicy",
+    "iam:DetachRolePolicy",
+    "iam:PutRolePermissionsBoundary",
+}
+ACCOUNT = "123456789012"
+
+
+def _allowed(policy: dict, action: str) -> list[dict]:
+    return [
+        s
+        for s in policy["Statement"]
+        if s["Effect"] == "Allow" and any(fnmatch.fnmatchcase(action, a) for a in s["Action"])
+    ]
+
+
+def _denied(policy: dict, action: str) -> list[dict]:
+    return [
+        s
+        for s in policy["Statement"]
+        if s["Effect"] == "Deny" and any(fnmatch.fnmatchcase(action, a) for a in s["Action"])
+    ]
+
+
+@pytest.mark.parametrize("env", ["dev", "staging", "prod"])
+def test_a_deploy_role_creates_or_changes_a_role_only_with_its_stacks_boundary(env):
+    policy = role_policy(f"deploy-{env}")
+    boundary = f"arn:aws:iam::{ACCOUNT}:policy/mlops-platform-{env}-boundary"
+    for action in sorted(BOUNDARY_CONDITIONED):
+        statements = _allowed(policy, action)
+        assert statements, action
+        for s in statements:
+            assert s["Condition"] == {"StringEquals": {"iam:PermissionsBoundary": boundary}}, action
+
+
+def test_a_deploy_role_never_changes_or_removes_a_boundary():
+    policy = role_policy("deploy-prod")
+    boundary = f"arn:aws:iam::{ACCOUNT}:policy/mlops-platform-prod-boundary"
+    assert _denied(policy, "iam:DeleteRolePermissionsBoundary")
+    for action in ("iam:CreatePolicyVersion", "iam:DeletePolicy", "iam:SetDefaultPolicyVersion"):
+        [deny] = _denied(policy, action)
+        assert any(fnmatch.fnmatchcase(boundary, r) for r in deny["Resource"]), action
+        assert not _allowed(policy, action), action
+
+
+def test_every_boundary_exists_and_reaches_only_its_stacks_resources():
+    boundaries = {p.inputs["name"]: p.inputs for p in bootstrap_stack().of_type("aws:iam/policy:Policy")}
+    assert set(boundaries) == {f"mlops-platform-{env}-boundary" for env in ("dev", "staging", "prod")}
+    dev = json.loads(boundaries["mlops-platform-dev-boundary"]["policy"])
+    for s in dev["Statement"]:
+        for resource in s["Resource"]:
+            assert "staging" not in resource and "prod" not in resource, (s["Sid"], resource)
+
+
+def test_a_role_is_passed_only_to_the_services_that_run_it():
+    for env in ("dev", "prod"):
+        for s in _allowed(role_policy(f"deploy-{env}"), "iam:PassRole"):
+            services = s["Condition"]["StringEquals"]["iam:PassedToService"]
+            assert set(services) == {
+                "sagemaker.amazonaws.com",
+                "events.amazonaws.com",
+                "scheduler.amazonaws.com",
+                "lambda.amazonaws.com",
+            }
+
+
+def test_every_role_of_a_stack_carries_the_boundary_its_deploy_role_demands():
+    from tests.infra.harness import committed_stack
+
+    [demand] = _allowed(role_policy("deploy-staging"), "iam:CreateRole")
+    boundary = demand["Condition"]["StringEquals"]["iam:PermissionsBoundary"]
+    roles = committed_stack("staging", True).of_type("aws:iam/role:Role")
+    assert roles and {r.inputs.get("permissionsBoundary") for r in roles} == {boundary}
+
+
+def test_the_deploy_role_reads_log_groups_as_the_provider_does_and_owns_the_endpoints_log_group():
+    policy = role_policy("deploy-dev")
+    # terraform-provider-aws reads a log group only through DescribeLogGroups, on "*".
+    assert any("*" in s["Resource"] for s in _allowed(policy, "logs:DescribeLogGroups"))
+    endpoint_group = f"arn:aws:logs:eu-west-1:{ACCOUNT}:log-group:/aws/sagemaker/Endpoints/customer-churn-dev"
+    for action in (
+        "logs:CreateLogGroup",
+        "logs:PutRetentionPolicy",
+        "logs:AssociateKmsKey",
+        "logs:DeleteLogGroup",
+    ):
+        assert any(
+            fnmatch.fnmatchcase(endpoint_group, r) for s in _allowed(policy, action) for r in s["Resource"]
+        ), action
+
+
+def test_the_deploy_role_holds_what_create_feature_group_needs_with_an_online_store_key():
+    # OnlineStoreSecurityConfig: the caller of CreateFeatureGroup needs these on the key.
+    policy = role_policy("deploy-dev")
+    for action in (
+        "kms:RetireGrant",
+        "kms:ReEncryptFrom",
+        "kms:ReEncryptTo",
+        "kms:ListAliases",
+        "kms:ListGrants",
+        "kms:RevokeGrant",
+        "kms:CreateGrant",
+        "kms:DescribeKey",
+    ):
+        assert _allowed(policy, action), action
+
+
+@pytest.mark.parametrize("role", ["deploy-dev", "deploy-staging", "deploy-prod", "build", "preview"])
+def test_each_ci_role_policy_fits_iams_inline_policy_limit(role):
+    # IAM: a role's inline policies total at most 10,240 characters, whitespace not counted.
+    assert len(json.dumps(role_policy(role), separators=(",", ":"))) < 10_240
