@@ -415,7 +415,6 @@ def boundary_policy(env: str, config: BootstrapConfig, *, account: str, region: 
                         "ecr:GetAuthorizationToken",
                         "cloudwatch:PutMetricData",
                         "sagemaker:ListModelPackages",
-                        "sagemaker:ListPipelineExecutions",
                         "sagemaker:Search",
                     )
                 )
