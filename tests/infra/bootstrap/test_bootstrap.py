@@ -280,3 +280,64 @@ def test_the_deploy_role_holds_what_create_feature_group_needs_with_an_online_st
 def test_each_ci_role_policy_fits_iams_inline_policy_limit(role):
     # IAM: a role's inline policies total at most 10,240 characters, whitespace not counted.
     assert len(json.dumps(role_policy(role), separators=(",", ":"))) < 10_240
+
+
+def _boundary_allows(boundary: dict, action: str, resource: str) -> bool:
+    """Whether an Allow of the boundary matches (action, resource), IAM's wildcards as fnmatch;
+    conditions aside (they narrow, checked where they are granted)."""
+    return any(
+        s["Effect"] == "Allow"
+        and any(fnmatch.fnmatchcase(action.lower(), a.lower()) for a in s["Action"])
+        and any(fnmatch.fnmatchcase(resource, r) for r in s["Resource"])
+        for s in boundary["Statement"]
+    )
+
+
+@pytest.mark.parametrize("env", ["dev", "staging", "prod"])
+def test_the_boundary_allows_everything_the_stacks_roles_are_granted(env):
+    # A grant outside the boundary would fail on AWS with AccessDenied however the role's own
+    # policy reads; every (action, resource) each role of the stack holds must lie inside it.
+    from tests.infra.harness import committed_stack
+
+    [boundary] = [
+        json.loads(p.inputs["policy"])
+        for p in bootstrap_stack().of_type("aws:iam/policy:Policy")
+        if p.inputs["name"] == f"mlops-platform-{env}-boundary"
+    ]
+    rec = committed_stack(env, True)
+    # The harness gives placeholder ARNs; the roles' resources below are built from the
+    # program's names, with the bucket and key ARNs as AWS gives them.
+    bucket = rec.one("aws:s3/bucket:Bucket")
+    key = rec.one("aws:kms/key:Key")
+    real = {
+        bucket.outputs["arn"]: f"arn:aws:s3:::{bucket.inputs['bucket']}",
+        key.outputs["arn"]: f"arn:aws:kms:eu-west-1:{ACCOUNT}:key/1234abcd",
+        **{
+            r.outputs["arn"]: f"arn:aws:iam::{ACCOUNT}:role/{r.inputs['name']}"
+            for r in rec.of_type("aws:iam/role:Role")
+        },
+        **{
+            g.outputs["arn"]: f"arn:aws:logs:eu-west-1:{ACCOUNT}:log-group:{g.inputs['name']}"
+            for g in rec.of_type("aws:cloudwatch/logGroup:LogGroup")
+        },
+    }
+    outside = []
+    for policy in rec.of_type("aws:iam/rolePolicy:RolePolicy"):
+        text = policy.inputs["policy"]
+        for placeholder, arn in real.items():
+            text = text.replace(placeholder, arn)
+        for s in json.loads(text)["Statement"]:
+            actions = s["Action"] if isinstance(s["Action"], list) else [s["Action"]]
+            resources = s["Resource"] if isinstance(s["Resource"], list) else [s["Resource"]]
+            for action in actions:
+                for resource in resources:
+                    if (
+                        ":iam:" not in resource
+                        and "arn:aws:" in resource
+                        and f":{ACCOUNT}:" not in resource
+                        and ":s3:::" not in resource
+                    ):
+                        continue  # another placeholder (a mock ARN): checked by name elsewhere
+                    if not _boundary_allows(boundary, action, resource):
+                        outside.append((policy.name, action, resource))
+    assert outside == []
