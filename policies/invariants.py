@@ -69,8 +69,8 @@ DOCUMENTED_SOURCE_CONDITIONS = {
     "events.amazonaws.com": "EventBridge user guide, 'Cross-service confused deputy prevention'",
 }
 
-# Where each resource type names its encryption key: paths into the inputs. A path ending in
-# "?" applies only when its parent block is present.
+# AWS managed keys are named alias/aws/<service>: encryption the account cannot govern (no key
+# policy of its own, no rotation or deletion control), so not a customer managed key.
 _ALIAS_OF_AWS_MANAGED_KEY = "alias/aws/"
 
 

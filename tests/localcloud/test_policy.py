@@ -48,3 +48,23 @@ def test_without_the_pack_the_same_program_deploys(project, fresh):
     # As `pulumi up` without --policy-pack: the refusal above is the pack's, not AWS's.
     Engine("bad", fresh.endpoint_url, state_dir=project / ".state", root=project, policy_pack=False).up()
     assert len(fresh.client("kms").list_keys()["Keys"]) == 1
+
+
+def test_a_value_unknown_until_deployed_is_not_a_violation():
+    # During a preview the engine hands the pack an unknown for what another resource computes
+    # (a key's ARN); the SDK's proxy raises UnknownValueError, which the CLI only reports as
+    # "can't run during preview". A missing key stays a violation.
+    from pulumi_policy.proxy import UNKNOWN_STRING_VALUE
+
+    from localcloud.policy import Declared, evaluate
+
+    tags = {"project": "mlops-platform", "stack": "dev", "owner": "ml-team"}
+
+    def topic(key):
+        inputs = {"name": "alarms", "tags": tags, **({"kmsMasterKeyId": key} if key else {})}
+        return Declared(
+            "aws:sns/topic:Topic", "alarms", "urn:pulumi:dev::p::aws:sns/topic:Topic::alarms", inputs
+        )
+
+    assert evaluate([topic(UNKNOWN_STRING_VALUE)], "dev") == []
+    assert [v.policy for v in evaluate([topic(None)], "dev")] == ["customer-managed-kms"]
