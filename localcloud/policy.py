@@ -129,6 +129,8 @@ def evaluate(
             stack_resources = {
                 r.urn: PolicyResource(
                     r.type,
+                    # The analyzer sees each resource's state; before a deploy that is what the
+                    # program declares (its inputs) beside what AWS assigns (ids, ARNs).
                     unknown_checking_proxy({**r.outputs, **r.inputs}),
                     r.urn,
                     r.name,
