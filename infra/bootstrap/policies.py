@@ -121,7 +121,8 @@ _DEPLOY_ACTIONS = (
         "Roles",
         "iam",
         "GetRole DeleteRole UpdateRole UpdateAssumeRolePolicy TagRole UntagRole GetRolePolicy "
-        "ListRolePolicies ListAttachedRolePolicies ListInstanceProfilesForRole",
+        "ListRolePolicies ListAttachedRolePolicies ListInstanceProfilesForRole DeleteRolePolicy "
+        "DetachRolePolicy",
     ),
     (
         "Repository",
@@ -278,14 +279,14 @@ PASSED_TO_SERVICES = (
     "scheduler.amazonaws.com",
     "lambda.amazonaws.com",
 )
-# What changes a role's permissions: allowed only with the stack's boundary attached
-# (these are the IAM actions that take the iam:PermissionsBoundary condition key).
+# What gives a role permissions: allowed only with the stack's boundary attached (IAM actions
+# taking the iam:PermissionsBoundary condition key). Removing a permission (DeleteRolePolicy,
+# DetachRolePolicy) cannot escalate, and must work on roles made before the boundary existed
+# (a deploy deletes them), so those are granted on the stack's roles without it.
 BOUNDED_ROLE_ACTIONS = (
     "iam:CreateRole",
     "iam:PutRolePolicy",
-    "iam:DeleteRolePolicy",
     "iam:AttachRolePolicy",
-    "iam:DetachRolePolicy",
     "iam:PutRolePermissionsBoundary",
 )
 # What would change or remove a boundary: denied to every deploy role, whatever else allows it.

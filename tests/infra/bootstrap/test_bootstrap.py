@@ -164,14 +164,13 @@ def test_bad_config_names_the_key(key, value, message):
 
 # -- what a deploy role may do with roles: the permissions boundary -------------------------------
 
-# IAM's actions that take the iam:PermissionsBoundary condition key for roles (Service
-# Authorization Reference, "Actions defined by AWS Identity and Access Management").
+# IAM's actions that take the iam:PermissionsBoundary condition key for roles and give a role
+# permissions (Service Authorization Reference, "Actions defined by AWS Identity and Access
+# Management"); DeleteRolePolicy and DetachRolePolicy take it too but only remove permissions.
 BOUNDARY_CONDITIONED = {
     "iam:CreateRole",
     "iam:PutRolePolicy",
-    "iam:DeleteRolePolicy",
     "iam:AttachRolePolicy",
-    "iam:DetachRolePolicy",
     "iam:PutRolePermissionsBoundary",
 }
 ACCOUNT = "123456789012"
@@ -202,6 +201,17 @@ def test_a_deploy_role_creates_or_changes_a_role_only_with_its_stacks_boundary(e
         assert statements, action
         for s in statements:
             assert s["Condition"] == {"StringEquals": {"iam:PermissionsBoundary": boundary}}, action
+
+
+def test_a_deploy_role_removes_the_roles_it_replaced_though_they_predate_the_boundary():
+    # The role-per-pipeline change deletes the old shared role, made without a boundary.
+    policy = role_policy("deploy-dev")
+    old = f"arn:aws:iam::{ACCOUNT}:role/customer-churn-dev-pipelines"
+    for action in ("iam:DeleteRolePolicy", "iam:DeleteRole"):
+        grants = _allowed(policy, action)
+        assert any(
+            "Condition" not in s and any(fnmatch.fnmatchcase(old, r) for r in s["Resource"]) for s in grants
+        ), action
 
 
 def test_a_deploy_role_never_changes_or_removes_a_boundary():
