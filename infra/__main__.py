@@ -76,6 +76,8 @@ store = ArtifactStore(
         schema_paths=(config_mod.ROOT / config.schema_path,),
         promotion_grantees=promotion_grantees,
         model_artifact_prefixes=model_artifact_prefixes(f"{prefix}-training"),
+        # Alarm names start with the model's prefix or the endpoint's name (Monitoring).
+        alarm_name_prefixes=(prefix, endpoint),
     ),
 )
 image = ContainerImage(

@@ -40,16 +40,6 @@ PIPELINES_PREFIX = "pipelines/"
 MLFLOW_PREFIX = "mlflow/"
 CODE_PREFIX = "code/"
 
-# Services that encrypt or decrypt with the stack key on the platform's behalf: SageMaker
-# (jobs, feature store, endpoints), S3 (bucket keys), SNS (the alarm topic) and the two
-# services that publish to that topic (CloudWatch alarms, EventBridge rules).
-KEY_USER_SERVICES = (
-    "sagemaker.amazonaws.com",
-    "s3.amazonaws.com",
-    "sns.amazonaws.com",
-    "cloudwatch.amazonaws.com",
-    "events.amazonaws.com",
-)
 # The tag EventBridge requires on a customer managed key before it encrypts a connection with it.
 EVENTBRIDGE_KEY_TAG = "EventBridgeApiDestinations"
 _BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
@@ -78,6 +68,8 @@ class ArtifactStoreArgs:
         promotes to: each may read ``model_artifact_prefixes`` and decrypt through S3 (none).
     model_artifact_prefixes: the prefixes promotion may read (the training pipeline's models and
         evaluation outputs, :func:`infra.promotion.model_artifact_prefixes`).
+    alarm_name_prefixes: the stack's alarm names start with one of these; CloudWatch may use
+        the key (to publish to the encrypted alarm topic) for those alarms only (none: no grant).
     """
 
     bucket_name: str
@@ -91,6 +83,7 @@ class ArtifactStoreArgs:
     schema_paths: tuple[str, ...] = field(default=(str(EXAMPLE_SCHEMA),))
     promotion_grantees: tuple[tuple[str, str, str], ...] = ()
     model_artifact_prefixes: tuple[str, ...] = ()
+    alarm_name_prefixes: tuple[str, ...] = ()
 
 
 # -- pure functions: everything computable without Pulumi -----------------------------------
@@ -106,56 +99,72 @@ def validate_bucket_name(name: str) -> str:
     return name
 
 
-def key_policy(account_id: str, region: str, partition: str = "aws") -> dict[str, Any]:
-    """The stack key's policy: the account administers it, the platform's services use it.
+def key_policy(
+    account_id: str, region: str, partition: str = "aws", alarm_name_prefixes: Sequence[str] = ()
+) -> dict[str, Any]:
+    """The stack key's policy: the account administers it; callers use it with their own credentials.
 
     In a key policy ``"Resource": "*"`` means "this key" (AWS requires that form). The account
     root statement is AWS's default: it delegates to IAM, so roles get the key only through
-    their own (scoped) policies, and the key can never become unmanageable. Service principals
-    are limited to calls made for this account (``aws:SourceAccount``) against confused deputies;
-    CloudWatch Logs only for this account's log groups, through the encryption context it sends.
+    their own (scoped) policies, and the key can never become unmanageable. S3, SageMaker and
+    SNS encrypt and decrypt with the credentials of whoever calls them (a role whose policy
+    grants the key), so no service principal may use the key for the whole account. Two
+    services act on their own: CloudWatch Logs, for this account's log groups only (through
+    the encryption context it sends), and CloudWatch alarms publishing to the encrypted alarm
+    topic, for the stack's alarms only (``alarm_name_prefixes``; AWS's SNS guide, "compatibility
+    between event sources from AWS services and encrypted topics", with the confused-deputy
+    conditions CloudWatch supports).
     """
     root = f"arn:{partition}:iam::{account_id}:root"
-    return {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Sid": "AccountAdministersTheKey",
-                "Effect": "Allow",
-                "Principal": {"AWS": root},
-                "Action": "kms:*",
-                "Resource": "*",
+    statements: list[dict[str, Any]] = [
+        {
+            "Sid": "AccountAdministersTheKey",
+            "Effect": "Allow",
+            "Principal": {"AWS": root},
+            "Action": "kms:*",
+            "Resource": "*",
+        },
+        {
+            "Sid": "CloudWatchLogsEncryptsThisAccountsLogGroups",
+            "Effect": "Allow",
+            "Principal": {"Service": f"logs.{region}.amazonaws.com"},
+            "Action": [
+                "kms:Encrypt*",
+                "kms:Decrypt*",
+                "kms:ReEncrypt*",
+                "kms:GenerateDataKey*",
+                "kms:Describe*",
+            ],
+            "Resource": "*",
+            "Condition": {
+                "ArnLike": {
+                    "kms:EncryptionContext:aws:logs:arn": (
+                        f"arn:{partition}:logs:{region}:{account_id}:log-group:*"
+                    )
+                }
             },
+        },
+    ]
+    if alarm_name_prefixes:
+        statements.append(
             {
-                "Sid": "PlatformServicesUseTheKeyForThisAccount",
+                "Sid": "TheStacksAlarmsPublishToItsEncryptedTopic",
                 "Effect": "Allow",
-                "Principal": {"Service": list(KEY_USER_SERVICES)},
-                "Action": ["kms:Decrypt", "kms:GenerateDataKey*", "kms:DescribeKey"],
-                "Resource": "*",
-                "Condition": {"StringEquals": {"aws:SourceAccount": account_id}},
-            },
-            {
-                "Sid": "CloudWatchLogsEncryptsThisAccountsLogGroups",
-                "Effect": "Allow",
-                "Principal": {"Service": f"logs.{region}.amazonaws.com"},
-                "Action": [
-                    "kms:Encrypt*",
-                    "kms:Decrypt*",
-                    "kms:ReEncrypt*",
-                    "kms:GenerateDataKey*",
-                    "kms:Describe*",
-                ],
+                "Principal": {"Service": "cloudwatch.amazonaws.com"},
+                "Action": ["kms:Decrypt", "kms:GenerateDataKey*"],
                 "Resource": "*",
                 "Condition": {
+                    "StringEquals": {"aws:SourceAccount": account_id},
                     "ArnLike": {
-                        "kms:EncryptionContext:aws:logs:arn": (
-                            f"arn:{partition}:logs:{region}:{account_id}:log-group:*"
-                        )
-                    }
+                        "aws:SourceArn": [
+                            f"arn:{partition}:cloudwatch:{region}:{account_id}:alarm:{prefix}-*"
+                            for prefix in sorted(set(alarm_name_prefixes))
+                        ]
+                    },
                 },
-            },
-        ],
-    }
+            }
+        )
+    return {"Version": "2012-10-17", "Statement": statements}
 
 
 def tls_only_bucket_policy(bucket_arn: str) -> dict[str, Any]:
@@ -314,7 +323,7 @@ class ArtifactStore(pulumi.ComponentResource):
         grantees = self._args.promotion_grantees
 
         def document(a: list[str]) -> str:
-            policy = key_policy(a[0], a[1], a[2])
+            policy = key_policy(a[0], a[1], a[2], self._args.alarm_name_prefixes)
             # The one cross-stack read: the promotion roles of the stacks this one promotes to.
             policy["Statement"] += key_grant_statements(partition=a[2], region=a[1], grantees=grantees)
             return json.dumps(policy)

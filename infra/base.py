@@ -52,3 +52,54 @@ def assume_role_policy(service: str, condition: Mapping[str, Any] | None = None)
 def source_account(account: str) -> dict[str, Any]:
     """The trust condition: on behalf of this account only."""
     return {"StringEquals": {"aws:SourceAccount": account}}
+
+
+def sagemaker_source(partition: str, region: str, account: str) -> dict[str, Any]:
+    """SageMaker's confused-deputy guard for the roles it assumes (pipelines, processing and
+    training jobs, models, feature groups, tracking servers): on behalf of this account and
+    its SageMaker resources in this region only.
+
+    SageMaker documents ``aws:SourceAccount`` and ``aws:SourceArn`` for these roles and, where
+    one role serves several resources, the ARN with a wildcard for the part that varies
+    (``arn:aws:sagemaker:<region>:<account>:*``): a pipeline's role is also assumed for each
+    job it starts, whose ARN is only known at run time.
+    """
+    return {
+        "StringEquals": {"aws:SourceAccount": account},
+        "ArnLike": {"aws:SourceArn": f"arn:{partition}:sagemaker:{region}:{account}:*"},
+    }
+
+
+# The permissions boundary every role the platform creates carries (README "Security"). The
+# bootstrap creates one per stack, and the CI deploy role may create or change a role only
+# with it attached and may never change the boundary itself, so no role of a deploy can hold
+# more than the boundary allows, whatever its own policy says.
+BOUNDARY_POLICY_NAME = "mlops-platform-{stack}-boundary"
+
+
+def permissions_boundary_arn(partition: str, account: str, stack: str) -> str:
+    """The ARN of ``stack``'s permissions boundary (a managed policy at the default path)."""
+    return f"arn:{partition}:iam::{account}:policy/{BOUNDARY_POLICY_NAME.format(stack=stack)}"
+
+
+def stack_boundary() -> pulumi.Output[str]:
+    """The running stack's permissions boundary ARN, for ``aws.iam.Role(permissions_boundary=...)``."""
+    import pulumi_aws as aws
+
+    stack = pulumi.get_stack()
+    return pulumi.Output.all(
+        aws.get_partition_output().partition, aws.get_caller_identity_output().account_id
+    ).apply(lambda a: permissions_boundary_arn(a[0], a[1], stack))
+
+
+def sagemaker_trust() -> pulumi.Output[str]:
+    """The trust policy (JSON) of a role SageMaker assumes, with SageMaker's confused-deputy guard."""
+    import json
+
+    import pulumi_aws as aws
+
+    return pulumi.Output.all(
+        aws.get_partition_output().partition,
+        aws.get_region_output().region,
+        aws.get_caller_identity_output().account_id,
+    ).apply(lambda a: json.dumps(assume_role_policy("sagemaker.amazonaws.com", sagemaker_source(*a))))

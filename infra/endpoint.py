@@ -25,7 +25,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from infra.base import assume_role_policy, child_opts, source_account
+from infra.base import child_opts, sagemaker_trust, stack_boundary
 from infra.endpoint_args import SERVERLESS_MEMORY_MB, ModelEndpointArgs
 from infra.rollout import (
     CHALLENGER,
@@ -225,9 +225,8 @@ class ModelEndpoint(pulumi.ComponentResource):
             f"{name}-role",
             name=fit_name(f"{args.endpoint_name}-endpoint", 64),
             description=f"SageMaker runs the {args.endpoint_name} endpoint's containers as this role",
-            assume_role_policy=account.apply(
-                lambda a: json.dumps(assume_role_policy("sagemaker.amazonaws.com", source_account(a)))
-            ),
+            assume_role_policy=sagemaker_trust(),
+            permissions_boundary=stack_boundary(),
             tags=args.tags,
             opts=child,
         )

@@ -21,7 +21,7 @@ from infra.artifact_store import (
     key_use_statement,
     prefix_statements,
 )
-from infra.base import assume_role_policy, child_opts
+from infra.base import child_opts, sagemaker_trust, stack_boundary
 
 SIZES = ("Small", "Medium", "Large")
 
@@ -86,7 +86,8 @@ class ExperimentTracking(pulumi.ComponentResource):
             f"{name}-role",
             name=f"{args.server_name}-mlflow"[:64],
             description="SageMaker managed MLflow: the tracking server's artifact store",
-            assume_role_policy=json.dumps(assume_role_policy("sagemaker.amazonaws.com")),
+            assume_role_policy=sagemaker_trust(),
+            permissions_boundary=stack_boundary(),
             tags=args.tags,
             opts=child,
         )

@@ -20,9 +20,8 @@ import pulumi_aws as aws
 from infra.artifact_store import (
     FEATURE_STORE_PREFIX,
     key_use_statement,
-    prefix_statements,
 )
-from infra.base import assume_role_policy, child_opts
+from infra.base import child_opts, sagemaker_trust, stack_boundary
 from model_code.contract.schema import Schema
 
 # Ingestion adds this column (the time it read the record, ISO-8601) when the schema names no
@@ -125,19 +124,26 @@ def ingestion_role_policy(
     account_id: str,
     partition: str = "aws",
 ) -> dict[str, Any]:
-    """The feature group role: write the offline store, its Glue table, and this group's records.
+    """The feature group's role: what Feature Store itself does with it, writing the offline store.
 
-    Every statement names this stack's resources: the bucket's ``feature-store/`` prefix, the
-    stack key, this group's Glue catalog, database and table ARNs, and this group's ARN.
-    ``s3:GetBucketAcl`` and ``s3:PutObjectAcl`` are what Feature Store checks before writing
-    the offline store (with ACLs disabled on the bucket they change nothing).
+    Feature Store writes the offline store's Parquet files under the bucket's ``feature-store/``
+    prefix, encrypted with the stack key, and creates and updates this group's Glue table; it
+    reads nothing back, and records are put by the ingestion pipeline's own role, so the role
+    holds no read, list or record permission. ``s3:GetBucketAcl`` and ``s3:PutObjectAcl`` are
+    what Feature Store checks before writing the offline store (AWS's
+    AmazonSageMakerFeatureStoreAccess policy; with ACLs disabled on the bucket they change nothing).
     """
     database, table = glue_names(feature_group_name)
     glue = f"arn:{partition}:glue:{region}:{account_id}"
     return {
         "Version": "2012-10-17",
         "Statement": [
-            *prefix_statements(bucket_arn, FEATURE_STORE_PREFIX, write=True),
+            {
+                "Sid": "WriteTheOfflineStore",
+                "Effect": "Allow",
+                "Action": ["s3:PutObject"],
+                "Resource": f"{bucket_arn}/{FEATURE_STORE_PREFIX}*",
+            },
             {
                 "Sid": "OfflineStoreAclChecks",
                 "Effect": "Allow",
@@ -159,12 +165,6 @@ def ingestion_role_policy(
                     f"{glue}:database/{database}",
                     f"{glue}:table/{database}/{table}",
                 ],
-            },
-            {
-                "Sid": "IngestIntoThisFeatureGroup",
-                "Effect": "Allow",
-                "Action": ["sagemaker:DescribeFeatureGroup", "sagemaker:PutRecord", "sagemaker:GetRecord"],
-                "Resource": feature_group_arn(feature_group_name, region, account_id, partition),
             },
         ],
     }
@@ -220,7 +220,8 @@ class FeatureStore(pulumi.ComponentResource):
             f"{self._name}-role",
             name=f"{self.feature_group_name}-feature-store"[:64],
             description=f"Feature Store and ingestion for the {self.feature_group_name} feature group",
-            assume_role_policy=json.dumps(assume_role_policy("sagemaker.amazonaws.com")),
+            assume_role_policy=sagemaker_trust(),
+            permissions_boundary=stack_boundary(),
             tags=args.tags,
             opts=self._opts,
         )

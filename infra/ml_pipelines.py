@@ -16,8 +16,10 @@ volumes and outputs with the stack key and writes under ``pipelines/`` in the st
 Building a definition makes no AWS call and gives the same bytes for the same inputs, so a
 preview shows a pipeline diff only when the DAG or its inputs really changed.
 
-All three pipelines (and the jobs they start) run as one execution role, scoped to this
-stack's bucket, key, image repository, feature group and model package group.
+Each pipeline (and the jobs it starts) runs as its own execution role, holding only what its
+steps need of this stack's bucket prefixes, key, image repository, feature group and model
+package group (``pipeline_role_policy``): ingestion cannot register a model, monitoring cannot
+write the feature group, and neither reads the bucket beyond its inputs.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ from infra.artifact_store import (
     QUARANTINE_PREFIX,
     RAW_PREFIX,
 )
-from infra.base import assume_role_policy, child_opts, fit_name
+from infra.base import assume_role_policy, child_opts, fit_name, sagemaker_source, stack_boundary
 from infra.rollout import CHALLENGER, CHAMPION
 from model_code.contract.schema import Schema
 from pipelines.sdk_output import quiet_build
@@ -184,7 +186,11 @@ def start_pipeline_policy(pipeline_arns: list[str]) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class PipelineRoleScope:
-    """The ARNs and names the pipelines' execution role is limited to (plain strings)."""
+    """The ARNs and names one pipeline's execution role is limited to (plain strings).
+
+    ``role_arn`` is that pipeline's own role; ``schema_name`` and ``stack`` give the pipelines'
+    names, hence their output prefixes (``pipelines/<schema>-<stack>-<kind>/``).
+    """
 
     partition: str
     region: str
@@ -196,6 +202,8 @@ class PipelineRoleScope:
     model_package_group_name: str
     model_package_group_arn: str
     role_arn: str
+    schema_name: str
+    stack: str
     mlflow_tracking_server_arn: str | None = None
 
 
@@ -205,26 +213,57 @@ def allow(sid: str, actions: list[str], resources: str | list[str], condition: d
     return {**statement, "Condition": condition} if condition else statement
 
 
-def pipeline_role_policy(scope: PipelineRoleScope) -> dict[str, Any]:
-    """The pipelines' execution role: what SageMaker Pipelines and the jobs it starts do.
+def pipeline_prefixes(schema_name: str, stack: str, kind: str) -> tuple[list[str], list[str]]:
+    """(prefixes ``kind``'s jobs read, prefixes they write) in the artifact bucket.
 
-    Pipelines create, watch and stop the jobs and register models as this role; the jobs
-    (same role, passed on) read the bucket, write outputs under ``pipelines/`` (and MLflow
-    artifacts under ``mlflow/``), pull the image, write feature records, publish metrics and
-    logs. Nothing outside this stack's resources, except the documented
+    Each pipeline writes its own outputs (``pipelines/<its name>/``); ingestion and training
+    validate raw data and quarantine bad rows; training reads its earlier runs (the champion's
+    model and evaluation); monitoring reads the captured traffic, the ground truth, the offline
+    store and the champion's drift baseline among training's outputs. Every kind reads the
+    data contract (``schemas/``).
+    """
+    own = f"{PIPELINES_PREFIX}{pipeline_name(schema_name, stack, kind)}/"
+    training = f"{PIPELINES_PREFIX}{pipeline_name(schema_name, stack, 'training')}/"
+    schemas = "schemas/"
+    if kind == "ingestion":
+        return [RAW_PREFIX, schemas, own], [own, QUARANTINE_PREFIX]
+    if kind == "training":
+        return [RAW_PREFIX, schemas, own], [own, QUARANTINE_PREFIX]
+    if kind == "monitoring":
+        reads = [DATA_CAPTURE_PREFIX, GROUND_TRUTH_PREFIX, FEATURE_STORE_PREFIX, schemas, training, own]
+        return reads, [own]
+    raise ValueError(f"kind: {kind!r}; expected one of {list(KINDS)}")
+
+
+def pipeline_role_policy(scope: PipelineRoleScope, kind: str) -> dict[str, Any]:
+    """One pipeline's execution role: what SageMaker Pipelines and the jobs it starts do.
+
+    Pipelines create, watch and stop the jobs as this role; the jobs (same role, passed on)
+    read and write the prefixes of ``pipeline_prefixes``, pull the image and write logs.
+    Ingestion alone writes feature records; training alone registers models and tracks runs
+    in MLflow; training and monitoring look up the champion; monitoring and ingestion publish
+    metrics. Nothing outside this stack's resources, except the documented
     ``WILDCARD_RESOURCE_ACTIONS``.
     """
     sagemaker = f"arn:{scope.partition}:sagemaker:{scope.region}:{scope.account}"
     logs = f"arn:{scope.partition}:logs:{scope.region}:{scope.account}:log-group:/aws/sagemaker/*"
     bucket, key = scope.bucket_arn, scope.kms_key_arn
+    reads, writes = pipeline_prefixes(scope.schema_name, scope.stack, kind)
+    if kind == "training" and scope.mlflow_tracking_server_arn:
+        writes = [*writes, MLFLOW_PREFIX]
+    jobs = ("ProcessingJob", "TrainingJob") if kind == "training" else ("ProcessingJob",)
     statements = [
-        allow("ReadTheStackBucket", ["s3:GetObject"], [f"{bucket}/*"]),
+        allow("ReadItsInputs", ["s3:GetObject"], [f"{bucket}/{p}*" for p in reads]),
         allow(
-            "WritePipelineOutputs",
-            ["s3:PutObject", "s3:AbortMultipartUpload"],
-            [f"{bucket}/{prefix}*" for prefix in (PIPELINES_PREFIX, MLFLOW_PREFIX, QUARANTINE_PREFIX)],
+            "WriteItsOutputs", ["s3:PutObject", "s3:AbortMultipartUpload"], [f"{bucket}/{p}*" for p in writes]
         ),
-        allow("ListTheStackBucket", ["s3:ListBucket", "s3:GetBucketLocation"], [bucket]),
+        allow(
+            "ListItsPrefixes",
+            ["s3:ListBucket"],
+            [bucket],
+            {"StringLike": {"s3:prefix": [f"{p}*" for p in sorted({*reads, *writes})]}},
+        ),
+        allow("LocateTheBucket", ["s3:GetBucketLocation"], [bucket]),
         allow(
             "UseTheStackKey", ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey"], [key]
         ),
@@ -243,35 +282,13 @@ def pipeline_role_policy(scope: PipelineRoleScope) -> dict[str, Any]:
         allow("LogInToEcr", ["ecr:GetAuthorizationToken"], "*"),
         allow(
             "RunPipelineJobs",
-            [
-                f"sagemaker:{verb}{job}"
-                for job in ("ProcessingJob", "TrainingJob")
-                for verb in ("Create", "Describe", "Stop")
-            ]
+            [f"sagemaker:{verb}{job}" for job in jobs for verb in ("Create", "Describe", "Stop")]
             + ["sagemaker:AddTags"],
-            [f"{sagemaker}:{job}/{PIPELINE_JOB_PREFIX}*" for job in ("processing-job", "training-job")],
-        ),
-        allow(
-            "RegisterModelsInTheGroup",
             [
-                "sagemaker:CreateModelPackage",
-                "sagemaker:DescribeModelPackage",
-                "sagemaker:DescribeModelPackageGroup",
-                "sagemaker:AddTags",
+                f"{sagemaker}:{job}/{PIPELINE_JOB_PREFIX}*"
+                for job in ("processing-job", "training-job")
+                if job.replace("-job", "").capitalize() + "Job" in jobs
             ],
-            [scope.model_package_group_arn, f"{sagemaker}:model-package/{scope.model_package_group_name}/*"],
-        ),
-        allow("FindTheChampion", ["sagemaker:ListModelPackages"], "*"),
-        allow(
-            "WriteTheFeatureGroup",
-            ["sagemaker:PutRecord", "sagemaker:DescribeFeatureGroup"],
-            [scope.feature_group_arn],
-        ),
-        allow(
-            "PublishPlatformMetrics",
-            ["cloudwatch:PutMetricData"],
-            "*",
-            {"StringEquals": {"cloudwatch:namespace": METRICS_NAMESPACE}},
         ),
         allow(
             "WriteJobLogs",
@@ -286,7 +303,50 @@ def pipeline_role_policy(scope: PipelineRoleScope) -> dict[str, Any]:
             {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
         ),
     ]
-    if scope.mlflow_tracking_server_arn:
+    if kind == "ingestion":
+        statements.append(
+            allow(
+                "WriteTheFeatureGroup",
+                ["sagemaker:PutRecord", "sagemaker:DescribeFeatureGroup"],
+                [scope.feature_group_arn],
+            )
+        )
+    packages = [
+        scope.model_package_group_arn,
+        f"{sagemaker}:model-package/{scope.model_package_group_name}/*",
+    ]
+    if kind == "training":
+        statements.append(
+            allow(
+                "RegisterModelsInTheGroup",
+                [
+                    "sagemaker:CreateModelPackage",
+                    "sagemaker:DescribeModelPackage",
+                    "sagemaker:DescribeModelPackageGroup",
+                    "sagemaker:AddTags",
+                ],
+                packages,
+            )
+        )
+    if kind == "monitoring":
+        statements.append(
+            allow(
+                "ReadTheChampion",
+                ["sagemaker:DescribeModelPackage", "sagemaker:DescribeModelPackageGroup"],
+                packages,
+            )
+        )
+    if kind in ("training", "monitoring"):
+        statements.append(allow("FindTheChampion", ["sagemaker:ListModelPackages"], "*"))
+    statements.append(
+        allow(
+            "PublishPlatformMetrics",
+            ["cloudwatch:PutMetricData"],
+            "*",
+            {"StringEquals": {"cloudwatch:namespace": METRICS_NAMESPACE}},
+        )
+    )
+    if kind == "training" and scope.mlflow_tracking_server_arn:
         statements.append(
             allow(
                 "TrackRunsInMlflow",
@@ -348,9 +408,9 @@ def _definition(builder: Any, kwargs: tuple[tuple[str, Any], ...]) -> str:
 
 
 class MlPipelines(pulumi.ComponentResource):
-    """The three SageMaker pipelines of a schema, their execution role and the ingestion rule.
+    """The three SageMaker pipelines of a schema, one execution role each, and the ingestion rule.
 
-    Public attributes: ``role_arn``; ``ingestion_pipeline``, ``training_pipeline``,
+    Public attributes: ``role_arns`` (kind -> its execution role); ``ingestion_pipeline``, ``training_pipeline``,
     ``monitoring_pipeline`` (the resources) with ``<kind>_pipeline_name`` and
     ``<kind>_pipeline_arn`` for each; ``raw_data_prefix`` (a plain string) and
     ``raw_data_rule_name``.
@@ -367,16 +427,11 @@ class MlPipelines(pulumi.ComponentResource):
         self._partition = partition.partition
         self.raw_data_prefix: str = raw_data_prefix(args.schema.name, args.raw_prefix)
 
-        role, role_policy = self._create_execution_role()
-        # The definitions name the role by its ARN computed from its name, not by role.arn:
-        # it is known at preview (so a preview shows the real definition diff) and is the
-        # same string IAM assigns.
-        self._definition_role_arn = pulumi.Output.all(self._partition, self._account).apply(
-            lambda a: role_arn(a[0], a[1], self._names("pipelines"))
-        )
         schema_uploads = self._create_seed_objects()
+        # One role per pipeline, each holding only what its own steps need.
+        roles = {kind: self._create_execution_role(kind) for kind in KINDS}
         pipelines = {
-            kind: self._create_pipeline(kind, role, depends_on=[role_policy, *schema_uploads])
+            kind: self._create_pipeline(kind, roles[kind][0], depends_on=[roles[kind][1], *schema_uploads])
             for kind in KINDS
         }
         self.ingestion_pipeline = pipelines["ingestion"]
@@ -384,7 +439,7 @@ class MlPipelines(pulumi.ComponentResource):
         self.monitoring_pipeline = pipelines["monitoring"]
         rule = self._create_ingestion_trigger(self.ingestion_pipeline)
 
-        self.role_arn: pulumi.Output[str] = role.arn
+        self.role_arns: dict[str, pulumi.Output[str]] = {kind: roles[kind][0].arn for kind in KINDS}
         self.ingestion_pipeline_name: pulumi.Output[str] = self.ingestion_pipeline.pipeline_name
         self.ingestion_pipeline_arn: pulumi.Output[str] = self.ingestion_pipeline.arn
         self.training_pipeline_name: pulumi.Output[str] = self.training_pipeline.pipeline_name
@@ -394,7 +449,7 @@ class MlPipelines(pulumi.ComponentResource):
         self.raw_data_rule_name: pulumi.Output[str] = rule.name
         self.register_outputs(
             {
-                "role_arn": self.role_arn,
+                "role_arns": self.role_arns,
                 "ingestion_pipeline_arn": self.ingestion_pipeline_arn,
                 "training_pipeline_arn": self.training_pipeline_arn,
                 "monitoring_pipeline_arn": self.monitoring_pipeline_arn,
@@ -407,13 +462,19 @@ class MlPipelines(pulumi.ComponentResource):
         # Account-wide (IAM) and per-region (rules) names: the stack keeps stacks apart.
         return fit_name(f"{self._args.schema.name}-{self._args.stack}-{suffix}")
 
-    def _create_execution_role(self) -> tuple[aws.iam.Role, aws.iam.RolePolicy]:
+    def _role_name(self, kind: str) -> str:
+        return self._names(f"{kind}-pipeline")
+
+    def _create_execution_role(self, kind: str) -> tuple[aws.iam.Role, aws.iam.RolePolicy]:
         args = self._args
         role = aws.iam.Role(
-            f"{self._name}-execution-role",
-            name=self._names("pipelines"),
-            description=f"SageMaker Pipelines and their jobs for the {args.schema.name} schema",
-            assume_role_policy=json.dumps(assume_role_policy("sagemaker.amazonaws.com")),
+            f"{self._name}-{kind}-role",
+            name=self._role_name(kind),
+            description=f"The {args.schema.name} {kind} pipeline and its jobs",
+            assume_role_policy=pulumi.Output.all(self._partition, args.region, self._account).apply(
+                lambda a: json.dumps(assume_role_policy("sagemaker.amazonaws.com", sagemaker_source(*a)))
+            ),
+            permissions_boundary=stack_boundary(),
             tags=args.tags,
             opts=self._opts,
         )
@@ -429,9 +490,15 @@ class MlPipelines(pulumi.ComponentResource):
             model_package_group_arn=args.model_package_group_arn,
             role_arn=role.arn,
             mlflow_tracking_server_arn=args.mlflow_tracking_server_arn,
-        ).apply(lambda scope: json.dumps(pipeline_role_policy(PipelineRoleScope(**scope))))
+        ).apply(
+            lambda scope: json.dumps(
+                pipeline_role_policy(
+                    PipelineRoleScope(**scope, schema_name=args.schema.name, stack=args.stack), kind
+                )
+            )
+        )
         role_policy = aws.iam.RolePolicy(
-            f"{self._name}-execution-role-policy",
+            f"{self._name}-{kind}-role-policy",
             role=role.id,
             policy=policy,
             opts=self._opts,
@@ -485,9 +552,14 @@ class MlPipelines(pulumi.ComponentResource):
     ) -> aws.sagemaker.Pipeline:
         args = self._args
         name = pipeline_name(args.schema.name, args.stack, kind)
+        # The definition names the role by its ARN computed from its name, not by role.arn: it
+        # is known at preview (so a preview shows the real definition diff) and is the same
+        # string IAM assigns.
         definition = pulumi.Output.all(
             region=args.region,
-            role_arn=self._definition_role_arn,
+            role_arn=pulumi.Output.all(self._partition, self._account).apply(
+                lambda a: role_arn(a[0], a[1], self._role_name(kind))
+            ),
             bucket=args.bucket_name,
             image_uri=args.image_uri,
             kms_key_arn=args.kms_key_arn,
@@ -525,6 +597,7 @@ class MlPipelines(pulumi.ComponentResource):
             assume_role_policy=pulumi.Output.all(self._account, rule.arn).apply(
                 lambda a: json.dumps(events_assume_role_policy(a[0], [a[1]]))
             ),
+            permissions_boundary=stack_boundary(),
             tags=args.tags,
             opts=self._opts,
         )

@@ -26,7 +26,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from infra.base import assume_role_policy, child_opts
+from infra.base import assume_role_policy, child_opts, stack_boundary
 from infra.promotion import PROMOTED_DESCRIPTION_PREFIX, package_group_grant_policy
 
 # What EventBridge reads from an approval event for the GitLab call.
@@ -308,6 +308,7 @@ class ModelRegistry(pulumi.ComponentResource):
             assume_role_policy=self.approval_rule.arn.apply(
                 lambda arn: json.dumps(events_assume_role_policy(arn))
             ),
+            permissions_boundary=stack_boundary(),
             tags=args.tags,
             opts=self._opts,
         )

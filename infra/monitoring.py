@@ -36,7 +36,7 @@ from infra.alarms import (
     alarm_prefix,
     all_alarms,
 )
-from infra.base import assume_role_policy, child_opts, fit_name, source_account
+from infra.base import assume_role_policy, child_opts, fit_name, stack_boundary
 from infra.dashboard import dashboard_body, dashboard_url
 from infra.ml_pipelines import KINDS, pipeline_name
 from infra.rollout import CHAMPION, rollback_alarm_names
@@ -123,6 +123,17 @@ def topic_policy(topic_arn: str, account: str, alarm_arn_patterns: Sequence[str]
                 },
             }
         ],
+    }
+
+
+def scheduler_source(partition: str, region: str, account: str, group: str = "default") -> dict[str, Any]:
+    """EventBridge Scheduler's confused-deputy guard: only this account's schedules, of the
+    schedule group they are created in (the documented ``aws:SourceArn`` is the group's ARN)."""
+    return {
+        "StringEquals": {"aws:SourceAccount": account},
+        "ArnEquals": {
+            "aws:SourceArn": f"arn:{partition}:scheduler:{region}:{account}:schedule-group/{group}"
+        },
     }
 
 
@@ -306,9 +317,10 @@ class Monitoring(pulumi.ComponentResource):
             f"{name}-scheduler-role",
             name=fit_name(f"{prefix}-monitoring-scheduler", 64),
             description="EventBridge Scheduler starts the monitoring pipeline as this role",
-            assume_role_policy=self._account.apply(
-                lambda a: json.dumps(assume_role_policy("scheduler.amazonaws.com", source_account(a)))
+            assume_role_policy=pulumi.Output.all(self._partition, self._region, self._account).apply(
+                lambda a: json.dumps(assume_role_policy("scheduler.amazonaws.com", scheduler_source(*a)))
             ),
+            permissions_boundary=stack_boundary(),
             tags=args.tags,
             opts=child,
         )

@@ -50,7 +50,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from infra.base import assume_role_policy, child_opts, fit_name
+from infra.base import assume_role_policy, child_opts, fit_name, stack_boundary
 from infra.functions import retrain_guard
 from infra.ml_pipelines import events_assume_role_policy, start_pipeline_policy
 
@@ -323,6 +323,7 @@ class Retraining(pulumi.ComponentResource):
             assume_role_policy=pulumi.Output.all(self._account, *[r.arn for r in rules]).apply(
                 lambda a: json.dumps(events_assume_role_policy(a[0], list(a[1:])))
             ),
+            permissions_boundary=stack_boundary(),
             tags=self._args.tags,
             opts=self._opts,
         )
@@ -380,6 +381,7 @@ class Retraining(pulumi.ComponentResource):
             name=self._aws_name("retrain-guard"),
             description="The retraining guard function: list and stop training executions",
             assume_role_policy=json.dumps(assume_role_policy("lambda.amazonaws.com")),
+            permissions_boundary=stack_boundary(),
             tags=args.tags,
             opts=self._opts,
         )
@@ -430,7 +432,9 @@ class Retraining(pulumi.ComponentResource):
             action="lambda:InvokeFunction",
             function=guard.name,
             principal="events.amazonaws.com",
+            # Only this rule of this account may invoke it (the confused-deputy guard).
             source_arn=rule.arn,
+            source_account=self._account,
             opts=self._opts,
         )
         aws.cloudwatch.EventTarget(

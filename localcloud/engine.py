@@ -31,6 +31,7 @@ from pulumi.runtime.mocks import MockMonitor
 from pulumi.runtime.rpc import UNKNOWN
 from pulumi.runtime.settings import get_root_resource
 
+from localcloud import policy
 from localcloud.clients import CALLS, client
 from localcloud.state import Operation, ResourceState, Result, State, decide, normalize
 from localcloud.translations import lookup
@@ -129,9 +130,12 @@ class Engine:
         overrides: dict[str, Any] | None = None,
         root: Path = ROOT,
         fresh_state: bool = False,
+        policy_pack: bool = True,
     ):
         """``root`` is the Pulumi project: the repository (the platform's program, infra/) or
-        another project's folder, such as infra/bootstrap."""
+        another project's folder, such as infra/bootstrap. ``policy_pack``: run the security
+        policy pack (policies/) before any write, as CI's `pulumi up --policy-pack policies` does."""
+        self.policy_pack = policy_pack
         self.stack = stack
         self.endpoint_url = endpoint_url
         self.root = root
@@ -155,6 +159,8 @@ class Engine:
     def up(self, *, preview: bool = False) -> Result:
         started = time.perf_counter()
         self._start(preview)
+        if self.policy_pack:
+            self._check_policies()
         try:
             outputs = self._run_program()
             if self._failure is None:
@@ -197,6 +203,22 @@ class Engine:
         self._failure: Exception | None = None
         self._seq = itertools.count(1)
         self._account = self.client("sts").get_caller_identity()["Account"]
+
+    def _check_policies(self) -> None:
+        """The policy pack over what the program declares, before any write: a mandatory
+        violation raises ``PolicyViolationError`` naming each policy and resource, and the
+        stack's resources and state stay as they were."""
+        values, secrets = engine_config(self.config)
+        os.environ.setdefault("AWS_DEFAULT_REGION", self.region)
+        policy.enforce(
+            self.program,
+            root=self.root,
+            project=self.project,
+            stack=self.stack,
+            config=values,
+            secret_keys=secrets,
+            invoke=self._invoke,
+        )
 
     def _run_program(self) -> dict[str, Any]:
         mocks = _Mocks(self)

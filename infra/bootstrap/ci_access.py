@@ -4,7 +4,9 @@ Roles (``infra.bootstrap.policies.role_refs``): ``deploy-<env>`` per environment
 (push the image), ``preview`` (read state for merge-request previews). Each trusts only this
 project's tokens from its protected refs and deployment tier; none has a long-lived key. An
 account holds one provider per issuer URL: where it already has GitLab's, the config names it
-(``existingOidcProviderArn``) and the roles trust that one.
+(``existingOidcProviderArn``) and the roles trust that one. Beside them, each environment's
+permissions boundary (``mlops-platform-<env>-boundary``), which every role a deploy creates
+must carry.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from infra.base import child_opts
+from infra.base import BOUNDARY_POLICY_NAME, child_opts
 from infra.bootstrap import policies
 from infra.bootstrap.config import ENVIRONMENTS, BootstrapConfig
 
@@ -47,6 +49,21 @@ class CiAccess(pulumi.ComponentResource):
                 tags=args.tags,
                 opts=o,
             ).arn
+        # Each stack's permissions boundary: every role its deploy creates must carry it, and no
+        # deploy role may change it (policies.role_statements), so only this program sets it.
+        self.boundaries = {
+            env: aws.iam.Policy(
+                f"{name}-{env}-boundary",
+                name=BOUNDARY_POLICY_NAME.format(stack=env),
+                description=f"The most any role of the {env} stack may do",
+                policy=json.dumps(
+                    policies.boundary_policy(env, cfg, account=args.account, region=args.region)
+                ),
+                tags=args.tags,
+                opts=o,
+            )
+            for env in ENVIRONMENTS
+        }
         state = pulumi.Output.all(args.state_bucket_arn, args.secrets_key_arn)
         permissions = {
             f"deploy-{env}": state.apply(

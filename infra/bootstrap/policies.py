@@ -21,15 +21,20 @@ from __future__ import annotations
 
 from typing import Any
 
+from infra.base import BOUNDARY_POLICY_NAME, permissions_boundary_arn
 from infra.bootstrap.config import ENVIRONMENTS, BootstrapConfig
 
 AUDIENCE = "sts.amazonaws.com"
 ROLE_PREFIX = "mlops-platform"
 # The main program's Pulumi project: its stacks' state lives under .pulumi/*/<project>/<stack>.
 MAIN_PROJECT = "mlops-platform"
-# Actions the main program needs that AWS grants only on "*" (no resource-level permissions).
+# Actions the main program needs that AWS grants only on "*" (no resource-level permissions):
+# the provider reads log groups only through DescribeLogGroups, and CreateFeatureGroup with an
+# online-store key lists the key's aliases.
 UNSCOPED_ACTIONS = (
     "ecr:GetAuthorizationToken",
+    "logs:DescribeLogGroups",
+    "kms:ListAliases",
     "application-autoscaling:RegisterScalableTarget",
     "application-autoscaling:DeregisterScalableTarget",
     "application-autoscaling:DescribeScalableTargets",
@@ -141,12 +146,14 @@ _DEPLOY_ACTIONS = (
         "sagemaker",
         "Create* Delete* Describe* Update* List* AddTags DeleteTags StartPipelineExecution",
     ),
+    # Reading, updating and deleting the stack's roles; creating one or changing its permissions
+    # is in deploy_policy, only with the stack's permissions boundary attached.
     (
         "Roles",
         "iam",
-        "CreateRole DeleteRole GetRole UpdateRole UpdateAssumeRolePolicy TagRole UntagRole PutRolePolicy "
-        "GetRolePolicy DeleteRolePolicy ListRolePolicies ListAttachedRolePolicies "
-        "ListInstanceProfilesForRole PassRole",
+        "GetRole DeleteRole UpdateRole UpdateAssumeRolePolicy TagRole UntagRole GetRolePolicy "
+        "ListRolePolicies ListAttachedRolePolicies ListInstanceProfilesForRole DeleteRolePolicy "
+        "DetachRolePolicy",
     ),
     (
         "Repository",
@@ -194,7 +201,7 @@ _DEPLOY_ACTIONS = (
         "GetFunctionCodeSigningConfig TagResource UntagResource ListTags",
     ),
     (
-        "GuardLogs",
+        "LogGroups",
         "logs",
         "CreateLogGroup DeleteLogGroup PutRetentionPolicy AssociateKmsKey TagResource UntagResource "
         "ListTagsForResource",
@@ -206,7 +213,9 @@ _DEPLOY_ACTIONS = (
         "kms",
         "DescribeKey GetKeyPolicy PutKeyPolicy GetKeyRotationStatus EnableKeyRotation ScheduleKeyDeletion "
         "TagResource UntagResource ListResourceTags CreateAlias DeleteAlias UpdateAlias Encrypt Decrypt "
-        "GenerateDataKey CreateGrant",
+        "GenerateDataKey CreateGrant "
+        # CreateFeatureGroup with an online-store key, of its caller (OnlineStoreSecurityConfig).
+        "RetireGrant ReEncryptFrom ReEncryptTo ListGrants RevokeGrant",
     ),
     # The approval rule's dead-letter queue (infra/model_registry.py).
     (
@@ -247,7 +256,12 @@ def _deploy_resources(env: str, config: BootstrapConfig, account: str, region: s
             f"arn:aws:cloudwatch::{account}:dashboard/{p}",
         ],
         "RetrainGuard": [f"arn:aws:lambda:{at}:function:{p}-*"],
-        "GuardLogs": [f"arn:aws:logs:{at}:log-group:/aws/lambda/{p}-*"],
+        # The guard function's log group, and the endpoint's (SageMaker writes
+        # /aws/sagemaker/Endpoints/<endpoint>; the program creates it with a key and a retention).
+        "LogGroups": [
+            f"arn:aws:logs:{at}:log-group:/aws/lambda/{p}-*",
+            f"arn:aws:logs:{at}:log-group:/aws/sagemaker/Endpoints/{p}*",
+        ],
         "Schedules": [f"arn:aws:scheduler:{at}:schedule/default/{p}*"],
         "KeyAliases": [f"arn:aws:kms:{at}:alias/{p}-*"],
         "ThisStacksKeys": [f"arn:aws:kms:{at}:key/*"],
@@ -277,6 +291,7 @@ def deploy_policy(
         _allow(sid, [f"{service}:{a}" for a in actions.split()], resources[sid], conditions.get(sid))
         for sid, service, actions in _DEPLOY_ACTIONS
     ]
+    statements += role_statements(env, config, account)
     statements += [
         _allow(
             "AutoscalingServiceRole",
@@ -295,6 +310,160 @@ def deploy_policy(
     ]
     statements += [_allow(f"Unscoped{i}", [action], ["*"]) for i, action in enumerate(UNSCOPED_ACTIONS)]
     return {"Version": "2012-10-17", "Statement": statements}
+
+
+# The services the main program hands its roles to: SageMaker (pipelines, models, feature
+# group, tracking server), EventBridge (rule targets), EventBridge Scheduler and Lambda (the
+# retraining guard).
+PASSED_TO_SERVICES = (
+    "sagemaker.amazonaws.com",
+    "events.amazonaws.com",
+    "scheduler.amazonaws.com",
+    "lambda.amazonaws.com",
+)
+# What gives a role permissions: allowed only with the stack's boundary attached (IAM actions
+# taking the iam:PermissionsBoundary condition key). Removing a permission (DeleteRolePolicy,
+# DetachRolePolicy) cannot escalate, and must work on roles made before the boundary existed
+# (a deploy deletes them), so those are granted on the stack's roles without it.
+BOUNDED_ROLE_ACTIONS = (
+    "iam:CreateRole",
+    "iam:PutRolePolicy",
+    "iam:AttachRolePolicy",
+    "iam:PutRolePermissionsBoundary",
+)
+# What would change or remove a boundary: denied to every deploy role, whatever else allows it.
+BOUNDARY_CHANGES = (
+    "iam:CreatePolicy",
+    "iam:CreatePolicyVersion",
+    "iam:DeletePolicy",
+    "iam:DeletePolicyVersion",
+    "iam:SetDefaultPolicyVersion",
+    "iam:TagPolicy",
+    "iam:UntagPolicy",
+)
+
+
+def boundary_arn(account: str, env: str) -> str:
+    return permissions_boundary_arn("aws", account, env)
+
+
+def role_statements(env: str, config: BootstrapConfig, account: str) -> list[dict]:
+    """Create and change the stack's roles only with its permissions boundary, pass them only to
+    the services that run them, and never touch a boundary."""
+    roles = [f"arn:aws:iam::{account}:role/{config.resource_prefix}-{env}-*"]
+    boundaries = [f"arn:aws:iam::{account}:policy/{BOUNDARY_POLICY_NAME.format(stack='*')}"]
+    return [
+        _allow(
+            "RolesOnlyWithTheBoundary",
+            list(BOUNDED_ROLE_ACTIONS),
+            roles,
+            {"StringEquals": {"iam:PermissionsBoundary": boundary_arn(account, env)}},
+        ),
+        _allow(
+            "PassTheStacksRolesToTheirServices",
+            ["iam:PassRole"],
+            roles,
+            {"StringEquals": {"iam:PassedToService": list(PASSED_TO_SERVICES)}},
+        ),
+        {
+            "Sid": "NeverRemoveABoundary",
+            "Effect": "Deny",
+            "Action": ["iam:DeleteRolePermissionsBoundary"],
+            "Resource": [f"arn:aws:iam::{account}:role/*"],
+        },
+        {
+            "Sid": "NeverChangeABoundary",
+            "Effect": "Deny",
+            "Action": list(BOUNDARY_CHANGES),
+            "Resource": boundaries,
+        },
+    ]
+
+
+def boundary_policy(env: str, config: BootstrapConfig, *, account: str, region: str) -> dict[str, Any]:
+    """The most any role of stack ``env`` may do, whatever its own policy says.
+
+    Each statement is one service the platform's runtime roles use, on that stack's resources
+    (or, for SageMaker, this account's in this region: pipelines name their jobs
+    ``pipelines-<execution>-...``); the actions AWS grants only on "*" are listed one by one.
+    The roles' own policies narrow this to what each needs.
+    """
+    p = f"{config.resource_prefix}-{env}"
+    glue = p.replace("-", "_")
+    at = f"{region}:{account}"
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            _allow("TheStacksBuckets", ["s3:*"], [f"arn:aws:s3:::{p}-*", f"arn:aws:s3:::{p}-*/*"]),
+            _allow(
+                "SageMakerInThisAccountAndRegion",
+                ["sagemaker:*", "sagemaker-mlflow:*"],
+                [f"arn:aws:sagemaker:{at}:*"],
+            ),
+            _allow(
+                "TheStacksKeys",
+                [
+                    "kms:Decrypt",
+                    "kms:Encrypt",
+                    "kms:GenerateDataKey*",
+                    "kms:ReEncrypt*",
+                    "kms:DescribeKey",
+                    "kms:CreateGrant",
+                ],
+                [f"arn:aws:kms:{at}:key/*"],
+                {"StringEquals": {"aws:ResourceTag/stack": env}},
+            ),
+            _allow(
+                "TheStacksImage",
+                ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"],
+                [f"arn:aws:ecr:{at}:repository/{p}"],
+            ),
+            _allow(
+                "TheStacksLogs",
+                [
+                    "logs:CreateLogGroup",
+                    "logs:CreateLogStream",
+                    "logs:PutLogEvents",
+                    "logs:DescribeLogStreams",
+                ],
+                [
+                    f"arn:aws:logs:{at}:log-group:/aws/sagemaker/*",
+                    f"arn:aws:logs:{at}:log-group:/aws/lambda/{p}-*",
+                ],
+            ),
+            _allow(
+                "TheStacksCatalog",
+                ["glue:GetDatabase", "glue:GetTable", "glue:CreateTable", "glue:UpdateTable"],
+                [
+                    f"arn:aws:glue:{at}:catalog",
+                    f"arn:aws:glue:{at}:database/{glue}*",
+                    f"arn:aws:glue:{at}:table/{glue}*/*",
+                ],
+            ),
+            _allow(
+                "TheStacksGitLabTrigger",
+                ["events:InvokeApiDestination"],
+                [f"arn:aws:events:{at}:api-destination/{p}-*"],
+            ),
+            _allow(
+                "PassTheStacksRolesToSageMaker",
+                ["iam:PassRole"],
+                [f"arn:aws:iam::{account}:role/{p}-*"],
+                {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
+            ),
+            *[
+                _allow(f"Unscoped{i}", [action], ["*"])
+                for i, action in enumerate(
+                    (
+                        "ecr:GetAuthorizationToken",
+                        "cloudwatch:PutMetricData",
+                        "sagemaker:ListModelPackages",
+                        "sagemaker:Search",
+                    )
+                )
+            ],
+        ],
+    }
 
 
 def build_policy(config: BootstrapConfig, *, account: str, region: str) -> dict[str, Any]:

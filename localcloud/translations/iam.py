@@ -19,6 +19,7 @@ class Role(Translation):
             "Description": inputs.get("description"),
             "Path": inputs.get("path"),
             "MaxSessionDuration": inputs.get("maxSessionDuration"),
+            "PermissionsBoundary": inputs.get("permissionsBoundary"),
             "Tags": tag_list(inputs.get("tags")) or None,
         }
         call("iam", "CreateRole", **{k: v for k, v in params.items() if v is not None})
@@ -30,8 +31,18 @@ class Role(Translation):
         return {"arn": role["Arn"], "uniqueId": role["RoleId"], "name": role["RoleName"]}
 
     def update(self, call, id_, olds, news, changed):
-        if changed - {"assumeRolePolicy", "description", "maxSessionDuration", "tags"}:
+        if changed - {"assumeRolePolicy", "description", "maxSessionDuration", "tags", "permissionsBoundary"}:
             return super().update(call, id_, olds, news, changed)
+        if "permissionsBoundary" in changed:
+            if news.get("permissionsBoundary"):
+                call(
+                    "iam",
+                    "PutRolePermissionsBoundary",
+                    RoleName=id_,
+                    PermissionsBoundary=news["permissionsBoundary"],
+                )
+            else:
+                call("iam", "DeleteRolePermissionsBoundary", RoleName=id_)
         if "assumeRolePolicy" in changed:
             call("iam", "UpdateAssumeRolePolicy", RoleName=id_, PolicyDocument=news["assumeRolePolicy"])
         if changed & {"description", "maxSessionDuration"}:
@@ -136,3 +147,55 @@ class OpenIdConnectProvider(Translation):
 
     def delete(self, call, id_, inputs, outputs):
         call("iam", "DeleteOpenIDConnectProvider", OpenIDConnectProviderArn=id_)
+
+
+@register
+class ManagedPolicy(Translation):
+    """A customer managed policy (the bootstrap's permissions boundaries)."""
+
+    type = "aws:iam/policy:Policy"
+    force_new = frozenset({"name", "namePrefix", "path", "description"})
+    name_input = "name"
+    name_max_length = 128
+
+    def create(self, call, inputs):
+        params = {
+            "PolicyName": inputs["name"],
+            "PolicyDocument": inputs["policy"],
+            "Path": inputs.get("path"),
+            "Description": inputs.get("description"),
+            "Tags": tag_list(inputs.get("tags")) or None,
+        }
+        policy = call("iam", "CreatePolicy", **{k: v for k, v in params.items() if v is not None})["Policy"]
+        # The provider's id for a managed policy is its ARN.
+        return policy["Arn"], {
+            "arn": policy["Arn"],
+            "policyId": policy["PolicyId"],
+            "name": policy["PolicyName"],
+        }
+
+    def update(self, call, id_, olds, news, changed):
+        if changed - {"policy", "tags"}:
+            return super().update(call, id_, olds, news, changed)
+        if "policy" in changed:
+            # IAM keeps at most five versions: drop the oldest non-default one first, as the provider does.
+            versions = call("iam", "ListPolicyVersions", PolicyArn=id_)["Versions"]
+            old = sorted((v for v in versions if not v["IsDefaultVersion"]), key=lambda v: v["CreateDate"])
+            if len(versions) >= 5 and old:
+                call("iam", "DeletePolicyVersion", PolicyArn=id_, VersionId=old[0]["VersionId"])
+            call(
+                "iam", "CreatePolicyVersion", PolicyArn=id_, PolicyDocument=news["policy"], SetAsDefault=True
+            )
+        if "tags" in changed:
+            gone = sorted(set(olds.get("tags") or {}) - set(news.get("tags") or {}))
+            if gone:
+                call("iam", "UntagPolicy", PolicyArn=id_, TagKeys=gone)
+            if news.get("tags"):
+                call("iam", "TagPolicy", PolicyArn=id_, Tags=tag_list(news["tags"]))
+        return {}
+
+    def delete(self, call, id_, inputs, outputs):
+        for version in call("iam", "ListPolicyVersions", PolicyArn=id_)["Versions"]:
+            if not version["IsDefaultVersion"]:
+                call("iam", "DeletePolicyVersion", PolicyArn=id_, VersionId=version["VersionId"])
+        call("iam", "DeletePolicy", PolicyArn=id_)

@@ -98,20 +98,43 @@ def test_key_policy_lets_only_this_account_administer_the_key():
     assert admin["Principal"] == {"AWS": f"arn:aws:iam::{ACCOUNT}:root"}
 
 
-def test_key_policy_lets_platform_services_use_the_key_only_for_this_account():
-    [services] = [
+def test_no_service_uses_the_key_for_the_whole_account():
+    # S3, SageMaker and SNS use the key with their callers' credentials: only CloudWatch Logs
+    # (by its encryption context) and CloudWatch alarms (for the stack's alarms) act on their own.
+    policy = key_policy(ACCOUNT, "eu-west-1", alarm_name_prefixes=("customer-churn-dev",))
+    services = {
+        svc
+        for s in policy["Statement"]
+        for svc in (
+            [s["Principal"]["Service"]]
+            if isinstance(s["Principal"].get("Service"), str)
+            else s["Principal"].get("Service", [])
+        )
+    }
+    assert services == {"logs.eu-west-1.amazonaws.com", "cloudwatch.amazonaws.com"}
+
+
+def test_cloudwatch_may_use_the_key_only_for_the_stacks_alarms():
+    # AWS SNS guide: an alarm publishing to a topic encrypted with a customer managed key needs
+    # kms:Decrypt and kms:GenerateDataKey* for cloudwatch.amazonaws.com; CloudWatch supports the
+    # aws:SourceAccount / aws:SourceArn conditions (the alarm's ARN).
+    policy = key_policy(ACCOUNT, "eu-west-1", alarm_name_prefixes=("customer-churn-dev", "churn-endpoint"))
+    [alarms] = [s for s in policy["Statement"] if s["Principal"] == {"Service": "cloudwatch.amazonaws.com"}]
+    assert sorted(alarms["Action"]) == ["kms:Decrypt", "kms:GenerateDataKey*"]
+    assert alarms["Condition"] == {
+        "StringEquals": {"aws:SourceAccount": ACCOUNT},
+        "ArnLike": {
+            "aws:SourceArn": [
+                f"arn:aws:cloudwatch:eu-west-1:{ACCOUNT}:alarm:churn-endpoint-*",
+                f"arn:aws:cloudwatch:eu-west-1:{ACCOUNT}:alarm:customer-churn-dev-*",
+            ]
+        },
+    }
+    assert not [
         s
         for s in key_policy(ACCOUNT, "eu-west-1")["Statement"]
-        if isinstance(s["Principal"].get("Service"), list)
+        if "cloudwatch.amazonaws.com" in str(s["Principal"])
     ]
-    assert {
-        "sagemaker.amazonaws.com",
-        "s3.amazonaws.com",
-        "sns.amazonaws.com",
-        "events.amazonaws.com",
-    } <= set(services["Principal"]["Service"])
-    assert "kms:*" not in services["Action"]
-    assert services["Condition"] == {"StringEquals": {"aws:SourceAccount": ACCOUNT}}
 
 
 def test_key_policy_lets_cloudwatch_logs_encrypt_only_this_accounts_log_groups():

@@ -227,7 +227,11 @@ def test_created_role_is_assumed_by_sagemaker_for_this_account_only(canary_stack
     (role,) = [r.inputs for r in canary_stack[0].of_type("aws:iam/role:Role") if r.name == "churn-role"]
     trust = json.loads(role["assumeRolePolicy"])["Statement"][0]
     assert trust["Principal"] == {"Service": "sagemaker.amazonaws.com"}
-    assert trust["Condition"] == {"StringEquals": {"aws:SourceAccount": ACCOUNT}}
+    # SageMaker's documented confused-deputy guard: this account and its SageMaker resources.
+    assert trust["Condition"] == {
+        "StringEquals": {"aws:SourceAccount": ACCOUNT},
+        "ArnLike": {"aws:SourceArn": f"arn:aws:sagemaker:eu-west-1:{ACCOUNT}:*"},
+    }
 
 
 def test_every_taggable_endpoint_resource_is_tagged(canary_stack):

@@ -33,7 +33,7 @@ KEY_ARN = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/stack-key"
 SAGEMAKER = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}"
 IMAGE = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/mlops-platform:0123abcd"
 TAGS = {"project": "mlops-platform", "stack": "test", "owner": "ml-team"}
-ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/customer-churn-test-pipelines"
+ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/customer-churn-test-training-pipeline"
 SCOPE = PipelineRoleScope(
     partition="aws",
     region=REGION,
@@ -45,7 +45,10 @@ SCOPE = PipelineRoleScope(
     model_package_group_name="customer-churn",
     model_package_group_arn=f"{SAGEMAKER}:model-package-group/customer-churn",
     role_arn=ROLE_ARN,
+    schema_name="customer-churn",
+    stack="test",
 )
+KINDS = ("ingestion", "training", "monitoring")
 
 
 def as_list(value):
@@ -56,22 +59,33 @@ def statement(policy, sid):
     return next(s for s in policy["Statement"] if s["Sid"] == sid)
 
 
-# -- the execution role's policy ----------------------------------------------------------------
+# -- the execution roles' policies: one per pipeline ---------------------------------------------
 
 
-def test_no_statement_allows_a_wildcard_action():
-    for s in pipeline_role_policy(SCOPE)["Statement"]:
+def actions(policy) -> set[str]:
+    return {a for s in policy["Statement"] for a in as_list(s["Action"])}
+
+
+def objects(policy, action: str) -> set[str]:
+    return {r for s in policy["Statement"] if action in as_list(s["Action"]) for r in as_list(s["Resource"])}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_no_statement_allows_a_wildcard_action(kind):
+    for s in pipeline_role_policy(SCOPE, kind)["Statement"]:
         assert not any(a == "*" or a.endswith(":*") for a in as_list(s["Action"])), s["Sid"]
 
 
-def test_every_wildcard_resource_is_an_allow_listed_action_with_a_reason():
-    for s in pipeline_role_policy(SCOPE)["Statement"]:
+@pytest.mark.parametrize("kind", KINDS)
+def test_every_wildcard_resource_is_an_allow_listed_action_with_a_reason(kind):
+    for s in pipeline_role_policy(SCOPE, kind)["Statement"]:
         if "*" in as_list(s["Resource"]):
             assert set(as_list(s["Action"])) <= set(WILDCARD_RESOURCE_ACTIONS), s["Sid"]
     assert all(len(reason) > 20 for reason in WILDCARD_RESOURCE_ACTIONS.values())
 
 
-def test_every_other_resource_is_one_of_this_stacks():
+@pytest.mark.parametrize("kind", KINDS)
+def test_every_other_resource_is_one_of_this_stacks(kind):
     own = (
         BUCKET_ARN,
         KEY_ARN,
@@ -80,7 +94,7 @@ def test_every_other_resource_is_one_of_this_stacks():
         f"arn:aws:logs:{REGION}:{ACCOUNT}:",
         ROLE_ARN,
     )
-    for s in pipeline_role_policy(SCOPE)["Statement"]:
+    for s in pipeline_role_policy(SCOPE, kind)["Statement"]:
         for resource in as_list(s["Resource"]):
             assert resource == "*" or resource.startswith(own), (s["Sid"], resource)
 
@@ -88,18 +102,18 @@ def test_every_other_resource_is_one_of_this_stacks():
 def test_metrics_are_published_only_to_the_platform_namespace():
     from model_code.metrics import NAMESPACE
 
-    s = statement(pipeline_role_policy(SCOPE), "PublishPlatformMetrics")
+    s = statement(pipeline_role_policy(SCOPE, "monitoring"), "PublishPlatformMetrics")
     assert s["Condition"] == {"StringEquals": {"cloudwatch:namespace": NAMESPACE}}
 
 
 def test_the_role_passes_only_itself_and_only_to_sagemaker():
-    s = statement(pipeline_role_policy(SCOPE), "PassThisRoleToItsJobs")
+    s = statement(pipeline_role_policy(SCOPE, "training"), "PassThisRoleToItsJobs")
     assert s["Resource"] == [ROLE_ARN]
     assert s["Condition"] == {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}
 
 
 def test_jobs_and_model_packages_are_scoped_to_pipeline_jobs_and_this_group():
-    policy = pipeline_role_policy(SCOPE)
+    policy = pipeline_role_policy(SCOPE, "training")
     assert statement(policy, "RunPipelineJobs")["Resource"] == [
         f"{SAGEMAKER}:processing-job/pipelines-*",
         f"{SAGEMAKER}:training-job/pipelines-*",
@@ -110,20 +124,100 @@ def test_jobs_and_model_packages_are_scoped_to_pipeline_jobs_and_this_group():
     )
 
 
-def test_objects_are_written_only_under_the_pipelines_mlflow_and_quarantine_prefixes():
-    s = statement(pipeline_role_policy(SCOPE), "WritePipelineOutputs")
-    assert s["Resource"] == [
-        f"{BUCKET_ARN}/pipelines/*",
-        f"{BUCKET_ARN}/mlflow/*",
+def test_only_training_registers_models_runs_training_jobs_or_tracks_runs():
+    server = f"{SAGEMAKER}:mlflow-tracking-server/customer-churn"
+    scoped = PipelineRoleScope(**{**SCOPE.__dict__, "mlflow_tracking_server_arn": server})
+    for kind in ("ingestion", "monitoring"):
+        granted = actions(pipeline_role_policy(scoped, kind))
+        assert "sagemaker:CreateModelPackage" not in granted, kind
+        assert "sagemaker:CreateTrainingJob" not in granted, kind
+        assert not any(a.startswith("sagemaker-mlflow:") for a in granted), kind
+        assert not any(
+            r.startswith(f"{BUCKET_ARN}/mlflow/")
+            for r in objects(pipeline_role_policy(scoped, kind), "s3:PutObject")
+        )
+    assert "sagemaker:CreateModelPackage" in actions(pipeline_role_policy(scoped, "training"))
+
+
+def test_only_ingestion_writes_feature_records():
+    assert "sagemaker:PutRecord" in actions(pipeline_role_policy(SCOPE, "ingestion"))
+    assert "sagemaker:PutRecord" not in actions(pipeline_role_policy(SCOPE, "training"))
+    assert "sagemaker:PutRecord" not in actions(pipeline_role_policy(SCOPE, "monitoring"))
+
+
+def test_each_pipeline_reads_only_its_inputs_not_the_whole_bucket():
+    reads = {kind: objects(pipeline_role_policy(SCOPE, kind), "s3:GetObject") for kind in KINDS}
+    assert all(f"{BUCKET_ARN}/*" not in r for r in reads.values())
+    assert reads["ingestion"] == {
+        f"{BUCKET_ARN}/raw/*",
+        f"{BUCKET_ARN}/schemas/*",
+        f"{BUCKET_ARN}/pipelines/customer-churn-test-ingestion/*",
+    }
+    # Monitoring reads the captured traffic, the labels, the offline store and the champion's
+    # baseline among training's outputs; never the raw uploads.
+    assert reads["monitoring"] == {
+        f"{BUCKET_ARN}/data-capture/*",
+        f"{BUCKET_ARN}/ground-truth/*",
+        f"{BUCKET_ARN}/feature-store/*",
+        f"{BUCKET_ARN}/schemas/*",
+        f"{BUCKET_ARN}/pipelines/customer-churn-test-training/*",
+        f"{BUCKET_ARN}/pipelines/customer-churn-test-monitoring/*",
+    }
+
+
+def test_each_pipeline_writes_only_its_own_outputs():
+    writes = {kind: objects(pipeline_role_policy(SCOPE, kind), "s3:PutObject") for kind in KINDS}
+    assert writes["ingestion"] == {
+        f"{BUCKET_ARN}/pipelines/customer-churn-test-ingestion/*",
         f"{BUCKET_ARN}/quarantine/*",
-    ]
+    }
+    assert writes["monitoring"] == {f"{BUCKET_ARN}/pipelines/customer-churn-test-monitoring/*"}
+    server = f"{SAGEMAKER}:mlflow-tracking-server/customer-churn"
+    tracked = PipelineRoleScope(**{**SCOPE.__dict__, "mlflow_tracking_server_arn": server})
+    assert objects(pipeline_role_policy(tracked, "training"), "s3:PutObject") == {
+        f"{BUCKET_ARN}/pipelines/customer-churn-test-training/*",
+        f"{BUCKET_ARN}/quarantine/*",
+        f"{BUCKET_ARN}/mlflow/*",
+    }
+
+
+def test_listing_is_limited_to_the_prefixes_the_pipeline_reads_or_writes():
+    s = statement(pipeline_role_policy(SCOPE, "ingestion"), "ListItsPrefixes")
+    assert s["Condition"] == {
+        "StringLike": {
+            "s3:prefix": [
+                "pipelines/customer-churn-test-ingestion/*",
+                "quarantine/*",
+                "raw/*",
+                "schemas/*",
+            ]
+        }
+    }
 
 
 def test_mlflow_is_allowed_only_on_the_given_tracking_server():
-    assert not any(s["Sid"] == "TrackRunsInMlflow" for s in pipeline_role_policy(SCOPE)["Statement"])
+    policy = pipeline_role_policy(SCOPE, "training")
+    assert not any(s["Sid"] == "TrackRunsInMlflow" for s in policy["Statement"])
     server = f"{SAGEMAKER}:mlflow-tracking-server/customer-churn"
     scoped = PipelineRoleScope(**{**SCOPE.__dict__, "mlflow_tracking_server_arn": server})
-    assert statement(pipeline_role_policy(scoped), "TrackRunsInMlflow")["Resource"] == [server]
+    assert statement(pipeline_role_policy(scoped, "training"), "TrackRunsInMlflow")["Resource"] == [server]
+
+
+def test_a_role_fits_iams_inline_policy_limit_for_a_150_feature_schema():
+    # IAM: a role's inline policies total at most 10,240 characters (whitespace excluded). The
+    # documents do not grow with the schema (prefixes, not columns), so the widest kind is
+    # measured with long names.
+    wide = PipelineRoleScope(
+        **{
+            **SCOPE.__dict__,
+            "schema_name": "s" * 60,
+            "stack": "staging",
+            "mlflow_tracking_server_arn": f"{SAGEMAKER}:mlflow-tracking-server/{'s' * 60}",
+        }
+    )
+    for kind in KINDS:
+        compact = json.dumps(pipeline_role_policy(wide, kind), separators=(",", ":"))
+        assert len(compact) < 10_240, (kind, len(compact))
 
 
 # -- names, patterns, trust ---------------------------------------------------------------------
@@ -229,27 +323,35 @@ def deployed(builds):
     return run(lambda: MlPipelines("churn-pipelines", args()), region=REGION)
 
 
-def test_three_pipelines_are_named_after_the_schema_and_run_as_the_execution_role(deployed):
+def test_three_pipelines_are_named_after_the_schema_and_each_runs_as_its_own_role(deployed):
     pipelines = {p.inputs["pipelineName"]: p for p in deployed.of_type("aws:sagemaker/pipeline:Pipeline")}
     assert set(pipelines) == {
         "customer-churn-test-ingestion",
         "customer-churn-test-training",
         "customer-churn-test-monitoring",
     }
-    execution_role = next(
-        r for r in deployed.of_type("aws:iam/role:Role") if r.name.endswith("-execution-role")
-    )
-    assert {p.inputs["roleArn"] for p in pipelines.values()} == {execution_role.outputs["arn"]}
-    assert json.loads(execution_role.inputs["assumeRolePolicy"])["Statement"][0]["Principal"] == {
-        "Service": "sagemaker.amazonaws.com"
-    }
+    roles = {r.outputs["arn"]: r for r in deployed.of_type("aws:iam/role:Role")}
+    used = {name: roles[p.inputs["roleArn"]].inputs["name"] for name, p in pipelines.items()}
+    assert used == {f"customer-churn-test-{k}": f"customer-churn-test-{k}-pipeline" for k in KINDS}
+    for name in used.values():
+        role = next(r for r in roles.values() if r.inputs["name"] == name)
+        [trust] = json.loads(role.inputs["assumeRolePolicy"])["Statement"]
+        assert trust["Principal"] == {"Service": "sagemaker.amazonaws.com"}
+        # SageMaker's documented confused-deputy guard: this account, its SageMaker resources.
+        assert trust["Condition"] == {
+            "StringEquals": {"aws:SourceAccount": ACCOUNT},
+            "ArnLike": {"aws:SourceArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:*"},
+        }
+        assert role.inputs["permissionsBoundary"] == (
+            f"arn:aws:iam::{ACCOUNT}:policy/mlops-platform-test-boundary"
+        )
 
 
 def test_builders_get_the_stacks_region_role_bucket_image_and_key(builds, deployed):
     for kind, kwargs in builds.items():
         assert kwargs["region"] == REGION and kwargs["bucket"] == BUCKET, kind
         assert (
-            kwargs["role_arn"] == ROLE_ARN
+            kwargs["role_arn"] == f"arn:aws:iam::{ACCOUNT}:role/customer-churn-test-{kind}-pipeline"
             and kwargs["image_uri"] == IMAGE
             and kwargs["kms_key_arn"] == KEY_ARN
         )
@@ -348,7 +450,8 @@ def definitions(recorder) -> dict[str, dict]:
 def test_definitions_run_in_the_stacks_bucket_as_its_role_with_its_key(real):
     for kind, definition in definitions(real).items():
         text = json.dumps(definition)
-        assert f"s3://{BUCKET}/" in text and ROLE_ARN in text and KEY_ARN in text, kind
+        role = f"arn:aws:iam::{ACCOUNT}:role/customer-churn-test-{kind}-pipeline"
+        assert f"s3://{BUCKET}/" in text and role in text and KEY_ARN in text, kind
         assert IMAGE in text and "000000000000" not in text, kind
 
 

@@ -249,6 +249,13 @@ def test_scheduler_may_start_only_the_monitoring_pipeline(shadow):
     assert schedule["target"]["roleArn"].endswith(f"role/{role.inputs['name']}")
     trust = json.loads(role.inputs["assumeRolePolicy"])["Statement"][0]
     assert trust["Principal"] == {"Service": "scheduler.amazonaws.com"}
+    # EventBridge Scheduler's documented confused-deputy guard: the account and the schedule
+    # group the schedules belong to (they name none: "default").
+    assert trust["Condition"] == {
+        "StringEquals": {"aws:SourceAccount": ACCOUNT},
+        "ArnEquals": {"aws:SourceArn": f"arn:aws:scheduler:{REGION}:{ACCOUNT}:schedule-group/default"},
+    }
+    assert "groupName" not in schedule
     statements = json.loads(recorder.one("aws:iam/rolePolicy:RolePolicy").inputs["policy"])["Statement"]
     start = [s for s in statements if s["Action"] == "sagemaker:StartPipelineExecution"]
     assert [s["Resource"] for s in start] == [PIPELINE]

@@ -209,6 +209,8 @@ def test_the_guard_runs_on_training_executions_entering_executing(deployed):
     permission = deployed.one("aws:lambda/permission:Permission")
     assert permission.inputs["principal"] == "events.amazonaws.com"
     assert permission.inputs["sourceArn"] == rule.outputs["arn"]
+    # Lambda's confused-deputy guard on a service principal: the rule, of this account.
+    assert permission.inputs["sourceAccount"] == ACCOUNT
     assert permission.inputs["function"] == function.outputs["name"]
 
 

@@ -1,19 +1,22 @@
 """Security invariants over every resource of every stack, as `pulumi up` would declare them.
 
-Each committed stack runs twice: as committed (a fresh platform, no model yet) and with a
-model package approved (so the endpoint, its models and autoscaling are declared too). The
-invariants that apply to any program (buckets, keys, IAM, tags) cover the bootstrap project too.
+The invariants are the policy pack's (policies/, run in-process by ``localcloud.policy`` as the
+CLI runs it with `--policy-pack`): every committed stack passes it, and a stack changed to
+break one invariant is refused by that policy, naming the resource. Each committed stack runs
+twice: as committed (a fresh platform, no model yet) and with a model package approved (so the
+endpoint, its models and autoscaling are declared too); the bootstrap project too. What the
+pack cannot know (that a key is *this stack's* key) is checked below it.
 """
 
 from __future__ import annotations
 
-import importlib
-import inspect
+import copy
 import json
-from functools import cache
 
 import pytest
 
+from localcloud.policy import Declared, evaluate
+from policies.invariants import POLICY_NAMES
 from tests.infra.harness import Recorder, bootstrap_stack, committed_stack
 
 CASES = [
@@ -24,26 +27,6 @@ CASES = [
     ("prod", False),
     ("prod", True),
 ]
-# Actions AWS only grants on "*" (no resource-level permissions); each stays a single action.
-WILDCARD_RESOURCE_ACTIONS = {
-    "ecr:GetAuthorizationToken",
-    "cloudwatch:PutMetricData",
-    "sagemaker:ListModelPackages",
-    "sagemaker:ListPipelineExecutions",
-    "sagemaker:Search",
-    "logs:CreateLogGroup",
-    "logs:DescribeLogGroups",
-    "logs:DescribeLogStreams",
-    # The bootstrap's deploy roles: creating a key (only tagged for the role's stack, by
-    # condition) and registering autoscaling have no resource to name beforehand.
-    "kms:CreateKey",
-    "application-autoscaling:RegisterScalableTarget",
-    "application-autoscaling:DeregisterScalableTarget",
-    "application-autoscaling:DescribeScalableTargets",
-    "application-autoscaling:PutScalingPolicy",
-    "application-autoscaling:DeleteScalingPolicy",
-    "application-autoscaling:DescribeScalingPolicies",
-}
 
 
 def stack(name: str, with_model: bool) -> Recorder:
@@ -59,6 +42,124 @@ def cases(bootstrap: bool = False):
 
 def stack_key_arn(rec: Recorder) -> str:
     return rec.one("aws:kms/key:Key").outputs["arn"]
+
+
+def declared(rec: Recorder) -> list[Declared]:
+    """What the program declared, as the pack is handed it (copies: cases change them)."""
+    return [
+        Declared(
+            r.type,
+            r.name,
+            f"urn:pulumi:test::mlops-platform::{r.type}::{r.name}",
+            copy.deepcopy(r.inputs),
+            # The harness's mocks answer each resource with the id "<name>-id".
+            {**copy.deepcopy(r.outputs), "id": f"{r.name}-id"},
+        )
+        for r in rec.resources
+    ]
+
+
+@cases(bootstrap=True)
+def test_every_stack_passes_the_policy_pack(name, with_model):
+    assert [str(v) for v in evaluate(declared(stack(name, with_model)), name)] == []
+
+
+def _one(resources: list[Declared], type_: str, name_part: str = "") -> Declared:
+    found = [r for r in resources if r.type == type_ and name_part in r.name]
+    assert found, (type_, name_part)
+    return found[0]
+
+
+def _no_tls_policy(r: list[Declared]) -> str:
+    policy = _one(r, "aws:s3/bucketPolicy:BucketPolicy")
+    policy.inputs["policy"] = json.dumps({"Version": "2012-10-17", "Statement": []})
+    return _one(r, "aws:s3/bucket:Bucket").name
+
+
+def _public_policy_allowed(r: list[Declared]) -> str:
+    _one(r, "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock").inputs["blockPublicPolicy"] = False
+    return _one(r, "aws:s3/bucket:Bucket").name
+
+
+def _no_default_encryption(r: list[Declared]) -> str:
+    r.remove(
+        _one(r, "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration")
+    )
+    return _one(r, "aws:s3/bucket:Bucket").name
+
+
+def _aws_managed_topic_key(r: list[Declared]) -> str:
+    topic = _one(r, "aws:sns/topic:Topic")
+    topic.inputs["kmsMasterKeyId"] = "alias/aws/sns"
+    return topic.name
+
+
+def _no_rotation(r: list[Declared]) -> str:
+    key = _one(r, "aws:kms/key:Key")
+    key.inputs["enableKeyRotation"] = False
+    return key.name
+
+
+def _service_wildcard_on_everything(r: list[Declared]) -> str:
+    policy = _one(r, "aws:iam/rolePolicy:RolePolicy", "training")
+    document = json.loads(policy.inputs["policy"])
+    document["Statement"].append({"Effect": "Allow", "Action": "sagemaker:*", "Resource": "*"})
+    policy.inputs["policy"] = json.dumps(document)
+    return policy.name
+
+
+def _logs_kept_forever(r: list[Declared]) -> str:
+    group = _one(r, "aws:cloudwatch/logGroup:LogGroup")
+    del group.inputs["retentionInDays"]
+    return group.name
+
+
+def _no_owner_tag(r: list[Declared]) -> str:
+    bucket = _one(r, "aws:s3/bucket:Bucket")
+    del bucket.inputs["tags"]["owner"]
+    return bucket.name
+
+
+def _unguarded_service_trust(r: list[Declared]) -> str:
+    role = _one(r, "aws:iam/role:Role", "monitoring-role")
+    trust = json.loads(role.inputs["assumeRolePolicy"])
+    for statement in trust["Statement"]:
+        statement.pop("Condition", None)
+    role.inputs["assumeRolePolicy"] = json.dumps(trust)
+    return role.name
+
+
+def _no_boundary(r: list[Declared]) -> str:
+    role = _one(r, "aws:iam/role:Role", "endpoint-role")
+    del role.inputs["permissionsBoundary"]
+    return role.name
+
+
+BREAKS = {
+    "customer-managed-kms": _aws_managed_topic_key,
+    "s3-default-encryption-kms": _no_default_encryption,
+    "s3-public-access-blocked": _public_policy_allowed,
+    "s3-tls-only": _no_tls_policy,
+    "kms-key-rotation": _no_rotation,
+    "iam-no-wildcard-on-wildcard": _service_wildcard_on_everything,
+    "log-retention": _logs_kept_forever,
+    "required-tags": _no_owner_tag,
+    "service-trust-confused-deputy": _unguarded_service_trust,
+    "role-permissions-boundary": _no_boundary,
+}
+
+
+def test_every_policy_of_the_pack_has_a_case_breaking_it():
+    assert set(BREAKS) == set(POLICY_NAMES)
+
+
+@pytest.mark.parametrize("policy", sorted(BREAKS))
+def test_the_pack_refuses_a_stack_breaking_one_invariant_by_that_policys_name(policy):
+    resources = declared(committed_stack("dev", True))
+    broken = BREAKS[policy](resources)
+    violations = evaluate(resources, "dev")
+    assert {v.policy for v in violations} == {policy}
+    assert all(v.resource_name == broken and broken in v.message for v in violations)
 
 
 def policy_documents(rec: Recorder):
@@ -81,68 +182,6 @@ def statements(doc):
 
 def as_list(value):
     return value if isinstance(value, list) else [value]
-
-
-@cases(bootstrap=True)
-def test_every_bucket_is_kms_encrypted_with_the_stack_key(name, with_model):
-    rec = stack(name, with_model)
-    key = stack_key_arn(rec)
-    buckets = {f"{b.name}-id" for b in rec.of_type("aws:s3/bucket:Bucket")}
-    encrypted = {
-        e.inputs["bucket"]
-        for e in rec.of_type(
-            "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration"
-        )
-        for rule in e.inputs["rules"]
-        if rule["applyServerSideEncryptionByDefault"]["sseAlgorithm"] == "aws:kms"
-        and rule["applyServerSideEncryptionByDefault"]["kmsMasterKeyId"] == key
-    }
-    assert buckets and buckets <= encrypted
-
-
-@cases(bootstrap=True)
-def test_every_bucket_blocks_public_access_and_requires_tls(name, with_model):
-    rec = stack(name, with_model)
-    buckets = {f"{b.name}-id" for b in rec.of_type("aws:s3/bucket:Bucket")}
-    blocked = {
-        p.inputs["bucket"]
-        for p in rec.of_type("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock")
-        if all(
-            p.inputs.get(k) is True
-            for k in ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets")
-        )
-    }
-    tls_only = set()
-    for policy in rec.of_type("aws:s3/bucketPolicy:BucketPolicy"):
-        doc = json.loads(policy.inputs["policy"])
-        for s in statements(doc):
-            if s["Effect"] == "Deny" and s.get("Condition", {}).get("Bool", {}).get(
-                "aws:SecureTransport"
-            ) in ("false", False):
-                tls_only.add(policy.inputs["bucket"])
-    assert buckets <= blocked
-    assert buckets <= tls_only
-
-
-@cases(bootstrap=True)
-def test_the_stack_key_rotates(name, with_model):
-    assert stack(name, with_model).one("aws:kms/key:Key").inputs["enableKeyRotation"] is True
-
-
-@cases(bootstrap=True)
-def test_no_iam_policy_allows_a_wildcard_action_on_a_wildcard_resource(name, with_model):
-    offenders = []
-    for resource, doc in policy_documents(stack(name, with_model)):
-        for s in statements(doc):
-            if s.get("Effect") != "Allow":
-                continue
-            actions = as_list(s.get("Action", []))
-            resources = as_list(s.get("Resource", []))
-            if any(a == "*" or a.endswith(":*") for a in actions):
-                offenders.append((resource, actions))
-            if "*" in resources and not set(actions) <= WILDCARD_RESOURCE_ACTIONS:
-                offenders.append((resource, actions, "on *"))
-    assert offenders == []
 
 
 @cases()
@@ -169,23 +208,3 @@ def test_data_capture_sns_and_logs_are_encrypted(name, with_model):
     for group in rec.of_type("aws:cloudwatch/logGroup:LogGroup"):
         assert group.inputs["kmsKeyId"] == key, group.name
         assert group.inputs["retentionInDays"] > 0, group.name
-
-
-@cache
-def _taggable(token: str) -> bool:
-    module, _, cls = token.split(":", 1)[1].partition("/")
-    cls = token.rsplit(":", 1)[1]
-    mod = importlib.import_module(f"pulumi_aws.{'lambda_' if module == 'lambda' else module}")
-    return "tags" in inspect.signature(getattr(mod, cls)._internal_init).parameters
-
-
-@cases(bootstrap=True)
-def test_every_taggable_resource_carries_project_stack_and_owner(name, with_model):
-    missing = []
-    for r in stack(name, with_model).resources:
-        if not r.type.startswith("aws:") or not _taggable(r.type):
-            continue
-        tags = r.inputs.get("tags") or {}
-        if tags.get("project") != "mlops-platform" or tags.get("stack") != name or not tags.get("owner"):
-            missing.append(f"{r.type} {r.name}")
-    assert missing == []

@@ -1,6 +1,8 @@
 """What AWS would refuse fails the deploy, naming the resource, the request and the member.
 
-Each case is a one-resource program in a scratch project, deployed by the same engine.
+Each case is a one-resource program in a scratch project, deployed by the same engine without
+the security policy pack (as `pulumi up` without `--policy-pack`): these programs break the
+platform's invariants on purpose, and what is tested here is what AWS itself refuses.
 """
 
 from __future__ import annotations
@@ -53,7 +55,12 @@ def project(tmp_path):
 
 def _deploy(project, emulator, case: str) -> str:
     engine = Engine(
-        "bad", emulator.endpoint_url, state_dir=project / ".state", root=project, overrides={"bad:case": case}
+        "bad",
+        emulator.endpoint_url,
+        state_dir=project / ".state",
+        root=project,
+        overrides={"bad:case": case},
+        policy_pack=False,
     )
     with pytest.raises(DeployError) as refused:
         engine.up()
@@ -110,7 +117,7 @@ def test_an_alarm_name_already_taken_is_refused_not_overwritten(project, fresh):
         "    evaluation_periods=1, threshold=2, metric_name='ModelLatency', namespace='AWS/SageMaker',\n"
         "    period=60, statistic='Average')\n"
     )
-    engine = Engine("bad", fresh.endpoint_url, state_dir=project / ".state", root=project)
+    engine = Engine("bad", fresh.endpoint_url, state_dir=project / ".state", root=project, policy_pack=False)
     with pytest.raises(DeployError, match=r"latency-alarm .*'taken' already exists"):
         engine.up()
     assert cloudwatch.describe_alarms(AlarmNames=["taken"])["MetricAlarms"][0]["MetricName"] == "Other"
@@ -123,7 +130,12 @@ def test_what_was_created_before_a_failure_stays_recorded_and_the_next_deploy_ca
     assert fresh.client("iam").get_role(RoleName="scheduler-role")["Role"]["RoleName"] == "scheduler-role"
     # Declared no more, the recorded role is deleted by the next deploy.
     result = Engine(
-        "bad", fresh.endpoint_url, state_dir=project / ".state", root=project, overrides={"bad:case": "none"}
+        "bad",
+        fresh.endpoint_url,
+        state_dir=project / ".state",
+        root=project,
+        overrides={"bad:case": "none"},
+        policy_pack=False,
     ).up()
     assert [(o.op, o.name) for o in result.operations] == [("delete", "scheduler-role")]
     assert fresh.client("iam").list_roles()["Roles"] == []

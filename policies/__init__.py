@@ -1,0 +1,1 @@
+"""The platform's security invariants as a Pulumi CrossGuard policy pack (``invariants``)."""
