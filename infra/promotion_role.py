@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from infra.base import child_opts
+from infra.base import child_opts, stack_boundary
 from infra.promotion import Stage, promotion_role_name, promotion_role_policy, promotion_trust_policy
 
 
@@ -46,6 +46,8 @@ class PromotionRole(pulumi.ComponentResource):
             assume_role_policy=pulumi.Output.all(partition, account).apply(
                 lambda v: json.dumps(promotion_trust_policy(v[0], v[1]))
             ),
+            # The stack's permissions boundary, as every role its deploy creates (infra/bootstrap).
+            permissions_boundary=stack_boundary(),
             tags=args.tags,
             opts=child,
         )

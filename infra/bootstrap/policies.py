@@ -415,9 +415,16 @@ def boundary_policy(env: str, config: BootstrapConfig, *, account: str, region: 
             ),
             _allow(
                 "TheStacksImage",
-                ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"],
+                [
+                    "ecr:BatchGetImage",
+                    "ecr:GetDownloadUrlForLayer",
+                    "ecr:BatchCheckLayerAvailability",
+                    # mlops promote finds the source's image in this stack's repository by digest
+                    "ecr:DescribeImages",
+                ],
                 [f"arn:aws:ecr:{at}:repository/{p}"],
             ),
+            *_earlier_stacks_model_artifacts(env, config, at),
             _allow(
                 "TheStacksLogs",
                 [
@@ -464,6 +471,28 @@ def boundary_policy(env: str, config: BootstrapConfig, *, account: str, region: 
             ],
         ],
     }
+
+
+def _earlier_stacks_model_artifacts(env: str, config: BootstrapConfig, at: str) -> list[dict[str, Any]]:
+    """The one cross-stack read (``mlops promote``, README "How a model is promoted"): the model
+    artifacts the training pipelines of the stacks before ``env`` write, and their keys' Decrypt."""
+    earlier = ENVIRONMENTS[: ENVIRONMENTS.index(env)]
+    if not earlier:
+        return []
+    prefixes = [f"{config.resource_prefix}-{e}" for e in earlier]
+    return [
+        _allow(
+            "EarlierStacksModelArtifacts",
+            ["s3:GetObject"],
+            [f"arn:aws:s3:::{p}-*/pipelines/{p}-training/*" for p in prefixes],
+        ),
+        _allow(
+            "EarlierStacksKeysDecrypt",
+            ["kms:Decrypt"],
+            [f"arn:aws:kms:{at}:key/*"],
+            {"StringEquals": {"aws:ResourceTag/stack": list(earlier)}},
+        ),
+    ]
 
 
 def build_policy(config: BootstrapConfig, *, account: str, region: str) -> dict[str, Any]:

@@ -30,6 +30,10 @@ POLICY_TYPES = (
 # (parliament issue, what it names) -> why it stays. Matched on the issue and a substring of
 # its detail, so an accepted finding never hides another of the same kind.
 ACCEPTED = {
+    ("UNKNOWN_CONDITION_FOR_ACTION", "kms:ResourceAliases for action kms:Decrypt"): "kms:ResourceAliases "
+    "is a condition key of the KMS key resource type, documented by AWS KMS for ABAC on cryptographic "
+    "operations such as Decrypt (Developer Guide, 'Use aliases to control access to KMS keys'); "
+    "parliament's data lists condition keys per action only",
     ("RESOURCE_STAR", "kms:"): "a key policy's Resource must be '*' (it means the key itself; "
     "AWS KMS refuses any other value); who may use the key is the principal and condition",
     ("MISMATCHED_TYPE", "ArnLike requires a value of type Arn"): "CloudWatch Logs' documented key "
