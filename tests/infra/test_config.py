@@ -167,3 +167,38 @@ def test_a_shadow_stack_serves_its_first_model_alone_until_a_challenger_is_given
     champion = "arn:aws:sagemaker:eu-west-1:123456789012:model-package/churn/3"
     parsed = parse(deploymentStrategy="shadow", modelPackageArn=champion)
     assert (parsed.model_package_arn, parsed.shadow_model_package_arn) == (champion, None)
+
+
+@pytest.mark.parametrize(
+    ("values", "keys"),
+    [
+        # 100 / 10 = 10 shifts of 600 s: 6,000 s.
+        (
+            {"deploymentStrategy": "linear", "linearStepPercent": 10, "waitIntervalSeconds": 600},
+            ["deploymentStrategy", "linearStepPercent", "waitIntervalSeconds"],
+        ),
+        # A canary shifts twice: 2 x 1,800 s is the provider's whole hour, with no time to provision.
+        (
+            {
+                "deploymentStrategy": "canary",
+                "instanceCount": 2,
+                "maxCapacity": 4,
+                "waitIntervalSeconds": 1800,
+            },
+            ["deploymentStrategy", "waitIntervalSeconds"],
+        ),
+        ({"waitIntervalSeconds": 3600}, ["deploymentStrategy", "waitIntervalSeconds"]),
+    ],
+)
+def test_a_rollout_that_cannot_finish_within_the_providers_hour_is_refused_naming_the_keys(values, keys):
+    # terraform-provider-aws waits at most 60 minutes for InService after UpdateEndpoint.
+    with pytest.raises(ConfigError) as err:
+        parse(**values)
+    message = str(err.value)
+    assert message.startswith(", ".join(f"mlops-platform:{k}" for k in keys) + ":")
+    assert "60 minutes" in message
+
+
+def test_a_rollout_that_bakes_under_the_providers_hour_is_accepted():
+    parsed = parse(deploymentStrategy="linear", linearStepPercent=20, waitIntervalSeconds=600)
+    assert parsed.wait_interval_seconds == 600  # 5 shifts of 600 s: 3,000 s
