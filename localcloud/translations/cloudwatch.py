@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from localcloud.translations import references
-from localcloud.translations.base import PutTranslation, Translation, register, retag, tag_list
+from localcloud.translations.base import PutTranslation, Translation, Unknown, register, retag, tag_list
 
 
 def _dimensions(dimensions: dict[str, str] | None) -> list[dict[str, str]] | None:
@@ -143,7 +143,7 @@ class LogGroup(Translation):
         groups = call("logs", "DescribeLogGroups", logGroupNamePrefix=name)["logGroups"]
         arn = next((g["arn"] for g in groups if g["logGroupName"] == name), None)
         if arn is None:
-            return {}  # a preview: nothing was made to read
+            return {"arn": Unknown()}  # a preview: nothing was made to read
         # The provider reports the group's ARN without the ":*" that DescribeLogGroups appends.
         return {"arn": arn.removesuffix(":*")}
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from localcloud.translations.base import Translation, register, retag, tag_list
+from localcloud.translations.base import Translation, Unknown, register, retag, tag_list
 
 
 @register
@@ -80,7 +80,7 @@ class Alias(Translation):
         aliases = call("kms", "ListAliases")["Aliases"]
         found = next((a for a in aliases if a["AliasName"] == name), None)
         if found is None:
-            return {}  # a preview: nothing was made to read
+            return {"arn": Unknown()}  # a preview: nothing was made to read
         return {
             "arn": found["AliasArn"],
             "targetKeyArn": f"arn:aws:kms:{call.region}:{call.account}:key/{found['TargetKeyId']}",
