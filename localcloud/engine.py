@@ -318,7 +318,13 @@ class Engine:
     def _result(self, outputs: dict[str, Any], started: float) -> Result:
         self.calls = CALLS - self._calls_before
         return Result(
-            self.stack, self._operations, outputs, self.calls, time.perf_counter() - started, self.preview
+            self.stack,
+            self._operations,
+            outputs,
+            self.calls,
+            time.perf_counter() - started,
+            self.preview,
+            list(self._refreshed),
         )
 
     def _run_program(self) -> dict[str, Any]:

@@ -109,6 +109,8 @@ class Result:
     calls: Counter
     seconds: float
     preview: bool = False
+    # What a refresh found, per recorded resource: same, update (drifted inputs) or delete (gone).
+    refreshed: list[Operation] = field(default_factory=list)
 
     @property
     def writes(self) -> int:
