@@ -296,6 +296,8 @@ class Engine:
         # Names a preview has seen created, which later resources may reference.
         self._planned: set[str] = set()
         self._captured: dict[str, Any] = {}
+        # Each recorded resource's JSON, kept across this pass's checkpoints (State.save).
+        self._encoded: dict[int, tuple[ResourceState, str]] = {}
 
     def _pass(self, *, preview: bool) -> None:
         self._reset_pass(preview)
@@ -583,4 +585,4 @@ class Engine:
                 if key not in self._deleted:
                     state.resources[key] = replace(old, urn=key)
             state.resources.update(self._registered)
-            state.save(self.state_path)
+            state.save(self.state_path, self._encoded)

@@ -71,18 +71,32 @@ class State:
         resources = {r["urn"]: ResourceState(**r) for r in data.get("resources", [])}
         return cls(data.get("stack", stack), resources, data.get("outputs", {}), data.get("emulator"))
 
-    def save(self, path: Path) -> None:
+    def save(self, path: Path, encoded: dict[int, tuple[ResourceState, str]] | None = None) -> None:
+        """Write the state whole (a temporary file renamed over the old one).
+
+        ``encoded`` keeps each resource's JSON across saves of the same objects: a deploy
+        checkpoints after every step, and re-encoding every resource each time (pipeline
+        definitions included) would cost more than the steps.
+        """
         path.parent.mkdir(parents=True, exist_ok=True)
-        ordered = sorted(self.resources.values(), key=lambda r: r.seq)
-        data = {
-            "stack": self.stack,
-            "emulator": self.emulator,
-            "resources": [asdict(r) for r in ordered],
-            "outputs": self.outputs,
-        }
+        cache = {} if encoded is None else encoded
+        parts = []
+        for resource in sorted(self.resources.values(), key=lambda r: r.seq):
+            hit = cache.get(id(resource))
+            if hit is None or hit[0] is not resource:
+                hit = cache[id(resource)] = (resource, _dumps(asdict(resource)))
+            parts.append(hit[1])
+        text = (
+            f'{{"emulator": {_dumps(self.emulator)},\n"outputs": {_dumps(self.outputs)},\n'
+            f'"resources": [\n{",".join(parts)}\n],\n"stack": {_dumps(self.stack)}}}\n'
+        )
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(data, indent=1, sort_keys=True, default=str))
+        tmp.write_text(text)
         tmp.replace(path)
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, indent=1, sort_keys=True, default=str)
 
 
 _READS = ("Describe", "Get", "List")
