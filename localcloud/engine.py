@@ -216,8 +216,22 @@ class Engine:
         self._raise_failure()
         if preview:
             return self._result(self._captured, started)
+        if self._unchanged():
+            # Nothing to do: the deploy would make no request. The preview's outputs are all
+            # known (every resource is as recorded), so they are the deploy's.
+            self.preview = False
+            self._checkpoint(self._captured)
+            return self._result(self._captured, started)
         self._pass(preview=False)
         return self._result(self._captured, started)
+
+    def _unchanged(self) -> bool:
+        """True when the preview found every resource as recorded and nothing to delete."""
+        return (
+            all(o.op == "same" for o in self._operations)
+            and len(self._registered) == len(self._old.resources)
+            and not any(o.init_failed for o in self._old.resources.values())
+        )
 
     def destroy(self, *, preview: bool = False, refresh: bool = False) -> Result:
         """``pulumi destroy``: every recorded resource deleted, newest first."""
