@@ -83,7 +83,11 @@ KEYS: tuple[Key, ...] = (
         "canary: percent of capacity that takes traffic first, 1-50 (AWS's range); needs instanceCount >= 2",
     ),
     Key("linearStepPercent", 20, "linear: percent of capacity shifted per step, 10-50 (AWS's range)"),
-    Key("waitIntervalSeconds", 600, "blue/green: bake time between traffic shifts, 0-3600"),
+    Key(
+        "waitIntervalSeconds",
+        600,
+        "blue/green: bake time between traffic shifts, 0-3600; a rollout's bakes under 60 minutes in all",
+    ),
     Key("maxExecutionTimeoutSeconds", 3600, "blue/green: longest a rollout may take, 600-14400"),
     Key("shadowSamplingPercent", 50, "shadow: percent of requests copied to the challenger, 1-100"),
     Key("dataCapturePercent", 100, "percent of requests captured for monitoring, 1-100"),
