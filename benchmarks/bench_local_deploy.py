@@ -35,8 +35,6 @@ import time
 import warnings
 from pathlib import Path
 
-import requests
-
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -104,11 +102,12 @@ def measure(stack: str, in_process: bool = False) -> dict:
     # The emulator, a child too, is still running: only the waited-for redeploy is counted.
     used = resource.getrusage(resource.RUSAGE_CHILDREN)
     new_process_cpu = used.ru_utime + used.ru_stime - children.ru_utime - children.ru_stime
-    # The emulator emptied (and seeded, so the same ARNs): a fresh deploy in a new process
-    # again, now with the definitions in the cache, as every later `mlops local deploy
-    # --stack <name>` into a new embedded emulator finds them.
-    requests.post(f"{emulator.endpoint_url}/moto-api/reset", timeout=10).raise_for_status()
-    requests.post(f"{emulator.endpoint_url}/moto-api/seed?a=42", timeout=10).raise_for_status()
+    # A new emulator (seeded, so the same ARNs): a fresh deploy in a new process again, now with
+    # the definitions in the cache, as every later `mlops local deploy --stack <name>` into a
+    # new embedded emulator finds them.
+    emulator.stop()
+    emulator = Emulator().start() if in_process else EmulatorProcess()
+    atexit.register(emulator.stop)
     t, children = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
     subprocess.run(
         [sys.executable, __file__, "--redeploy", stack, emulator.endpoint_url, tempfile.mkdtemp()],
@@ -118,7 +117,7 @@ def measure(stack: str, in_process: bool = False) -> dict:
     )
     warm_fresh_s = time.perf_counter() - t
     used_after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    warm_fresh_cpu = used_after.ru_utime + used_after.ru_stime - used.ru_utime - used.ru_stime
+    warm_fresh_cpu = used_after.ru_utime + used_after.ru_stime - children.ru_utime - children.ru_stime
     emulator.stop()
     return {
         "stack": stack,
