@@ -41,23 +41,25 @@ aws.iam.RolePolicy("app-policy", name="app-policy", role=role.name, policy={POLI
 
 def test_a_named_role_is_deleted_before_it_is_replaced_and_its_policy_with_it(tmp_path, fresh):
     root = scratch.project(tmp_path, ROLE_WITH_POLICY)
+    iam = fresh.client("iam")
     scratch.engine(root, fresh.endpoint_url, rolePath="/a/").up()
 
-    # A new path replaces the role (ForceNew); its name stays, so it must go first, and IAM
-    # refuses to delete a role that still has an inline policy: the policy goes before it.
-    plan = scratch.engine(root, fresh.endpoint_url, rolePath="/b/").up(preview=True)
-    assert sorted((o.name, o.op, o.delete_first, o.changed) for o in plan.operations) == [
-        ("app-policy", "replace", True, ["role"]),
-        ("app-role", "replace", True, ["path"]),
-    ]
+    # A new path replaces the role (ForceNew); its name stays, so it must go first (created
+    # first, the new role would meet EntityAlreadyExists), and IAM refuses to delete a role that
+    # still has an inline policy: the policy goes before it and comes back after.
     done = scratch.engine(root, fresh.endpoint_url, rolePath="/b/").up()
     assert sorted((o.name, o.op) for o in done.operations) == [
         ("app-policy", "replace"),
         ("app-role", "replace"),
     ]
-    iam = fresh.client("iam")
     assert [(r["RoleName"], r["Path"]) for r in iam.list_roles()["Roles"]] == [("app-role", "/b/")]
     assert iam.list_role_policies(RoleName="app-role")["PolicyNames"] == ["app-policy"]
     assert {o.op for o in scratch.engine(root, fresh.endpoint_url, rolePath="/b/").up().operations} == {
         "same"
     }
+
+    plan = scratch.engine(root, fresh.endpoint_url, rolePath="/c/").up(preview=True)
+    assert sorted((o.name, o.op, o.delete_first, o.changed) for o in plan.operations) == [
+        ("app-policy", "replace", True, ["role"]),
+        ("app-role", "replace", True, ["path"]),
+    ]
