@@ -21,6 +21,7 @@ from typing import Any
 
 from infra.base import PROJECT
 from infra.promotion import Stage, parse_order
+from infra.rollout import rollout_wait_seconds
 
 STRATEGIES = ("all-at-once", "canary", "linear", "shadow")
 TRAFFIC_SHIFTING = ("canary", "linear")
@@ -89,7 +90,11 @@ KEYS: tuple[Key, ...] = (
         "canary: percent of capacity that takes traffic first, 1-50 (AWS's range); needs instanceCount >= 2",
     ),
     Key("linearStepPercent", 20, "linear: percent of capacity shifted per step, 10-50 (AWS's range)"),
-    Key("waitIntervalSeconds", 600, "blue/green: bake time between traffic shifts, 0-3600"),
+    Key(
+        "waitIntervalSeconds",
+        600,
+        "blue/green: bake time between traffic shifts, 0-3600; a rollout's bakes under 60 minutes in all",
+    ),
     Key("maxExecutionTimeoutSeconds", 3600, "blue/green: longest a rollout may take, 600-14400"),
     Key("shadowSamplingPercent", 50, "shadow: percent of requests copied to the challenger, 1-100"),
     Key("dataCapturePercent", 100, "percent of requests captured for monitoring, 1-100"),
@@ -308,6 +313,11 @@ def parse(values: Mapping[str, Any], *, stack: str, region: str | None, root: Pa
         _check_canary(
             instance_count, r.number("canarySizePercent", integer=True, low=0, high=50, low_open=True)
         )
+    _check_rollout_fits_the_providers_wait(
+        strategy,
+        r.number("linearStepPercent", integer=True, low=10, high=50),
+        r.number("waitIntervalSeconds", integer=True, low=0, high=3600),
+    )
     retention = r.number("logRetentionDays", integer=True)
     if retention not in _RETENTION_DAYS:
         raise ConfigError(
@@ -388,6 +398,31 @@ def _check_canary(instance_count: int, canary_size_percent: int) -> None:
             "on the whole fleet; AWS allows at most 50% of the variant's instances: set instanceCount "
             "to at least 2 (or use all-at-once)"
         )
+
+
+# terraform-provider-aws waits at most 60 minutes for an endpoint to be InService after
+# UpdateEndpoint; a blue/green rollout that bakes longer fails `pulumi up` while SageMaker
+# carries on, leaving the stack's state behind the endpoint.
+PROVIDER_ENDPOINT_WAIT_SECONDS = 60 * 60
+
+
+def _check_rollout_fits_the_providers_wait(
+    strategy: str, linear_step_percent: int, wait_seconds: int
+) -> None:
+    waiting = rollout_wait_seconds(strategy, linear_step_percent, wait_seconds, 0)
+    if waiting < PROVIDER_ENDPOINT_WAIT_SECONDS:
+        return
+    keys = [_key("deploymentStrategy"), _key("waitIntervalSeconds")]
+    if strategy == "linear":
+        keys.insert(1, _key("linearStepPercent"))
+    shifts = waiting // wait_seconds
+    raise ConfigError(
+        f"{', '.join(keys)}: a {strategy!r} rollout bakes {wait_seconds} s after each of its {shifts} "
+        f"traffic shifts, {waiting} s in all, and the provider waits at most "
+        f"{PROVIDER_ENDPOINT_WAIT_SECONDS} s (60 minutes) for the endpoint to be InService: `pulumi up` "
+        "would fail while the rollout goes on; shorten waitIntervalSeconds"
+        + (" or take larger linearStepPercent steps" if strategy == "linear" else "")
+    )
 
 
 def stack_values(stack_file: Mapping[str, Any]) -> tuple[dict[str, Any], str | None]:

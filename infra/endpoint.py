@@ -41,7 +41,7 @@ from infra.rollout import (
     traffic_routing,
     variant_names,
 )
-from model_code.serving.inference import CSV, JSON
+from model_code.serving.media_types import CSV, JSON
 
 # The naming and rollout functions are part of this module's interface: callers wire the
 # endpoint and its alarms with them.

@@ -27,10 +27,12 @@ from __future__ import annotations
 import functools
 import hashlib
 import importlib
+import importlib.metadata
 import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pulumi
@@ -394,9 +396,54 @@ def build_definition(kind: str, **kwargs: Any) -> str:
     (``pipelines.sdk_output``).
     """
     os.environ.setdefault("AWS_DEFAULT_REGION", kwargs["region"])
+    cache = _cache_dir()
+    cached = cache / f"{_cache_key(kind, kwargs)}.json" if cache else None
+    if cached is not None and cached.is_file():
+        return cached.read_text()
     with quiet_build():
         builder = importlib.import_module(f"pipelines.{kind}").get_pipeline
-        return _definition(builder, tuple(sorted(kwargs.items())))
+        definition = _definition(builder, tuple(sorted(kwargs.items())))
+    if cached is not None:
+        _store(cached, definition)
+    return definition
+
+
+# Built definitions on disk, by the digest of everything that makes them: a redeploy (or a
+# preview) in a new process takes them from here instead of loading the SageMaker SDK and
+# building again. MLOPS_DEFINITION_CACHE moves it; "off" turns it off.
+_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _cache_dir() -> Path | None:
+    setting = os.environ.get("MLOPS_DEFINITION_CACHE", str(_ROOT / ".cache" / "pipeline-definitions"))
+    return None if setting == "off" else Path(setting)
+
+
+@functools.cache
+def _builders_digest() -> str:
+    """The builders' code (pipelines/ and the model_code/ they read schemas with) and the SDK's
+    version: a change to either is a change to every definition."""
+    digest = hashlib.sha256(importlib.metadata.version("sagemaker").encode())
+    for folder in ("pipelines", "model_code"):
+        for path in sorted((_ROOT / folder).rglob("*.py")):
+            digest.update(str(path.relative_to(_ROOT)).encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def _cache_key(kind: str, kwargs: Mapping[str, Any]) -> str:
+    inputs = repr((kind, sorted(kwargs.items()))).encode()
+    return hashlib.sha256(_builders_digest().encode() + inputs).hexdigest()
+
+
+def _store(path: Path, definition: str) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(f".{os.getpid()}.tmp")
+        partial.write_text(definition)
+        partial.replace(path)  # whole or absent, also with deploys running side by side
+    except OSError:
+        pass  # a read-only checkout builds every time, as before
 
 
 @functools.cache

@@ -8,10 +8,11 @@ tests' mocks (tests/infra/harness.py) and here, where the same mocks are bridged
 so every resource is really created, read back, updated, replaced and deleted::
 
     Pulumi.<stack>.yaml ─► engine.Engine ── runs infra/__main__.py under set_mocks ──┐
-      (+ --set k=v)          │                                                        │
+      (+ --set k=v)          │  twice: a dry preview (every request checked, none     │
+                             │  sent), then the deploy (state checkpointed per step)  │
                              │   new_resource(type, name, inputs)   call(data source) │
                              ▼                                                        │
-                  state.decide(recorded inputs, new inputs)                           │
+                  state.decide(recorded inputs and read-back values, new inputs)      │
                   create | same | update | replace | (delete, after the program)      │
                              │                                                        │
                              ▼                                                        │
@@ -22,7 +23,8 @@ so every resource is really created, read back, updated, replaced and deleted::
                              │
                              ▼
                   .state/<stack>.json: per resource URN, type, id, inputs, outputs;
-                  the stack outputs (as `pulumi stack output --json` prints them)
+                  the stack outputs (as `pulumi stack output --json` prints them) and
+                  the emulator's instance id (a state of another emulator is refused)
 
 Modules: ``engine`` (the run, the mocks, the plan), ``state`` (state file, diff and the
 operations), ``clients`` (strict, counted AWS clients), ``translations`` (one module per AWS

@@ -2,14 +2,16 @@
 
 ::
 
-    mlops local deploy --stack <name> [--project DIR] [--preview] [--destroy] [--set key=value ...]
+    mlops local deploy --stack <name> [--project DIR] [--preview] [--destroy] [--refresh] [--set key=value ...]
 
 Deploys into the emulator ``AWS_ENDPOINT_URL`` names, or into an embedded one on 127.0.0.1
 when none is named (it stops when the command ends, so the state recorded against an earlier
 embedded emulator is started afresh). Prints a table of what was done per resource
 (operation, type, physical name, changed inputs) and the stack outputs, which are saved with
-the state in ``.state/<stack>.json``. ``--preview`` changes nothing (``pulumi preview --diff``);
-``--destroy`` deletes every resource the state records.
+the state in ``.state/<stack>.json``. A deploy previews first and changes nothing unless every
+request passes AWS's checks; ``--preview`` is that preview alone (``pulumi preview --diff``);
+``--destroy`` deletes every resource the state records; ``--refresh`` first reads every recorded
+resource back (``pulumi up --refresh``): what is gone leaves the state and is created again.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import json
 import logging
 import sys
 import warnings
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +63,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--destroy", action="store_true", help="delete every resource of the stack")
     parser.add_argument(
+        "--refresh",
+        action="store_true",
+        help="read every recorded resource back first: forget what is gone, diff against what is there",
+    )
+    parser.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key"
     )
     parser.add_argument(
@@ -75,6 +83,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def render(result: Result, console: Console, *, show_same: bool = False) -> None:
+    if result.refreshed:
+        found = Counter(o.op for o in result.refreshed)
+        console.print(
+            f"Refreshed: {found['delete']} gone, {found['update']} drifted, {found['same']} as recorded"
+        )
     verb = "Preview" if result.preview else "Deployed"
     table = Table(title=f"{verb}: stack {result.stack}", title_justify="left")
     for column in ("operation", "type", "resource", "physical name", "changed inputs"):
@@ -83,8 +96,9 @@ def render(result: Result, console: Console, *, show_same: bool = False) -> None
         if op.op == "same" and not show_same:
             continue
         style = _STYLES.get(op.op, "")
+        shown = f"{op.op} (delete first)" if op.delete_first else op.op
         table.add_row(
-            f"[{style}]{op.op}[/]",
+            f"[{style}]{shown}[/]",
             op.type,
             op.name,
             op.physical or "(known after apply)",
@@ -117,7 +131,10 @@ def main(argv: list[str] | None = None) -> int:
         console.print(f"embedded emulator on {endpoint_url} (set AWS_ENDPOINT_URL to use a running one)")
     try:
         engine = Engine(args.stack, endpoint_url, fresh_state=embedded is not None, **engine_args)
-        result = engine.destroy(preview=args.preview) if args.destroy else engine.up(preview=args.preview)
+        if args.destroy:
+            result = engine.destroy(preview=args.preview, refresh=args.refresh)
+        else:
+            result = engine.up(preview=args.preview, refresh=args.refresh)
     except Exception as exc:  # every failure is reported with what it names, and exits non-zero
         Console(stderr=True).print(
             f"[red]mlops local deploy --stack {args.stack} failed:[/] {escape(str(exc))}"

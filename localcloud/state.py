@@ -2,14 +2,19 @@
 
 Pulumi's mocks have no update or delete hooks, so the engine keeps its own state, as the
 Pulumi service does: per resource its URN, type, physical id, inputs and outputs, the URNs
-it depends on and the order it was registered in. ``.state/<stack>.json`` (git-ignored)
-also holds the stack outputs, as ``pulumi stack output --json`` prints them.
+it depends on (per input too) and the order it was registered in. ``.state/<stack>.json``
+(git-ignored) also holds the stack outputs, as ``pulumi stack output --json`` prints them,
+and the identity of the emulator the resources were made in.
 
-The diff compares the inputs a resource is declared with now against the recorded ones:
+The diff compares the inputs a resource is declared with now against the recorded ones, the
+inputs its type reads back (``read_back``) against what AWS held at the last read, as the
+bridge diffs against the last read's outputs:
 
     no difference                       -> same     (the recorded outputs, no AWS call)
-    a difference in a ForceNew input    -> replace  (create the new one, delete the old later)
+    a difference in a ForceNew input    -> replace  (create the new one, delete the old after;
+                                                     delete first when delete-before-replace)
     any other difference                -> update   (in place)
+    created, but its create failed      -> update   (every input that updates in place again)
     recorded, but no longer declared    -> delete   (after the program, in reverse order)
 """
 
@@ -44,6 +49,10 @@ class ResourceState:
     generation: int = 0
     # The program's retain_on_delete: deleting it (or its replaced half) leaves it in AWS.
     retain_on_delete: bool = False
+    # Per input, the URNs its value came from (the register request's property dependencies).
+    property_dependencies: dict[str, list[str]] = field(default_factory=dict)
+    # Created, but a later request of its create failed (Pulumi's init errors): updated next time.
+    init_failed: bool = False
 
 
 @dataclass
@@ -51,6 +60,8 @@ class State:
     stack: str
     resources: dict[str, ResourceState] = field(default_factory=dict)
     outputs: dict[str, Any] = field(default_factory=dict)
+    # The emulator the resources live in (its instance id, or its URL when it has none).
+    emulator: str | None = None
 
     @classmethod
     def load(cls, path: Path, stack: str) -> State:
@@ -58,15 +69,34 @@ class State:
             return cls(stack)
         data = json.loads(path.read_text())
         resources = {r["urn"]: ResourceState(**r) for r in data.get("resources", [])}
-        return cls(data.get("stack", stack), resources, data.get("outputs", {}))
+        return cls(data.get("stack", stack), resources, data.get("outputs", {}), data.get("emulator"))
 
-    def save(self, path: Path) -> None:
+    def save(self, path: Path, encoded: dict[int, tuple[ResourceState, str]] | None = None) -> None:
+        """Write the state whole (a temporary file renamed over the old one).
+
+        ``encoded`` keeps each resource's JSON across saves of the same objects: a deploy
+        checkpoints after every step, and re-encoding every resource each time (pipeline
+        definitions included) would cost more than the steps.
+        """
         path.parent.mkdir(parents=True, exist_ok=True)
-        ordered = sorted(self.resources.values(), key=lambda r: r.seq)
-        data = {"stack": self.stack, "resources": [asdict(r) for r in ordered], "outputs": self.outputs}
+        cache = {} if encoded is None else encoded
+        parts = []
+        for resource in sorted(self.resources.values(), key=lambda r: r.seq):
+            hit = cache.get(id(resource))
+            if hit is None or hit[0] is not resource:
+                hit = cache[id(resource)] = (resource, _dumps(asdict(resource)))
+            parts.append(hit[1])
+        text = (
+            f'{{"emulator": {_dumps(self.emulator)},\n"outputs": {_dumps(self.outputs)},\n'
+            f'"resources": [\n{",".join(parts)}\n],\n"stack": {_dumps(self.stack)}}}\n'
+        )
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(data, indent=1, sort_keys=True, default=str))
+        tmp.write_text(text)
         tmp.replace(path)
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, indent=1, sort_keys=True, default=str)
 
 
 _READS = ("Describe", "Get", "List")
@@ -81,6 +111,8 @@ class Operation:
     name: str
     physical: str
     changed: list[str] = field(default_factory=list)
+    # A replacement that deletes the old resource before creating the new one.
+    delete_first: bool = False
 
 
 @dataclass
@@ -91,6 +123,8 @@ class Result:
     calls: Counter
     seconds: float
     preview: bool = False
+    # What a refresh found, per recorded resource: same, update (drifted inputs) or delete (gone).
+    refreshed: list[Operation] = field(default_factory=list)
 
     @property
     def writes(self) -> int:
@@ -113,6 +147,8 @@ def normalize(value: Any) -> Any:
         return {"kind": "string", "text": value.text}
     if isinstance(value, pulumi.AssetArchive):
         return {"kind": "archive", "assets": {k: normalize(v) for k, v in sorted(value.assets.items())}}
+    if isinstance(value, pulumi.output.Unknown):
+        return UNKNOWN  # a value nested in an input, not known in a preview
     if isinstance(value, pulumi.asset.Asset | pulumi.asset.Archive):
         raise TypeError(f"{type(value).__name__} has no translation in the local cloud")
     return value
@@ -150,9 +186,13 @@ def decide(
     """The operation for a declared resource and the inputs that made it so."""
     if old is None:
         return "create", set(inputs)
-    changed = changed_inputs(old.inputs, inputs)
-    if not changed:
-        return "same", set()
+    basis = {**old.inputs, **{k: old.outputs[k] for k in translation.read_back if k in old.outputs}}
+    changed = changed_inputs(basis, inputs)
     if changed & translation.force_new:
         return "replace", changed
+    if old.init_failed:
+        # Its create stopped half-way: everything that updates in place is sent again.
+        return "update", changed | (set(inputs) - translation.force_new)
+    if not changed:
+        return "same", set()
     return "update", changed

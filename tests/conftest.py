@@ -6,6 +6,9 @@ import os
 
 # sagemaker 3.x needs a region at import; tests never reach AWS.
 os.environ.setdefault("AWS_DEFAULT_REGION", "eu-west-1")
+# Some tests replace the pipeline builders with fakes: a definition cache on disk would keep
+# what a fake built for the next real deploy (tests that check the cache give it a folder).
+os.environ.setdefault("MLOPS_DEFINITION_CACHE", "off")
 
 import pandas as pd
 import pytest

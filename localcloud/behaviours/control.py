@@ -14,6 +14,9 @@ call :class:`~localcloud.behaviours.clock.Clock` directly::
     POST /_mlops/api-destinations {"endpoint": url, "status": 400, "body": "..."}
                                                -> what that API destination answers from now on
                                                   (GitLab refusing a trigger's variables, say)
+    GET  /_mlops/instance                      -> {"instance": "..."}: this emulator's identity,
+                                                  new at every start and every reset, which a
+                                                  deploy's state records (localcloud/engine.py)
 
 The route sits in front of moto's dispatcher, so it answers on the emulator's own address.
 """
@@ -21,10 +24,12 @@ The route sits in front of moto's dispatcher, so it answers on the emulator's ow
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from moto.moto_server import werkzeug_app
+from moto.sts.models import sts_backends
 from werkzeug.wrappers import Request, Response
 
 from localcloud.behaviours.clock import Clock
@@ -33,6 +38,14 @@ from localcloud.behaviours.patching import Patcher
 ROUTE = "/_mlops/clock"
 DELIVERIES = "/_mlops/deliveries"
 API_DESTINATIONS = "/_mlops/api-destinations"
+INSTANCE = "/_mlops/instance"
+_ACCOUNT = "123456789012"  # moto's default account, the emulator's
+
+
+def instance() -> str:
+    """This emulator's identity: kept on a moto backend, so a reset (new backends) makes a new one."""
+    backend = sts_backends[_ACCOUNT]["global"]
+    return backend.__dict__.setdefault("mlops_instance", uuid.uuid4().hex)
 
 
 def deliveries() -> dict[str, Any]:
@@ -127,6 +140,9 @@ def install(patcher: Patcher, clock: Clock, routes: list[Route] = ()) -> None:
             return handle(clock, Request(environ))(environ, start_response)
         if path == API_DESTINATIONS:
             return set_api_destination_answer(Request(environ))(environ, start_response)
+        if path == INSTANCE:
+            body = json.dumps({"instance": instance()})
+            return Response(body, mimetype="application/json")(environ, start_response)
         if path == DELIVERIES:
             body = json.dumps(deliveries(), default=str)
             return Response(body, mimetype="application/json")(environ, start_response)

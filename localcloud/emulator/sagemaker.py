@@ -10,6 +10,8 @@
 * ``ListFeatureGroups``, ``DeleteFeatureGroup``, ``DeleteModelPackage`` and
   ``DeleteModelPackageGroup`` (missing in moto); a group that
   still holds model packages is refused, as on AWS.
+* ``AddTags``, ``DeleteTags`` and ``ListTags`` on a feature group (moto finds no resource
+  behind a feature-group ARN and answers HTTP 500), so its tags change in place as on AWS.
 
 ``UpdateEndpoint`` (rollouts on the virtual clock) and the MLflow tracking server API (a local
 mlflow server) are the behaviours' (localcloud/behaviours/rollouts.py, mlflow_tracking.py):
@@ -156,7 +158,25 @@ def delete_model_package(self: SageMakerResponse) -> ActionResult:
     return ActionResult({})
 
 
+def _wrap_resource_from_arn(original):
+    def get_resource_from_arn(self: sm_models.SageMakerModelBackend, arn: str) -> Any:
+        if ":feature-group/" in arn:
+            # moto keys feature groups by ARN (by the name in the ARN's case, as AWS lowercases it).
+            found = self.feature_groups.get(arn) or next(
+                (g for a, g in self.feature_groups.items() if a.lower() == arn.lower()), None
+            )
+            if found is None:
+                raise ValidationError(message=f"Could not find feature-group with ARN {arn}")
+            found.tags = found.tags or []
+            return found
+        return original(self, arn)
+
+    return get_resource_from_arn
+
+
 def install() -> None:
+    backend = sm_models.SageMakerModelBackend
+    backend._get_resource_from_arn = _wrap_resource_from_arn(backend._get_resource_from_arn)
     cls = SageMakerResponse
     cls.create_endpoint_config = _wrap_create_endpoint_config(cls.create_endpoint_config)
     cls.create_endpoint = _wrap_create_endpoint(cls.create_endpoint)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from localcloud.translations.base import Translation, register
+from localcloud.translations.base import Translation, is_unknown, register, retag
 
 
 def _check_variant(call, resource_id: str) -> None:
@@ -13,6 +13,8 @@ def _check_variant(call, resource_id: str) -> None:
     if not call.exists("sagemaker", "DescribeEndpoint", EndpointName=parts[1]):
         raise call.fail(f"resourceId refers to endpoint {parts[1]!r}, which does not exist")
     variants = call("sagemaker", "DescribeEndpoint", EndpointName=parts[1]).get("ProductionVariants", [])
+    if is_unknown(variants):  # a preview of an endpoint the deploy creates: checked when made
+        return
     if parts[3] not in [v["VariantName"] for v in variants]:
         raise call.fail(
             f"resourceId refers to variant {parts[3]!r}, which endpoint {parts[1]!r} does not have"
@@ -49,7 +51,25 @@ class Target(Translation):
 
     def update(self, call, id_, olds, news, changed):
         answer = self._put(call, {**news, "tags": None})
-        return {"arn": answer.get("ScalableTargetARN", "")}
+        arn = answer.get("ScalableTargetARN", "")
+        if "tags" in changed:
+            retag(
+                olds,
+                news,
+                lambda tags: call("application-autoscaling", "TagResource", ResourceARN=arn, Tags=tags),
+                lambda keys: call("application-autoscaling", "UntagResource", ResourceARN=arn, TagKeys=keys),
+            )
+        return {"arn": arn}
+
+    def read(self, call, id_, inputs):
+        found = call(
+            "application-autoscaling",
+            "DescribeScalableTargets",
+            ServiceNamespace=inputs["serviceNamespace"],
+            ResourceIds=[inputs["resourceId"]],
+            ScalableDimension=inputs["scalableDimension"],
+        )["ScalableTargets"]
+        return {} if found else None
 
     def delete(self, call, id_, inputs, outputs):
         call(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from localcloud.translations import references
-from localcloud.translations.base import PutTranslation, Translation, register, tag_list
+from localcloud.translations.base import PutTranslation, Translation, Unknown, register, retag, tag_list
 
 
 def _dimensions(dimensions: dict[str, str] | None) -> list[dict[str, str]] | None:
@@ -81,9 +81,19 @@ class MetricAlarm(Translation):
     def update(self, call, id_, olds, news, changed):
         outputs = self._put(call, news)[1]
         # PutMetricAlarm ignores tags on an existing alarm: they change through TagResource.
-        if "tags" in changed and news.get("tags"):
-            call("cloudwatch", "TagResource", ResourceARN=outputs["arn"], Tags=tag_list(news["tags"]))
+        if "tags" in changed:
+            retag(
+                olds,
+                news,
+                lambda tags: call(
+                    "cloudwatch", "TagResource", ResourceARN=outputs["arn"], Tags=tag_list(tags)
+                ),
+                lambda keys: call("cloudwatch", "UntagResource", ResourceARN=outputs["arn"], TagKeys=keys),
+            )
         return outputs
+
+    def read(self, call, id_, inputs):
+        return {} if call("cloudwatch", "DescribeAlarms", AlarmNames=[id_])["MetricAlarms"] else None
 
     def delete(self, call, id_, inputs, outputs):
         call("cloudwatch", "DeleteAlarms", AlarmNames=[id_])
@@ -98,6 +108,9 @@ class Dashboard(PutTranslation):
         name = inputs["dashboardName"]
         call("cloudwatch", "PutDashboard", DashboardName=name, DashboardBody=inputs["dashboardBody"])
         return name, {"dashboardArn": call("cloudwatch", "GetDashboard", DashboardName=name)["DashboardArn"]}
+
+    def read(self, call, id_, inputs):
+        return {} if call.exists("cloudwatch", "GetDashboard", DashboardName=id_) else None
 
     def delete(self, call, id_, inputs, outputs):
         call("cloudwatch", "DeleteDashboards", DashboardNames=[id_])
@@ -120,6 +133,7 @@ class LogGroup(Translation):
             "logGroupClass": inputs.get("logGroupClass"),
         }
         call("logs", "CreateLogGroup", **{k: v for k, v in params.items() if v is not None})
+        call.created(name)
         if inputs.get("retentionInDays"):
             call("logs", "PutRetentionPolicy", logGroupName=name, retentionInDays=inputs["retentionInDays"])
         return name, self._read(call, name)
@@ -127,7 +141,9 @@ class LogGroup(Translation):
     @staticmethod
     def _read(call, name: str) -> dict:
         groups = call("logs", "DescribeLogGroups", logGroupNamePrefix=name)["logGroups"]
-        arn = next(g["arn"] for g in groups if g["logGroupName"] == name)
+        arn = next((g["arn"] for g in groups if g["logGroupName"] == name), None)
+        if arn is None:
+            return {"arn": Unknown()}  # a preview: nothing was made to read
         # The provider reports the group's ARN without the ":*" that DescribeLogGroups appends.
         return {"arn": arn.removesuffix(":*")}
 
@@ -145,9 +161,19 @@ class LogGroup(Translation):
                 call("logs", "AssociateKmsKey", logGroupName=id_, kmsKeyId=news["kmsKeyId"])
             else:
                 call("logs", "DisassociateKmsKey", logGroupName=id_)
-        if "tags" in changed and news.get("tags"):
-            call("logs", "TagResource", resourceArn=self._read(call, id_)["arn"], tags=news["tags"])
-        return self._read(call, id_)
+        outputs = self._read(call, id_)
+        if "tags" in changed:
+            retag(
+                olds,
+                news,
+                lambda tags: call("logs", "TagResource", resourceArn=outputs["arn"], tags=tags),
+                lambda keys: call("logs", "UntagResource", resourceArn=outputs["arn"], tagKeys=keys),
+            )
+        return outputs
+
+    def read(self, call, id_, inputs):
+        groups = call("logs", "DescribeLogGroups", logGroupNamePrefix=id_)["logGroups"]
+        return {} if any(g["logGroupName"] == id_ for g in groups) else None
 
     def delete(self, call, id_, inputs, outputs):
         call("logs", "DeleteLogGroup", logGroupName=id_)

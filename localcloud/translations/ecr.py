@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from localcloud.translations import references
-from localcloud.translations.base import Translation, register, tag_list
+from localcloud.translations.base import Translation, register, retag, tag_list
 
 
 @register
@@ -54,9 +54,17 @@ class Repository(Translation):
                 imageScanningConfiguration=news["imageScanningConfiguration"],
             )
         outputs = self._read(call, id_)
-        if "tags" in changed and news.get("tags"):
-            call("ecr", "TagResource", resourceArn=outputs["arn"], tags=tag_list(news["tags"]))
+        if "tags" in changed:
+            retag(
+                olds,
+                news,
+                lambda tags: call("ecr", "TagResource", resourceArn=outputs["arn"], tags=tag_list(tags)),
+                lambda keys: call("ecr", "UntagResource", resourceArn=outputs["arn"], tagKeys=keys),
+            )
         return outputs
+
+    def read(self, call, id_, inputs):
+        return {} if call.exists("ecr", "DescribeRepositories", repositoryNames=[id_]) else None
 
     def delete(self, call, id_, inputs, outputs):
         call("ecr", "DeleteRepository", repositoryName=id_, force=bool(inputs.get("forceDelete")))

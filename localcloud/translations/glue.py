@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from localcloud.translations.base import Translation, register
+from localcloud.translations.base import Translation, register, retag
 
 
 @register
@@ -36,8 +36,21 @@ class CatalogDatabase(Translation):
     def update(self, call, id_, olds, news, changed):
         if changed - {"description", "locationUri", "parameters", "tags"}:
             return super().update(call, id_, olds, news, changed)
-        call("glue", "UpdateDatabase", Name=news["name"], DatabaseInput=self._database(news))
+        if changed - {"tags"}:
+            call("glue", "UpdateDatabase", Name=news["name"], DatabaseInput=self._database(news))
+        if "tags" in changed:
+            catalog = id_.split(":", 1)[0]
+            arn = f"arn:aws:glue:{call.region}:{catalog}:database/{news['name']}"
+            retag(
+                olds,
+                news,
+                lambda tags: call("glue", "TagResource", ResourceArn=arn, TagsToAdd=tags),
+                lambda keys: call("glue", "UntagResource", ResourceArn=arn, TagsToRemove=keys),
+            )
         return {}
+
+    def read(self, call, id_, inputs):
+        return {} if call.exists("glue", "GetDatabase", Name=inputs["name"]) else None
 
     def delete(self, call, id_, inputs, outputs):
         call("glue", "DeleteDatabase", Name=inputs["name"])

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from localcloud.translations.base import Translation, register, tag_list
+from localcloud.translations.base import Translation, register, retag, tag_list
 
 
 @register
@@ -52,12 +52,16 @@ class Role(Translation):
             }
             call("iam", "UpdateRole", RoleName=id_, **{k: v for k, v in params.items() if v is not None})
         if "tags" in changed:
-            gone = sorted(set(olds.get("tags") or {}) - set(news.get("tags") or {}))
-            if gone:
-                call("iam", "UntagRole", RoleName=id_, TagKeys=gone)
-            if news.get("tags"):
-                call("iam", "TagRole", RoleName=id_, Tags=tag_list(news["tags"]))
+            retag(
+                olds,
+                news,
+                lambda tags: call("iam", "TagRole", RoleName=id_, Tags=tag_list(tags)),
+                lambda keys: call("iam", "UntagRole", RoleName=id_, TagKeys=keys),
+            )
         return self._read(call, id_)
+
+    def read(self, call, id_, inputs):
+        return {} if call.exists("iam", "GetRole", RoleName=id_) else None
 
     def delete(self, call, id_, inputs, outputs):
         call("iam", "DeleteRole", RoleName=id_)
@@ -83,6 +87,10 @@ class RolePolicy(Translation):
 
     def update(self, call, id_, olds, news, changed):
         return self.create(call, news)[1]
+
+    def read(self, call, id_, inputs):
+        found = call.exists("iam", "GetRolePolicy", RoleName=inputs["role"], PolicyName=inputs["name"])
+        return {} if found else None
 
     def delete(self, call, id_, inputs, outputs):
         call("iam", "DeleteRolePolicy", RoleName=inputs["role"], PolicyName=inputs["name"])
@@ -137,13 +145,20 @@ class OpenIdConnectProvider(Translation):
                 ThumbprintList=news.get("thumbprintLists") or [],
             )
         if "tags" in changed:
-            call(
-                "iam",
-                "TagOpenIDConnectProvider",
-                OpenIDConnectProviderArn=id_,
-                Tags=tag_list(news.get("tags")),
+            retag(
+                olds,
+                news,
+                lambda tags: call(
+                    "iam", "TagOpenIDConnectProvider", OpenIDConnectProviderArn=id_, Tags=tag_list(tags)
+                ),
+                lambda keys: call(
+                    "iam", "UntagOpenIDConnectProvider", OpenIDConnectProviderArn=id_, TagKeys=keys
+                ),
             )
         return self._read(call, id_)
+
+    def read(self, call, id_, inputs):
+        return {} if call.exists("iam", "GetOpenIDConnectProvider", OpenIDConnectProviderArn=id_) else None
 
     def delete(self, call, id_, inputs, outputs):
         call("iam", "DeleteOpenIDConnectProvider", OpenIDConnectProviderArn=id_)

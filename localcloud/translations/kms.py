@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from localcloud.translations.base import Translation, register, tag_list
+from localcloud.translations.base import Translation, Unknown, register, retag, tag_list
 
 
 @register
@@ -24,6 +24,7 @@ class Key(Translation):
             "KeyMetadata"
         ]
         key_id = metadata["KeyId"]
+        call.created(key_id)
         if inputs.get("enableKeyRotation"):
             call("kms", "EnableKeyRotation", KeyId=key_id)
         return key_id, self._read(call, key_id)
@@ -44,12 +45,20 @@ class Key(Translation):
             operation = "EnableKeyRotation" if news.get("enableKeyRotation") else "DisableKeyRotation"
             call("kms", operation, KeyId=id_)
         if "tags" in changed:
-            gone = sorted(set(olds.get("tags") or {}) - set(news.get("tags") or {}))
-            if gone:
-                call("kms", "UntagResource", KeyId=id_, TagKeys=gone)
-            if news.get("tags"):
-                call("kms", "TagResource", KeyId=id_, Tags=tag_list(news["tags"], "TagKey", "TagValue"))
+            retag(
+                olds,
+                news,
+                lambda tags: call("kms", "TagResource", KeyId=id_, Tags=tag_list(tags, "TagKey", "TagValue")),
+                lambda keys: call("kms", "UntagResource", KeyId=id_, TagKeys=keys),
+            )
         return self._read(call, id_)
+
+    def read(self, call, id_, inputs):
+        if not call.exists("kms", "DescribeKey", KeyId=id_):
+            return None
+        # A key pending deletion is gone for the provider.
+        state = call("kms", "DescribeKey", KeyId=id_)["KeyMetadata"].get("KeyState")
+        return None if state == "PendingDeletion" else {}
 
     def delete(self, call, id_, inputs, outputs):
         window = inputs.get("deletionWindowInDays") or 30.0
@@ -69,7 +78,9 @@ class Alias(Translation):
     @staticmethod
     def _read(call, name: str) -> dict:
         aliases = call("kms", "ListAliases")["Aliases"]
-        found = next(a for a in aliases if a["AliasName"] == name)
+        found = next((a for a in aliases if a["AliasName"] == name), None)
+        if found is None:
+            return {"arn": Unknown()}  # a preview: nothing was made to read
         return {
             "arn": found["AliasArn"],
             "targetKeyArn": f"arn:aws:kms:{call.region}:{call.account}:key/{found['TargetKeyId']}",

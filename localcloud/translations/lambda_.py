@@ -7,7 +7,7 @@ import hashlib
 from typing import Any
 
 from localcloud.translations import references
-from localcloud.translations.base import Translation, archive_bytes, register
+from localcloud.translations.base import Translation, archive_bytes, register, retag
 
 _CONFIG = {
     "role": "Role",
@@ -83,9 +83,18 @@ class Function(Translation):
                 ZipFile=package,
                 Architectures=news.get("architectures"),
             )
-        if "tags" in changed and news.get("tags"):
-            call("lambda", "TagResource", Resource=self._read(call, id_, package)["arn"], Tags=news["tags"])
-        return self._read(call, id_, package)
+        outputs = self._read(call, id_, package)
+        if "tags" in changed:
+            retag(
+                olds,
+                news,
+                lambda tags: call("lambda", "TagResource", Resource=outputs["arn"], Tags=tags),
+                lambda keys: call("lambda", "UntagResource", Resource=outputs["arn"], TagKeys=keys),
+            )
+        return outputs
+
+    def read(self, call, id_, inputs):
+        return {} if call.exists("lambda", "GetFunction", FunctionName=id_) else None
 
     def delete(self, call, id_, inputs, outputs):
         call("lambda", "DeleteFunction", FunctionName=id_)

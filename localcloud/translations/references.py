@@ -2,14 +2,15 @@
 
 moto accepts a model whose package or role does not exist, an EventBridge target whose role
 or pipeline does not exist, and any KMS key id; AWS refuses them. Each check here reads the
-emulator and fails naming the resource, the input and the missing reference.
+emulator and fails naming the resource, the input and the missing reference. In a preview a
+reference not known yet (an output of a resource the deploy creates) is checked when it is made.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from localcloud.translations.base import Request
+from localcloud.translations.base import Request, is_unknown
 
 
 def _check(call: Request, found: bool, member: str, kind: str, value: str) -> None:
@@ -35,7 +36,7 @@ def model_package(call: Request, arn: str | None, member: str) -> None:
 
 def target(call: Request, arn: str | None, member: str) -> None:
     """An EventBridge or Scheduler target: a SageMaker pipeline, Lambda function or SNS topic."""
-    if not arn:
+    if not arn or is_unknown(arn):
         return
     service = arn.split(":")[2]
     if service == "sagemaker" and ":pipeline/" in arn:
@@ -50,5 +51,7 @@ def target(call: Request, arn: str | None, member: str) -> None:
 def model_names(call: Request, variants: list[dict[str, Any]] | None, member: str) -> None:
     for i, variant in enumerate(variants or []):
         name = variant.get("modelName")
+        if is_unknown(name):
+            continue
         found = call.exists("sagemaker", "DescribeModel", ModelName=name)
         _check(call, found, f"{member}[{i}].modelName", "SageMaker model", name)

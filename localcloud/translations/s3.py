@@ -27,6 +27,7 @@ class Bucket(Translation):
         if call.region != "us-east-1":
             params["CreateBucketConfiguration"] = {"LocationConstraint": call.region}
         call("s3", "CreateBucket", **params)
+        call.created(name)
         self._tag(call, name, inputs.get("tags"))
         located = call("s3", "GetBucketLocation", Bucket=name)["LocationConstraint"] or "us-east-1"
         return name, {
@@ -41,12 +42,17 @@ class Bucket(Translation):
             return super().update(call, id_, olds, news, changed)
         if "tags" in changed:
             self._tag(call, id_, news.get("tags"))
+            if not news.get("tags"):  # S3 replaces the whole tag set; none left is a delete
+                call("s3", "DeleteBucketTagging", Bucket=id_)
         return {}
 
     @staticmethod
     def _tag(call, name: str, tags: dict[str, str] | None) -> None:
         if tags:
             call("s3", "PutBucketTagging", Bucket=name, Tagging={"TagSet": tag_list(tags)})
+
+    def read(self, call, id_, inputs):
+        return {} if call.exists("s3", "HeadBucket", Bucket=id_) else None
 
     def delete(self, call, id_, inputs, outputs):
         if inputs.get("forceDestroy"):

@@ -13,7 +13,7 @@ import uuid
 import requests
 
 from localcloud.translations import references
-from localcloud.translations.base import Translation, register, tag_list
+from localcloud.translations.base import Translation, register, retag, tag_list
 
 
 def _tags(inputs):
@@ -24,8 +24,39 @@ def _clean(params: dict) -> dict:
     return {k: v for k, v in params.items() if v is not None}
 
 
+def _retag(call, arn: str, olds, news) -> None:
+    """SageMaker's tags change in place on every resource type (AddTags / DeleteTags)."""
+    retag(
+        olds,
+        news,
+        lambda tags: call("sagemaker", "AddTags", ResourceArn=arn, Tags=tag_list(tags)),
+        lambda keys: call("sagemaker", "DeleteTags", ResourceArn=arn, TagKeys=keys),
+    )
+
+
+class _TagsInPlace(Translation):
+    """A SageMaker type whose every input but its tags forces a new resource."""
+
+    def _arn(self, call, id_: str) -> str:
+        raise NotImplementedError
+
+    def update(self, call, id_, olds, news, changed):
+        if changed - {"tags"}:
+            return super().update(call, id_, olds, news, changed)
+        arn = self._arn(call, id_)
+        _retag(call, arn, olds, news)
+        return {"arn": arn}
+
+    def read(self, call, id_, inputs):
+        operation, params = self._describe(id_)
+        return {} if call.exists("sagemaker", operation, **params) else None
+
+    def _describe(self, id_: str) -> tuple:
+        raise NotImplementedError
+
+
 @register
-class FeatureGroup(Translation):
+class FeatureGroup(_TagsInPlace):
     type = "aws:sagemaker/featureGroup:FeatureGroup"
     force_new = frozenset(
         {
@@ -76,12 +107,18 @@ class FeatureGroup(Translation):
             "arn": call("sagemaker", "DescribeFeatureGroup", FeatureGroupName=name)["FeatureGroupArn"]
         }
 
+    def _arn(self, call, id_):
+        return call("sagemaker", "DescribeFeatureGroup", FeatureGroupName=id_)["FeatureGroupArn"]
+
+    def _describe(self, id_):
+        return ("DescribeFeatureGroup", {"FeatureGroupName": id_})
+
     def delete(self, call, id_, inputs, outputs):
         call("sagemaker", "DeleteFeatureGroup", FeatureGroupName=id_)
 
 
 @register
-class ModelPackageGroup(Translation):
+class ModelPackageGroup(_TagsInPlace):
     type = "aws:sagemaker/modelPackageGroup:ModelPackageGroup"
     force_new = frozenset({"modelPackageGroupName", "modelPackageGroupDescription"})
 
@@ -100,6 +137,13 @@ class ModelPackageGroup(Translation):
         )
         found = call("sagemaker", "DescribeModelPackageGroup", ModelPackageGroupName=name)
         return name, {"arn": found["ModelPackageGroupArn"]}
+
+    def _arn(self, call, id_):
+        found = call("sagemaker", "DescribeModelPackageGroup", ModelPackageGroupName=id_)
+        return found["ModelPackageGroupArn"]
+
+    def _describe(self, id_):
+        return ("DescribeModelPackageGroup", {"ModelPackageGroupName": id_})
 
     def delete(self, call, id_, inputs, outputs):
         call("sagemaker", "DeleteModelPackageGroup", ModelPackageGroupName=id_)
@@ -138,8 +182,7 @@ class Pipeline(Translation):
 
     def update(self, call, id_, olds, news, changed):
         if "tags" in changed:
-            arn = self._read(call, id_)["arn"]
-            call("sagemaker", "AddTags", ResourceArn=arn, Tags=_tags(news) or [])
+            _retag(call, self._read(call, id_)["arn"], olds, news)
         members = {
             "pipelineDefinition": "PipelineDefinition",
             "pipelineDescription": "PipelineDescription",
@@ -152,6 +195,9 @@ class Pipeline(Translation):
             references.role(call, news.get("roleArn"), "roleArn")
             call("sagemaker", "UpdatePipeline", PipelineName=id_, **_clean(params))
         return self._read(call, id_)
+
+    def read(self, call, id_, inputs):
+        return {} if call.exists("sagemaker", "DescribePipeline", PipelineName=id_) else None
 
     def delete(self, call, id_, inputs, outputs):
         call("sagemaker", "DeletePipeline", PipelineName=id_, ClientRequestToken=str(uuid.uuid4()))
@@ -200,14 +246,17 @@ class MlflowTrackingServer(Translation):
         params = {members[k]: news.get(k) for k in changed if k in members}
         if params:
             call("sagemaker", "UpdateMlflowTrackingServer", TrackingServerName=id_, **_clean(params))
-        return self._read(call, id_)
+        outputs = self._read(call, id_)
+        if "tags" in changed:
+            _retag(call, outputs["arn"], olds, news)
+        return outputs
 
     def delete(self, call, id_, inputs, outputs):
         call("sagemaker", "DeleteMlflowTrackingServer", TrackingServerName=id_)
 
 
 @register
-class Model(Translation):
+class Model(_TagsInPlace):
     type = "aws:sagemaker/model:Model"
     # Every input of a model forces a new one (the provider's schema), tags aside.
     force_new = frozenset(
@@ -249,12 +298,18 @@ class Model(Translation):
         )
         return name, {"arn": call("sagemaker", "DescribeModel", ModelName=name)["ModelArn"]}
 
+    def _arn(self, call, id_):
+        return call("sagemaker", "DescribeModel", ModelName=id_)["ModelArn"]
+
+    def _describe(self, id_):
+        return ("DescribeModel", {"ModelName": id_})
+
     def delete(self, call, id_, inputs, outputs):
         call("sagemaker", "DeleteModel", ModelName=id_)
 
 
 @register
-class EndpointConfiguration(Translation):
+class EndpointConfiguration(_TagsInPlace):
     type = "aws:sagemaker/endpointConfiguration:EndpointConfiguration"
     force_new = frozenset(
         {
@@ -294,8 +349,19 @@ class EndpointConfiguration(Translation):
         found = call("sagemaker", "DescribeEndpointConfig", EndpointConfigName=name)
         return name, {"arn": found["EndpointConfigArn"]}
 
+    def _arn(self, call, id_):
+        return call("sagemaker", "DescribeEndpointConfig", EndpointConfigName=id_)["EndpointConfigArn"]
+
+    def _describe(self, id_):
+        return ("DescribeEndpointConfig", {"EndpointConfigName": id_})
+
     def delete(self, call, id_, inputs, outputs):
         call("sagemaker", "DeleteEndpointConfig", EndpointConfigName=id_)
+
+
+# terraform-provider-aws waits this long for an endpoint to be InService after a create or an
+# update (its resource's create/update timeouts), then fails the deploy.
+ENDPOINT_WAIT_MINUTES = 60
 
 
 @register
@@ -304,6 +370,9 @@ class Endpoint(Translation):
     force_new = frozenset({"name"})
     name_input = "name"
     name_max_length = 63
+    # What the endpoint serves, read back: after a rolled-back update it is the old
+    # configuration, so the next deploy shows the difference (the bridge diffs the last read).
+    read_back = frozenset({"endpointConfigName"})
 
     def create(self, call, inputs):
         name = inputs["name"]
@@ -319,24 +388,26 @@ class Endpoint(Translation):
                 }
             ),
         )
-        described = call("sagemaker", "DescribeEndpoint", EndpointName=name)
+        described = _wait_in_service(call, name, "create")
         if described["EndpointStatus"] == "Failed":
-            # The provider waits for InService and fails here, keeping the endpoint as tainted to
-            # be replaced by the next update; with no taint in this engine's state it goes now.
-            call("sagemaker", "DeleteEndpoint", EndpointName=name)
+            # The provider records the endpoint only once it is InService: a Failed one stays in
+            # SageMaker, out of the state, and the next deploy's CreateEndpoint meets it.
             raise call.fail(
                 f"waiting for SageMaker Endpoint ({name}) create: unexpected state 'Failed', wanted "
-                f"target 'InService'. last error: {described.get('FailureReason')}"
+                f"target 'InService'. last error: {described.get('FailureReason')}. The endpoint is "
+                "left in SageMaker and not recorded, as the provider leaves it: delete it "
+                f"(aws sagemaker delete-endpoint --endpoint-name {name}) before the next deploy"
             )
-        return name, {"arn": described["EndpointArn"]}
+        return name, self._outputs(described)
 
     @staticmethod
-    def _read(call, name):
-        return {"arn": call("sagemaker", "DescribeEndpoint", EndpointName=name)["EndpointArn"]}
+    def _outputs(described) -> dict:
+        return {"arn": described["EndpointArn"], "endpointConfigName": described["EndpointConfigName"]}
 
     def update(self, call, id_, olds, news, changed):
         if "tags" in changed:
-            call("sagemaker", "AddTags", ResourceArn=self._read(call, id_)["arn"], Tags=_tags(news) or [])
+            arn = call("sagemaker", "DescribeEndpoint", EndpointName=id_)["EndpointArn"]
+            _retag(call, arn, olds, news)
         if changed & {"endpointConfigName", "deploymentConfig"}:
             call(
                 "sagemaker",
@@ -349,26 +420,48 @@ class Endpoint(Translation):
                     }
                 ),
             )
-            _wait_in_service(call, id_)
-        return self._read(call, id_)
+            described = _wait_in_service(call, id_, "update")
+            if not call.dry and described["EndpointStatus"] != "InService":
+                raise call.fail(
+                    f"waiting for SageMaker Endpoint ({id_}) update: unexpected state "
+                    f"'{described['EndpointStatus']}', wanted target 'InService'. "
+                    f"last error: {described.get('FailureReason')}"
+                )
+            return self._outputs(described)
+        return self._outputs(call("sagemaker", "DescribeEndpoint", EndpointName=id_))
+
+    def read(self, call, id_, inputs):
+        if not call.exists("sagemaker", "DescribeEndpoint", EndpointName=id_):
+            return None
+        described = call("sagemaker", "DescribeEndpoint", EndpointName=id_)
+        return {"endpointConfigName": described["EndpointConfigName"]}
 
     def delete(self, call, id_, inputs, outputs):
         call("sagemaker", "DeleteEndpoint", EndpointName=id_)
 
 
-def _wait_in_service(call, name: str, *, limit_minutes: int = 24 * 60) -> None:
-    """Wait, as the provider does after UpdateEndpoint, until the endpoint is InService again.
+def _wait_in_service(call, name: str, what: str, *, limit_minutes: int = ENDPOINT_WAIT_MINUTES) -> dict:
+    """Wait, as the provider does after CreateEndpoint and UpdateEndpoint, until the endpoint is
+    no longer Creating or Updating; its description then.
 
     In the emulator a blue/green rollout bakes on the virtual clock, so waiting moves that
-    clock a minute at a time through the control route (/_mlops/clock). The provider then
-    deletes the old configuration, even after a rollback (terraform-provider-aws #48997).
+    clock a minute at a time through the control route (/_mlops/clock). After the provider's
+    60 minutes the deploy fails, as ``pulumi up`` does, while SageMaker carries on. The provider
+    then deletes the old configuration, even after a rollback (terraform-provider-aws #48997).
     """
     url = call.client_for("sagemaker").meta.endpoint_url
     for _ in range(limit_minutes):
-        if call("sagemaker", "DescribeEndpoint", EndpointName=name)["EndpointStatus"] != "Updating":
-            return
+        described = call("sagemaker", "DescribeEndpoint", EndpointName=name)
+        if described["EndpointStatus"] not in ("Creating", "Updating"):
+            return described
         answer = requests.post(f"{url}/_mlops/clock", json={"advance": 60}, timeout=60)
         if answer.status_code == 404:  # an emulator without the behaviours: nothing bakes
-            return
+            return described
         answer.raise_for_status()
-    raise call.fail(f"UpdateEndpoint: {name} still Updating after {limit_minutes} minutes")
+    described = call("sagemaker", "DescribeEndpoint", EndpointName=name)
+    if described["EndpointStatus"] not in ("Creating", "Updating"):
+        return described
+    raise call.fail(
+        f"waiting for SageMaker Endpoint ({name}) {what}: timeout while waiting for state to become "
+        f"'InService' (last state: '{described['EndpointStatus']}', timeout: {limit_minutes}m0s)"
+    )

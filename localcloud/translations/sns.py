@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from localcloud.translations import references
-from localcloud.translations.base import Translation, register, tag_list
+from localcloud.translations.base import Translation, register, retag, tag_list
 
 _ATTRIBUTES = {
     "kmsMasterKeyId": "KmsMasterKeyId",
@@ -44,9 +44,17 @@ class Topic(Translation):
                 AttributeName=_ATTRIBUTES[tf],
                 AttributeValue=str(news.get(tf) or ""),
             )
-        if "tags" in changed and news.get("tags"):
-            call("sns", "TagResource", ResourceArn=id_, Tags=tag_list(news["tags"]))
+        if "tags" in changed:
+            retag(
+                olds,
+                news,
+                lambda tags: call("sns", "TagResource", ResourceArn=id_, Tags=tag_list(tags)),
+                lambda keys: call("sns", "UntagResource", ResourceArn=id_, TagKeys=keys),
+            )
         return {"arn": id_, "owner": call.account}
+
+    def read(self, call, id_, inputs):
+        return {} if call.exists("sns", "GetTopicAttributes", TopicArn=id_) else None
 
     def delete(self, call, id_, inputs, outputs):
         call("sns", "DeleteTopic", TopicArn=id_)

@@ -44,11 +44,10 @@ import pandas as pd
 
 from model_code.contract import rules
 from model_code.contract.schema import Feature, Schema
+from model_code.serving.media_types import CSV, JSON
 from model_code.training import artifact
 from model_code.training.artifact import ModelBundle
 
-JSON = "application/json"
-CSV = "text/csv"
 # Probability at or above which a record is given the positive class.
 THRESHOLD = 0.5
 

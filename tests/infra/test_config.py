@@ -213,3 +213,38 @@ def test_the_committed_stacks_agree_on_one_promotion_order():
         orders[stack] = config.parse(values, stack=stack, region=region).promotion_order
     assert len(set(orders.values())) == 1
     assert [s.stack for s in orders["dev"]] == ["dev", "staging", "prod"]
+
+
+@pytest.mark.parametrize(
+    ("values", "keys"),
+    [
+        # 100 / 10 = 10 shifts of 600 s: 6,000 s.
+        (
+            {"deploymentStrategy": "linear", "linearStepPercent": 10, "waitIntervalSeconds": 600},
+            ["deploymentStrategy", "linearStepPercent", "waitIntervalSeconds"],
+        ),
+        # A canary shifts twice: 2 x 1,800 s is the provider's whole hour, with no time to provision.
+        (
+            {
+                "deploymentStrategy": "canary",
+                "instanceCount": 2,
+                "maxCapacity": 4,
+                "waitIntervalSeconds": 1800,
+            },
+            ["deploymentStrategy", "waitIntervalSeconds"],
+        ),
+        ({"waitIntervalSeconds": 3600}, ["deploymentStrategy", "waitIntervalSeconds"]),
+    ],
+)
+def test_a_rollout_that_cannot_finish_within_the_providers_hour_is_refused_naming_the_keys(values, keys):
+    # terraform-provider-aws waits at most 60 minutes for InService after UpdateEndpoint.
+    with pytest.raises(ConfigError) as err:
+        parse(**values)
+    message = str(err.value)
+    assert message.startswith(", ".join(f"mlops-platform:{k}" for k in keys) + ":")
+    assert "60 minutes" in message
+
+
+def test_a_rollout_that_bakes_under_the_providers_hour_is_accepted():
+    parsed = parse(deploymentStrategy="linear", linearStepPercent=20, waitIntervalSeconds=600)
+    assert parsed.wait_interval_seconds == 600  # 5 shifts of 600 s: 3,000 s

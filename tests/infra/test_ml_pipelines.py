@@ -479,3 +479,30 @@ def _strings(value):
     elif isinstance(value, list):
         for v in value:
             yield from _strings(v)
+
+
+def test_a_definition_is_built_once_then_read_from_the_cache_by_the_digest_of_its_inputs(
+    builds, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("MLOPS_DEFINITION_CACHE", str(tmp_path))
+    inputs = {
+        "schema": SCHEMA,
+        "name": "customer-churn-test-ingestion",
+        "region": REGION,
+        "role_arn": ROLE_ARN,
+        "bucket": BUCKET,
+        "image_uri": IMAGE,
+        "kms_key_arn": KEY_ARN,
+        "feature_group_name": "customer-churn",
+        "stack": "test",
+    }
+    first = ml_pipelines.build_definition("ingestion", **inputs)
+    assert list(builds) == ["ingestion"] and len(list(tmp_path.iterdir())) == 1
+    # A new process (nothing cached in memory): the same inputs are read back, not built.
+    builds.clear()
+    ml_pipelines._definition.cache_clear()
+    assert ml_pipelines.build_definition("ingestion", **inputs) == first
+    assert builds == {}
+    # Any other input is another definition: built.
+    other = ml_pipelines.build_definition("ingestion", **{**inputs, "bucket": "another-bucket"})
+    assert builds["ingestion"]["bucket"] == "another-bucket" and other != first

@@ -1,7 +1,9 @@
 """A deploy whose model cannot serve: the endpoint fails its health check and the deploy says so.
 
-The provider waits for a new endpoint to be InService and fails the update with the endpoint's
-FailureReason; the next deploy, with a model that serves, creates the endpoint.
+terraform-provider-aws waits for a new endpoint to be InService, fails the update with the
+endpoint's FailureReason, and records the endpoint only once it is InService: the Failed one
+stays in SageMaker, out of the state, and the next deploy's CreateEndpoint meets it ("Cannot
+create already existing endpoint"). Once the user deletes it, a model that serves deploys.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import pytest
 
 from localcloud.engine import Engine
+from localcloud.state import State
 from localcloud.translations.base import DeployError
 from tests.localcloud.behaviours.endpoint_setup import artifact_with_model_file, pack
 from tests.localcloud.conftest import register_approved
@@ -32,7 +35,12 @@ def test_a_model_that_cannot_load_fails_the_deploy_naming_the_health_check_then_
     assert "unexpected state 'Failed', wanted target 'InService'" in message
     assert "did not pass the ping health check" in message
     sagemaker = fresh.client("sagemaker")
-    assert sagemaker.list_endpoints()["Endpoints"] == []
+    (left,) = sagemaker.list_endpoints()["Endpoints"]
+    name = left["EndpointName"]
+    assert left["EndpointStatus"] == "Failed"
+    assert f"delete-endpoint --endpoint-name {name}" in message
+    recorded = State.load(tmp_path / f"{STACK}.json", STACK).resources.values()
+    assert "aws:sagemaker/endpoint:Endpoint" not in {r.type for r in recorded}
     # The server's own words are where the reason points: the endpoint's log group.
     logs = fresh.client("logs")
     (found,) = logs.describe_log_groups(logGroupNamePrefix="/aws/sagemaker/Endpoints/")["logGroups"]
@@ -46,6 +54,9 @@ def test_a_model_that_cannot_load_fails_the_deploy_naming_the_health_check_then_
     assert any("cannot serve the model" in e for e in events), events
 
     good = register_approved(fresh, group, bucket, pack(model_dir))
+    with pytest.raises(DeployError, match="Cannot create already existing endpoint"):
+        deploy(good)
+    sagemaker.delete_endpoint(EndpointName=name)
     result = deploy(good)
     endpoint = sagemaker.describe_endpoint(EndpointName=result.outputs["endpointName"])
     assert endpoint["EndpointStatus"] == "InService"

@@ -19,6 +19,7 @@ from tests.localcloud.conftest import register_approved
 
 STACK = "dev"
 PACKAGE = "mlops-platform:modelPackageArn"
+INSTANCE_TYPE = "mlops-platform:instanceType"
 
 
 @dataclass
@@ -30,6 +31,8 @@ class History:
     preview: Result
     new_package: Result
     threshold: Result
+    resize_plan: Result
+    resized: Result
     packages: list[str]
 
     def engine(self, **overrides) -> Engine:
@@ -57,7 +60,14 @@ def history(emulator, tmp_path_factory, model_dir) -> History:
     preview = deploy(preview=True, **{PACKAGE: v2})
     new_package = deploy(**{PACKAGE: v2})
     threshold = deploy(**{PACKAGE: v2, "mlops-platform:latencyP99Ms": "900"})
-    return History(emulator, state_dir, first, again, preview, new_package, threshold, [v1, v2])
+    # Autoscaled (max above min), then a new instance type for the autoscaled variant.
+    scaled = {PACKAGE: v2, "mlops-platform:latencyP99Ms": "900", "mlops-platform:maxCapacity": "2"}
+    deploy(**scaled)
+    resize_plan = deploy(preview=True, **scaled, **{INSTANCE_TYPE: "ml.m5.large"})
+    resized = deploy(**scaled, **{INSTANCE_TYPE: "ml.m5.large"})
+    return History(
+        emulator, state_dir, first, again, preview, new_package, threshold, resize_plan, resized, [v1, v2]
+    )
 
 
 def _ops(result: Result, type_: str) -> list[str]:
@@ -91,8 +101,9 @@ def test_a_new_model_package_replaces_model_and_configuration_and_updates_the_en
         sagemaker.describe_model(ModelName=model)["PrimaryContainer"]["ModelPackageName"]
         == history.packages[1]
     )
-    # The old configuration and model remain beside the new ones, no longer the stack's.
-    assert len(sagemaker.list_endpoint_configs()["EndpointConfigs"]) == 2
+    # The old configuration and model remain beside the new ones, no longer the stack's (the
+    # history's later resize made a third configuration).
+    assert len(sagemaker.list_endpoint_configs()["EndpointConfigs"]) == 3
     assert len(sagemaker.list_models()["Models"]) == 2
     assert not any("EndpointConfiguration" in o.type and o.op == "delete" for o in result.operations)
 
@@ -116,6 +127,36 @@ def test_an_alarm_threshold_change_updates_the_alarm_in_place(history):
     ][0]
     # latencyP99Ms is in milliseconds; SageMaker's ModelLatency, and so the alarm, in microseconds.
     assert alarm["Threshold"] == 900_000
+
+
+def test_a_new_instance_type_replaces_the_scaling_target_and_policy_around_the_endpoint_update(history):
+    """The configuration is deleted before it is replaced (the program's option), so Pulumi
+    deletes the scaling target and policy that read its name first and creates them after the
+    endpoint update: AWS refuses to change the instance type of a variant registered for
+    autoscaling (README "Updates and rollbacks")."""
+    plan = {
+        (o.type.rsplit(":", 1)[-1], o.op, o.delete_first)
+        for o in history.resize_plan.operations
+        if o.op != "same"
+    }
+    assert plan == {
+        ("EndpointConfiguration", "replace", True),
+        ("Target", "replace", True),
+        ("Policy", "replace", True),
+        ("Endpoint", "update", False),
+    }
+    done = {(o.type.rsplit(":", 1)[-1], o.op) for o in history.resized.operations if o.op != "same"}
+    assert done == {(kind, op) for kind, op, _ in plan}
+    sagemaker = history.emulator.client("sagemaker")
+    (endpoint,) = sagemaker.list_endpoints()["Endpoints"]
+    serving = sagemaker.describe_endpoint(EndpointName=endpoint["EndpointName"])
+    config = sagemaker.describe_endpoint_config(EndpointConfigName=serving["EndpointConfigName"])
+    assert [v["InstanceType"] for v in config["ProductionVariants"]] == ["ml.m5.large"]
+    (target,) = history.emulator.client("application-autoscaling").describe_scalable_targets(
+        ServiceNamespace="sagemaker"
+    )["ScalableTargets"]
+    assert target["ResourceId"] == f"endpoint/{endpoint['EndpointName']}/variant/champion"
+    assert (target["MinCapacity"], target["MaxCapacity"]) == (1, 2)
 
 
 def test_the_command_line_previews_a_change_with_its_inputs(history, capsys, monkeypatch):
@@ -160,7 +201,7 @@ def test_destroy_leaves_nothing_behind(history):
     )
     # Endpoint configurations and models are retained (retain_on_delete): the README's
     # "Updates and rollbacks" says how to remove them once no rollback needs them.
-    assert len(sagemaker.list_endpoint_configs()["EndpointConfigs"]) == 2
+    assert len(sagemaker.list_endpoint_configs()["EndpointConfigs"]) == 3  # v1, v2, v2 resized
     assert len(sagemaker.list_models()["Models"]) == 2
     for listing, key in [
         ("list_endpoints", "Endpoints"),

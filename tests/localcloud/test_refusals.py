@@ -123,19 +123,37 @@ def test_an_alarm_name_already_taken_is_refused_not_overwritten(project, fresh):
     assert cloudwatch.describe_alarms(AlarmNames=["taken"])["MetricAlarms"][0]["MetricName"] == "Other"
 
 
-def test_what_was_created_before_a_failure_stays_recorded_and_the_next_deploy_carries_on(project, fresh):
-    _deploy(project, fresh, "missing-member")
-    state = State.load(project / ".state" / "bad.json", "bad")
-    assert [r.name for r in state.resources.values()] == ["scheduler-role"]
-    assert fresh.client("iam").get_role(RoleName="scheduler-role")["Role"]["RoleName"] == "scheduler-role"
-    # Declared no more, the recorded role is deleted by the next deploy.
-    result = Engine(
+def test_a_refused_request_fails_in_the_preview_before_anything_is_made(project, fresh):
+    """`up` previews first (item 3): the schedule's refusal stops it before its role exists."""
+    message = _deploy(project, fresh, "missing-member")
+    assert "retrain-schedule (aws:scheduler/schedule:Schedule)" in message and "Mode" in message
+    assert fresh.client("iam").list_roles()["Roles"] == []
+    assert State.load(project / ".state" / "bad.json", "bad").resources == {}
+    assert fresh.client("scheduler").list_schedules()["Schedules"] == []
+
+
+def test_preview_runs_the_same_checks_and_names_resource_and_member(project, fresh):
+    engine = Engine(
         "bad",
         fresh.endpoint_url,
         state_dir=project / ".state",
         root=project,
-        overrides={"bad:case": "none"},
+        overrides={"bad:case": "long-name"},
         policy_pack=False,
-    ).up()
-    assert [(o.op, o.name) for o in result.operations] == [("delete", "scheduler-role")]
+    )
+    with pytest.raises(DeployError, match=r"(?s)endpoint-role \(aws:iam/role:Role\).*CreateRole.*RoleName"):
+        engine.up(preview=True)
+
+
+def test_a_missing_reference_fails_the_preview_naming_it(project, fresh):
+    engine = Engine(
+        "bad",
+        fresh.endpoint_url,
+        state_dir=project / ".state",
+        root=project,
+        policy_pack=False,
+        overrides={"bad:case": "reference"},
+    )
+    with pytest.raises(DeployError, match=r"primaryContainer.modelPackageName refers to model package"):
+        engine.up(preview=True)
     assert fresh.client("iam").list_roles()["Roles"] == []

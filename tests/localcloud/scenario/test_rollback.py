@@ -71,3 +71,18 @@ def test_mlops_verify_fails_naming_the_rollback(run):
     assert configuration.declared == scenario.outputs["endpointConfigName"]
     assert configuration.live == endpoint_state(scenario)["EndpointConfigName"] != configuration.declared
     assert failed["last deployment"].live.startswith("rolled back:")
+
+
+def test_the_state_records_what_the_endpoint_serves_so_the_next_deploy_shows_the_difference(run):
+    """The provider reads the endpoint back after its update; the bridge diffs the next
+    deploy against that read (issue 20, item 5): after a rollback the endpoint is not `same`."""
+    from localcloud.state import State, decide
+    from localcloud.translations import lookup
+
+    scenario, _ = run
+    state = State.load(scenario.state_dir / f"{scenario.stack}.json", scenario.stack)
+    (endpoint,) = [r for r in state.resources.values() if r.type == "aws:sagemaker/endpoint:Endpoint"]
+    serving = endpoint_state(scenario)["EndpointConfigName"]
+    assert endpoint.outputs["endpointConfigName"] == serving != endpoint.inputs["endpointConfigName"]
+    # The same program again: the endpoint is updated back to the configuration it declares.
+    assert decide(lookup(endpoint.type), endpoint, endpoint.inputs) == ("update", {"endpointConfigName"})
