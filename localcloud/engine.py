@@ -31,6 +31,7 @@ from pulumi.runtime.mocks import MockMonitor
 from pulumi.runtime.rpc import UNKNOWN
 from pulumi.runtime.settings import get_root_resource
 
+from localcloud import options, secrets
 from localcloud.clients import CALLS, client
 from localcloud.state import Operation, ResourceState, Result, State, decide, normalize
 from localcloud.translations import lookup
@@ -103,6 +104,9 @@ class _Monitor(MockMonitor):
         _current.dependencies = sorted(set(request.dependencies))
         _current.retain_on_delete = request.retainOnDelete
         _current.delete_before_replace = request.deleteBeforeReplace
+        _current.refused_options = options.refused(request)
+        _current.type_aliases = options.type_aliases(request)
+        _current.secret_outputs = set(request.additionalSecretOutputs)
         return super().RegisterResource(request)
 
 
@@ -141,6 +145,8 @@ class Engine:
         self.state_path = (state_dir or root / ".state") / f"{stack}.json"
         self.config = {**stack_config(stack, root), **(overrides or {})}
         self.region = self.config.get("aws:region", "eu-west-1")
+        # secure: config and secret values, kept out of the state (localcloud/secrets.py).
+        self._secrets = secrets.SecretKeeper(secrets.stack_crypter(root, stack, lambda: self.client("kms")))
         self._lock = threading.Lock()
         self.calls: Counter = Counter()
 
@@ -203,19 +209,24 @@ class Engine:
         pulumi.runtime.set_mocks(
             mocks, project=self.project, stack=self.stack, preview=self.preview, monitor=_Monitor(mocks)
         )
-        values, secrets = engine_config(self.config)
-        pulumi.runtime.set_all_config(values, secrets)
+        plain, secure = self._secrets.config(self.config)
+        values, secret_keys = engine_config(plain)
+        pulumi.runtime.set_all_config(values, sorted({*secret_keys, *secure}))
         # The sagemaker SDK needs a region when it is imported by the pipeline builders.
         os.environ.setdefault("AWS_DEFAULT_REGION", self.region)
         # Nothing in a local deploy may look for AWS credentials on the network.
         os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
         captured: dict[str, Any] = {}
+        secret_keys: list[str] = []
 
         @pulumi.runtime.test
         def program():
             runpy.run_path(str(self.program), run_name="__main__")
             exports = get_root_resource().outputs
-            return pulumi.Output.from_input(exports).apply(captured.update)
+            return pulumi.Output.all(
+                pulumi.Output.from_input(exports).apply(captured.update),
+                secrets.secret_exports(exports).apply(secret_keys.extend),
+            )
 
         cwd = os.getcwd()
         os.chdir(self.root)
@@ -226,7 +237,8 @@ class Engine:
                 self._failure = exc
         finally:
             os.chdir(cwd)
-        return captured
+        # Secret exports are kept and printed sealed, as `pulumi stack output` shows them.
+        return self._secrets.seal(captured, {(key,) for key in secret_keys}, self._old.outputs)
 
     def _invoke(self, token: str) -> dict[str, Any]:
         if token == "aws:index/getCallerIdentity:getCallerIdentity":
@@ -254,10 +266,18 @@ class Engine:
         raise DeployError(f"data source {token}: no translation in the local cloud")
 
     def _register(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
-        if not args.custom:
+        if not args.custom and not _current.refused_options:
             return "", {}  # a component: nothing in AWS
         urn, seq = _current.urn, next(self._seq)
         try:
+            if _current.refused_options:
+                raise DeployError(options.message(args.name, args.typ, _current.refused_options))
+            if aliased := options.aliased_in_state(
+                args.name, _current.type_aliases, self._old.resources.values()
+            ):
+                raise DeployError(
+                    options.message(args.name, args.typ, [f"aliases (of {', '.join(aliased)})"])
+                )
             if self._failure is not None:
                 raise DeployError(f"{args.name} ({args.typ}): not attempted, an earlier resource failed")
             return self._apply(args, urn, seq)
@@ -273,11 +293,14 @@ class Engine:
 
     def _apply(self, args, urn: str, seq: int) -> tuple[str, dict[str, Any]]:
         translation = lookup(args.typ)
-        inputs = normalize(args.inputs)
         old = self._old.resources.get(urn)
-        op, changed = decide(translation, old, inputs)
+        # Secret inputs go to AWS in clear, and to the state and the diff sealed.
+        inputs, sealed, secret_paths = self._secrets.split(
+            normalize(args.inputs), old.inputs if old else None
+        )
+        op, changed = decide(translation, old, sealed)
         call = self._request(args.typ, args.name)
-        record = ResourceState(urn, args.typ, args.name, "", inputs, {}, list(_current.dependencies), seq)
+        record = ResourceState(urn, args.typ, args.name, "", sealed, {}, list(_current.dependencies), seq)
         record.retain_on_delete = _current.retain_on_delete
         name_input = translation.name_input
         if name_input and name_input not in inputs:
@@ -289,7 +312,7 @@ class Engine:
             record.generation = generation
         full = {**inputs, name_input: record.auto_name} if record.auto_name else dict(inputs)
         if op == "same":
-            record.id, record.outputs = old.id, old.outputs
+            record.id, record.outputs = old.id, {**self._secrets.reveal(old.outputs), **full}
         elif self.preview:
             record.id = old.id if op == "update" else ""
             computed = old.outputs if op == "update" else dict.fromkeys(("arn",), UNKNOWN)
@@ -310,13 +333,17 @@ class Engine:
                 self._replaced.append(old)
             record.id, computed = translation.create(call, full)
             record.outputs = {**full, **computed}
+        # The program gets its secrets back marked secret; the state keeps them sealed.
+        secret_paths |= {(key,) for key in _current.secret_outputs}
+        program_outputs = self._secrets.wrap(record.outputs, secret_paths)
+        record.outputs = self._secrets.seal(record.outputs, secret_paths, old.outputs if old else None)
         with self._lock:
             self._registered[urn] = record
             physical = record.auto_name or record.id or full.get(name_input or "", "")
             self._operations.append(
                 Operation(op, args.typ, args.name, physical, sorted(changed) if op != "create" else [])
             )
-        return record.id, _without_assets(record.outputs)
+        return record.id, _without_assets(program_outputs)
 
     def _delete_leftovers(self) -> None:
         gone = [r for urn, r in self._old.resources.items() if urn not in self._registered]

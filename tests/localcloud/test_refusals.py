@@ -92,30 +92,6 @@ def test_a_missing_reference_fails_naming_resource_and_reference(project, fresh)
     assert fresh.client("sagemaker").list_models()["Models"] == []
 
 
-def test_an_alarm_name_already_taken_is_refused_not_overwritten(project, fresh):
-    cloudwatch = fresh.client("cloudwatch")
-    cloudwatch.put_metric_alarm(
-        AlarmName="taken",
-        ComparisonOperator="GreaterThanThreshold",
-        EvaluationPeriods=1,
-        Threshold=1.0,
-        MetricName="Other",
-        Namespace="Team/Other",
-        Period=60,
-        Statistic="Sum",
-    )
-    (project / "infra" / "__main__.py").write_text(
-        "import pulumi_aws as aws\n"
-        "aws.cloudwatch.MetricAlarm('latency-alarm', name='taken', comparison_operator='GreaterThanThreshold',\n"
-        "    evaluation_periods=1, threshold=2, metric_name='ModelLatency', namespace='AWS/SageMaker',\n"
-        "    period=60, statistic='Average')\n"
-    )
-    engine = Engine("bad", fresh.endpoint_url, state_dir=project / ".state", root=project)
-    with pytest.raises(DeployError, match=r"latency-alarm .*'taken' already exists"):
-        engine.up()
-    assert cloudwatch.describe_alarms(AlarmNames=["taken"])["MetricAlarms"][0]["MetricName"] == "Other"
-
-
 def test_what_was_created_before_a_failure_stays_recorded_and_the_next_deploy_carries_on(project, fresh):
     _deploy(project, fresh, "missing-member")
     state = State.load(project / ".state" / "bad.json", "bad")
