@@ -209,7 +209,11 @@ class Engine:
         pulumi.runtime.set_mocks(
             mocks, project=self.project, stack=self.stack, preview=self.preview, monitor=_Monitor(mocks)
         )
-        plain, secure = self._secrets.config(self.config)
+        try:
+            plain, secure = self._secrets.config(self.config)
+        except secrets.SecretsError as exc:  # before any resource: the state stays as it was
+            self._failure = exc
+            return {}
         values, secret_keys = engine_config(plain)
         pulumi.runtime.set_all_config(values, sorted({*secret_keys, *secure}))
         # The sagemaker SDK needs a region when it is imported by the pipeline builders.
