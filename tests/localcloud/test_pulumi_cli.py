@@ -90,6 +90,9 @@ def ci(fresh, tmp_path):
 
 def test_ci_deploy_and_preview_of_dev_run_unchanged_against_the_local_cloud(ci, fresh):
     checkout, env = ci
+    # As the real CLI on an empty backend: the preview script creates no stack.
+    early = _run(["bash", ".ci/preview", "dev"], checkout, env)
+    assert early.returncode == 6 and "no stack named 'dev' found" in early.stdout + early.stderr
     deployed = _run(["bash", ".ci/deploy", "dev"], checkout, env)
     assert deployed.returncode == 0, deployed.stdout[-3000:] + deployed.stderr[-3000:]
 
@@ -234,3 +237,22 @@ def test_a_failed_resource_is_exit_4_and_a_refused_option_stops_before_any_write
     failed = pulumi(project, env, "up", "--yes", "--skip-preview", *cwd)
     assert failed.returncode == 4, failed.stderr
     assert "latency-alarm" in failed.stderr and "ComparisonOperator" in failed.stderr
+
+
+@pytest.mark.skipif(
+    not hasattr(__import__("localcloud.engine").engine.Engine, "refresh"),
+    reason="the engine's refresh (issue 20 item 5) is not on this branch",
+)
+def test_refresh_forgets_a_resource_deleted_out_of_band(tiny, fresh):
+    project, env = tiny
+    cwd = ["--cwd", str(project)]
+    assert pulumi(project, env, "stack", "select", "t", "--create", *cwd).returncode == 0
+    assert pulumi(project, env, "up", "--yes", *cwd).returncode == 0
+    sns = fresh.client("sns")
+    sns.delete_topic(TopicArn=sns.list_topics()["Topics"][0]["TopicArn"])
+    refreshed = pulumi(project, env, "refresh", "--yes", *cwd)
+    assert refreshed.returncode == 0, refreshed.stderr
+    previewed = pulumi(project, env, "preview", "--diff", *cwd)
+    assert previewed.returncode == 0
+    row = next(line for line in previewed.stdout.splitlines() if " first " in line)
+    assert "create" in row
