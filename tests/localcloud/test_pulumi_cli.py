@@ -256,3 +256,25 @@ def test_refresh_forgets_a_resource_deleted_out_of_band(tiny, fresh):
     assert previewed.returncode == 0
     row = next(line for line in previewed.stdout.splitlines() if " first " in line)
     assert "create" in row
+
+
+def test_an_awskms_stack_keeps_its_secret_config_and_outputs_under_the_emulators_key(tiny, fresh):
+    # The CI's provider: a data key the KMS key encrypts, in the stack file as the CLI writes it.
+    project, env = tiny
+    kms = fresh.client("kms")
+    kms.create_alias(AliasName="alias/stack-secrets", TargetKeyId=kms.create_key()["KeyMetadata"]["KeyId"])
+    cwd = ["--cwd", str(project)]
+    provider = "awskms://alias/stack-secrets?region=eu-west-1"
+    created = pulumi(project, env, "stack", "select", "t", "--create", "--secrets-provider", provider, *cwd)
+    assert created.returncode == 0, created.stderr
+    assert pulumi(project, env, "config", "set", "token", "tok-kms-77", "--secret", *cwd).returncode == 0
+    stack_file = yaml.safe_load((project / "Pulumi.t.yaml").read_text())
+    data_key = kms.decrypt(CiphertextBlob=base64.b64decode(stack_file["encryptedkey"]))["Plaintext"]
+    _, nonce, sealed = stack_file["config"]["tiny:token"]["secure"].split(":")
+    assert AESGCM(data_key).decrypt(base64.b64decode(nonce), base64.b64decode(sealed), None) == b"tok-kms-77"
+
+    assert pulumi(project, env, "up", "--yes", *cwd).returncode == 0
+    state = next((project.parent / "backend").rglob("t.json")).read_text()
+    assert "tok-kms-77" not in state
+    shown = pulumi(project, env, "stack", "output", "token", "--show-secrets", *cwd)
+    assert shown.stdout.strip() == "tok-kms-77"
