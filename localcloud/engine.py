@@ -316,7 +316,7 @@ class Engine:
             record.generation = generation
         full = {**inputs, name_input: record.auto_name} if record.auto_name else dict(inputs)
         if op == "same":
-            record.id, record.outputs = old.id, {**self._secrets.reveal(old.outputs), **full}
+            record.id, record.outputs = old.id, self._secrets.recorded_outputs(old.outputs, full)
         elif self.preview:
             record.id = old.id if op == "update" else ""
             computed = old.outputs if op == "update" else dict.fromkeys(("arn",), UNKNOWN)

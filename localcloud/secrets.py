@@ -255,6 +255,16 @@ class SecretKeeper:
             return [self.reveal(v) for v in value]
         return value
 
+    def recorded_outputs(self, old_outputs: dict[str, Any], inputs: dict[str, Any]) -> dict[str, Any]:
+        """An unchanged resource's outputs for the program: the recorded ones over its inputs, as
+        at its create, except where the record is sealed and the program's own input is clear."""
+        out = dict(inputs)
+        for key, value in old_outputs.items():
+            if key in inputs and _contains_sealed(value):
+                continue
+            out[key] = self.reveal(value)
+        return out
+
     def seal(self, value: Any, paths: set[Path_], old: Any = None) -> Any:
         """``value`` with each secret path sealed (shortest paths first: a sealed whole holds its parts)."""
         for path in sorted(paths, key=len):
@@ -297,6 +307,16 @@ class SecretKeeper:
             else:
                 plain[key] = value
         return plain, secure
+
+
+def _contains_sealed(value: Any) -> bool:
+    if is_wrapped(value):
+        return True
+    if isinstance(value, dict):
+        return any(_contains_sealed(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_contains_sealed(v) for v in value)
+    return False
 
 
 def _digest(salt: str, text: str) -> str:
