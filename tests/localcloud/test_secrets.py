@@ -109,3 +109,40 @@ def test_no_passphrase_fails_naming_the_variables(project, fresh, monkeypatch):
     monkeypatch.delenv("PULUMI_CONFIG_PASSPHRASE_FILE", raising=False)
     with pytest.raises(SecretsError, match="PULUMI_CONFIG_PASSPHRASE or PULUMI_CONFIG_PASSPHRASE_FILE"):
         _engine(project, fresh).up()
+
+
+DIGESTED = """
+    import pulumi
+    import pulumi_aws as aws
+
+    topic = aws.sns.Topic("alerts", name="plain-alerts", display_name=pulumi.Config().require_secret("apiToken"),
+        opts=pulumi.ResourceOptions(additional_secret_outputs=["arn"]))
+"""
+
+
+def test_without_a_provider_a_secret_is_kept_as_a_digest_that_still_shows_a_change(fresh, tmp_path):
+    (tmp_path / "infra").mkdir()
+    (tmp_path / "infra" / "__main__.py").write_text(textwrap.dedent(DIGESTED))
+    (tmp_path / "Pulumi.yaml").write_text("name: dig\nruntime: python\nmain: infra/\n")
+    (tmp_path / "Pulumi.dig.yaml").write_text("config:\n  aws:region: eu-west-1\n")
+
+    def up(token: str):
+        overrides = {"dig:apiToken": token}
+        return Engine(
+            "dig", fresh.endpoint_url, state_dir=tmp_path / ".state", root=tmp_path, overrides=overrides
+        ).up()
+
+    first = up("first-token-value")
+    state = (tmp_path / ".state" / "dig.json").read_text()
+    arn = fresh.client("sns").list_topics()["Topics"][0]["TopicArn"]
+    # The secret input and the output the program declared secret are not in the state in clear
+    # (the id stays readable, as in Pulumi's own state: an id is never secret).
+    assert "first-token-value" not in state
+    (recorded,) = json.loads(state)["resources"]
+    assert set(recorded["outputs"]["arn"]) == {"4dabf18193072939515e22adb298388d", "salt", "sha256"}
+    assert [o.op for o in first.operations] == ["create"]
+    assert [o.op for o in up("first-token-value").operations] == ["same"]
+    changed = up("second-token-value")
+    assert [(o.op, o.changed) for o in changed.operations] == [("update", ["displayName"])]
+    attributes = fresh.client("sns").get_topic_attributes(TopicArn=arn)["Attributes"]
+    assert attributes["DisplayName"] == "second-token-value"
