@@ -28,5 +28,7 @@ Modules: ``engine`` (the run, the mocks, the plan), ``state`` (state file, diff 
 operations), ``clients`` (strict, counted AWS clients), ``translations`` (one module per AWS
 service), ``emulator`` (the server and what moto lacks at deploy time), ``behaviours`` (what
 moto lacks at run time: executions, endpoints, rollouts, alarms, events, schedules, the
-feature store runtime, MLflow; see its docstring), ``cli`` (``mlops local deploy``).
+feature store runtime, MLflow; see its docstring), ``cli`` (``mlops local deploy``),
+``options`` (the resource options refused by name), ``secrets`` (``secure:`` config and sealed
+secrets) and ``pulumi_cli`` (``localcloud/bin/pulumi``: the Pulumi CLI subset CI scripts call).
 """
