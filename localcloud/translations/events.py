@@ -279,7 +279,9 @@ class EventApiDestination(Translation):
     @staticmethod
     def _put(call, operation: str, inputs) -> None:
         connection = inputs["connectionArn"]
-        found = call.exists("events", "DescribeConnection", Name=connection.rsplit("/", 2)[-2])
+        # arn:aws:events:<region>:<account>:connection/<name>/<uuid>
+        name = connection.split(":connection/", 1)[-1].split("/", 1)[0]
+        found = call.exists("events", "DescribeConnection", Name=name)
         if not found:
             raise call.fail(
                 f"connectionArn refers to EventBridge connection {connection!r}, which does not exist"
