@@ -8,7 +8,9 @@ rehearsal puts ``localcloud/bin`` in front on purpose.
 
 The subset the scripts use, as the Pulumi CLI takes it::
 
+    pulumi version                                         the Pulumi SDK's version (the engine's)
     pulumi login [<url>] [--local]                         file://<dir>, s3://<bucket>[/<prefix>][?region=]
+    pulumi stack init <stack> [--secrets-provider ...]
     pulumi stack select <stack> [--create|-c] [--secrets-provider passphrase|awskms://...]
     pulumi config set <key> <value> [--secret]
     pulumi preview [--diff]
@@ -27,10 +29,11 @@ The backend (``PULUMI_BACKEND_URL``, else the last ``login``, kept in
 ``$PULUMI_HOME/localcloud.json``) holds each stack's state as the engine writes it
 (``.localcloud/<project>/<stack>.json``): under the folder of a ``file://`` URL, or as an object
 in the emulator's bucket of an ``s3://`` URL. A stack exists once ``stack select --create``
-made it. Its secrets provider goes into ``Pulumi.<stack>.yaml`` when the stack is created and
-the file names none (an existing stack keeps its own, as pulumi/pulumi#5650 describes):
-``passphrase`` (``PULUMI_CONFIG_PASSPHRASE``; the default) or ``awskms://<key>`` (a data key
-encrypted by the emulator's KMS).
+made it (or ``stack init``). Its secrets provider goes into ``Pulumi.<stack>.yaml`` when the
+stack is created and the file holds no key yet (an existing stack keeps its own, as
+pulumi/pulumi#5650 describes): the flag's, else the ``secretsprovider`` the file names, else
+``passphrase`` (``PULUMI_CONFIG_PASSPHRASE``); ``awskms://<key>`` gets a data key encrypted by
+the emulator's KMS.
 """
 
 from __future__ import annotations
@@ -54,7 +57,9 @@ PROG = "pulumi (local cloud)"
 # Command -> the flags it takes (name -> takes a value). Global flags are accepted everywhere.
 _GLOBAL = {"--stack": True, "-s": True, "--cwd": True, "-C": True, "--non-interactive": False}
 _COMMANDS: dict[tuple[str, ...], dict[str, bool]] = {
+    ("version",): {},
     ("login",): {"--local": False},
+    ("stack", "init"): {"--secrets-provider": True},
     ("stack", "select"): {"--create": False, "-c": False, "--secrets-provider": True},
     ("config", "set"): {"--secret": False, "--plaintext": False},
     ("preview",): {"--diff": False},
@@ -330,6 +335,24 @@ class Cli:
         print(f"Logged in to the local cloud's backend {url}")
         return EXIT_OK
 
+    def _version(self) -> int:
+        from importlib.metadata import version
+
+        # The engine runs the program with this SDK, as the CLI of the same version would.
+        print(f"v{version('pulumi')}")
+        return EXIT_OK
+
+    def _stack_init(self) -> int:
+        if not self.inv.args and not self.inv.flag("--stack", "-s"):
+            raise Failure(EXIT_USAGE, "stack init: give the stack name")
+        stack = self.inv.args[0] if self.inv.args else self.stack()
+        backend = self.backend()
+        if backend.pull(stack):
+            raise Failure(EXIT_ERROR, f"stack '{stack}' already exists")
+        self._create(stack, backend)
+        self._select(stack)
+        return EXIT_OK
+
     def _stack_select(self) -> int:
         if not self.inv.args and not self.inv.flag("--stack", "-s"):
             raise Failure(EXIT_USAGE, "stack select: give the stack name")
@@ -338,16 +361,23 @@ class Cli:
         if not backend.pull(stack):
             if not self.inv.flag("--create", "-c"):
                 raise Failure(EXIT_NO_STACK, f"no stack named '{stack}' found")
-            self._init_secrets(stack, self.inv.flag("--secrets-provider") or "passphrase")
-            from localcloud.state import State
+            self._create(stack, backend)
+        self._select(stack)
+        return EXIT_OK
 
-            State(stack).save(backend.folder / f"{stack}.json")
-            backend.push(stack)
-            print(f"Created stack '{stack}'")
+    def _create(self, stack: str, backend: Backend) -> None:
+        from localcloud.state import State
+
+        named = _stack_settings(self.root / f"Pulumi.{stack}.yaml").get("secretsprovider")
+        self._init_secrets(stack, self.inv.flag("--secrets-provider") or named or "passphrase")
+        State(stack).save(backend.folder / f"{stack}.json")
+        backend.push(stack)
+        print(f"Created stack '{stack}'")
+
+    def _select(self, stack: str) -> None:
         settings = _settings()
         settings.setdefault("selected", {})[str(self.root)] = stack
         _save_settings(settings)
-        return EXIT_OK
 
     def _init_secrets(self, stack: str, provider: str) -> None:
         """A new stack's secrets provider in its stack file, unless the file names one already."""

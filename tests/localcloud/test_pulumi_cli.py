@@ -25,21 +25,19 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = ROOT / "localcloud" / "bin"
-# What the scripts run besides Pulumi: left out here (verify has its own tests).
-NOT_PULUMI = {
-    "make setup",
-    'mlops verify --stack "$stack" --outputs "outputs-$stack.json" --json > "verify-$stack.json" || true',
-    'mlops verify --stack "$stack" --outputs "outputs-$stack.json"',
-}
+# What the scripts run besides Pulumi: left out here (verify has its own tests). The virtualenv
+# step is `make setup` or `.ci/venv`, depending on the scripts' version.
+NOT_PULUMI = ("make setup", ".ci/venv", "mlops verify ")
 
 
 def _ci_script(name: str, into: Path) -> Path:
     lines = (ROOT / ".ci" / name).read_text().splitlines()
-    dropped = [line for line in lines if line in NOT_PULUMI]
+    dropped = [line for line in lines if line.startswith(NOT_PULUMI)]
     assert len(dropped) == {"deploy": 3, "preview": 1}[name], f".ci/{name} changed shape: {dropped}"
     path = into / ".ci" / name
     path.parent.mkdir(exist_ok=True)
-    path.write_text("\n".join(line for line in lines if line not in NOT_PULUMI) + "\n")
+    path.write_text("\n".join(line for line in lines if not line.startswith(NOT_PULUMI)) + "\n")
+    path.chmod(0o755)
     return path
 
 
@@ -78,6 +76,11 @@ def ci(fresh, tmp_path):
     (checkout / "infra").symlink_to(ROOT / "infra")
     _ci_script("deploy", checkout)
     _ci_script("preview", checkout)
+    # The checks a job runs before pulumi, where the scripts have them (the CLI's version against
+    # the lock's, the stack file's secrets provider).
+    if (ROOT / ".ci" / "pulumi-checks").exists():
+        shutil.copy(ROOT / ".ci" / "pulumi-checks", checkout / ".ci" / "pulumi-checks")
+        shutil.copy(ROOT / "requirements.lock", checkout / "requirements.lock")
     env = _env(
         fresh,
         tmp_path / "home",
@@ -90,9 +93,12 @@ def ci(fresh, tmp_path):
 
 def test_ci_deploy_and_preview_of_dev_run_unchanged_against_the_local_cloud(ci, fresh):
     checkout, env = ci
-    # As the real CLI on an empty backend: the preview script creates no stack.
-    early = _run(["bash", ".ci/preview", "dev"], checkout, env)
-    assert early.returncode == 6 and "no stack named 'dev' found" in early.stdout + early.stderr
+    # Once per stack, as README "Deploying to AWS" says: created with the CI's secrets provider.
+    provider = env["PULUMI_SECRETS_PROVIDER"]
+    created = _run(
+        ["pulumi", "stack", "select", "--create", "dev", "--secrets-provider", provider], checkout, env
+    )
+    assert created.returncode == 0, created.stderr
     deployed = _run(["bash", ".ci/deploy", "dev"], checkout, env)
     assert deployed.returncode == 0, deployed.stdout[-3000:] + deployed.stderr[-3000:]
 
@@ -159,6 +165,25 @@ def tiny(fresh, tmp_path):
 
 def pulumi(project: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
     return _run(["pulumi", *args], project.parent, env)
+
+
+def test_its_version_is_the_sdks_the_lock_pins(tiny):
+    # .ci/pulumi-checks compares `pulumi version` with the lock's pulumi==: the engine runs that SDK.
+    project, env = tiny
+    pinned = next(
+        line for line in (ROOT / "requirements.lock").read_text().splitlines() if line.startswith("pulumi==")
+    )
+    shown = pulumi(project, env, "version")
+    assert (shown.returncode, shown.stdout.strip()) == (0, "v" + pinned.split("==")[1])
+
+
+def test_stack_init_creates_once(tiny):
+    project, env = tiny
+    cwd = ["--cwd", str(project)]
+    assert pulumi(project, env, "stack", "init", "t", *cwd).returncode == 0
+    assert yaml.safe_load((project / "Pulumi.t.yaml").read_text())["encryptionsalt"].startswith("v1:")
+    again = pulumi(project, env, "stack", "init", "t", *cwd)
+    assert again.returncode == 1 and "stack 't' already exists" in again.stderr
 
 
 def test_what_it_does_not_support_is_refused_by_name_with_exit_2(tiny):
