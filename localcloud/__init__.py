@@ -32,5 +32,7 @@ service), ``emulator`` (the server and what moto lacks at deploy time), ``behavi
 moto lacks at run time: executions, endpoints, rollouts, alarms, events, schedules, the
 feature store runtime, MLflow; see its docstring), ``gitlab_trigger`` (GitLab's side of a
 recorded approval call: the promotion pipeline's variables and deploy jobs), ``cli`` (``mlops
-local deploy``).
+local deploy``), ``options`` (the resource options refused by name), ``secrets`` (``secure:``
+config and sealed secrets), ``policy`` (the policy pack before any write) and ``pulumi_cli``
+(``localcloud/bin/pulumi``: the Pulumi CLI subset CI scripts call).
 """

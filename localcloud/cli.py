@@ -30,6 +30,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from localcloud.engine import ROOT, Engine, project_program
+from localcloud.secrets import display
 from localcloud.state import Result
 
 _STYLES = {"create": "green", "update": "yellow", "replace": "magenta", "delete": "red", "same": "dim"}
@@ -109,7 +110,7 @@ def render(result: Result, console: Console, *, show_same: bool = False) -> None
     console.print(f"{counts or 'no resources'}; {result.writes} write calls; {result.seconds:.1f} s")
     if result.outputs:
         console.print("Outputs:")
-        console.print_json(json.dumps(result.outputs))
+        console.print_json(json.dumps(display(result.outputs)))
 
 
 def main(argv: list[str] | None = None) -> int:

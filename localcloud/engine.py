@@ -63,7 +63,7 @@ from pulumi.runtime.mocks import MockMonitor
 from pulumi.runtime.rpc import UNKNOWN
 from pulumi.runtime.settings import get_root_resource
 
-from localcloud import policy
+from localcloud import options, policy, secrets
 from localcloud.clients import CALLS, client
 from localcloud.state import Operation, ResourceState, Result, State, decide, normalize
 from localcloud.translations import lookup
@@ -150,6 +150,9 @@ class _Monitor(MockMonitor):
         }
         _current.retain_on_delete = request.retainOnDelete
         _current.delete_before_replace = request.deleteBeforeReplace
+        _current.refused_options = options.refused(request)
+        _current.type_aliases = options.type_aliases(request)
+        _current.secret_outputs = set(request.additionalSecretOutputs)
         return super().RegisterResource(request)
 
 
@@ -198,6 +201,8 @@ class Engine:
         self.state_path = (state_dir or root / ".state") / f"{stack}.json"
         self.config = {**stack_config(stack, root), **(overrides or {})}
         self.region = self.config.get("aws:region", "eu-west-1")
+        # secure: config and secret values, kept out of the state (localcloud/secrets.py).
+        self._secrets = secrets.SecretKeeper(secrets.stack_crypter(root, stack, lambda: self.client("kms")))
         self._lock = threading.RLock()
         self.calls: Counter = Counter()
 
@@ -354,7 +359,7 @@ class Engine:
         """The policy pack over what the program declares, before any write: a mandatory
         violation raises ``PolicyViolationError`` naming each policy and resource, and the
         stack's resources and state stay as they were."""
-        values, secrets = engine_config(self.config)
+        values, secret_keys = self._program_config()
         os.environ.setdefault("AWS_DEFAULT_REGION", self.region)
         policy.enforce(
             self.program,
@@ -362,28 +367,41 @@ class Engine:
             project=self.project,
             stack=self.stack,
             config=values,
-            secret_keys=secrets,
+            secret_keys=secret_keys,
             invoke=self._invoke,
         )
+
+    def _program_config(self) -> tuple[dict[str, str], list[str]]:
+        """The config the program reads (``secure:`` values decrypted) and which keys are secret."""
+        plain, secure = self._secrets.config(self.config)
+        values, secret_keys = engine_config(plain)
+        return values, sorted({*secret_keys, *secure})
 
     def _run_program(self) -> dict[str, Any]:
         mocks = _Mocks(self)
         pulumi.runtime.set_mocks(
             mocks, project=self.project, stack=self.stack, preview=self.preview, monitor=_Monitor(mocks)
         )
-        values, secrets = engine_config(self.config)
-        pulumi.runtime.set_all_config(values, secrets)
+        try:
+            pulumi.runtime.set_all_config(*self._program_config())
+        except secrets.SecretsError as exc:  # before any resource: the state stays as it was
+            self._failure = exc
+            return {}
         # The sagemaker SDK needs a region when it is imported by the pipeline builders.
         os.environ.setdefault("AWS_DEFAULT_REGION", self.region)
         # Nothing in a local deploy may look for AWS credentials on the network.
         os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
         captured: dict[str, Any] = {}
+        secret_keys: list[str] = []
 
         @pulumi.runtime.test
         def program():
             runpy.run_path(str(self.program), run_name="__main__")
             exports = get_root_resource().outputs
-            return pulumi.Output.from_input(exports).apply(captured.update)
+            return pulumi.Output.all(
+                pulumi.Output.from_input(exports).apply(captured.update),
+                secrets.secret_exports(exports).apply(secret_keys.extend),
+            )
 
         cwd = os.getcwd()
         os.chdir(self.root)
@@ -401,7 +419,8 @@ class Engine:
             os.chdir(cwd)
         if isinstance(self._failure, KeyboardInterrupt):
             raise self._failure
-        return captured
+        # Secret exports are kept and printed sealed, as `pulumi stack output` shows them.
+        return self._secrets.seal(captured, {(key,) for key in secret_keys}, self._old.outputs)
 
     def _invoke(self, token: str) -> dict[str, Any]:
         if token == "aws:index/getCallerIdentity:getCallerIdentity":
@@ -429,10 +448,18 @@ class Engine:
         raise DeployError(f"data source {token}: no translation in the local cloud")
 
     def _register(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
-        if not args.custom:
+        if not args.custom and not _current.refused_options:
             return "", {}  # a component: nothing in AWS
         urn, seq = _current.urn, next(self._seq)
         try:
+            if _current.refused_options:
+                raise DeployError(options.message(args.name, args.typ, _current.refused_options))
+            if aliased := options.aliased_in_state(
+                args.name, _current.type_aliases, self._old.resources.values()
+            ):
+                raise DeployError(
+                    options.message(args.name, args.typ, [f"aliases (of {', '.join(aliased)})"])
+                )
             if self._failure is not None:
                 raise DeployError(f"{args.name} ({args.typ}): not attempted, an earlier resource failed")
             return self._apply(args, urn, seq)
@@ -449,13 +476,16 @@ class Engine:
     # -- one resource -----------------------------------------------------------------------------
     def _apply(self, args, urn: str, seq: int) -> tuple[str, dict[str, Any]]:
         translation = lookup(args.typ)
-        inputs = normalize(args.inputs)
         with self._lock:
             old = None if urn in self._deleted else self._old.resources.get(urn)
             dependent = self._dependents.get(urn)
-        op, changed = decide(translation, old, inputs)
+        # Secret inputs go to AWS in clear, and to the state and the diff sealed.
+        inputs, sealed, secret_paths = self._secrets.split(
+            normalize(args.inputs), old.inputs if old else None
+        )
+        op, changed = decide(translation, old, sealed)
         call = self._request(args.typ, args.name)
-        record = ResourceState(urn, args.typ, args.name, "", inputs, {}, list(_current.dependencies), seq)
+        record = ResourceState(urn, args.typ, args.name, "", sealed, {}, list(_current.dependencies), seq)
         record.retain_on_delete = _current.retain_on_delete
         record.property_dependencies = dict(_current.property_dependencies)
         name_input = translation.name_input
@@ -475,7 +505,7 @@ class Engine:
             or (name_input and name_input in inputs)
         )
         if op == "same":
-            record.id, record.outputs = old.id, old.outputs
+            record.id, record.outputs = old.id, self._secrets.recorded_outputs(old.outputs, full)
         elif op == "update":
             olds = _physical_inputs(translation, old)
             computed = translation.update(call, old.id, olds, full, changed)
@@ -500,6 +530,10 @@ class Engine:
         if dependent is not None and op == "create":
             op, changed = "replace", set(dependent)
             delete_first = True
+        # The program gets its secrets back marked secret; the state keeps them sealed.
+        secret_paths |= {(key,) for key in _current.secret_outputs}
+        program_outputs = self._secrets.wrap(record.outputs, secret_paths)
+        record.outputs = self._secrets.seal(record.outputs, secret_paths, old.outputs if old else None)
         self._record(record)
         with self._lock:
             physical = record.auto_name or record.id or full.get(name_input or "", "")
@@ -513,7 +547,7 @@ class Engine:
                     delete_first=op == "replace" and delete_first,
                 )
             )
-        return record.id, _without_assets(record.outputs)
+        return record.id, _without_assets(program_outputs)
 
     def _create(
         self,
@@ -529,7 +563,11 @@ class Engine:
             if call.created_id is not None and not self.preview:
                 # It exists: recorded as created with its create unfinished (Pulumi's init
                 # errors), so the next deploy updates it instead of failing "already exists".
-                record.id, record.outputs, record.init_failed = call.created_id, dict(full), True
+                record.id, record.outputs, record.init_failed = (
+                    call.created_id,
+                    {**full, **record.inputs},
+                    True,
+                )
                 with self._lock:
                     if replacing is not None:
                         self._replaced[f"{replacing.urn}#replaced:{replacing.id}"] = replacing

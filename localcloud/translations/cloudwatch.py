@@ -58,9 +58,8 @@ class MetricAlarm(Translation):
     }
 
     def create(self, call, inputs):
-        # PutMetricAlarm overwrites an alarm of the same name; the provider refuses to.
-        if call("cloudwatch", "DescribeAlarms", AlarmNames=[inputs["name"]])["MetricAlarms"]:
-            raise call.fail(f"CloudWatch metric alarm {inputs['name']!r} already exists")
+        # The provider's create is one PutMetricAlarm (terraform-provider-aws
+        # resourceMetricAlarmCreate): an alarm of the same name is taken over, as AWS overwrites it.
         return self._put(call, inputs)
 
     def _put(self, call, inputs):

@@ -1,11 +1,11 @@
-"""EventBridge rules and targets, and EventBridge Scheduler schedules."""
+"""EventBridge rules and targets, connections and API destinations, and EventBridge Scheduler schedules."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from localcloud.translations import references
-from localcloud.translations.base import Translation, register, retag, tag_list
+from localcloud.translations.base import Translation, register, tag_list
 
 
 def _pipeline_parameters(parameters: list[dict[str, str]] | None) -> dict[str, Any] | None:
@@ -15,12 +15,12 @@ def _pipeline_parameters(parameters: list[dict[str, str]] | None) -> dict[str, A
 
 
 def _input_transformer(transformer: dict[str, Any] | None) -> dict[str, Any] | None:
-    # Terraform's input_paths is the API's InputPathsMap.
+    # The provider's inputPaths is the API's InputPathsMap (the names differ, not only in case).
     if not transformer:
         return None
     out = {"InputTemplate": transformer["inputTemplate"]}
     if transformer.get("inputPaths"):
-        out["InputPathsMap"] = dict(transformer["inputPaths"])
+        out["InputPathsMap"] = transformer["inputPaths"]
     return out
 
 
@@ -58,18 +58,9 @@ class EventRule(Translation):
     def update(self, call, id_, olds, news, changed):
         self._put(call, news)
         outputs = self._read(call, news)
-        if "tags" in changed:
-            retag(
-                olds,
-                news,
-                lambda tags: call("events", "TagResource", ResourceARN=outputs["arn"], Tags=tag_list(tags)),
-                lambda keys: call("events", "UntagResource", ResourceARN=outputs["arn"], TagKeys=keys),
-            )
+        if "tags" in changed and news.get("tags"):
+            call("events", "TagResource", ResourceARN=outputs["arn"], Tags=tag_list(news["tags"]))
         return outputs
-
-    def read(self, call, id_, inputs):
-        params = {"Name": id_, "EventBusName": inputs.get("eventBusName")}
-        return {} if call.exists("events", "DescribeRule", **{k: v for k, v in params.items() if v}) else None
 
     def delete(self, call, id_, inputs, outputs):
         params = {"Name": id_, "EventBusName": inputs.get("eventBusName")}
@@ -190,18 +181,32 @@ class Schedule(Translation):
         call("scheduler", "UpdateSchedule", **self._params(news))
         return self._read(call, news)
 
-    def read(self, call, id_, inputs):
-        params = {"Name": inputs["name"], "GroupName": inputs.get("groupName")}
-        found = call.exists("scheduler", "GetSchedule", **{k: v for k, v in params.items() if v})
-        return {} if found else None
-
     def delete(self, call, id_, inputs, outputs):
         params = {"Name": inputs["name"], "GroupName": inputs.get("groupName")}
         call("scheduler", "DeleteSchedule", **{k: v for k, v in params.items() if v})
 
 
-def _connection_auth(auth: dict[str, Any]) -> dict[str, Any]:
-    """Terraform's auth_parameters as CreateConnection's AuthParameters (API key and query strings)."""
+def _http_parameters(params: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The provider's ``invocationHttpParameters`` as the API's ``ConnectionHttpParameters``."""
+    if not params:
+        return None
+    kinds = {
+        "headers": "HeaderParameters",
+        "queryStrings": "QueryStringParameters",
+        "bodies": "BodyParameters",
+    }
+    return {
+        api: [
+            {"Key": p["key"], "Value": p["value"], "IsValueSecret": bool(p.get("isValueSecret"))}
+            for p in params[tf]
+        ]
+        for tf, api in kinds.items()
+        if params.get(tf)
+    }
+
+
+def _auth_parameters(auth: dict[str, Any]) -> dict[str, Any]:
+    """The provider's ``authParameters`` as the API's ``CreateConnectionAuthRequestParameters``."""
     out: dict[str, Any] = {}
     if auth.get("apiKey"):
         out["ApiKeyAuthParameters"] = {
@@ -213,56 +218,49 @@ def _connection_auth(auth: dict[str, Any]) -> dict[str, Any]:
             "Username": auth["basic"]["username"],
             "Password": auth["basic"]["password"],
         }
-    http = auth.get("invocationHttpParameters") or {}
+    if auth.get("oauth"):
+        raise ValueError("authParameters.oauth has no translation in the local cloud yet")
+    http = _http_parameters(auth.get("invocationHttpParameters"))
     if http:
-        out["InvocationHttpParameters"] = {
-            api: [
-                {"Key": p["key"], "Value": p.get("value"), "IsValueSecret": p.get("isValueSecret", False)}
-                for p in http.get(tf) or []
-            ]
-            for tf, api in (
-                ("queryStrings", "QueryStringParameters"),
-                ("headers", "HeaderParameters"),
-                ("bodies", "BodyParameters"),
-            )
-            if http.get(tf)
-        }
+        out["InvocationHttpParameters"] = http
     return out
 
 
 @register
 class EventConnection(Translation):
+    """An API destination's connection; EventBridge keeps its credentials in a Secrets Manager
+    secret of its own (under ``kmsKeyIdentifier``), whose ARN the provider reports."""
+
     type = "aws:cloudwatch/eventConnection:EventConnection"
     force_new = frozenset({"name"})
-    name_input = "name"
-    name_max_length = 64
 
     def create(self, call, inputs):
+        self._put(call, "CreateConnection", inputs)
+        return inputs["name"], self._read(call, inputs["name"])
+
+    @staticmethod
+    def _put(call, operation: str, inputs) -> None:
         references.kms_key(call, inputs.get("kmsKeyIdentifier"), "kmsKeyIdentifier")
+        try:
+            auth = _auth_parameters(inputs["authParameters"])
+        except ValueError as exc:
+            raise call.fail(str(exc)) from None
         params = {
             "Name": inputs["name"],
             "Description": inputs.get("description"),
             "AuthorizationType": inputs["authorizationType"],
-            "AuthParameters": _connection_auth(inputs["authParameters"]),
+            "AuthParameters": auth,
             "KmsKeyIdentifier": inputs.get("kmsKeyIdentifier"),
         }
-        call("events", "CreateConnection", **{k: v for k, v in params.items() if v is not None})
-        return inputs["name"], self._read(call, inputs["name"])
+        call("events", operation, **{k: v for k, v in params.items() if v is not None})
 
     @staticmethod
-    def _read(call, name) -> dict:
-        found = call("events", "DescribeConnection", Name=name)
-        return {"arn": found["ConnectionArn"], "secretArn": found.get("SecretArn", "")}
+    def _read(call, name: str) -> dict:
+        described = call("events", "DescribeConnection", Name=name)
+        return {"arn": described["ConnectionArn"], "secretArn": described.get("SecretArn", "")}
 
     def update(self, call, id_, olds, news, changed):
-        params = {
-            "Name": id_,
-            "Description": news.get("description"),
-            "AuthorizationType": news["authorizationType"],
-            "AuthParameters": _connection_auth(news["authParameters"]),
-            "KmsKeyIdentifier": news.get("kmsKeyIdentifier"),
-        }
-        call("events", "UpdateConnection", **{k: v for k, v in params.items() if v is not None})
+        self._put(call, "UpdateConnection", news)
         return self._read(call, id_)
 
     def delete(self, call, id_, inputs, outputs):
@@ -273,28 +271,38 @@ class EventConnection(Translation):
 class EventApiDestination(Translation):
     type = "aws:cloudwatch/eventApiDestination:EventApiDestination"
     force_new = frozenset({"name"})
-    name_input = "name"
-    name_max_length = 64
+
+    def create(self, call, inputs):
+        self._put(call, "CreateApiDestination", inputs)
+        return inputs["name"], self._read(call, inputs["name"])
 
     @staticmethod
-    def _params(inputs) -> dict[str, Any]:
+    def _put(call, operation: str, inputs) -> None:
+        connection = inputs["connectionArn"]
+        # arn:aws:events:<region>:<account>:connection/<name>/<uuid>
+        name = connection.split(":connection/", 1)[-1].split("/", 1)[0]
+        found = call.exists("events", "DescribeConnection", Name=name)
+        if not found:
+            raise call.fail(
+                f"connectionArn refers to EventBridge connection {connection!r}, which does not exist"
+            )
         params = {
             "Name": inputs["name"],
             "Description": inputs.get("description"),
-            "ConnectionArn": inputs["connectionArn"],
+            "ConnectionArn": connection,
             "InvocationEndpoint": inputs["invocationEndpoint"],
             "HttpMethod": inputs["httpMethod"],
             "InvocationRateLimitPerSecond": inputs.get("invocationRateLimitPerSecond"),
         }
-        return {k: v for k, v in params.items() if v is not None}
+        call("events", operation, **{k: v for k, v in params.items() if v is not None})
 
-    def create(self, call, inputs):
-        arn = call("events", "CreateApiDestination", **self._params(inputs))["ApiDestinationArn"]
-        return inputs["name"], {"arn": arn}
+    @staticmethod
+    def _read(call, name: str) -> dict:
+        return {"arn": call("events", "DescribeApiDestination", Name=name)["ApiDestinationArn"]}
 
     def update(self, call, id_, olds, news, changed):
-        arn = call("events", "UpdateApiDestination", **self._params(news))["ApiDestinationArn"]
-        return {"arn": arn}
+        self._put(call, "UpdateApiDestination", news)
+        return self._read(call, id_)
 
     def delete(self, call, id_, inputs, outputs):
         call("events", "DeleteApiDestination", Name=id_)

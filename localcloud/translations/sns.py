@@ -1,4 +1,4 @@
-"""SNS: the alarm topic and its policy."""
+"""SNS: the alarm topic, its policy and its (email) subscriptions."""
 
 from __future__ import annotations
 
@@ -107,3 +107,69 @@ class TopicPolicy(Translation):
                 AttributeName="Policy",
                 AttributeValue=json.dumps(default),
             )
+
+
+_SUBSCRIPTION_ATTRIBUTES = {
+    "filterPolicy": "FilterPolicy",
+    "filterPolicyScope": "FilterPolicyScope",
+    "rawMessageDelivery": "RawMessageDelivery",
+    "redrivePolicy": "RedrivePolicy",
+    "deliveryPolicy": "DeliveryPolicy",
+    "subscriptionRoleArn": "SubscriptionRoleArn",
+}
+
+
+@register
+class TopicSubscription(Translation):
+    """A subscription; an email endpoint stays pending until its owner confirms, as on AWS."""
+
+    type = "aws:sns/topicSubscription:TopicSubscription"
+    force_new = frozenset({"topic", "protocol", "endpoint"})
+
+    def create(self, call, inputs):
+        topic = inputs["topic"]
+        if not call.exists("sns", "GetTopicAttributes", TopicArn=topic):
+            raise call.fail(f"topic refers to SNS topic {topic!r}, which does not exist")
+        attributes = {
+            api: str(inputs[tf]).lower() if isinstance(inputs[tf], bool) else str(inputs[tf])
+            for tf, api in _SUBSCRIPTION_ATTRIBUTES.items()
+            if inputs.get(tf) is not None
+        }
+        params = {
+            "TopicArn": topic,
+            "Protocol": inputs["protocol"],
+            "Endpoint": inputs["endpoint"],
+            "Attributes": attributes or None,
+            "ReturnSubscriptionArn": True,
+        }
+        arn = call("sns", "Subscribe", **{k: v for k, v in params.items() if v is not None})[
+            "SubscriptionArn"
+        ]
+        # The provider's id of a subscription is its ARN.
+        return arn, {"arn": arn, "ownerId": call.account, **self._pending(call, arn)}
+
+    @staticmethod
+    def _pending(call, arn: str) -> dict:
+        attributes = call("sns", "GetSubscriptionAttributes", SubscriptionArn=arn)["Attributes"]
+        return {"pendingConfirmation": attributes.get("PendingConfirmation") == "true"}
+
+    def update(self, call, id_, olds, news, changed):
+        for tf in sorted(changed & set(_SUBSCRIPTION_ATTRIBUTES)):
+            value = news.get(tf)
+            call(
+                "sns",
+                "SetSubscriptionAttributes",
+                SubscriptionArn=id_,
+                AttributeName=_SUBSCRIPTION_ATTRIBUTES[tf],
+                AttributeValue=""
+                if value is None
+                else str(value).lower()
+                if isinstance(value, bool)
+                else str(value),
+            )
+        if changed - set(_SUBSCRIPTION_ATTRIBUTES):
+            return super().update(call, id_, olds, news, changed - set(_SUBSCRIPTION_ATTRIBUTES))
+        return {"arn": id_, "ownerId": call.account, **self._pending(call, id_)}
+
+    def delete(self, call, id_, inputs, outputs):
+        call("sns", "Unsubscribe", SubscriptionArn=id_)

@@ -99,30 +99,6 @@ def test_a_missing_reference_fails_naming_resource_and_reference(project, fresh)
     assert fresh.client("sagemaker").list_models()["Models"] == []
 
 
-def test_an_alarm_name_already_taken_is_refused_not_overwritten(project, fresh):
-    cloudwatch = fresh.client("cloudwatch")
-    cloudwatch.put_metric_alarm(
-        AlarmName="taken",
-        ComparisonOperator="GreaterThanThreshold",
-        EvaluationPeriods=1,
-        Threshold=1.0,
-        MetricName="Other",
-        Namespace="Team/Other",
-        Period=60,
-        Statistic="Sum",
-    )
-    (project / "infra" / "__main__.py").write_text(
-        "import pulumi_aws as aws\n"
-        "aws.cloudwatch.MetricAlarm('latency-alarm', name='taken', comparison_operator='GreaterThanThreshold',\n"
-        "    evaluation_periods=1, threshold=2, metric_name='ModelLatency', namespace='AWS/SageMaker',\n"
-        "    period=60, statistic='Average')\n"
-    )
-    engine = Engine("bad", fresh.endpoint_url, state_dir=project / ".state", root=project, policy_pack=False)
-    with pytest.raises(DeployError, match=r"latency-alarm .*'taken' already exists"):
-        engine.up()
-    assert cloudwatch.describe_alarms(AlarmNames=["taken"])["MetricAlarms"][0]["MetricName"] == "Other"
-
-
 def test_a_refused_request_fails_in_the_preview_before_anything_is_made(project, fresh):
     """`up` previews first (item 3): the schedule's refusal stops it before its role exists."""
     message = _deploy(project, fresh, "missing-member")
