@@ -80,6 +80,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=ROOT,
         help="the Pulumi project (its Pulumi.yaml): the platform (default) or infra/bootstrap",
     )
+    parser.add_argument(
+        "--no-policy-pack",
+        action="store_true",
+        help="skip the security policy pack (policies/) that CI's previews and deploys run",
+    )
     return parser
 
 
@@ -126,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         "state_dir": args.state_dir,
         "overrides": parse_sets(args.set, project_program(project)[0]),
         "root": project,
+        "policy_pack": not args.no_policy_pack,
     }
     endpoint_url, embedded = embedded_or_named()
     if embedded is not None:

@@ -62,8 +62,8 @@ _COMMANDS: dict[tuple[str, ...], dict[str, bool]] = {
     ("stack", "init"): {"--secrets-provider": True},
     ("stack", "select"): {"--create": False, "-c": False, "--secrets-provider": True},
     ("config", "set"): {"--secret": False, "--plaintext": False},
-    ("preview",): {"--diff": False},
-    ("up",): {"--yes": False, "-y": False, "--diff": False, "--skip-preview": False},
+    ("preview",): {"--diff": False, "--policy-pack": True},
+    ("up",): {"--yes": False, "-y": False, "--diff": False, "--skip-preview": False, "--policy-pack": True},
     ("stack", "output"): {"--json": False, "-j": False, "--show-secrets": False},
     ("destroy",): {"--yes": False, "-y": False},
     ("refresh",): {"--yes": False, "-y": False},
@@ -444,7 +444,19 @@ class Cli:
     def _engine(self, stack: str, backend: Backend):
         from localcloud.engine import Engine
 
-        return Engine(stack, endpoint_url(), state_dir=backend.folder, root=self.root)
+        return Engine(
+            stack, endpoint_url(), state_dir=backend.folder, root=self.root, policy_pack=self._policy_pack()
+        )
+
+    def _policy_pack(self) -> bool:
+        """As the CLI, a pack runs only when ``--policy-pack`` names one (a folder with its
+        PulumiPolicy.yaml); the engine then runs the pack of its own checkout (policies/)."""
+        path = self.inv.flag("--policy-pack")
+        if path is None:
+            return False
+        if not (self.root / path / "PulumiPolicy.yaml").is_file():
+            raise Failure(EXIT_USAGE, f"--policy-pack {path}: no PulumiPolicy.yaml in {self.root / path}")
+        return True
 
     def _deploy(self, action: str) -> int:
         """preview, up, destroy and refresh: the engine run, its table printed, the state kept."""

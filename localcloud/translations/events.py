@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from localcloud.translations import references
-from localcloud.translations.base import Translation, register, tag_list
+from localcloud.translations.base import Translation, register, retag, tag_list
 
 
 def _pipeline_parameters(parameters: list[dict[str, str]] | None) -> dict[str, Any] | None:
@@ -15,12 +15,12 @@ def _pipeline_parameters(parameters: list[dict[str, str]] | None) -> dict[str, A
 
 
 def _input_transformer(transformer: dict[str, Any] | None) -> dict[str, Any] | None:
-    # The provider's inputPaths is the API's InputPathsMap (the names differ, not only in case).
+    # Terraform's input_paths is the API's InputPathsMap.
     if not transformer:
         return None
     out = {"InputTemplate": transformer["inputTemplate"]}
     if transformer.get("inputPaths"):
-        out["InputPathsMap"] = transformer["inputPaths"]
+        out["InputPathsMap"] = dict(transformer["inputPaths"])
     return out
 
 
@@ -58,9 +58,18 @@ class EventRule(Translation):
     def update(self, call, id_, olds, news, changed):
         self._put(call, news)
         outputs = self._read(call, news)
-        if "tags" in changed and news.get("tags"):
-            call("events", "TagResource", ResourceARN=outputs["arn"], Tags=tag_list(news["tags"]))
+        if "tags" in changed:
+            retag(
+                olds,
+                news,
+                lambda tags: call("events", "TagResource", ResourceARN=outputs["arn"], Tags=tag_list(tags)),
+                lambda keys: call("events", "UntagResource", ResourceARN=outputs["arn"], TagKeys=keys),
+            )
         return outputs
+
+    def read(self, call, id_, inputs):
+        params = {"Name": id_, "EventBusName": inputs.get("eventBusName")}
+        return {} if call.exists("events", "DescribeRule", **{k: v for k, v in params.items() if v}) else None
 
     def delete(self, call, id_, inputs, outputs):
         params = {"Name": id_, "EventBusName": inputs.get("eventBusName")}
@@ -180,6 +189,11 @@ class Schedule(Translation):
         # UpdateSchedule replaces the whole schedule: every member is sent again.
         call("scheduler", "UpdateSchedule", **self._params(news))
         return self._read(call, news)
+
+    def read(self, call, id_, inputs):
+        params = {"Name": inputs["name"], "GroupName": inputs.get("groupName")}
+        found = call.exists("scheduler", "GetSchedule", **{k: v for k, v in params.items() if v})
+        return {} if found else None
 
     def delete(self, call, id_, inputs, outputs):
         params = {"Name": inputs["name"], "GroupName": inputs.get("groupName")}

@@ -22,9 +22,15 @@ def project(root: Path, program: str, name: str = "tiny") -> Path:
 
 
 def engine(root: Path, endpoint_url: str, **config: Any) -> Engine:
-    """The engine for the scratch project; ``config`` keys are the project's (``tiny:<key>``)."""
+    """The engine for the scratch project; ``config`` keys are the project's (``tiny:<key>``).
+
+    The security pack stays off: a scratch program is no platform stack, and these tests are
+    about what the engine does, not about what the pack refuses (tests/localcloud/test_policy.py).
+    """
     overrides = {f"tiny:{key}": value for key, value in config.items()}
-    return Engine(STACK, endpoint_url, state_dir=root / ".state", root=root, overrides=overrides)
+    return Engine(
+        STACK, endpoint_url, state_dir=root / ".state", root=root, overrides=overrides, policy_pack=False
+    )
 
 
 def state(root: Path) -> State:

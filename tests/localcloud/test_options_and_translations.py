@@ -81,7 +81,7 @@ def test_put_metric_alarm_takes_over_an_alarm_of_the_same_name(fresh, tmp_path):
         Statistic="Sum",
     )
     project = _project(tmp_path, ALARM)
-    Engine("opts", fresh.endpoint_url, state_dir=project / ".state", root=project).up()
+    Engine("opts", fresh.endpoint_url, state_dir=project / ".state", root=project, policy_pack=False).up()
     (alarm,) = cloudwatch.describe_alarms(AlarmNames=["churn-latency"])["MetricAlarms"]
     assert (alarm["MetricName"], alarm["Threshold"], alarm["EvaluationPeriods"]) == ("ModelLatency", 250.0, 3)
 
@@ -126,6 +126,7 @@ def test_an_option_the_engine_does_not_honour_is_refused_by_name(fresh, tmp_path
         state_dir=project / ".state",
         root=project,
         overrides={"opts:option": option},
+        policy_pack=False,
     )
     with pytest.raises(DeployError) as refused:
         engine.up(preview=True)
@@ -144,11 +145,11 @@ def test_a_type_alias_of_a_resource_the_state_holds_under_that_type_is_refused(f
     """
     project = _project(tmp_path, program)
     state = project / ".state"
-    engine = Engine("opts", fresh.endpoint_url, state_dir=state, root=project)
+    engine = Engine("opts", fresh.endpoint_url, state_dir=state, root=project, policy_pack=False)
     engine.up()
     recorded = json.loads((state / "opts.json").read_text())
     for resource in recorded["resources"]:
         resource["type"] = "aws:s3/bucketV2:BucketV2"
     (state / "opts.json").write_text(json.dumps(recorded))
     with pytest.raises(DeployError, match=r"resource option aliases \(of urn:pulumi:opts::opts::"):
-        Engine("opts", fresh.endpoint_url, state_dir=state, root=project).up(preview=True)
+        Engine("opts", fresh.endpoint_url, state_dir=state, root=project, policy_pack=False).up(preview=True)

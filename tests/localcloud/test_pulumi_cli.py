@@ -74,6 +74,7 @@ def ci(fresh, tmp_path):
     for name in ("Pulumi.yaml", "Pulumi.dev.yaml"):
         shutil.copy(ROOT / name, checkout / name)
     (checkout / "infra").symlink_to(ROOT / "infra")
+    (checkout / "policies").symlink_to(ROOT / "policies")
     _ci_script("deploy", checkout)
     _ci_script("preview", checkout)
     # The checks a job runs before pulumi, where the scripts have them (the CLI's version against

@@ -86,6 +86,7 @@ def test_the_command_refreshes_before_it_deploys(tmp_path, fresh, monkeypatch, c
     root = scratch.project(tmp_path, TWO_ROLES)
     monkeypatch.setenv("AWS_ENDPOINT_URL", fresh.endpoint_url)
     argv = ["--stack", scratch.STACK, "--project", str(root), "--state-dir", str(root / ".state")]
+    argv.append("--no-policy-pack")  # a scratch program, not a platform stack
     assert cli.main(argv) == 0
     fresh.reset()
     assert cli.main(argv) == 1

@@ -70,7 +70,7 @@ def project(tmp_path, monkeypatch):
 
 
 def _engine(project, emulator):
-    return Engine("sec", emulator.endpoint_url, state_dir=project / ".state", root=project)
+    return Engine("sec", emulator.endpoint_url, state_dir=project / ".state", root=project, policy_pack=False)
 
 
 def test_a_secure_value_reaches_aws_decrypted_and_the_state_only_sealed(project, fresh):
@@ -90,7 +90,8 @@ def test_a_secret_output_prints_as_secret(project, fresh, monkeypatch, capsys):
     from localcloud.cli import main
 
     monkeypatch.setenv("AWS_ENDPOINT_URL", fresh.endpoint_url)
-    code = main(["--stack", "sec", "--project", str(project), "--state-dir", str(project / ".state")])
+    argv = ["--stack", "sec", "--project", str(project), "--state-dir", str(project / ".state")]
+    code = main([*argv, "--no-policy-pack"])  # a scratch program, not a platform stack
     printed = capsys.readouterr().out
     assert code == 0
     assert '"displayName": "[secret]"' in printed
@@ -129,7 +130,12 @@ def test_without_a_provider_a_secret_is_kept_as_a_digest_that_still_shows_a_chan
     def up(token: str):
         overrides = {"dig:apiToken": token}
         return Engine(
-            "dig", fresh.endpoint_url, state_dir=tmp_path / ".state", root=tmp_path, overrides=overrides
+            "dig",
+            fresh.endpoint_url,
+            state_dir=tmp_path / ".state",
+            root=tmp_path,
+            overrides=overrides,
+            policy_pack=False,
         ).up()
 
     first = up("first-token-value")
