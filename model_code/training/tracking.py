@@ -173,6 +173,10 @@ def run_record(
         params["chosen_model_type"] = chosen["model_type"]
         params |= {f"chosen.{k}": v for k, v in chosen["params"].items()}
     cv = {"cv_auc": chosen.get("cv_auc"), "cv_auc_std": chosen.get("cv_auc_std")} if chosen else {}
+    if chosen.get("rows_searched"):
+        # What the search saw: a stratified sample when it is below rows_trained.
+        cv["rows_searched"] = chosen["rows_searched"]
+        params["search_sampled"] = chosen["sampled"]
     return {
         "experiment": bundle.schema.name,
         "params": params,
