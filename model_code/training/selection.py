@@ -23,8 +23,8 @@ random-forest      (100 trees, depth 8),                            bounded dept
 quick experiments.
 
 Every core: the (candidate, fold) fits are independent, so they run in parallel worker
-processes, as many as the training instance has cores (``n_jobs=0``, the default; 1 is the
-serial search in this process), each worker's math libraries held to its share of the cores
+processes, as many as the training instance has cores (``n_jobs=0``, ``mlops train``'s
+default; 1 is the serial search in this process), each worker's math libraries held to its share of the cores
 (``model_code.training.cores``). Each fit is seeded and given the same rows as in the serial
 search, and the results are gathered in the order above, so the choice does not depend on
 the number of workers.
@@ -264,7 +264,7 @@ def cross_validate(
     search: str = "grid",
     cv_folds: int = DEFAULT_CV_FOLDS,
     random_state: int = 0,
-    n_jobs: int = 0,
+    n_jobs: int = 1,
     search_rows: int = 0,
     **pipeline_args: Any,
 ) -> Selection:
@@ -272,7 +272,8 @@ def cross_validate(
 
     ``pipeline_args`` (selection, n_features, encoding) go to ``features.build_pipeline``
     unchanged, so every candidate is the pipeline that would be trained. ``n_jobs`` workers
-    run the fits (0: one per core); above ``search_rows`` rows (0: never) the search runs on
+    run the fits (0: one per core; ``mlops train``'s default, while callers here get the
+    serial search unless they ask); above ``search_rows`` rows (0: never) the search runs on
     :func:`search_sample`'s rows.
     """
     if cv_folds < 2:
