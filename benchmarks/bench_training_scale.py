@@ -191,7 +191,9 @@ def auc_main(args: argparse.Namespace) -> int:
     def held_out(train, test, contract, search_rows: int, seed: int) -> tuple[float, str, float]:
         y = contract.is_positive(train[contract.target.column]).to_numpy(int)
         start = time.perf_counter()
-        choice = selection.cross_validate(train, y, contract, random_state=seed, search_rows=search_rows)
+        choice = selection.cross_validate(
+            train, y, contract, random_state=seed, search_rows=search_rows, n_jobs=0
+        )
         best = choice.best
         bundle = fit_model(
             train,
@@ -210,9 +212,10 @@ def auc_main(args: argparse.Namespace) -> int:
     )
     print("|---|---:|---:|---:|---:|---:|---|---|---:|---:|")
     cases = []
-    churn = schema_mod.load(schema_mod.EXAMPLE_SCHEMA)
-    frame = compact(synthetic.generate(args.auc_rows, seed=4), churn)
-    cases.append(("churn", frame, churn, args.search_rows))
+    if args.auc_rows:
+        churn = schema_mod.load(schema_mod.EXAMPLE_SCHEMA)
+        frame = compact(synthetic.generate(args.auc_rows, seed=4), churn)
+        cases.append(("churn", frame, churn, args.search_rows))
     for name in args.datasets:
         data, contract = dataset(name)
         cases.append((name, data, contract, None))
@@ -252,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     timing.add_argument("--baseline", default="main", help="git ref of today's code (default main)")
     auc = sub.add_parser("auc", help="held-out AUC of the sampled search against the full one")
-    auc.add_argument("--auc-rows", type=int, default=200_000)
+    auc.add_argument("--auc-rows", type=int, default=200_000, help="churn rows (0: skip the churn data)")
     auc.add_argument("--search-rows", type=int, default=None, help="default: the training default")
     auc.add_argument("--datasets", nargs="+", default=["breast-cancer", "wine", "digits"])
     auc.add_argument("--splits", type=int, default=5)
