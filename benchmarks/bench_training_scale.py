@@ -257,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
     auc = sub.add_parser("auc", help="held-out AUC of the sampled search against the full one")
     auc.add_argument("--auc-rows", type=int, default=200_000, help="churn rows (0: skip the churn data)")
     auc.add_argument("--search-rows", type=int, default=None, help="default: the training default")
-    auc.add_argument("--datasets", nargs="+", default=["breast-cancer", "wine", "digits"])
+    auc.add_argument("--datasets", nargs="*", default=["breast-cancer", "wine", "digits"])
     auc.add_argument("--splits", type=int, default=5)
     args = parser.parse_args(argv or sys.argv[1:] or ["time"])
     if args.part == "auc":
