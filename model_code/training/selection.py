@@ -249,8 +249,8 @@ def _run_fits(calls: Sequence[tuple], plan: cores.Plan) -> list[float]:
     from joblib import Parallel, delayed, parallel_config
 
     # inner_max_num_threads caps OpenMP/BLAS threads in each loky worker (joblib sets their
-    # thread variables before the worker starts), so workers x threads <= cores. The frame's
-    # numeric columns reach the workers as memory maps, not copies (joblib's max_nbytes).
+    # thread variables before the worker starts), so workers x threads <= cores. Each task
+    # carries the (sampled) frame, at most search_rows rows by default, so sending it is cheap.
     with parallel_config(backend="loky", inner_max_num_threads=plan.threads):
         return Parallel(n_jobs=plan.workers, batch_size=1)(delayed(_fit_fold)(*call) for call in calls)
 
