@@ -215,14 +215,38 @@ def build_pipeline(
     )
 
 
-def fit_pipeline(pipeline: Pipeline, frame: pd.DataFrame, y: np.ndarray) -> Pipeline:
-    """Fit, capping the number of features to keep at the number the preprocessing yields."""
+def fit_pipeline(pipeline: Pipeline, frame: pd.DataFrame, y: np.ndarray, *, n_jobs: int = 1) -> Pipeline:
+    """Fit, capping the number of features to keep at the number the preprocessing yields.
+
+    ``n_jobs`` above 1 fits on that many cores: random forests build their trees in as many
+    threads, and the math libraries (OpenMP, BLAS) get as many threads. The forests are set
+    back to one thread afterwards, so the saved model predicts on one, as the model server's
+    workers expect (``model_code.serving.workers``).
+    """
     n_out = len(pipeline[:3].fit(frame, y).named_steps["preprocess"].get_feature_names_out())
     select = pipeline.named_steps["select"]
     for attr in ("k", "max_features", "n_features_to_select", "n_components"):
         if hasattr(select, attr) and isinstance(getattr(select, attr), int) and getattr(select, attr) > n_out:
             select.set_params(**{attr: n_out})
-    return pipeline.fit(frame, y)
+    if n_jobs <= 1:
+        return pipeline.fit(frame, y)
+    from threadpoolctl import threadpool_limits
+
+    forests = [p for p in pipeline.get_params().values() if isinstance(p, RandomForestClassifier)]
+    for forest in forests:
+        forest.set_params(n_jobs=n_jobs)
+    try:
+        with threadpool_limits(limits=n_jobs):
+            pipeline.fit(frame, y)
+    finally:
+        for forest in forests:
+            forest.set_params(n_jobs=1)
+    # set_params on the unfitted estimator does not reach fitted copies (SelectFromModel's
+    # estimator_): set theirs too.
+    select = pipeline.named_steps["select"]
+    if isinstance(getattr(select, "estimator_", None), RandomForestClassifier):
+        select.estimator_.set_params(n_jobs=1)
+    return pipeline
 
 
 def selection_report(pipeline: Pipeline) -> dict[str, Any]:

@@ -18,9 +18,10 @@ which run without a tracking server, keep their runs where they last.
 
 One experiment per data contract (named after the schema). A run holds the hyperparameters
 as params, in-process metrics (e.g. on the validation channel, and ``cv_auc``, the
-cross-validated AUC every run has), the tags ``data_version``, ``code_version``, ``schema``
-and, when known, ``trigger_reason`` and ``pipeline_execution_id``, and the model folder as
-artifacts under ``model/``. Each candidate of model selection is a nested run under it
+cross-validated AUC every run has, and ``rows_searched``, the rows the model search ran on,
+with the param ``search_sampled`` saying whether that was a sample), the tags
+``data_version``, ``code_version``, ``schema`` and, when known, ``trigger_reason`` and
+``pipeline_execution_id``, and the model folder as artifacts under ``model/``. Each candidate of model selection is a nested run under it
 (MLflow's ``mlflow.parentRunId`` tag) with its hyperparameters and cross-validated AUC.
 
 ``mlops experiments`` (``model_code.training.experiments``) prints the runs of an experiment
@@ -173,6 +174,10 @@ def run_record(
         params["chosen_model_type"] = chosen["model_type"]
         params |= {f"chosen.{k}": v for k, v in chosen["params"].items()}
     cv = {"cv_auc": chosen.get("cv_auc"), "cv_auc_std": chosen.get("cv_auc_std")} if chosen else {}
+    if chosen.get("rows_searched"):
+        # What the search saw: a stratified sample when it is below rows_trained.
+        cv["rows_searched"] = chosen["rows_searched"]
+        params["search_sampled"] = chosen["sampled"]
     return {
         "experiment": bundle.schema.name,
         "params": params,

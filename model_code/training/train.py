@@ -35,7 +35,7 @@ from model_code import container, metrics
 from model_code.contract import schema as schema_mod
 from model_code.contract import table
 from model_code.contract.schema import Schema
-from model_code.training import artifact, features, selection, tracking
+from model_code.training import artifact, cores, features, selection, tracking
 from model_code.training.artifact import ModelBundle
 
 DATA_SUFFIXES = (".csv", ".parquet")
@@ -58,6 +58,8 @@ HYPERPARAMETERS = (
     "model_type",
     "search",
     "cv_folds",
+    "search_rows",
+    "n_jobs",
     "n_estimators",
     "learning_rate",
     "max_depth",
@@ -85,16 +87,17 @@ def class_labels(schema: Schema, target: pd.Series) -> tuple[Any, Any]:
     return positive, negative
 
 
-def fit_model(frame: pd.DataFrame, schema: Schema, **params: Any) -> ModelBundle:
+def fit_model(frame: pd.DataFrame, schema: Schema, *, n_jobs: int = 1, **params: Any) -> ModelBundle:
     """Fit the pipeline ``features.build_pipeline(schema, **params)`` on a validated frame.
 
     Rows without a label cannot teach anything; they are left out and counted in the
-    metadata (``rows_unlabelled``) rather than read as the negative class.
+    metadata (``rows_unlabelled``) rather than read as the negative class. ``n_jobs`` cores
+    fit it (``features.fit_pipeline``).
     """
     labelled = frame[frame[schema.target.column].notna()]
     positive, negative = class_labels(schema, labelled[schema.target.column])
     y = schema.is_positive(labelled[schema.target.column]).to_numpy(dtype=int)
-    pipeline = features.fit_pipeline(features.build_pipeline(schema, **params), labelled, y)
+    pipeline = features.fit_pipeline(features.build_pipeline(schema, **params), labelled, y, n_jobs=n_jobs)
     metadata = {
         "positive_label": positive,
         "negative_label": negative,
@@ -150,6 +153,36 @@ def read_channel(channel: str | Path, schema: Schema) -> pd.DataFrame:
         + "".join(f"\n  {n} x {reason}" for reason, n in accounting["rejected_reasons"].items())
     )
     return frame
+
+
+# Whole numbers up to 2**24 are exact in float32: an integral feature within these bounds
+# loses nothing in half the bytes of float64 (and a third of nullable Int64's).
+_FLOAT32_EXACT = 2**24
+
+
+def compact(frame: pd.DataFrame, schema: Schema) -> pd.DataFrame:
+    """Only the columns a model learns from (features and target), in compact types.
+
+    The id and event time are not fitted on, so they are dropped; string features become
+    categoricals (a byte a row for a few categories, instead of a string object); integral
+    features whose values are whole numbers within +-2**24 become float32, exactly; fractional
+    ones stay float64, as the pipeline reads them. The frame's ``attrs`` (the accounting) stay.
+    """
+    columns = {}
+    for feature in schema.features:
+        column = frame[feature.name]
+        if feature.type == "string":
+            column = column.astype("category")
+        elif feature.type == "integral":
+            values = column.to_numpy(dtype="float64", na_value=np.nan)
+            exact = np.nanmax(np.abs(values), initial=0.0) < _FLOAT32_EXACT
+            column = pd.Series(values.astype("float32" if exact else "float64"), index=frame.index)
+        columns[feature.name] = column
+    target = schema.target.column
+    columns[target] = frame[target]
+    out = pd.DataFrame(columns, index=frame.index)
+    out.attrs.update(frame.attrs)
+    return out
 
 
 def data_version(files: list[Path]) -> str:
@@ -274,6 +307,23 @@ def build_parser() -> argparse.ArgumentParser:
         help="grid | quick (auto only)",
     )
     hps.add_argument("--cv-folds", "--cv_folds", type=int, default=selection.DEFAULT_CV_FOLDS, metavar="K")
+    hps.add_argument(
+        "--search-rows",
+        "--search_rows",
+        type=int,
+        default=selection.DEFAULT_SEARCH_ROWS,
+        metavar="N",
+        help="above N labelled rows the model search runs on a stratified sample of N, and the "
+        "choice is refitted on all rows (0: search on every row; default %(default)s)",
+    )
+    hps.add_argument(
+        "--n-jobs",
+        "--n_jobs",
+        type=int,
+        default=0,
+        metavar="N",
+        help="worker processes of the model search (0: one per core, the default; 1: serial)",
+    )
     hps.add_argument("--n-estimators", "--n_estimators", type=int, default=200, metavar="N")
     hps.add_argument("--learning-rate", "--learning_rate", type=float, default=0.05, metavar="RATE")
     hps.add_argument("--max-depth", "--max_depth", type=_max_depth, default=None, metavar="DEPTH")
@@ -315,6 +365,8 @@ def check_hyperparameters(args: argparse.Namespace) -> None:
         ("--n-features", args.n_features, 1),
         ("--n-estimators", args.n_estimators, 1),
         ("--cv-folds", args.cv_folds, 2),
+        ("--search-rows", args.search_rows, 0),
+        ("--n-jobs", args.n_jobs, 0),
     ):
         if value < low:
             raise HyperparameterError(f"argument {name}: expected an integer >= {low}, got {value}")
@@ -361,7 +413,7 @@ def train(args: argparse.Namespace) -> tuple[ModelBundle, dict[str, float]]:
     schema_channel = _optional_channel("SM_CHANNEL_SCHEMA", "schema")
     schema = schema_mod.load(find_schema(args.schema, args.train, schema_channel))
     announce(args.trigger_reason)
-    frame = read_channel(args.train, schema)
+    frame = compact(read_channel(args.train, schema), schema)
     hp = hyperparameters(args)
     pipeline_args = {k: hp[k] for k in ("selection", "n_features", "encoding", "random_state")}
     labelled = frame[frame[schema.target.column].notna()]
@@ -374,10 +426,26 @@ def train(args: argparse.Namespace) -> tuple[ModelBundle, dict[str, float]]:
         params={k: hp[k] for k in ("n_estimators", "learning_rate", "max_depth")},
         search=hp["search"],
         cv_folds=hp["cv_folds"],
+        n_jobs=hp["n_jobs"],
+        search_rows=hp["search_rows"],
         **pipeline_args,
     )
+    sampled = f"a stratified sample of {choice.rows_searched} rows" if choice.sampled else "every row"
+    print(
+        f"model search: {len(choice.candidates)} candidate(s) x {choice.cv_folds} folds on {sampled} "
+        f"of {choice.rows_total}, {choice.parallel['workers']} worker(s) x "
+        f"{choice.parallel['threads_per_worker']} thread(s) on {choice.parallel['cores']} core(s)"
+    )
     best = choice.best
-    bundle = fit_model(frame, schema, model_type=best.model_type, model_params=best.params, **pipeline_args)
+    # The refit is one fit on every row: it gets every core (the search's workers are idle).
+    bundle = fit_model(
+        frame,
+        schema,
+        model_type=best.model_type,
+        model_params=best.params,
+        n_jobs=choice.parallel["cores"] if hp["n_jobs"] != 1 else 1,
+        **pipeline_args,
+    )
     bundle.features["model"] = {"model_type": best.model_type, "params": best.params, "cv_auc": best.cv_auc}
     validation: dict[str, float] = {}
     if args.validation:
@@ -390,6 +458,7 @@ def train(args: argparse.Namespace) -> tuple[ModelBundle, dict[str, float]]:
         training_files=[Path(f).name for f in frame.attrs["files"]],
         code_version=code_version(),
         sklearn_version=sklearn.__version__,
+        instance_type=cores.instance_type(),
         validation_metrics=validation,
         model_selection=choice.to_dict(),
     )

@@ -103,6 +103,8 @@ def test_same_seed_twice_gives_identical_predictions(train_channel, tmp_path):
         ("--model-type", "svm"),
         ("--cv-folds", "1"),
         ("--search", "everything"),
+        ("--search-rows", "-5"),
+        ("--n-jobs", "-2"),
     ],
 )
 def test_bad_hyperparameter_exits_1_naming_the_argument(train_channel, sagemaker_env, argument, value):
