@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 # Node tools the tests use (gitlab-ci-local), installed from package-lock.json.
 NODE_STAMP := node_modules/.installed
 
-.PHONY: setup local test lint lock clean ci-rehearsal debian-packages
+.PHONY: setup local test lint lock clean ci-rehearsal debian-packages mutation
 
 setup: $(STAMP)
 
@@ -45,6 +45,12 @@ ci-rehearsal: setup $(NODE_STAMP)
 
 debian-packages:
 	@sh .ci/need-debian
+
+# Mutation testing (mutmut) of the parts users depend on most, per group of
+# [tool.mlops-mutation] in pyproject.toml; long, so not part of `make test` (CI runs it on a schedule).
+# MODULE=<group or file> runs one part, e.g. make mutation MODULE=contract.
+mutation: setup
+	$(BIN)/python .ci/mutation.py $(MODULE)
 
 # Regenerate the lock files from pyproject.toml (needs the registry); commit the result.
 lock: setup

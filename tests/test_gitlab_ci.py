@@ -37,6 +37,7 @@ PIPELINES = {
     "release": ("main", ["CI_COMMIT_TAG=v1.4.0"], ["CI_COMMIT_BRANCH"]),
     "model-approval": ("main", ["CI_PIPELINE_SOURCE=trigger", f"MODEL_PACKAGE_ARN={MODEL}"], []),
     "feature-branch": ("feature", [], []),
+    "schedule": ("main", ["CI_PIPELINE_SOURCE=schedule"], []),
 }
 
 
@@ -254,3 +255,14 @@ def test_each_jobs_token_is_trusted_by_its_role_and_by_no_other(expanded, job):
     trusted_by = {role for role, trust in trusts.items() if tokens.may_assume(trust, token, components)}
     assert trusted_by == {declared["variables"]["DEPLOY_ROLE"]}
     assert set(trusts) == set(policies.ROLE_TIERS)
+
+
+def test_a_scheduled_pipeline_runs_the_mutation_tests_and_nothing_else(pipelines):
+    assert set(pipelines["schedule"]) == {"mutation"}
+    assert all("mutation" not in jobs for kind, jobs in pipelines.items() if kind != "schedule")
+
+
+def test_the_mutation_job_keeps_its_report_and_fails_with_make(config):
+    job = config["mutation"]
+    assert "make mutation | tee mutation-report.txt" in job["script"] and "set -o pipefail" in job["script"]
+    assert job["artifacts"] == {"when": "always", "paths": ["mutation-report.txt"]}

@@ -85,3 +85,72 @@ def test_a_string_positive_class_needs_its_negative_named():
         schema.SchemaError, match=r"target\.negative: missing; expected the other class value"
     ):
         schema.parse(raw)
+
+
+# A contract with what the example one lacks: numeric allowed values, an integral feature with
+# no maximum (bounded only by Int64), string classes. Written here, not derived from any helper.
+EDGES = schema.parse(
+    {
+        "name": "edges",
+        "entity_id": "id",
+        "target": {"column": "label", "positive": "Yes", "negative": "No"},
+        "features": [
+            {"name": "rooms", "type": "integral", "values": [1, 2, 3]},
+            {"name": "visits", "type": "integral", "min": 0},
+            {"name": "ratio", "type": "fractional", "min": -1, "max": 1, "nullable": True},
+        ],
+    }
+)
+NUMBERS = [1, 2.0, 3, 4, 0, -1, 1.5, 2**63, 2**63 - 1, 2**62, -(2**63), 9.3e18, 10**400, float("inf"), -0.5]
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "reason"),
+    [
+        ("rooms", 4, "rooms: 4 is not one of 1 | 2 | 3"),
+        ("rooms", 0, "rooms: 0 is not one of 1 | 2 | 3"),
+        ("visits", -1, "visits: -1 is below the minimum 0"),
+        ("visits", 2**63, "visits: 9223372036854775808 is out of range"),
+        ("visits", 9.3e18, "visits: 9.3e+18 is out of range"),
+        ("ratio", 1.5, "ratio: 1.5 is above the maximum 1"),
+        ("ratio", -2, "ratio: -2 is below the minimum -1"),
+        ("label", 1, "label: 1 is not one of No | Yes"),
+    ],
+)
+def test_a_request_number_outside_the_contract_is_refused_naming_value_and_rule(column, value, reason):
+    with pytest.raises(rules.Invalid) as refused:
+        rules.rules(EDGES)[column].check_number(value)
+    assert f"{column}: {refused.value}" == reason
+
+
+def test_numbers_within_the_contract_come_back_typed():
+    by_name = rules.rules(EDGES)
+    assert by_name["rooms"].check_number(2) == 2.0
+    assert by_name["visits"].check_number(2**62) == float(2**62)  # below Int64's bound: accepted
+    assert by_name["ratio"].check_number(-1) == -1.0
+
+
+@pytest.mark.parametrize("column", ["rooms", "visits", "ratio"])
+def test_a_request_number_and_a_file_get_the_same_verdict(column):
+    """JSON numbers one at a time (serving) against the same numbers as a column (a Parquet file)."""
+    rule = rules.rules(EDGES)[column]
+    for number in NUMBERS:
+        try:
+            rule.check_number(number)
+            verdict = None
+        except rules.Invalid as exc:
+            verdict = rule.summary(exc.rule)
+        try:
+            values = pd.Series([number], dtype="float64")
+        except OverflowError:
+            continue  # no float column can hold it: a file cannot carry it
+        # The rule broken, without the value (a float column shows 3 as 3.0)
+        _, _, summary = rule.check_column(values)
+        assert (None if pd.isna(summary.iloc[0]) else summary.iloc[0]) == verdict, number
+
+
+def test_a_label_that_is_no_class_is_null_in_the_typed_column_and_named_in_the_reason():
+    typed, why, summary = rules.rules(EDGES)["label"].check_column(pd.Series(["yes", "maybe", " No"]))
+    assert typed.tolist()[0] == "Yes" and pd.isna(typed.iloc[1]) and typed.tolist()[2] == "No"
+    assert why.tolist()[1] == "label: 'maybe' is not one of No | Yes"
+    assert summary.tolist()[1] == "label: not one of No | Yes"

@@ -303,3 +303,25 @@ def test_a_bad_drift_threshold_in_the_schema_names_the_key(value, message):
     with pytest.raises(schema.SchemaError) as error:
         schema.parse({**raw, "features": features})
     assert str(error.value) == message
+
+
+def test_the_verdict_at_its_thresholds_follows_the_documented_rule(reference, churn_schema):
+    """drifted = p_value < p_value_threshold and psi >= psi_threshold (the module's rule), at the edges."""
+    current = synthetic.generate(N_ROWS, seed=2, data_drift=1.0)
+    baseline = drift.Baseline.from_frame(reference, churn_schema)
+    profile = baseline.profile(current)
+    name = synthetic.DATA_DRIFT_FEATURES[0]
+    measured = drift.compare(baseline, profile).features[name]
+    p, psi = measured.p_value, measured.psi
+    assert p < 0.5 and psi > 0  # the planted drift moved this feature
+
+    def verdict(psi_threshold: float, p_value_threshold: float) -> bool:
+        report = drift.compare(
+            baseline, profile, psi_threshold=psi_threshold, p_value_threshold=p_value_threshold
+        )
+        return report.features[name].drifted
+
+    above_p = np.nextafter(p, 1.0)
+    assert verdict(psi, above_p) is True  # PSI exactly at its threshold counts as drifted
+    assert verdict(np.nextafter(psi, np.inf), above_p) is False  # just above it does not
+    assert verdict(psi, p) is False  # a p-value equal to its threshold is not significant

@@ -1,0 +1,204 @@
+"""``make mutation [MODULE=group|path]``: do the tests fail when the code is wrong?
+
+mutmut 3 changes one thing at a time in the code users depend on most (a comparison flipped,
+a constant moved by one, ``and`` for ``or``, a return made ``None``, a statement dropped) and
+runs the tests of that part against each change. A change no test notices *survives*.
+
+The parts, their tests and their floors are the groups of ``[tool.mlops-mutation]`` in
+pyproject.toml. Each group runs in a scratch copy of the tracked tree (``.state/mutation/<group>``)
+whose ``[tool.mutmut]`` names only that group's files and tests: mutmut first runs the tests
+once to learn which test reaches which function, so pointing it at the whole suite would cost
+the whole suite's time and more for every group.
+
+Scores: killed (a test failed, or the mutant timed out) over the mutants that count, that is
+all but the *equivalent* ones, which change no behaviour and are listed in the group's
+configuration with a one-line reason, and those in functions excluded there (code that only
+formats terminal text). Prints a table per file, the survivors, and exits 1 when a group is
+below its floor, so a scheduled CI job fails visibly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import shutil
+import subprocess
+import sys
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+# mutmut's exit codes per mutant (mutmut.stats.status_by_exit_code): these count as killed.
+KILLED = {"killed", "timeout", "caught by type check"}
+
+
+@dataclass(frozen=True)
+class Group:
+    name: str
+    files: list[str]
+    tests: list[str]
+    floor: float
+    exclude: dict[str, str] = field(default_factory=dict)  # function pattern -> why
+    equivalent: dict[str, str] = field(default_factory=dict)  # mutant name -> why
+
+
+@dataclass
+class Score:
+    file: str
+    killed: int = 0
+    survivors: list[str] = field(default_factory=list)
+    equivalent: int = 0
+    excluded: int = 0
+
+    @property
+    def counted(self) -> int:
+        return self.killed + len(self.survivors)
+
+    @property
+    def ratio(self) -> float:
+        return self.killed / self.counted if self.counted else 1.0
+
+
+def load_groups(pyproject: Path = ROOT / "pyproject.toml") -> dict[str, Group]:
+    config = tomllib.loads(pyproject.read_text())["tool"]["mlops-mutation"]["groups"]
+    return {name: Group(name=name, **spec) for name, spec in config.items()}
+
+
+def select(groups: dict[str, Group], module: str | None) -> list[Group]:
+    """All groups, one by name, or the one holding a file (as a path or a dotted module)."""
+    if not module:
+        return list(groups.values())
+    if module in groups:
+        return [groups[module]]
+    path = module if module.endswith(".py") else module.replace(".", "/") + ".py"
+    for group in groups.values():
+        if path in group.files:
+            return [Group(**{**group.__dict__, "files": [path]})]
+    choices = ", ".join([*groups, *(f for g in groups.values() for f in g.files)])
+    raise SystemExit(
+        f"mutation: MODULE={module!r} is no group or file of [tool.mlops-mutation]; expected one of: {choices}"
+    )
+
+
+def file_of(mutant: str, files: list[str]) -> str:
+    """The file a mutant name (``pkg.module.x_function__mutmut_3``) belongs to."""
+    module = mutant.split(".x")[0] if ".x" in mutant else mutant.rsplit(".", 1)[0]
+    for f in files:
+        if f.removesuffix(".py").replace("/", ".") == module:
+            return f
+    return module
+
+
+def score(group: Group, statuses: dict[str, str]) -> list[Score]:
+    """Per file of the group: killed, survivors, and what equivalents and exclusions took out."""
+    scores = {f: Score(f) for f in group.files}
+    for mutant, status in sorted(statuses.items()):
+        entry = scores.setdefault(file_of(mutant, group.files), Score(file_of(mutant, group.files)))
+        function = mutant.rsplit("__mutmut_", 1)[0]
+        if any(fnmatch.fnmatch(function, pattern) for pattern in group.exclude):
+            entry.excluded += 1
+        elif mutant in group.equivalent:
+            entry.equivalent += 1
+        elif status in KILLED:
+            entry.killed += 1
+        else:
+            entry.survivors.append(f"{mutant} ({status})")
+    return list(scores.values())
+
+
+def scratch_copy(group: Group) -> Path:
+    """The tracked tree (and untracked, unignored files) copied, with this group's mutmut config.
+
+    The copy is refreshed in place: mutmut keeps its results in ``mutants/`` beside it and,
+    run again, tests only the mutants of functions that changed or were not tested yet.
+    """
+    work = ROOT / ".state" / "mutation" / group.name
+    work.mkdir(parents=True, exist_ok=True)
+    listed = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    for relative in listed:
+        source = ROOT / relative
+        if source.is_file():
+            (work / relative).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, work / relative)
+    base = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"].get("mutmut", {})
+    tops = sorted({relative.split("/")[0] for relative in listed})
+    settings = {
+        **base,
+        "source_paths": sorted({f.split("/")[0] + "/" for f in group.files}),
+        "only_mutate": group.files,
+        "pytest_add_cli_args_test_selection": group.tests,
+        # mutmut runs the tests inside mutants/: everything they read must be there too
+        "also_copy": [t for t in tops if t not in {".ci", ".gitlab-ci.yml"}],
+    }
+    lines = ["", "[tool.mutmut]"] + [f"{key} = {toml_value(value)}" for key, value in settings.items()]
+    pyproject = work / "pyproject.toml"
+    text = pyproject.read_text()
+    start = text.find("[tool.mutmut]")
+    if start >= 0:  # the committed base section is replaced by the group's whole one
+        end = text.find("\n[", start + 1)
+        text = text[:start] + (text[end + 1 :] if end >= 0 else "")
+    pyproject.write_text(text + "\n".join(lines) + "\n")
+    return work
+
+
+def toml_value(value: object) -> str:
+    if isinstance(value, list):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return str(value)
+
+
+def run_group(group: Group, max_children: int) -> dict[str, str]:
+    work = scratch_copy(group)
+    mutmut = [sys.executable, "-m", "mutmut"]
+    subprocess.run([*mutmut, "run", "--max-children", str(max_children)], cwd=work, check=False)
+    listed = subprocess.run(
+        [*mutmut, "results", "--all", "true"], cwd=work, capture_output=True, text=True, check=True
+    ).stdout
+    statuses = {}
+    for line in listed.splitlines():
+        name, sep, status = line.strip().rpartition(": ")
+        if sep:
+            statuses[name] = status
+    return statuses
+
+
+def report(group: Group, scores: list[Score]) -> bool:
+    killed = sum(s.killed for s in scores)
+    counted = sum(s.counted for s in scores)
+    ratio = killed / counted if counted else 1.0
+    print(f"\n== {group.name}: {killed}/{counted} killed = {ratio:.1%} (floor {group.floor:.0%})")
+    print(f"{'file':48} {'mutants':>8} {'killed':>7} {'score':>7} {'equiv.':>7} {'excl.':>6}")
+    for s in scores:
+        print(f"{s.file:48} {s.counted:>8} {s.killed:>7} {s.ratio:>7.1%} {s.equivalent:>7} {s.excluded:>6}")
+    survivors = [name for s in scores for name in s.survivors]
+    if survivors:
+        print(f"survivors ({len(survivors)}; `mutmut show NAME` in .state/mutation/{group.name} shows one):")
+        print("\n".join(f"  {name}" for name in survivors))
+    for function, why in group.exclude.items():
+        print(f"excluded {function}: {why}")
+    for mutant, why in group.equivalent.items():
+        print(f"equivalent {mutant}: {why}")
+    return ratio >= group.floor
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="make mutation", description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "module", nargs="?", default=None, help="a group, or one file of a group (default: all)"
+    )
+    parser.add_argument("--max-children", type=int, default=2, help="mutants tested at once (default 2)")
+    args = parser.parse_args(argv)
+    groups = select(load_groups(), args.module)
+    passed = [report(group, score(group, run_group(group, args.max_children))) for group in groups]
+    return 0 if all(passed) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,61 @@
+"""What a destroy leaves in the state file: nothing it deleted, everything it could not delete."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from localcloud.translations.base import DeployError
+from tests.localcloud import scratch
+
+TRUST = json.dumps(
+    {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
+        ],
+    }
+)
+TWO_ROLES = f"""
+import pulumi_aws as aws
+
+first = aws.iam.Role("first-role", name="first-role", assume_role_policy={TRUST!r})
+aws.iam.Role("second-role", name="second-role", assume_role_policy={TRUST!r}, opts=__import__("pulumi").ResourceOptions(depends_on=[first]))
+"""
+
+
+def test_a_destroy_empties_the_state_file_as_it_empties_the_account(tmp_path, fresh):
+    root = scratch.project(tmp_path, TWO_ROLES)
+    scratch.engine(root, fresh.endpoint_url).up()
+    assert sorted(r.name for r in scratch.state(root).resources.values()) == ["first-role", "second-role"]
+    result = scratch.engine(root, fresh.endpoint_url).destroy()
+    assert sorted((o.op, o.name) for o in result.operations) == [
+        ("delete", "first-role"),
+        ("delete", "second-role"),
+    ]
+    assert fresh.client("iam").list_roles()["Roles"] == []
+    # Read back from the file, as the next command would.
+    assert scratch.state(root).resources == {}
+
+
+def test_a_destroy_that_fails_says_so_and_keeps_what_it_could_not_delete(tmp_path, fresh):
+    root = scratch.project(tmp_path, TWO_ROLES)
+    scratch.engine(root, fresh.endpoint_url).up()
+    iam = fresh.client("iam")
+    # A policy attached out of band: IAM refuses to delete a role that still has one.
+    iam.put_role_policy(
+        RoleName="first-role",
+        PolicyName="out-of-band",
+        PolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [{"Effect": "Allow", "Action": "s3:ListAllMyBuckets", "Resource": "*"}],
+            }
+        ),
+    )
+    with pytest.raises(DeployError, match="first-role"):
+        scratch.engine(root, fresh.endpoint_url).destroy()
+    # The newest is deleted first; the one IAM refused stays recorded, as it stays in the account.
+    assert [r["RoleName"] for r in iam.list_roles()["Roles"]] == ["first-role"]
+    assert [r.name for r in scratch.state(root).resources.values()] == ["first-role"]
