@@ -297,8 +297,12 @@ def _become_container(module: str, args: list[str], env: dict[str, str], cwd: st
     except BaseException:
         traceback.print_exc()
     finally:
-        # os._exit skips what the interpreter runs at exit (logging's flush, MLflow's end of
-        # run): run it, as the container's process would.
+        # os._exit skips what the interpreter runs at exit: run it in the interpreter's order,
+        # as the container's process would. Threads first (threading's exit hooks, where
+        # concurrent.futures' and loky's executors shut down: without them multiprocessing's
+        # atexit waits for the training search's idle workers forever), then atexit (logging's
+        # flush, MLflow's end of run).
+        threading._shutdown()
         atexit._run_exitfuncs()
         sys.stdout.flush()
         sys.stderr.flush()

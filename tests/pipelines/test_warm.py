@@ -27,6 +27,14 @@ def test_a_warm_step_sees_only_its_environment_its_arguments_and_its_folder(tmp_
     assert "MARKER" in seen["environ"] and "CALLER_SECRET" not in seen["environ"]
 
 
+def test_a_warm_step_whose_work_ran_in_worker_processes_ends(tmp_path):
+    """The training search fits in loky workers: the step ends once its module returns."""
+    log = tmp_path / "algo-1.log"
+    code = warm.run("tests.pipelines.warm_pool_probe", [], {"PATH": os.environ["PATH"]}, tmp_path, log, 60)
+    assert code == 0, log.read_text()
+    assert log.read_text().split()[-1] == "14" and "failed with traceback" not in log.read_text()
+
+
 def test_a_warm_step_past_its_timeout_is_killed(tmp_path):
     started = time.monotonic()
     assert warm.run(PROBE, ["0", "30"], {}, tmp_path, tmp_path / "log", 1) is None
