@@ -154,3 +154,63 @@ def test_a_label_that_is_no_class_is_null_in_the_typed_column_and_named_in_the_r
     assert typed.tolist()[0] == "Yes" and pd.isna(typed.iloc[1]) and typed.tolist()[2] == "No"
     assert why.tolist()[1] == "label: 'maybe' is not one of No | Yes"
     assert summary.tolist()[1] == "label: not one of No | Yes"
+
+
+# -- a whole file at once: check_frame --------------------------------------------------------
+
+TIMED = schema.parse(
+    {
+        "name": "timed",
+        "entity_id": "id",
+        "event_time": "at",
+        "target": {"column": "label", "positive": 1},
+        "features": [{"name": "n", "type": "integral", "min": 0}],
+    }
+)
+
+
+def _file(rows: list[dict], index: list[int]) -> pd.DataFrame:
+    """Rows as a CSV reader gives them (text), under the index a caller's frame carries."""
+    return pd.DataFrame(rows, index=index, dtype=object)
+
+
+def test_a_file_keeps_its_rows_index_in_the_typed_frame_and_the_reasons():
+    # Quarantine maps each reason back to its row by index: a frame filtered upstream keeps its labels.
+    frame = _file(
+        [{"id": "a", "at": "", "n": "1", "label": "0"}, {"id": "", "at": "", "n": "x", "label": "1"}], [7, 42]
+    )
+    typed, checked = rules.check_frame(frame, TIMED)
+    assert (
+        typed.index.tolist() == [7, 42] == checked.reasons.index.tolist() == checked.summaries.index.tolist()
+    )
+    assert checked.reasons.loc[42, "id"] == "id: no value (null or empty), but it is not nullable"
+    assert checked.reasons.loc[42, "n"] == "n: 'x' is not a number"
+    assert pd.isna(checked.reasons.loc[7, "id"]) and typed.loc[7, "id"] == "a"
+
+
+def test_event_times_are_read_as_iso_8601_in_utc_and_others_named():
+    frame = _file(
+        [
+            {"id": "a", "at": "2026-01-01T02:00:00+02:00", "n": "1", "label": "1"},
+            {"id": "b", "at": "yesterday", "n": "1", "label": "1"},
+            {"id": "c", "at": "01/02/2026", "n": "1", "label": "1"},
+        ],
+        [0, 1, 2],
+    )
+    typed, checked = rules.check_frame(frame, TIMED)
+    assert typed.loc[0, "at"] == pd.Timestamp("2026-01-01T00:00:00Z")
+    assert str(typed["at"].dt.tz) == "UTC"  # one zone for the column, whatever offsets arrived
+    assert checked.reasons["at"].tolist()[1:] == [
+        "at: 'yesterday' is not an ISO-8601 time",
+        "at: '01/02/2026' is not an ISO-8601 time",
+    ]
+    assert checked.summaries["at"].tolist()[1:] == ["at: not an ISO-8601 time"] * 2
+    assert pd.isna(checked.reasons.loc[0, "at"])
+
+
+def test_a_column_none_of_whose_values_reads_as_its_type_is_named_unparsed():
+    frame = _file([{"id": "a", "n": "n/a", "label": "yes"}, {"id": "b", "n": "n/a", "label": "no"}], [0, 1])
+    _, checked = rules.check_frame(frame, TIMED)
+    assert checked.unparsed == ["n", "label"]
+    frame.loc[1, "n"] = "3"  # one readable value: dirty rows, not a mistyped column
+    assert rules.check_frame(frame, TIMED)[1].unparsed == ["label"]
