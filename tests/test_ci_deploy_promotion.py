@@ -1,7 +1,8 @@
 """``.ci/deploy`` in a model-promotion pipeline: which stacks deploy, and with which package.
 
-The script runs in a copy of the repository with ``make``, ``pulumi`` and ``mlops`` replaced by
-recorders (no Pulumi CLI here): what it asks them is what a GitLab job would ask.
+The script runs in a copy of the repository with ``pulumi``, ``mlops`` and the scripts it calls
+first (``.ci/venv``, ``.ci/pulumi-checks``: tests/ci) replaced by recorders (no Pulumi CLI here):
+what it asks them is what a GitLab job would ask.
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ def repo(tmp_path):
     bin_.mkdir()
     venv.mkdir(parents=True)
     log = tmp_path / "calls.log"
-    _tool(bin_ / "make", f'echo "make $*" >> {log}')
+    for script in ("venv", "pulumi-checks"):
+        _tool(tmp_path / ".ci" / script, f'echo ".ci/{script} $*" >> {log}')
     # `pulumi stack output promotionRoleArn` answers the role; other outputs are empty.
     _tool(
         bin_ / "pulumi",

@@ -120,7 +120,7 @@ def test_the_default_branch_pipeline_builds_scans_and_deploys_dev(project):
     image = f"123456789012.dkr.ecr.eu-west-1.amazonaws.com/customer-churn-dev@{digest}"
     calls = tools.calls
     assert f"pulumi config set imageUri {image} --stack dev" in calls
-    assert calls.index("pulumi up --stack dev --yes --diff") < calls.index(
+    assert calls.index("pulumi up --stack dev --yes --diff --policy-pack policies") < calls.index(
         "mlops verify --stack dev --outputs outputs-dev.json"
     )
 
@@ -131,7 +131,9 @@ def test_the_manual_promotions_deploy_staging_then_prod(project):
     assert jobs["promote-staging"] == jobs["promote-prod"] == "PASS"
     _, tools = project
     ups = [c for c in tools.calls if c.startswith("pulumi up")]
-    assert ups == [f"pulumi up --stack {s} --yes --diff" for s in ("dev", "staging", "prod")]
+    assert ups == [
+        f"pulumi up --stack {s} --yes --diff --policy-pack policies" for s in ("dev", "staging", "prod")
+    ]
 
 
 def test_a_release_tag_on_a_built_commit_pushes_nothing_and_promotes(project):
