@@ -25,7 +25,7 @@ import shutil
 import subprocess
 import sys
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -74,7 +74,7 @@ def select(groups: dict[str, Group], module: str | None) -> list[Group]:
     path = module if module.endswith(".py") else module.replace(".", "/") + ".py"
     for group in groups.values():
         if path in group.files:
-            return [Group(**{**group.__dict__, "files": [path]})]
+            return [replace(group, files=[path])]
     choices = ", ".join([*groups, *(f for g in groups.values() for f in g.files)])
     raise SystemExit(
         f"mutation: MODULE={module!r} is no group or file of [tool.mlops-mutation]; expected one of: {choices}"

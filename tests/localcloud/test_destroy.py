@@ -18,10 +18,16 @@ TRUST = json.dumps(
     }
 )
 TWO_ROLES = f"""
+import pulumi
 import pulumi_aws as aws
 
 first = aws.iam.Role("first-role", name="first-role", assume_role_policy={TRUST!r})
-aws.iam.Role("second-role", name="second-role", assume_role_policy={TRUST!r}, opts=__import__("pulumi").ResourceOptions(depends_on=[first]))
+aws.iam.Role(
+    "second-role",
+    name="second-role",
+    assume_role_policy={TRUST!r},
+    opts=pulumi.ResourceOptions(depends_on=[first]),
+)
 """
 
 
