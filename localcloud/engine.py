@@ -63,7 +63,8 @@ from pulumi.runtime.mocks import MockMonitor
 from pulumi.runtime.rpc import UNKNOWN
 from pulumi.runtime.settings import get_root_resource
 
-from localcloud import options, policy, secrets
+from infra import config as infra_config
+from localcloud import boundary, options, policy, secrets
 from localcloud.clients import CALLS, client
 from localcloud.state import Operation, ResourceState, Result, State, decide, normalize
 from localcloud.translations import lookup
@@ -80,6 +81,10 @@ def project_program(project: Path) -> tuple[str, Path]:
     settings = yaml.safe_load((project / "Pulumi.yaml").read_text())
     main = project / settings.get("main", ".")
     return settings["name"], main / "__main__.py" if main.is_dir() else main
+
+
+def _default(key: str) -> str:
+    return next(k.default for k in infra_config.KEYS if k.name == key)
 
 
 def stack_config(stack: str, root: Path = ROOT) -> dict[str, Any]:
@@ -289,6 +294,9 @@ class Engine:
                 f"or delete {self.state_path} to start afresh"
             )
         self._old.emulator = self._identity
+        if not preview and self.project == infra_config.PROJECT:
+            schema = self.config.get(f"{infra_config.PROJECT}:schemaPath") or _default("schemaPath")
+            boundary.ensure(self.client("iam"), self.stack, self.root / schema, self._account, self.region)
 
     def _refresh_state(self) -> None:
         """Each recorded resource read back: gone ones leave the state, read-back inputs update."""

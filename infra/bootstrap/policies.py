@@ -476,7 +476,7 @@ def boundary_policy(env: str, config: BootstrapConfig, *, account: str, region: 
 def _earlier_stacks_model_artifacts(env: str, config: BootstrapConfig, at: str) -> list[dict[str, Any]]:
     """The one cross-stack read (``mlops promote``, README "How a model is promoted"): the model
     artifacts the training pipelines of the stacks before ``env`` write, and their keys' Decrypt."""
-    earlier = ENVIRONMENTS[: ENVIRONMENTS.index(env)]
+    earlier = ENVIRONMENTS[: ENVIRONMENTS.index(env)] if env in ENVIRONMENTS else ()
     if not earlier:
         return []
     prefixes = [f"{config.resource_prefix}-{e}" for e in earlier]

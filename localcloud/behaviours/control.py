@@ -39,6 +39,7 @@ ROUTE = "/_mlops/clock"
 DELIVERIES = "/_mlops/deliveries"
 API_DESTINATIONS = "/_mlops/api-destinations"
 INSTANCE = "/_mlops/instance"
+IAM = "/_mlops/iam"
 _ACCOUNT = "123456789012"  # moto's default account, the emulator's
 
 
@@ -142,6 +143,11 @@ def install(patcher: Patcher, clock: Clock, routes: list[Route] = ()) -> None:
             return set_api_destination_answer(Request(environ))(environ, start_response)
         if path == INSTANCE:
             body = json.dumps({"instance": instance()})
+            return Response(body, mimetype="application/json")(environ, start_response)
+        if path == IAM:
+            from localcloud.emulator.authorisation import LEDGER
+
+            body = json.dumps(LEDGER.report())
             return Response(body, mimetype="application/json")(environ, start_response)
         if path == DELIVERIES:
             body = json.dumps(deliveries(), default=str)

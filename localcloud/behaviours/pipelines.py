@@ -48,6 +48,7 @@ from moto.sagemaker.utils import get_pipeline_execution_from_arn, get_pipeline_f
 from localcloud.behaviours import events
 from localcloud.behaviours.clock import Clock
 from localcloud.behaviours.patching import Patcher
+from localcloud.emulator import authorisation
 from localcloud.emulator.session import EmulatorSession
 from pipelines.local import DefinitionError, Execution, LocalExecutor, ParameterError
 
@@ -144,7 +145,11 @@ class PipelineBehaviour:
                 "endpoint_url: install(endpoint_url=...) is needed to run pipeline executions"
             )
         pipeline = get_pipeline_from_name(backend.pipelines, pipeline_name)
-        session = EmulatorSession(self.endpoint_url, backend.region_name)
+        # SageMaker runs the pipeline's steps as the pipeline's role, assumed as the service.
+        credentials = authorisation.service_credentials(
+            pipeline.role_arn, "sagemaker.amazonaws.com", pipeline.arn
+        )
+        session = EmulatorSession(self.endpoint_url, backend.region_name, credentials)
         try:
             executor = LocalExecutor(
                 _with_local_tracking(backend, pipeline.pipeline_definition),
@@ -155,8 +160,9 @@ class PipelineBehaviour:
                     "AWS_ENDPOINT_URL": self.endpoint_url,
                     "AWS_DEFAULT_REGION": backend.region_name,
                     "AWS_REGION": backend.region_name,
-                    "AWS_ACCESS_KEY_ID": "testing",
-                    "AWS_SECRET_ACCESS_KEY": "testing",
+                    "AWS_ACCESS_KEY_ID": credentials["aws_access_key_id"],
+                    "AWS_SECRET_ACCESS_KEY": credentials["aws_secret_access_key"],
+                    "AWS_SESSION_TOKEN": credentials["aws_session_token"],
                 },
             )
             # The executor's own check, made before answering, as SageMaker refuses bad parameters.

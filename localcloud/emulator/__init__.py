@@ -35,6 +35,7 @@ from pathlib import Path
 import requests
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 
+from localcloud.emulator import authorisation
 from localcloud.emulator.extensions import install_extensions
 from localcloud.emulator.session import EmulatorSession
 
@@ -99,6 +100,7 @@ class Emulator:
         """
         requests.post(f"{self.endpoint_url}/moto-api/reset", timeout=10).raise_for_status()
         requests.post(f"{self.endpoint_url}/moto-api/seed?a={seed}", timeout=10).raise_for_status()
+        authorisation.reset()
         if self.behaviours is not None:
             from localcloud.behaviours import registry
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 
-from localcloud.emulator import iam, s3_tls, sagemaker
+from localcloud.emulator import authorisation, iam, s3_tls, sagemaker
 
 _install_lock = threading.Lock()
 _installed = False
@@ -22,4 +22,5 @@ def install_extensions() -> None:
             s3_tls.install()
             sagemaker.install()
             iam.install()
+            authorisation.install()
             _installed = True

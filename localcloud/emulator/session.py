@@ -8,10 +8,10 @@ CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing
 
 
 class EmulatorSession(boto3.Session):
-    """A boto3 session whose clients reach the emulator, with its dummy credentials."""
+    """A boto3 session whose clients reach the emulator: as its administrator, or with ``credentials``."""
 
-    def __init__(self, endpoint_url: str, region: str) -> None:
-        super().__init__(region_name=region, **CREDENTIALS)
+    def __init__(self, endpoint_url: str, region: str, credentials: dict[str, str] | None = None) -> None:
+        super().__init__(region_name=region, **(credentials or CREDENTIALS))
         self._endpoint_url = endpoint_url
 
     def client(self, service: str, **kwargs):

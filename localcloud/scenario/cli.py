@@ -134,6 +134,17 @@ def render(summary: dict, seconds: dict[str, float], notes: list[str], console: 
             f"{shadow['agreement_rate']:.3f}, challenger AUC {_number(shadow['challenger_auc'])}, "
             f"production AUC {_number(shadow['production_auc'])}"
         )
+    iam = summary.get("iam") or {}
+    if iam:
+        unused = sum(len(actions) for actions in iam["unused"].values())
+        console.print(
+            f"IAM: {iam['evaluated']} requests authorised as IAM would, {len(iam['denied'])} denied; "
+            f"{unused} granted actions unused across {len(iam['unused'])} roles (mlops local --json: iam)"
+        )
+        for denial in iam["denied"][:5]:
+            console.print(
+                f"  denied: {escape(denial['principal'])} {denial['action']} on {escape(denial['resource'])}"
+            )
     for note in notes:
         console.print(f"note: {escape(note)}")
 

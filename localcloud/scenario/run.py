@@ -23,7 +23,7 @@ from botocore.exceptions import ClientError
 
 from infra.alarms import PIPELINE_PERIOD as ALARM_PERIOD
 from localcloud.cli import namespaced
-from localcloud.emulator import Emulator
+from localcloud.emulator import Emulator, authorisation
 from localcloud.engine import ROOT, Engine
 from localcloud.scenario.data import Prepared, drift
 from pipelines.local import warm
@@ -531,6 +531,8 @@ class Scenario:
             "endpoint": self.endpoint(),
             "rollout": self.rollout,
             "quality": self.quality,
+            # Every request of the run, authorised as IAM would (localcloud/emulator/authorisation.py).
+            "iam": authorisation.LEDGER.report(),
             "seconds": round(seconds, 2),
             "seconds_by_step": {name: round(value, 2) for name, value in self.seconds.items()},
         }
