@@ -62,6 +62,7 @@ from moto.utilities.utils import get_partition
 
 from localcloud.behaviours.clock import Clock
 from localcloud.behaviours.patching import Patcher
+from localcloud.emulator import authorisation
 from model_code.serving.process import Launcher, ServerProcess
 from model_code.serving.serve import EXIT_WITH_PARENT_VARIABLE, WORKERS_VARIABLE
 from pipelines.local import warm
@@ -179,6 +180,7 @@ class Fleets:
         uri, environment = _model_data(backend, variant["ModelName"])
         folder = Path(tempfile.mkdtemp(prefix=f"{endpoint}-{name}-", dir=self._workdir.name))
         try:
+            _read_as_role(backend, variant["ModelName"], uri)
             _extract(uri, backend.region_name, folder / "model")
         except DeploymentFailed:
             shutil.rmtree(folder, ignore_errors=True)
@@ -325,6 +327,20 @@ def _model_data(backend: Any, model_name: str) -> tuple[str, dict[str, str]]:
     if not uri:
         raise DeploymentFailed(f"Model {model_name} has no ModelDataUrl, nor does its model package.")
     return uri, environment
+
+
+def _read_as_role(backend: Any, model_name: str, uri: str) -> None:
+    """SageMaker downloads the model data as the model's execution role: refused as on AWS."""
+    role = backend._models[model_name].execution_role_arn
+    try:
+        authorisation.authorise_model_read(role, uri, backend.region_name)
+    except authorisation.AccessDenied as denial:
+        bucket, _, key = uri.removeprefix("s3://").partition("/")
+        raise DeploymentFailed(
+            f"Failed to download model data(bucket: {bucket}, key: {key}). Please ensure that there is "
+            "an object located at the URL and that the role passed to CreateModel has permissions to "
+            f"download the model. {denial}"
+        ) from None
 
 
 def _extract(uri: str, region: str, target: Path) -> None:

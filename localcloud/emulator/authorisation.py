@@ -38,9 +38,10 @@ used: ``mlops local --json`` reports it under ``iam`` (served at ``/_mlops/iam``
 from __future__ import annotations
 
 import json
+import logging
 import re
 import threading
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib.util import find_spec
@@ -50,6 +51,7 @@ from urllib.parse import parse_qs, unquote, urlparse
 
 from localcloud.emulator.iam_policy import ALLOW, DENY, Principal, as_list, evaluate, wildcard_match
 
+log = logging.getLogger(__name__)
 ACCOUNT = "123456789012"  # moto's default account, the emulator's
 ADMINISTRATOR = Principal(arn=f"arn:aws:iam::{ACCOUNT}:root", account=ACCOUNT)
 _ADMIN_POLICY = {"Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
@@ -99,7 +101,8 @@ class Ledger:
     """What the emulator has authorised since it started (or was reset)."""
 
     evaluated: int = 0
-    unresolved: int = 0
+    # Requests judged without a resource (its ARN not built from the request), by action.
+    unresolved: Counter = field(default_factory=Counter)
     denied: list[dict[str, str]] = field(default_factory=list)
     used: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -109,7 +112,8 @@ class Ledger:
     ) -> None:
         with self.lock:
             self.evaluated += 1
-            self.unresolved += resource is None
+            if resource is None:
+                self.unresolved[action] += 1
             if denial is not None:
                 self.denied.append(
                     {
@@ -124,7 +128,8 @@ class Ledger:
 
     def reset(self) -> None:
         with self.lock:
-            self.evaluated = self.unresolved = 0
+            self.evaluated = 0
+            self.unresolved.clear()
             self.denied.clear()
             self.used.clear()
 
@@ -132,7 +137,11 @@ class Ledger:
         """``{"evaluated", "unresolved", "denied", "unused"}``: unused per role of the account."""
         with self.lock:
             used = {role: set(actions) for role, actions in self.used.items()}
-            report = {"evaluated": self.evaluated, "unresolved": self.unresolved, "denied": list(self.denied)}
+            report = {
+                "evaluated": self.evaluated,
+                "unresolved": dict(self.unresolved.most_common()),
+                "denied": list(self.denied),
+            }
         report["unused"] = unused_grants(used)
         return report
 
@@ -175,19 +184,40 @@ def expand_action(pattern: str) -> list[str]:
     return out or [pattern]
 
 
-def resource_templates(action: str) -> list[str]:
-    """ARN templates of the resource type(s) an action is authorised on (required ones first)."""
+def _privilege(action: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
     prefix, _, name = action.partition(":")
     service = _iam_data().get(prefix)
     privilege = service and service["actions"].get(name.lower())
-    if not privilege:
-        return []
+    return (service, privilege) if privilege else None
+
+
+def resource_templates(action: str) -> tuple[list[str], bool]:
+    """ARN templates of the resource types an action is authorised on (required ones first),
+    and whether one is required (an action with none is authorised on ``*``)."""
+    found = _privilege(action)
+    if not found:
+        return [], True
+    service, privilege = found
     types = [t["resource_type"] for t in privilege["resource_types"] if t["resource_type"]]
     types.sort(key=lambda t: not t.endswith("*"))
-    return [service["resources"][t.rstrip("*")] for t in types if t.rstrip("*") in service["resources"]]
+    templates = [service["resources"][t.rstrip("*")] for t in types if t.rstrip("*") in service["resources"]]
+    return templates, any(t.endswith("*") for t in types)
 
 
 _VARIABLE = re.compile(r"\$\{(\w+)\}")
+
+
+def _parameter_for(variable: str, params: dict[str, str]) -> str | None:
+    """The request parameter a template variable names: the same name (``${ModelName}`` and
+    ``ModelName``; ``${UserNameWithPath}`` and ``UserName``), else the longest parameter its
+    name ends with (``${MlflowTrackingServerName}`` and ``TrackingServerName``; ``${TopicName}``
+    and ``Name``)."""
+    name = variable.lower()
+    for candidate in (name, name.removesuffix("withpath")):
+        if candidate in params:
+            return params[candidate]
+    endings = [p for p in params if p.endswith("name") and name.endswith(p)]
+    return params[max(endings, key=len)] if endings else None
 
 
 def resource_for(action: str, params: dict[str, str], region: str, account: str) -> str | None:
@@ -195,10 +225,13 @@ def resource_for(action: str, params: dict[str, str], region: str, account: str)
 
     A parameter holding an ARN that fits a template is the resource itself (``TopicArn``,
     ``PipelineArn``, a ``KeyId`` given as an ARN); otherwise each ``${Variable}`` of the
-    template is filled from the parameter of that name. None when neither works.
+    template is filled from its parameter. An action IAM authorises on no resource type, or
+    only optionally, and whose template cannot be filled, is authorised on ``*``; None when a
+    required resource cannot be named.
     """
     lowered = {k.lower(): v for k, v in params.items() if isinstance(v, str) and v}
-    for template in resource_templates(action):
+    templates, required = resource_templates(action)
+    for template in templates:
         fixed = (
             template.replace("${Partition}", "aws")
             .replace("${Region}", region)
@@ -212,8 +245,7 @@ def resource_for(action: str, params: dict[str, str], region: str, account: str)
 
         def fill(match: re.Match[str]) -> str:
             nonlocal missing
-            name = match.group(1).lower()
-            value = lowered.get(name, lowered.get(name.removesuffix("withpath")))
+            value = _parameter_for(match.group(1), lowered)
             if value is None or value.startswith("arn:"):
                 missing = True
                 return "*"
@@ -222,7 +254,7 @@ def resource_for(action: str, params: dict[str, str], region: str, account: str)
         arn = _VARIABLE.sub(fill, fixed)
         if not missing:
             return arn
-    return None
+    return None if required and _privilege(action) else "*" if _privilege(action) else None
 
 
 # --- Who: principals and their policies ------------------------------------------------------
@@ -360,7 +392,8 @@ def resource_policy(action: str, resource: str | None) -> tuple[str, dict[str, A
 
 def decide(principal: Principal, action: str, resource: str | None, context: dict[str, list[str]]) -> None:
     """Raise :class:`AccessDenied` when IAM would refuse the request (see the module docstring)."""
-    context = {**_principal_context(principal), **{k.lower(): v for k, v in context.items()}}
+    tags = {f"aws:resourcetag/{k.lower()}": [v] for k, v in _resource_tags(resource).items()}
+    context = {**_principal_context(principal), **tags, **{k.lower(): v for k, v in context.items()}}
     identity, boundary = identity_documents(principal)
     verdicts = [evaluate(d, action, resource, context) for d in identity]
     bounded = evaluate(boundary, action, resource, context) if boundary is not None else None
@@ -436,6 +469,7 @@ def authorise(
         decide(principal, action, resource, context or {})
     except AccessDenied as denial:
         LEDGER.record(principal, action, resource, denial)
+        log.warning("denied: %s", denial)
         raise
     LEDGER.record(principal, action, resource, None)
 
@@ -504,6 +538,60 @@ def unused_grants(used: dict[str, set[str]]) -> dict[str, list[str]]:
     return report
 
 
+# --- What S3 asks of KMS for the caller ------------------------------------------------------
+
+
+def _object_key(bucket_name: str, key: str | None, write: bool) -> str | None:
+    """The KMS key S3 uses for an object: the object's own (reads), else the bucket's default."""
+    from moto.s3.models import s3_backends
+
+    backend = s3_backends[ACCOUNT]["aws"]
+    bucket = backend.buckets.get(bucket_name)
+    if bucket is None:
+        return None
+    if not write and key:
+        try:
+            found = backend.get_object(bucket_name, key)
+        except Exception:
+            found = None
+        if found is not None and found.encryption == "aws:kms":
+            return found.kms_key_id
+        if found is not None:
+            return None
+    rules = ((bucket.encryption or {}).get("Rule") or {}) if isinstance(bucket.encryption, dict) else {}
+    default = rules.get("ApplyServerSideEncryptionByDefault") or {}
+    return default.get("KMSMasterKeyID") if default.get("SSEAlgorithm") == "aws:kms" else None
+
+
+def authorise_via_s3(
+    principal: Principal, action: str, resource: str, region: str, key_id: str | None = None
+) -> None:
+    """The KMS call S3 makes on the caller's behalf for an SSE-KMS object: ``kms:Decrypt`` to
+    read it, ``kms:GenerateDataKey`` to write it, with ``kms:ViaService`` naming S3 (what the
+    stack's grants and key policies condition on)."""
+    if action not in ("s3:GetObject", "s3:PutObject"):
+        return
+    bucket, _, key = resource.removeprefix("arn:aws:s3:::").partition("/")
+    write = action == "s3:PutObject"
+    key_id = key_id or _object_key(bucket, key, write)
+    key_arn = key_id and _kms_key_arn(key_id, region)
+    if key_arn:
+        authorise(
+            principal,
+            "kms:GenerateDataKey" if write else "kms:Decrypt",
+            key_arn,
+            {"kms:viaservice": [f"s3.{region}.amazonaws.com"], "kms:calleraccount": [principal.account]},
+        )
+
+
+def authorise_model_read(role_arn: str, uri: str, region: str) -> None:
+    """SageMaker reading a model artifact as the model's execution role (``CreateModel``'s role)."""
+    principal = role_principal(role_arn, "SageMaker")
+    resource = "arn:aws:s3:::" + uri.removeprefix("s3://")
+    authorise(principal, "s3:GetObject", resource)
+    authorise_via_s3(principal, "s3:GetObject", resource, region)
+
+
 # --- The request hook: moto's authorisation step, replaced ------------------------------------
 
 
@@ -553,8 +641,6 @@ def _request_context(
         boundary = _role_boundary(params["RoleName"])
         if boundary:
             context["iam:permissionsboundary"] = [boundary]
-    for key, value in _resource_tags(resource).items():
-        context[f"aws:resourcetag/{key.lower()}"] = [value]
     return context
 
 
@@ -669,6 +755,9 @@ def _authorise_request(response: Any, iam_request_cls: type, resource: str = "*"
     context = _request_context(response, params, action, target)
     try:
         authorise(principal, action, target, context)
+        if is_s3 and target:
+            key_id = response.headers.get("x-amz-server-side-encryption-aws-kms-key-id")
+            authorise_via_s3(principal, action, target, region, key_id)
         for name in _ROLE_PARAMETERS:
             role = params.get(name)
             if role and role.startswith("arn:aws:iam::") and ":role/" in role:
