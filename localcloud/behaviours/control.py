@@ -40,6 +40,7 @@ DELIVERIES = "/_mlops/deliveries"
 API_DESTINATIONS = "/_mlops/api-destinations"
 INSTANCE = "/_mlops/instance"
 IAM = "/_mlops/iam"
+ASSUME_ROLE = "/_mlops/assume-role"
 _ACCOUNT = "123456789012"  # moto's default account, the emulator's
 
 
@@ -82,6 +83,44 @@ def set_api_destination_answer(request: Request) -> Response:
         return Response(json.dumps({"message": message}), status=400, mimetype="application/json")
     targets.API_DESTINATION_ANSWERS[body["endpoint"]] = (status, str(body.get("body", "")))
     return Response(json.dumps({"endpoint": body["endpoint"], "status": status}), mimetype="application/json")
+
+
+def assume_role_as_service(request: Request) -> Response:
+    """``POST {"RoleArn": arn, "Service": "sagemaker.amazonaws.com"}``: the role's temporary
+    credentials as that service obtains them (its trust policy evaluated for the service, with
+    aws:SourceAccount), for a person or test to act as a role only a service may assume."""
+    from localcloud.emulator import authorisation
+
+    def answer(body: dict[str, Any], status: int = 200) -> Response:
+        return Response(json.dumps(body), status=status, mimetype="application/json")
+
+    try:
+        body = json.loads(request.get_data(as_text=True) or "{}")
+    except ValueError:
+        body = None
+    if (
+        request.method != "POST"
+        or not isinstance(body, dict)
+        or not all(isinstance(body.get(k), str) for k in ("RoleArn", "Service"))
+    ):
+        return answer(
+            {"message": 'expected POST {"RoleArn": "<role arn>", "Service": "<service principal>"}'}, 400
+        )
+    try:
+        credentials = authorisation.service_credentials(
+            body["RoleArn"], body["Service"], body.get("SourceArn")
+        )
+    except authorisation.AccessDenied as denial:
+        return answer({"message": str(denial)}, 403)
+    return answer(
+        {
+            "Credentials": {
+                "AccessKeyId": credentials["aws_access_key_id"],
+                "SecretAccessKey": credentials["aws_secret_access_key"],
+                "SessionToken": credentials["aws_session_token"],
+            }
+        }
+    )
 
 
 def _state(clock: Clock) -> dict[str, Any]:
@@ -144,6 +183,8 @@ def install(patcher: Patcher, clock: Clock, routes: list[Route] = ()) -> None:
         if path == INSTANCE:
             body = json.dumps({"instance": instance()})
             return Response(body, mimetype="application/json")(environ, start_response)
+        if path == ASSUME_ROLE:
+            return assume_role_as_service(Request(environ))(environ, start_response)
         if path == IAM:
             from localcloud.emulator.authorisation import LEDGER
 

@@ -400,6 +400,8 @@ def decide(principal: Principal, action: str, resource: str | None, context: dic
     found = resource_policy(action, resource)
     granted = evaluate(found[1], action, resource, context, principal) if found else None
 
+    if found is None and action.lower().startswith("sts:assumerole") and ":role/" in (resource or ""):
+        raise AccessDenied(principal, action, resource, "the role does not exist (no trust policy allows it)")
     if any(v.effect == DENY for v in verdicts):
         raise AccessDenied(principal, action, resource, "of an explicit deny in an identity-based policy")
     if granted is not None and granted.effect == DENY:

@@ -400,3 +400,31 @@ def test_a_model_below_the_targets_quality_bar_is_not_promoted(stacks, promoted,
     assert promote_mod.main(["--from", weak, "--stack", "staging"]) == 1
     assert "CustomerMetadataProperties.Auc: 0.65 is below staging's minAuc 0.7" in capsys.readouterr().err
     assert len(stacks.staging_packages()) == before
+
+
+def test_a_staging_endpoint_given_devs_package_fails_its_health_check_naming_the_denied_read(stacks, promoted):
+    """The first-promotion failure of the issue, now caught locally: staging's endpoint role may
+    read only staging's bucket, so deploying dev's package there (instead of its promoted copy)
+    fails where SageMaker downloads the model, naming the action and the object refused. As on
+    AWS, the failed UpdateEndpoint leaves the endpoint InService on its previous configuration
+    with the reason in FailureReason (what `mlops verify` reports after the deploy)."""
+    sm = stacks.client("sagemaker")
+    (name,) = [e["EndpointName"] for e in sm.list_endpoints()["Endpoints"] if "staging" in e["EndpointName"]]
+    serving = sm.describe_endpoint(EndpointName=name)["EndpointConfigName"]
+    source = stacks.register_in_dev()
+    uri = sm.describe_model_package(ModelPackageName=source)["InferenceSpecification"]["Containers"][0][
+        "ModelDataUrl"
+    ]
+    Engine(
+        "staging",
+        stacks.emulator.endpoint_url,
+        state_dir=stacks.state_dir,
+        overrides={"mlops-platform:modelPackageArn": source},
+    ).up()
+    endpoint = sm.describe_endpoint(EndpointName=name)
+    assert endpoint["EndpointStatus"] == "InService"
+    assert endpoint["EndpointConfigName"] == serving
+    reason = endpoint["FailureReason"]
+    assert "Failed to download model data" in reason
+    assert "assumed-role/customer-churn-staging-endpoint/" in reason
+    assert f"s3:GetObject on resource: arn:aws:s3:::{uri.removeprefix('s3://')}" in reason
