@@ -56,6 +56,7 @@ from localcloud.behaviours.alarm_messages import (
 )
 from localcloud.behaviours.clock import Clock
 from localcloud.behaviours.patching import Patcher
+from localcloud.emulator import authorisation
 
 log = logging.getLogger(__name__)
 OK, ALARM, INSUFFICIENT = "OK", "ALARM", "INSUFFICIENT_DATA"
@@ -444,6 +445,25 @@ class AlarmBehaviour:
                 alarm,
                 "Action",
                 f"Failed to execute action {action}",
+                {"actionState": "Failed", "notificationResource": action},
+            )
+            return
+        try:
+            # CloudWatch publishes as itself: the topic's policy, and the key policy of an
+            # encrypted topic, must allow cloudwatch.amazonaws.com for this alarm.
+            authorisation.act_as_service("cloudwatch.amazonaws.com", alarm.alarm_arn, "sns:Publish", action)
+            key = topic.kms_master_key_id
+            if key:
+                key_arn = authorisation.kms_key_arn(key, target.region)
+                for kms_action in ("kms:GenerateDataKey", "kms:Decrypt"):
+                    authorisation.act_as_service(
+                        "cloudwatch.amazonaws.com", alarm.alarm_arn, kms_action, key_arn
+                    )
+        except authorisation.AccessDenied as denial:
+            self._history(
+                alarm,
+                "Action",
+                f"Failed to execute action {action}. Received error: {denial}",
                 {"actionState": "Failed", "notificationResource": action},
             )
             return

@@ -42,6 +42,7 @@ from moto.events import models as events_models
 from moto.utilities.arns import parse_arn
 
 from localcloud.behaviours.patching import Patcher
+from localcloud.emulator import authorisation
 
 log = logging.getLogger(__name__)
 # EventBridge's default "Event pattern size" quota, in characters.
@@ -119,6 +120,7 @@ def emit(
 def _deliver(rule: Any, target: dict[str, Any], event: dict[str, Any]) -> None:
     record = {"rule": rule.arn, "target": target["Arn"], "event": event}
     try:
+        _authorise(rule, target)
         delivery = delivery_for(target["Arn"])
         if delivery is not None:
             delivery(target, copy.deepcopy(event))
@@ -133,6 +135,28 @@ def _deliver(rule: Any, target: dict[str, Any], event: dict[str, Any]) -> None:
         return
     with _journal_lock:
         DELIVERED.append(record)
+
+
+# What EventBridge must be allowed for each kind of target it delivers to.
+_TARGET_ACTIONS = {
+    "sagemaker": "sagemaker:StartPipelineExecution",
+    "events": "events:InvokeApiDestination",
+    "sns": "sns:Publish",
+    "sqs": "sqs:SendMessage",
+}
+
+
+def _authorise(rule: Any, target: dict[str, Any]) -> None:
+    """EventBridge delivers as the target's role when it has one, else as itself (the target's
+    resource policy must allow it); refused deliveries fail as on AWS (FailedInvocations, DLQ)."""
+    arn = parse_arn(target["Arn"])
+    action = _TARGET_ACTIONS.get(arn.service)
+    if action is None or (arn.service == "events" and arn.resource_type != "api-destination"):
+        return
+    if target.get("RoleArn"):
+        authorisation.act_as_role(target["RoleArn"], "events.amazonaws.com", rule.arn, action, target["Arn"])
+    else:
+        authorisation.act_as_service("events.amazonaws.com", rule.arn, action, target["Arn"])
 
 
 def _count_failed_invocation(rule: Any, event: dict[str, Any]) -> None:
@@ -165,6 +189,8 @@ def _dead_letter(rule: Any, target: dict[str, Any], event: dict[str, Any], error
     }
     arn = parse_arn(queue_arn)
     try:
+        # The queue's policy must let EventBridge send for this rule (aws:SourceArn).
+        authorisation.act_as_service("events.amazonaws.com", rule.arn, "sqs:SendMessage", queue_arn)
         sqs_backends[arn.account][arn.region].send_message(
             arn.resource_id,
             json.dumps(event),

@@ -30,6 +30,8 @@ from typing import Any
 from moto.awslambda.models import lambda_backends
 from moto.utilities.arns import parse_arn
 
+from localcloud.emulator import authorisation
+
 # One invocation at a time: the handler sees the function's environment in os.environ.
 # Re-entrant: a handler's call may emit an event that invokes another function in this thread.
 _ENV_LOCK = threading.RLock()
@@ -107,8 +109,13 @@ class LambdaRunner:
             "AWS_DEFAULT_REGION": arn.region,
             "AWS_LAMBDA_FUNCTION_NAME": function.function_name,
             "AWS_ENDPOINT_URL": self.endpoint_url,
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
+            # The function runs with its execution role, assumed by Lambda for this function.
+            **{
+                name.upper(): value
+                for name, value in authorisation.service_credentials(
+                    function.role, "lambda.amazonaws.com", function.function_arn
+                ).items()
+            },
         }
         record: dict[str, Any] = {"function": function.function_arn, "event": event}
         # A function whose call makes the emulator invoke another one from a second thread would

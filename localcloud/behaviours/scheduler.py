@@ -30,6 +30,7 @@ from moto.utilities.arns import parse_arn
 from localcloud.behaviours import events
 from localcloud.behaviours.clock import Clock
 from localcloud.behaviours.patching import Patcher
+from localcloud.emulator import authorisation
 
 log = logging.getLogger(__name__)
 INVOCATIONS: list[dict[str, Any]] = []
@@ -122,8 +123,19 @@ def fire_times(schedule: Any, after: float, until: float) -> list[float]:
     raise ValueError(f"ScheduleExpression: {expression!r} is not rate(...), cron(...) or at(...)")
 
 
-def _start_target(target: dict[str, Any]) -> None:
+# What the schedule's role must allow for each kind of target Scheduler starts.
+_TARGET_ACTIONS = {"sagemaker": "sagemaker:StartPipelineExecution", "sqs": "sqs:SendMessage"}
+
+
+def _start_target(schedule: Any) -> None:
+    target = schedule.target
     arn = parse_arn(target["Arn"])
+    if arn.service in _TARGET_ACTIONS:
+        # Scheduler always acts as the schedule's role (RoleArn is required); the source it
+        # names when assuming it is the schedule's group (aws:SourceArn, as AWS documents).
+        group = schedule.arn.split(":schedule/", 1)[0] + f":schedule-group/{schedule.group_name}"
+        action = _TARGET_ACTIONS[arn.service]
+        authorisation.act_as_role(target["RoleArn"], "scheduler.amazonaws.com", group, action, target["Arn"])
     payload = target.get("Input") or "{}"
     delivery = events.delivery_for(target["Arn"])
     if delivery is not None:
@@ -169,7 +181,7 @@ class SchedulerBehaviour:
                 "time": datetime.fromtimestamp(t, UTC).isoformat(),
             }
             try:
-                _start_target(schedule.target)
+                _start_target(schedule)
             except Exception as error:  # recorded: Scheduler retries or dead-letters, never stops
                 log.warning(
                     "schedule %s failed to start %s: %s", schedule.name, schedule.target["Arn"], error

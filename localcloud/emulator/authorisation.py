@@ -489,6 +489,25 @@ def service_principal(service: str) -> Principal:
     return Principal(arn=service, account=ACCOUNT, service=service)
 
 
+def _source(source_arn: str) -> dict[str, list[str]]:
+    """The confused-deputy keys a service supplies when it acts for a resource of the account."""
+    return {"aws:sourceaccount": [ACCOUNT], "aws:sourcearn": [source_arn]}
+
+
+def act_as_role(role_arn: str, service: str, source_arn: str, action: str, resource: str) -> None:
+    """A service using a role for a resource (an EventBridge rule's target role, a schedule's):
+    the service assumes the role (its trust policy, with aws:SourceArn and aws:SourceAccount),
+    then the action is authorised as the role's session."""
+    authorise(service_principal(service), "sts:AssumeRole", role_arn, _source(source_arn))
+    authorise(role_principal(role_arn, service.split(".")[0]), action, resource)
+
+
+def act_as_service(service: str, source_arn: str, action: str, resource: str) -> None:
+    """A service acting as itself (EventBridge or CloudWatch publishing to a topic): allowed only
+    by the resource's policy, which names the service with the confused-deputy conditions."""
+    authorise(service_principal(service), action, resource, _source(source_arn))
+
+
 def service_credentials(role_arn: str, service: str, source_arn: str | None = None) -> dict[str, str]:
     """Temporary credentials of ``role_arn`` as ``service`` obtains them (``sts:AssumeRole``).
 
@@ -576,7 +595,7 @@ def authorise_via_s3(
     bucket, _, key = resource.removeprefix("arn:aws:s3:::").partition("/")
     write = action == "s3:PutObject"
     key_id = key_id or _object_key(bucket, key, write)
-    key_arn = key_id and _kms_key_arn(key_id, region)
+    key_arn = key_id and kms_key_arn(key_id, region)
     if key_arn:
         authorise(
             principal,
@@ -696,7 +715,7 @@ def _resource_tags(resource: str | None) -> dict[str, str]:
     return {}
 
 
-def _kms_key_arn(value: str, region: str) -> str | None:
+def kms_key_arn(value: str, region: str) -> str | None:
     """A ``KeyId`` (id, ARN, alias name or alias ARN) as the key's ARN: IAM authorises on the key."""
     from moto.kms.models import kms_backends
 
@@ -751,7 +770,7 @@ def _authorise_request(response: Any, iam_request_cls: type, resource: str = "*"
     else:
         target = resource_for(action, params, region, ACCOUNT)
         if action.startswith("kms:") and "KeyId" in params:
-            target = _kms_key_arn(params["KeyId"], region) or target
+            target = kms_key_arn(params["KeyId"], region) or target
         if action.startswith("sqs:") and "QueueUrl" in params:
             target = f"arn:aws:sqs:{region}:{ACCOUNT}:{params['QueueUrl'].rstrip('/').rsplit('/', 1)[-1]}"
     context = _request_context(response, params, action, target)

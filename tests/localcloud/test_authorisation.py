@@ -34,7 +34,9 @@ def stack(emulator, tmp_path_factory, model_dir):
     overrides = {"mlops-platform:modelPackageArn": package}
     outputs = Engine("local", emulator.endpoint_url, state_dir=state_dir, overrides=overrides).up().outputs
     s3 = emulator.client("s3")
-    s3.create_bucket(Bucket="another-stacks-artifacts", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    s3.create_bucket(
+        Bucket="another-stacks-artifacts", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"}
+    )
     s3.put_object(Bucket="another-stacks-artifacts", Key="pipelines/model.tar.gz", Body=b"theirs")
     return outputs
 
@@ -66,7 +68,7 @@ def denied(call) -> str:
 
 def test_the_endpoint_role_reads_its_stacks_model_artifact_encrypted_with_its_key(emulator, stack):
     bucket = stack["bucket"]
-    key = f"pipelines/customer-churn-local-training/models/job-1/output/model.tar.gz"
+    key = "pipelines/customer-churn-local-training/models/job-1/output/model.tar.gz"
     emulator.client("s3").put_object(
         Bucket=bucket, Key=key, Body=b"model", ServerSideEncryption="aws:kms", SSEKMSKeyId=stack["kmsKeyArn"]
     )
@@ -78,7 +80,10 @@ def test_the_endpoint_role_cannot_create_a_user(emulator, stack):
     iam = as_role(emulator, ENDPOINT_ROLE).client("iam", endpoint_url=emulator.endpoint_url)
     message = denied(lambda: iam.create_user(UserName="intruder"))
     assert message.startswith("User: arn:aws:sts::123456789012:assumed-role/customer-churn-local-endpoint/")
-    assert "is not authorized to perform: iam:CreateUser on resource: arn:aws:iam::123456789012:user/intruder" in message
+    assert (
+        "is not authorized to perform: iam:CreateUser on resource: arn:aws:iam::123456789012:user/intruder"
+        in message
+    )
     assert "intruder" not in [u["UserName"] for u in emulator.client("iam").list_users()["Users"]]
 
 
@@ -146,15 +151,21 @@ def test_removing_the_statement_that_reads_raw_uploads_fails_ingestion_naming_th
 
     def grants_read(statement):
         actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
-        resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+        resources = (
+            statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+        )
         return "s3:GetObject" in actions and any(upload.startswith(r.rstrip("*")) for r in resources)
 
     kept = [s for s in document["Statement"] if not grants_read(s)]
     assert len(kept) == len(document["Statement"]) - 1
-    iam.put_role_policy(RoleName=INGESTION_ROLE, PolicyName=name, PolicyDocument=json.dumps({**document, "Statement": kept}))
+    iam.put_role_policy(
+        RoleName=INGESTION_ROLE, PolicyName=name, PolicyDocument=json.dumps({**document, "Statement": kept})
+    )
     try:
         sm = emulator.client("sagemaker")
-        emulator.client("s3").put_object(Bucket=stack["bucket"], Key="raw/customer-churn/data.csv", Body=b"customer_id\n1\n")
+        emulator.client("s3").put_object(
+            Bucket=stack["bucket"], Key="raw/customer-churn/data.csv", Body=b"customer_id\n1\n"
+        )
         emulator.behaviours.wait_for_executions(120)
         (run,) = sm.list_pipeline_executions(PipelineName=stack["pipelines"]["ingestion"].rsplit("/", 1)[-1])[
             "PipelineExecutionSummaries"

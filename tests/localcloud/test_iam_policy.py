@@ -37,7 +37,9 @@ def test_actions_match_without_case_and_resources_with_case():
 
 
 def test_a_resource_wildcard_spans_slashes_and_colons():
-    document = policy(allow("logs:PutLogEvents", "arn:aws:logs:eu-west-1:123456789012:log-group:/aws/sagemaker/*"))
+    document = policy(
+        allow("logs:PutLogEvents", "arn:aws:logs:eu-west-1:123456789012:log-group:/aws/sagemaker/*")
+    )
     stream = "arn:aws:logs:eu-west-1:123456789012:log-group:/aws/sagemaker/Endpoints/e:log-stream:v/i"
     assert evaluate(document, "logs:PutLogEvents", stream, {}).effect == ALLOW
 
@@ -73,7 +75,10 @@ def test_several_values_of_one_key_are_or_and_several_keys_are_and():
             }
         )
     )
-    context = {"aws:sourceaccount": ["123456789012"], "aws:sourcearn": ["arn:aws:sagemaker:eu-west-1:123456789012:pipeline/p"]}
+    context = {
+        "aws:sourceaccount": ["123456789012"],
+        "aws:sourcearn": ["arn:aws:sagemaker:eu-west-1:123456789012:pipeline/p"],
+    }
     assert evaluate(document, "s3:GetObject", "*", context).effect == ALLOW
     other = {**context, "aws:sourcearn": ["arn:aws:sagemaker:eu-west-1:999999999999:pipeline/p"]}
     assert evaluate(document, "s3:GetObject", "*", other).effect is None
@@ -81,12 +86,32 @@ def test_several_values_of_one_key_are_or_and_several_keys_are_and():
 
 def test_bool_and_numeric_conditions_as_a_tls_only_bucket_policy_uses_them():
     document = policy(
-        {"Effect": "Deny", "Action": "s3:*", "Resource": "*", "Condition": {"Bool": {"aws:SecureTransport": "false"}}},
-        {"Effect": "Deny", "Action": "s3:*", "Resource": "*", "Condition": {"NumericLessThan": {"s3:TlsVersion": "1.2"}}},
+        {
+            "Effect": "Deny",
+            "Action": "s3:*",
+            "Resource": "*",
+            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+        },
+        {
+            "Effect": "Deny",
+            "Action": "s3:*",
+            "Resource": "*",
+            "Condition": {"NumericLessThan": {"s3:TlsVersion": "1.2"}},
+        },
     )
     assert evaluate(document, "s3:GetObject", "*", {"aws:securetransport": ["false"]}).effect == DENY
-    assert evaluate(document, "s3:GetObject", "*", {"aws:securetransport": ["true"], "s3:tlsversion": ["1.0"]}).effect == DENY
-    assert evaluate(document, "s3:GetObject", "*", {"aws:securetransport": ["true"], "s3:tlsversion": ["1.3"]}).effect is None
+    assert (
+        evaluate(
+            document, "s3:GetObject", "*", {"aws:securetransport": ["true"], "s3:tlsversion": ["1.0"]}
+        ).effect
+        == DENY
+    )
+    assert (
+        evaluate(
+            document, "s3:GetObject", "*", {"aws:securetransport": ["true"], "s3:tlsversion": ["1.3"]}
+        ).effect
+        is None
+    )
 
 
 def test_null_checks_whether_a_key_is_present():
@@ -137,7 +162,9 @@ def test_a_service_principal_matches_only_its_service():
             "Condition": {"StringEquals": {"aws:SourceAccount": "123456789012"}},
         }
     )
-    sagemaker = Principal(arn="sagemaker.amazonaws.com", account="123456789012", service="sagemaker.amazonaws.com")
+    sagemaker = Principal(
+        arn="sagemaker.amazonaws.com", account="123456789012", service="sagemaker.amazonaws.com"
+    )
     events = Principal(arn="events.amazonaws.com", account="123456789012", service="events.amazonaws.com")
     context = {"aws:sourceaccount": ["123456789012"]}
     assert evaluate(trust, "sts:AssumeRole", ROLE, context, sagemaker).effect == ALLOW

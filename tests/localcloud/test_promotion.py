@@ -402,7 +402,9 @@ def test_a_model_below_the_targets_quality_bar_is_not_promoted(stacks, promoted,
     assert len(stacks.staging_packages()) == before
 
 
-def test_a_staging_endpoint_given_devs_package_fails_its_health_check_naming_the_denied_read(stacks, promoted):
+def test_a_staging_endpoint_given_devs_package_fails_its_health_check_naming_the_denied_read(
+    stacks, promoted
+):
     """The first-promotion failure of the issue, now caught locally: staging's endpoint role may
     read only staging's bucket, so deploying dev's package there (instead of its promoted copy)
     fails where SageMaker downloads the model, naming the action and the object refused. As on

@@ -45,10 +45,35 @@ def failing_artifact(model_dir: str) -> bytes:
     return artifact_with_model_file(model_dir, buffer.getvalue())
 
 
+def ensure_role(client) -> None:
+    """The models' execution role: SageMaker may assume it and read (only) the models bucket,
+    as the emulator authorises SageMaker's download as that role."""
+    iam = client("iam")
+    if ROLE.rsplit("/", 1)[-1] in [r["RoleName"] for r in iam.list_roles()["Roles"]]:
+        return
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "sagemaker.amazonaws.com"},
+                "Action": "sts:AssumeRole",
+            }
+        ],
+    }
+    read = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{BUCKET}/*"}],
+    }
+    iam.create_role(RoleName="endpoint", AssumeRolePolicyDocument=json.dumps(trust))
+    iam.put_role_policy(RoleName="endpoint", PolicyName="read-models", PolicyDocument=json.dumps(read))
+
+
 def upload_model(client, name: str, artifact: bytes) -> str:
     s3 = client("s3")
     if BUCKET not in [b["Name"] for b in s3.list_buckets()["Buckets"]]:
         s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    ensure_role(client)
     s3.put_object(Bucket=BUCKET, Key=f"{name}/model.tar.gz", Body=artifact)
     client("sagemaker").create_model(
         ModelName=name,
