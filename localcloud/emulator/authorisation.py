@@ -467,6 +467,8 @@ def authorise(
     """Judge one request and record it in the ledger; raise :class:`AccessDenied` if refused."""
     if not ENABLED:
         return
+    if action == "sts:GetCallerIdentity":
+        return  # "No permissions are required to perform this operation" (STS API reference)
     try:
         decide(principal, action, resource, context or {})
     except AccessDenied as denial:
@@ -753,6 +755,8 @@ def _authorise_request(response: Any, iam_request_cls: type, resource: str = "*"
         return
     from moto.core.exceptions import AccessDeniedError, InvalidClientTokenIdError, JsonRESTError
 
+    if response._get_action() == "AssumeRoleWithWebIdentity":
+        return _authorise_web_identity(_params(response), response.region)
     authorization = response.headers.get("Authorization") or ""
     found = re.search(r"Credential=([^/]+)/\d{8}/([^/]+)/([^/]+)/", authorization)
     if not found:
@@ -804,6 +808,74 @@ def _speaks_json(response: Any) -> bool:
     """JSON and REST-JSON services answer errors in JSON (``AccessDeniedException``)."""
     content_type = response.headers.get("Content-Type") or ""
     return bool(response.headers.get("X-Amz-Target")) or "json" in content_type
+
+
+def _web_identity_error(code: str, message: str, status: int = 400) -> Exception:
+    """STS's error (query protocol, XML) for a refused AssumeRoleWithWebIdentity."""
+    from moto.core.exceptions import _RESTError
+
+    error = _RESTError(code, message)
+    error.code = status
+    return error
+
+
+def token_claims(token: str) -> dict[str, Any]:
+    """The claims of a JWT (its payload), or ValueError when it is not one."""
+    import base64
+
+    parts = token.split(".")
+    if len(parts) != 3:
+        raise ValueError("not a JWT (three dot-separated parts)")
+    payload = parts[1] + "=" * (-len(parts[1]) % 4)
+    claims = json.loads(base64.urlsafe_b64decode(payload))
+    if not isinstance(claims, dict):
+        raise ValueError("its payload is not a JSON object")
+    return claims
+
+
+def _authorise_web_identity(params: dict[str, str], region: str) -> None:
+    """``sts:AssumeRoleWithWebIdentity`` as STS decides it (unsigned: the token is the credential).
+
+    The token's issuer must be an OpenID Connect provider of the account whose client ids
+    include the token's ``aud``, and it must not have expired; then the role's trust policy is
+    evaluated for that provider (``Federated``) with the keys IAM derives from the token:
+    ``<issuer host/path>:sub`` and ``:aud`` (and ``:amr``). The token's signature is not
+    verified (the emulator has no route to the issuer's JWKS); its claims are what is judged.
+    """
+    import time as time_module
+
+    role_arn = params.get("RoleArn", "")
+    try:
+        claims = token_claims(params.get("WebIdentityToken", ""))
+    except ValueError as error:
+        raise _web_identity_error(
+            "InvalidIdentityToken", f"Couldn't parse the web identity token: {error}"
+        ) from None
+    issuer = str(claims.get("iss", ""))
+    host = issuer.removeprefix("https://").rstrip("/")
+    provider = next((p for p in _iam_backend().open_id_providers.values() if p.url.rstrip("/") == host), None)
+    if provider is None:
+        raise _web_identity_error(
+            "InvalidIdentityToken", f"No OpenIDConnect provider found in your account for {issuer}"
+        )
+    audiences = as_list(claims.get("aud"))
+    if not any(a in provider.client_id_list for a in audiences):
+        raise _web_identity_error("InvalidIdentityToken", "Incorrect token audience")
+    if isinstance(claims.get("exp"), int | float) and claims["exp"] < time_module.time():
+        raise _web_identity_error(
+            "ExpiredTokenException", "Token expired: current date/time is after the token's exp"
+        )
+    provider_arn = f"arn:aws:iam::{ACCOUNT}:oidc-provider/{host}"
+    principal = Principal(arn=provider_arn, account=ACCOUNT, federated=provider_arn)
+    context = {f"{host}:sub": [str(claims.get("sub", ""))], f"{host}:aud": [str(a) for a in audiences]}
+    if "amr" in claims:
+        context[f"{host}:amr"] = [str(a) for a in as_list(claims["amr"])]
+    try:
+        authorise(principal, "sts:AssumeRoleWithWebIdentity", role_arn, context)
+    except AccessDenied:
+        raise _web_identity_error(
+            "AccessDenied", "Not authorized to perform sts:AssumeRoleWithWebIdentity", 403
+        ) from None
 
 
 def install() -> None:
