@@ -9,6 +9,7 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from localcloud.behaviours import Behaviours, Clock, install
+from localcloud.emulator import authorisation
 from tests.localcloud.behaviours.support import REGION, START
 
 
@@ -28,7 +29,13 @@ def emulator(moto_server: str) -> Iterator[Behaviours]:
 
     requests.post(f"{moto_server}/moto-api/reset", timeout=10)
     behaviours = install(Clock(START), endpoint_url=moto_server)
+    # These tests are about what each behaviour does (routing, schedules, rollouts) with
+    # minimal fixtures, not about IAM: authorisation is off here. The stack's own roles and
+    # policies are authorised in tests/localcloud/test_authorisation.py, the promotion and
+    # bootstrap tests, and every `make local`.
+    authorisation.ENABLED = False
     yield behaviours
+    authorisation.ENABLED = True
     behaviours.uninstall()
     requests.post(f"{moto_server}/moto-api/reset", timeout=10)
 
