@@ -50,6 +50,7 @@ from werkzeug.wrappers import Request, Response
 
 from localcloud.behaviours.clock import Clock
 from localcloud.behaviours.patching import Patcher
+from localcloud.emulator import authorisation
 
 # The two String forms SageMaker Feature Store accepts for an event time (its developer guide).
 _ISO = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{3})?Z$")
@@ -182,6 +183,7 @@ class FeatureStoreBehaviour:
         request = Request(environ)
         region = _region(request)
         try:
+            self._authorise(request, region)
             if request.path == "/BatchGetRecord":
                 body = self.batch_get(region, json.loads(request.get_data(as_text=True)))
             else:
@@ -209,6 +211,31 @@ class FeatureStoreBehaviour:
                 mimetype="application/json",
             )
         return Response(json.dumps(body), mimetype="application/json")
+
+    @staticmethod
+    def _authorise(request: Request, region: str) -> None:
+        """Each operation as IAM authorises it: ``sagemaker:<Operation>`` on each feature group."""
+        if request.path == "/BatchGetRecord":
+            operation = "BatchGetRecord"
+            names = {
+                i.get("FeatureGroupName", "")
+                for i in json.loads(request.get_data(as_text=True)).get("Identifiers", [])
+            }
+        else:
+            operation = {"PUT": "PutRecord", "GET": "GetRecord", "DELETE": "DeleteRecord"}.get(
+                request.method, ""
+            )
+            names = {request.path.split("/", 2)[2]}
+        try:
+            for name in sorted(names):
+                arn = f"arn:aws:sagemaker:{region}:{DEFAULT_ACCOUNT_ID}:feature-group/{name.lower()}"
+                authorisation.authorise_signed(request.headers, f"sagemaker:{operation}", arn)
+        except authorisation.AccessDenied as denial:
+            raise FeatureStoreError("AccessDeniedException", 403, str(denial)) from None
+        except authorisation.InvalidToken:
+            raise FeatureStoreError(
+                "UnrecognizedClientException", 403, "The security token included in the request is invalid."
+            ) from None
 
     # -- operations ------------------------------------------------------------------------
 

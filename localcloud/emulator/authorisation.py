@@ -804,10 +804,25 @@ def _authorise_request(response: Any, iam_request_cls: type, resource: str = "*"
         raise error from None
 
 
+# Services whose REST-JSON protocol answers errors in JSON whatever the request's content type.
+_REST_JSON = {"awslambda", "scheduler"}
+
+
 def _speaks_json(response: Any) -> bool:
     """JSON and REST-JSON services answer errors in JSON (``AccessDeniedException``)."""
     content_type = response.headers.get("Content-Type") or ""
-    return bool(response.headers.get("X-Amz-Target")) or "json" in content_type
+    service = getattr(response, "service_name", "")
+    return bool(response.headers.get("X-Amz-Target")) or "json" in content_type or service in _REST_JSON
+
+
+def authorise_signed(headers: Any, action: str, resource: str) -> None:
+    """Authorise a request the behaviours serve themselves (the feature store runtime), from its
+    signature's access key; raise :class:`AccessDenied` (or InvalidToken) as for moto's."""
+    found = re.search(r"Credential=([^/]+)/", headers.get("Authorization") or "")
+    if not found or not ENABLED:
+        return
+    principal = principal_for_key(found.group(1), headers.get("X-Amz-Security-Token"))
+    authorise(principal, action, resource)
 
 
 def _web_identity_error(code: str, message: str, status: int = 400) -> Exception:

@@ -177,3 +177,72 @@ def test_removing_the_statement_that_reads_raw_uploads_fails_ingestion_naming_th
         assert "AccessDenied" in reasons or "Forbidden" in reasons
     finally:
         iam.put_role_policy(RoleName=INGESTION_ROLE, PolicyName=name, PolicyDocument=json.dumps(document))
+
+
+def _without_statement(iam, role: str, grants) -> tuple[str, dict]:
+    """The role's inline policy with the one statement ``grants`` picks removed (put back by the caller)."""
+    (name,) = iam.list_role_policies(RoleName=role)["PolicyNames"]
+    document = iam.get_role_policy(RoleName=role, PolicyName=name)["PolicyDocument"]
+    kept = [s for s in document["Statement"] if not grants(s)]
+    assert len(kept) == len(document["Statement"]) - 1
+    if kept:
+        iam.put_role_policy(
+            RoleName=role, PolicyName=name, PolicyDocument=json.dumps({**document, "Statement": kept})
+        )
+    else:  # IAM refuses a policy without statements: the role is left with none
+        iam.delete_role_policy(RoleName=role, PolicyName=name)
+    return name, document
+
+
+def _actions(statement) -> list[str]:
+    return statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+
+
+def test_removing_the_upload_rules_grant_fails_the_eventbridge_delivery_naming_the_action(emulator, stack):
+    """EventBridge starts the ingestion pipeline as the rule's target role: without its
+    StartPipelineExecution grant the delivery fails (FailedInvocations), naming the action."""
+    iam, role = emulator.client("iam"), "customer-churn-local-ingestion-events"
+    name, document = _without_statement(
+        iam, role, lambda s: "sagemaker:StartPipelineExecution" in _actions(s)
+    )
+    try:
+        emulator.client("s3").put_object(
+            Bucket=stack["bucket"], Key="raw/customer-churn/again.csv", Body=b"customer_id\n2\n"
+        )
+        failed = requests.get(f"{emulator.endpoint_url}/_mlops/deliveries", timeout=10).json()["failed"]
+        errors = [
+            f["error"] for f in failed if f["target"].endswith(":pipeline/customer-churn-local-ingestion")
+        ]
+        assert errors, failed
+        assert f"assumed-role/{role}/" in errors[-1]
+        assert "sagemaker:StartPipelineExecution" in errors[-1]
+    finally:
+        iam.put_role_policy(RoleName=role, PolicyName=name, PolicyDocument=json.dumps(document))
+
+
+def test_removing_the_endpoint_roles_model_read_fails_the_update_naming_the_action(
+    emulator, stack, model_dir
+):
+    """The endpoint role's ReadModelArtifacts statement is what lets SageMaker download a model:
+    without it, the next update fails its health check with FailureReason naming s3:GetObject."""
+    iam, role = emulator.client("iam"), "customer-churn-local-endpoint"
+    sm = emulator.client("sagemaker")
+    endpoint = stack["endpointName"]
+    serving = sm.describe_endpoint(EndpointName=endpoint)["EndpointConfigName"]
+    name, document = _without_statement(
+        iam, role, lambda s: _actions(s) == ["s3:GetObject"] or s["Action"] == "s3:GetObject"
+    )
+    try:
+        config = sm.describe_endpoint_config(EndpointConfigName=serving)
+        variants = [
+            {k: v for k, v in variant.items() if k not in ("VariantName",)} | {"VariantName": "again"}
+            for variant in config["ProductionVariants"]
+        ]
+        sm.create_endpoint_config(EndpointConfigName="without-read", ProductionVariants=variants)
+        sm.update_endpoint(EndpointName=endpoint, EndpointConfigName="without-read")
+        described = sm.describe_endpoint(EndpointName=endpoint)
+        assert described["EndpointConfigName"] == serving
+        assert f"assumed-role/{role}/" in described["FailureReason"]
+        assert "s3:GetObject" in described["FailureReason"]
+    finally:
+        iam.put_role_policy(RoleName=role, PolicyName=name, PolicyDocument=json.dumps(document))
