@@ -40,6 +40,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 import shutil
 import sys
 import tarfile
@@ -330,8 +331,29 @@ def _model_data(backend: Any, model_name: str) -> tuple[str, dict[str, str]]:
 
 
 def _read_as_role(backend: Any, model_name: str, uri: str) -> None:
-    """SageMaker downloads the model data as the model's execution role: refused as on AWS."""
-    role = backend._models[model_name].execution_role_arn
+    """SageMaker pulls the image and downloads the model data as the model's execution role:
+    refused as on AWS."""
+    model = backend._models[model_name]
+    role = model.execution_role_arn
+    container = model.primary_container or (model.containers or [{}])[0]
+    image = container.get("Image") or ""
+    if not image and container.get("ModelPackageName"):
+        package = backend.describe_model_package(container["ModelPackageName"])
+        image = package.inference_specification["Containers"][0].get("Image", "")
+    found = re.fullmatch(r"(\d{12})\.dkr\.ecr\.([\w-]+)\.amazonaws\.com/([^:@]+).*", image)
+    if found:
+        account, region, repository = found.groups()
+        principal = authorisation.role_principal(role, "SageMaker")
+        try:
+            authorisation.authorise(principal, "ecr:GetAuthorizationToken", "*")
+            for action in ("ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"):
+                authorisation.authorise(
+                    principal, action, f"arn:aws:ecr:{region}:{account}:repository/{repository}"
+                )
+        except authorisation.AccessDenied as denial:
+            raise DeploymentFailed(
+                f"The execution role for model {model_name} could not pull the image {image}: {denial}"
+            ) from None
     try:
         authorisation.authorise_model_read(role, uri, backend.region_name)
     except authorisation.AccessDenied as denial:

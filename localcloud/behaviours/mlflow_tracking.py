@@ -33,6 +33,7 @@ from moto.sagemaker.exceptions import ValidationError
 
 from localcloud.behaviours.clock import Clock
 from localcloud.behaviours.patching import Patcher
+from localcloud.emulator import authorisation
 
 
 def _free_port() -> int:
@@ -90,8 +91,13 @@ class MlflowBehaviour:
         env = {
             **os.environ,
             "MLFLOW_S3_ENDPOINT_URL": self.endpoint_url,
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
+            # The server reaches its artifact store as the tracking server's role, assumed by SageMaker.
+            **{
+                key.upper(): value
+                for key, value in authorisation.service_credentials(
+                    response._get_param("RoleArn"), "sagemaker.amazonaws.com", arn
+                ).items()
+            },
             "AWS_DEFAULT_REGION": backend.region_name,
             # MLflow 3's job runner (GenAI scorers, not part of what SageMaker's tracking serves)
             # starts seven huey consumer processes, each importing MLflow: 15 s of CPU for nothing.
