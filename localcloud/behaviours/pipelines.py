@@ -53,6 +53,7 @@ from localcloud.emulator.session import EmulatorSession
 from pipelines.local import DefinitionError, Execution, LocalExecutor, ParameterError
 
 # The executor's step loop: running it on an Execution we hold lets the API watch it live.
+from pipelines.local.errors import StepFailure
 from pipelines.local.executor import _Run
 
 STATUS_CHANGE = "SageMaker Model Building Pipeline Execution Status Change"
@@ -63,6 +64,67 @@ METRICS_NAMESPACE = "AWS/Sagemaker/ModelBuildingPipeline"
 
 class _Stopped(Exception):
     """Raised at the next record write once a stop was asked: no further step starts."""
+
+
+# Step kind: the job SageMaker creates for it, where its image and its log group are named.
+_JOBS = {
+    "Processing": (
+        "CreateProcessingJob",
+        "processing-job",
+        ("AppSpecification", "ImageUri"),
+        "ProcessingJobs",
+    ),
+    "Training": (
+        "CreateTrainingJob",
+        "training-job",
+        ("AlgorithmSpecification", "TrainingImage"),
+        "TrainingJobs",
+    ),
+}
+
+
+class _JobAuthoriser:
+    """What SageMaker does to start a step's job, authorised as AWS would before the step runs:
+    the pipeline's role creates the job and passes the job's role to SageMaker; the job's role
+    pulls the image and writes the job's logs. A refusal fails the step naming it."""
+
+    def __init__(self, pipeline_role: str, pipeline_arn: str) -> None:
+        self.pipeline = authorisation.role_principal(pipeline_role, "SageMaker")
+        self.prefix = pipeline_arn.split(":pipeline/", 1)[0]
+        self.region, self.account = pipeline_arn.split(":")[3:5]
+
+    def __call__(self, kind: str, name: str, args: dict[str, Any]) -> None:
+        if kind not in _JOBS:
+            return
+        create, resource_type, (section, field), logs = _JOBS[kind]
+        role = args.get("RoleArn", "")
+        job = authorisation.role_principal(role, "SageMaker")
+        image = (args.get(section) or {}).get(field, "")
+        repository = image.split("/", 1)[-1].split("@")[0].split(":")[0]
+        group = f"arn:aws:logs:{self.region}:{self.account}:log-group:/aws/sagemaker/{logs}"
+        checks = [
+            (
+                self.pipeline,
+                f"sagemaker:{create}",
+                f"{self.prefix}:{resource_type}/pipelines-{name.lower()}",
+                {},
+            ),
+            (self.pipeline, "iam:PassRole", role, {"iam:passedtoservice": ["sagemaker.amazonaws.com"]}),
+            (job, "ecr:GetAuthorizationToken", "*", {}),
+            (
+                job,
+                "ecr:BatchGetImage",
+                f"arn:aws:ecr:{self.region}:{self.account}:repository/{repository}",
+                {},
+            ),
+            (job, "logs:CreateLogStream", f"{group}:log-stream:{name}", {}),
+            (job, "logs:PutLogEvents", f"{group}:log-stream:{name}", {}),
+        ]
+        try:
+            for principal, action, resource, context in checks:
+                authorisation.authorise(principal, action, resource, context)
+        except authorisation.AccessDenied as denial:
+            raise StepFailure(f"AccessDenied: {denial}") from None
 
 
 class _WatchedExecution(Execution):
@@ -156,6 +218,7 @@ class PipelineBehaviour:
                 pipeline_name=pipeline.pipeline_name,
                 work_dir=self._workdir.name,
                 boto_session=session,
+                before_step=_JobAuthoriser(pipeline.role_arn, pipeline.arn),
                 env={
                     "AWS_ENDPOINT_URL": self.endpoint_url,
                     "AWS_DEFAULT_REGION": backend.region_name,

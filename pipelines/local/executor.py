@@ -17,6 +17,7 @@ import re
 import sys
 import traceback
 import uuid
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
@@ -43,7 +44,9 @@ class LocalExecutor:
 
     ``env`` adds variables to every step's otherwise clean environment (what a local cloud
     needs its steps to see); ``max_parallel`` bounds the steps running at once (default: the
-    CPU count, at least 2).
+    CPU count, at least 2). ``before_step(kind, name, arguments)`` is called with each step's
+    resolved arguments before it runs; a :class:`StepFailure` it raises fails the step (the
+    local cloud authorises there what SageMaker does to start the step's job).
     """
 
     def __init__(
@@ -56,6 +59,7 @@ class LocalExecutor:
         env: dict[str, str] | None = None,
         boto_session: Any = None,
         max_parallel: int | None = None,
+        before_step: Callable[[str, str, dict[str, Any]], None] | None = None,
     ):
         self.definition = json.loads(definition) if isinstance(definition, str) else definition
         self.pipeline_name = pipeline_name
@@ -64,6 +68,7 @@ class LocalExecutor:
         self.env = dict(env or {})
         self._boto_session = boto_session
         self.max_parallel = max_parallel or max(2, os.cpu_count() or 2)
+        self.before_step = before_step
         self.parameters = {p["Name"]: p for p in self.definition.get("Parameters") or []}
         self.nodes = _flatten(self.definition.get("Steps") or [])
         self.order = _order(self.nodes, set(self.parameters))
@@ -238,6 +243,8 @@ class _Run:
             message = _text(args.get("ErrorMessage", ""))
             record.metadata = {"Fail": {"ErrorMessage": message}}
             raise StepFailure(message)
+        if self.executor.before_step is not None:
+            self.executor.before_step(kind, record.name, args)
         _STEPS[kind](self.context, record, args)
 
 
