@@ -166,11 +166,6 @@ def _iam_data() -> dict[str, dict[str, Any]]:
     return data
 
 
-def known_action(action: str) -> bool:
-    prefix, _, name = action.partition(":")
-    return name.lower() in _iam_data().get(prefix, {}).get("actions", {})
-
-
 def expand_action(pattern: str) -> list[str]:
     """The actions an ``Action`` entry (with wildcards) grants, by IAM's data."""
     prefix = pattern.partition(":")[0]
@@ -254,7 +249,8 @@ def resource_for(action: str, params: dict[str, str], region: str, account: str)
         arn = _VARIABLE.sub(fill, fixed)
         if not missing:
             return arn
-    return None if required and _privilege(action) else "*" if _privilege(action) else None
+    known = _privilege(action) is not None
+    return "*" if known and not required else None
 
 
 # --- Who: principals and their policies ------------------------------------------------------
