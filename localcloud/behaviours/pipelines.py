@@ -157,6 +157,9 @@ class PipelineBehaviour:
                     "AWS_REGION": backend.region_name,
                     "AWS_ACCESS_KEY_ID": "testing",
                     "AWS_SECRET_ACCESS_KEY": "testing",
+                    # A step that waits (EngineerFeatures, for the offline store) moves the
+                    # virtual clock instead of sleeping (model_code.training.offline_store).
+                    "MLOPS_VIRTUAL_CLOCK": f"{self.endpoint_url}/_mlops/clock",
                 },
             )
             # The executor's own check, made before answering, as SageMaker refuses bad parameters.
