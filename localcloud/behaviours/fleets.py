@@ -30,6 +30,11 @@ pandas (:mod:`pipelines.local.warm`; ``MLOPS_COLD_STARTS=1``: a fresh interprete
 * **Retirement.** A fleet that no longer serves (its rollout completed or rolled back, the
   endpoint deleted) gets SIGTERM: it answers the requests it has accepted, then exits.
 
+* **Reaching AWS.** A container's AWS calls (a model server's online feature lookup) go to
+  the emulator: its address, region and credentials are in the environment, as SageMaker gives
+  a container its role's credentials. moto keeps no ``EnableNetworkIsolation`` (it reads back
+  false), so isolation is not enforced here: a container could call out where AWS would block it.
+
 Not emulated: instance counts (one server per variant) and autoscaling, provisioning time
 (a server starts in well under a second, warm), the 2 s limit on each /ping during health
 checks (the server answers in milliseconds), GPU metrics and disk utilisation.
@@ -102,8 +107,9 @@ class Container:
 class Fleets:
     """The running containers, by (endpoint, configuration, variant)."""
 
-    def __init__(self, clock: Clock, patcher: Patcher) -> None:
+    def __init__(self, clock: Clock, patcher: Patcher, endpoint_url: str | None = None) -> None:
         self.clock = clock
+        self.endpoint_url = endpoint_url
         self._lock = threading.Lock()
         self._containers: dict[tuple[str, str, str], Future] = {}
         self._workdir = tempfile.TemporaryDirectory(prefix="mlops-endpoints-")
@@ -112,6 +118,18 @@ class Fleets:
         clock.subscribe(self.on_step)
         patcher.on_restore(lambda: clock.unsubscribe(self.on_step))
         patcher.on_restore(self.close)
+
+    def _reach(self, region: str) -> dict[str, str]:
+        """What a container needs to call the emulator (its endpoint, region, dummy credentials)."""
+        if self.endpoint_url is None:
+            return {}
+        return {
+            "AWS_ENDPOINT_URL": self.endpoint_url,
+            "AWS_DEFAULT_REGION": region,
+            "AWS_REGION": region,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+        }
 
     # -- deployments -------------------------------------------------------------------------
 
@@ -190,6 +208,7 @@ class Fleets:
             "PYTHONPATH": str(REPO_ROOT),  # the image installs this checkout
             "HOME": str(folder / "home"),
             WORKERS_VARIABLE: LOCAL_WORKERS,
+            **self._reach(backend.region_name),
             **environment,
             # Never outlive the emulator, even one that is killed.
             EXIT_WITH_PARENT_VARIABLE: "1",
