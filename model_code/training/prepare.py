@@ -289,7 +289,6 @@ def from_offline_store(
 
 
 def read_feature_group(
-    schema: Schema,
     feature_group: str,
     reports_uri: str | None,
     *,
@@ -397,7 +396,6 @@ def main(argv: list[str] | None = None) -> int:
         read: dict[str, Any] = {}
         if args.feature_group:
             store, waited = read_feature_group(
-                schema,
                 args.feature_group,
                 args.ingestion_reports,
                 wait_seconds=args.wait_seconds,
