@@ -157,9 +157,13 @@ def training_lines(summary: dict) -> list[str]:
     retraining = summary.get("retraining") or {}
     started = retraining.get("started_by_reason") or {}
     if started:
-        counts = ", ".join(f"{reason} {n}" for reason, n in sorted(started.items()))
-        verdict = "exactly once per trigger reason" if retraining.get("once_per_reason") else "more than once"
-        lines.append(f"retraining started {verdict}: {counts} (TriggerReason: runs started)")
+        counts = ", ".join(f"{reason} {n} run{'s' * (n > 1)}" for reason, n in sorted(started.items()))
+        verdict = (
+            "exactly once per trigger reason"
+            if retraining.get("once_per_reason")
+            else "more than once for a trigger reason"
+        )
+        lines.append(f"retraining started {verdict} (TriggerReason: runs): {counts}")
     else:
         lines.append("retraining started: none")
     if len(summary["models"]) > 1:

@@ -392,5 +392,5 @@ def test_the_summary_prints_what_training_read_the_retraining_and_the_windows(ru
             f"version {model['version']}: training read {window['rows']} records from the offline store "
             f"({window['offline_rows']} rows read), window {window['data_start']} to {window['data_end']}"
         ) in text
-    assert "retraining started exactly once per trigger reason: drift 1" in text
+    assert "retraining started exactly once per trigger reason (TriggerReason: runs): drift 1 run" in text
     assert "model versions 1 and 2 trained on different windows" in text
