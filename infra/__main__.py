@@ -208,6 +208,8 @@ model_endpoint = (
             log_retention_days=config.log_retention_days,
             rollback_alarm_names=monitoring.rollback_alarm_names,
             tags=tags,
+            online_feature_group_name=features.feature_group_name if config.online_feature_lookup else None,
+            online_feature_group_arn=features.feature_group_arn if config.online_feature_lookup else None,
         ),
     )
     if config.deploys_model

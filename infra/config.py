@@ -77,6 +77,13 @@ KEYS: tuple[Key, ...] = (
         False,
         "serverless inference (no data capture, no canary/linear/shadow, no drift monitoring)",
     ),
+    Key(
+        "onlineFeatureLookup",
+        False,
+        "true: a request may carry only the record identifier; the endpoint reads the features it "
+        "leaves out from the feature group's online store (BatchGetRecord); the model then runs "
+        "without network isolation",
+    ),
     Key("serverlessMemoryMb", 2048, "serverless memory size, 1024-6144 in steps of 1024"),
     Key("serverlessMaxConcurrency", 5, "serverless maximum concurrency, 1-200"),
     Key("instanceType", "ml.m5.large", "real-time instance type"),
@@ -155,6 +162,7 @@ class PlatformConfig:
     model_package_arn: str | None
     shadow_model_package_arn: str | None
     serverless: bool
+    online_feature_lookup: bool
     serverless_memory_mb: int
     serverless_max_concurrency: int
     instance_type: str
@@ -346,6 +354,7 @@ def parse(values: Mapping[str, Any], *, stack: str, region: str | None, root: Pa
         model_package_arn=r.string("modelPackageArn"),
         shadow_model_package_arn=r.string("shadowModelPackageArn"),
         serverless=serverless,
+        online_feature_lookup=r.boolean("onlineFeatureLookup"),
         serverless_memory_mb=memory,
         serverless_max_concurrency=r.number("serverlessMaxConcurrency", integer=True, low=1, high=200),
         instance_type=r.string("instanceType"),

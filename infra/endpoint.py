@@ -88,8 +88,10 @@ def execution_role_policy(
     kms_key_arn: str,
     model_artifacts_prefix: str,
     data_capture: bool,
+    online_feature_group_arn: str | None = None,
 ) -> dict[str, Any]:
-    """What the endpoint's containers may do: pull the image, read model artifacts, write capture, log."""
+    """What the endpoint's containers may do: pull the image, read model artifacts, write capture, log;
+    with ``online_feature_group_arn``, read records of that feature group's online store."""
     log_group = f"arn:{partition}:logs:{region}:{account}:log-group:/aws/sagemaker/Endpoints/{endpoint}"
     statements: list[dict[str, Any]] = [
         {
@@ -142,7 +144,22 @@ def execution_role_policy(
                 "Resource": f"arn:{partition}:s3:::{bucket_name}/{DATA_CAPTURE_PREFIX}/{endpoint}/*",
             }
         )
+    if online_feature_group_arn:
+        # Online lookup (model_code.serving.lookup): BatchGetRecord, and GetRecord, of the stack's
+        # feature group only (resource type feature-group, the Service Authorization Reference).
+        statements.append(
+            {
+                "Sid": "LookUpOnlineFeatures",
+                "Effect": "Allow",
+                "Action": ["sagemaker:BatchGetRecord", "sagemaker:GetRecord"],
+                "Resource": online_feature_group_arn,
+            }
+        )
     return {"Version": "2012-10-17", "Statement": statements}
+
+
+# Where the model server finds the feature group to look features up in (model_code.serving.lookup).
+ONLINE_FEATURE_GROUP_VARIABLE = "MLOPS_ONLINE_FEATURE_GROUP"
 
 
 # -- the component ----------------------------------------------------------------------
@@ -231,7 +248,13 @@ class ModelEndpoint(pulumi.ComponentResource):
             opts=child,
         )
         document = pulumi.Output.all(
-            partition, region, account, args.repository_arn, args.bucket_name, args.kms_key_arn
+            partition,
+            region,
+            account,
+            args.repository_arn,
+            args.bucket_name,
+            args.kms_key_arn,
+            args.online_feature_group_arn,
         ).apply(
             lambda v: json.dumps(
                 execution_role_policy(
@@ -244,6 +267,7 @@ class ModelEndpoint(pulumi.ComponentResource):
                     kms_key_arn=v[5],
                     model_artifacts_prefix=args.model_artifacts_prefix,
                     data_capture=not args.serverless,
+                    online_feature_group_arn=v[6],
                 )
             )
         )
@@ -260,13 +284,23 @@ class ModelEndpoint(pulumi.ComponentResource):
         role_ready: list[pulumi.Resource],
         child: pulumi.ResourceOptions,
     ) -> aws.sagemaker.Model:
+        container: dict[str, Any] = {"model_package_name": package_arn}
+        if args.online_lookup:
+            # The server reads the online store (model_code.serving.lookup) in the stack's region.
+            region = aws.get_region_output(opts=pulumi.InvokeOutputOptions(parent=self)).region
+            container["environment"] = {
+                ONLINE_FEATURE_GROUP_VARIABLE: args.online_feature_group_name,
+                "AWS_DEFAULT_REGION": region,
+            }
         arguments: dict[str, Any] = {
             "execution_role_arn": role_arn,
-            "primary_container": {"model_package_name": package_arn},
-            # The serving container makes no outbound calls; SageMaker still fetches the
-            # artifacts for it, so isolation costs nothing and stops any exfiltration. Serverless
-            # inference does not support network isolation: AWS refuses such a model.
-            "enable_network_isolation": not args.serverless,
+            "primary_container": container,
+            # Without online lookup the serving container makes no outbound calls; SageMaker still
+            # fetches the artifacts for it, so isolation costs nothing and stops any exfiltration.
+            # With it, the container calls the feature store runtime, which an isolated container
+            # cannot reach: the role's grant (that group's records, read only) is its scope then.
+            # Serverless inference does not support network isolation: AWS refuses such a model.
+            "enable_network_isolation": not args.serverless and not args.online_lookup,
         }
         return aws.sagemaker.Model(
             f"{name}-{variant}-model",

@@ -80,8 +80,21 @@ class ModelEndpointArgs:
     rollback_alarm_names: pulumi.Input[Sequence[str]] = ()
     """Alarms that roll a deployment back; pass ``Monitoring.rollback_alarm_names`` (an Output)."""
     tags: pulumi.Input[Mapping[str, str]] = field(default_factory=dict)
+    online_feature_group_name: pulumi.Input[str] | None = None
+    """With online lookup (``onlineFeatureLookup``): the feature group whose online store fills
+    the features a request leaves out (the containers' ``MLOPS_ONLINE_FEATURE_GROUP``)."""
+    online_feature_group_arn: pulumi.Input[str] | None = None
+    """Its ARN: the created role may read records of that group only."""
+
+    @property
+    def online_lookup(self) -> bool:
+        return self.online_feature_group_name is not None
 
     def __post_init__(self) -> None:
+        if (self.online_feature_group_name is None) != (self.online_feature_group_arn is None):
+            raise ValueError(
+                "online_feature_group_arn: online lookup needs both the feature group's name and its ARN"
+            )
         if self.strategy not in STRATEGIES:
             raise ValueError(f"strategy: {self.strategy!r} is not one of {', '.join(STRATEGIES)}")
         if self.serverless and self.strategy not in SERVERLESS_STRATEGIES:

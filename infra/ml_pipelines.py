@@ -218,9 +218,10 @@ def allow(sid: str, actions: list[str], resources: str | list[str], condition: d
 def pipeline_prefixes(schema_name: str, stack: str, kind: str) -> tuple[list[str], list[str]]:
     """(prefixes ``kind``'s jobs read, prefixes they write) in the artifact bucket.
 
-    Each pipeline writes its own outputs (``pipelines/<its name>/``); ingestion and training
-    validate raw data and quarantine bad rows; training reads its earlier runs (the champion's
-    model and evaluation); monitoring reads the captured traffic, the ground truth, the offline
+    Each pipeline writes its own outputs (``pipelines/<its name>/``); ingestion validates raw
+    data and quarantines bad rows; training reads the offline store, the ingestion runs'
+    reports (whose records it waits for) and its earlier runs (the champion's model and
+    evaluation); monitoring reads the captured traffic, the ground truth, the offline
     store and the champion's drift baseline among training's outputs. Every kind reads the
     data contract (``schemas/``).
     """
@@ -230,7 +231,8 @@ def pipeline_prefixes(schema_name: str, stack: str, kind: str) -> tuple[list[str
     if kind == "ingestion":
         return [RAW_PREFIX, schemas, own], [own, QUARANTINE_PREFIX]
     if kind == "training":
-        return [RAW_PREFIX, schemas, own], [own, QUARANTINE_PREFIX]
+        ingestion = f"{PIPELINES_PREFIX}{pipeline_name(schema_name, stack, 'ingestion')}/"
+        return [FEATURE_STORE_PREFIX, ingestion, schemas, own], [own]
     if kind == "monitoring":
         reads = [DATA_CAPTURE_PREFIX, GROUND_TRUTH_PREFIX, FEATURE_STORE_PREFIX, schemas, training, own]
         return reads, [own]
@@ -305,6 +307,11 @@ def pipeline_role_policy(scope: PipelineRoleScope, kind: str) -> dict[str, Any]:
             {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
         ),
     ]
+    if kind == "training":
+        # EngineerFeatures finds the offline store where DescribeFeatureGroup says it is.
+        statements.append(
+            allow("LocateTheOfflineStore", ["sagemaker:DescribeFeatureGroup"], [scope.feature_group_arn])
+        )
     if kind == "ingestion":
         statements.append(
             allow(
@@ -585,6 +592,16 @@ class MlPipelines(pulumi.ComponentResource):
                 "tracking_uri": args.mlflow_tracking_server_arn,
                 # Pairs, not a dict: the definitions are cached on their (hashable) inputs.
                 "hyperparameters": (("search", args.model_search),),
+                # The offline store it trains from, and where ingestion reports what it put.
+                "feature_group_name": args.feature_group_name,
+                "ingestion_reports_uri": pulumi.Output.concat(
+                    "s3://",
+                    args.bucket_name,
+                    "/",
+                    PIPELINES_PREFIX,
+                    pipeline_name(args.schema.name, args.stack, "ingestion"),
+                    "/",
+                ),
             }
         return {
             "endpoint_name": args.endpoint_name,

@@ -1,15 +1,22 @@
-"""The training pipeline: from raw data to a registered model, or a failure that says why.
+"""The training pipeline: from the feature store to a registered model, or a failure that says why.
 
 ::
 
-    InputDataUri
+    FeatureGroupName (its offline store, as DescribeFeatureGroup locates it)
          │
          ▼
-    ValidateData ──► EngineerFeatures ──► TrainModel ──► EvaluateModel ──► CheckQuality
-    (schema suite,   (TrainingStrategy    (project       (AUC vs MinAuc and  │ decision.passed
-     quarantine)      window, seeded       image, model   the champion scored ├── true ─► RegisterModel
-                      stratified split)    chosen by CV,  on the same rows;   └── false ► FailPipeline
-                                           tracked run)   drift baseline)
+    EngineerFeatures ──► TrainModel ──► EvaluateModel ──► CheckQuality
+    (waits for the        (project       (AUC vs MinAuc and  │ decision.passed
+     records ingestion    image, model   the champion scored ├── true ─► RegisterModel
+     reported, at most    chosen by CV,  on the same rows;   └── false ► FailPipeline
+     OfflineStoreWait-    tracked run)   drift baseline)
+     Seconds; point-in-time
+     TrainingStrategy window;
+     seeded stratified split)
+
+Training reads the feature group's offline store, never the raw uploads: raw data is validated
+and quarantined by the ingestion pipeline, which puts the accepted records into the group, so
+every model learns from what the feature store holds (the same values online and offline).
 
 Every step runs the project image: processing steps as ``python -m model_code.<module>``,
 training as the image's ``train`` command. The builder only assembles the DAG: it makes no
@@ -34,6 +41,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -46,7 +54,8 @@ from pipelines import common
 
 # The parameters a start may set, and what each accepts. The executor and the Pulumi
 # program (EventBridge targets, schedules) check starts against these before they run.
-INPUT_DATA_URI = "InputDataUri"
+FEATURE_GROUP_NAME = "FeatureGroupName"
+OFFLINE_STORE_WAIT_SECONDS = "OfflineStoreWaitSeconds"
 TRAINING_STRATEGY = "TrainingStrategy"
 WINDOW_DAYS = "WindowDays"
 TEST_SHARE = "TestShare"
@@ -54,11 +63,11 @@ MIN_AUC = "MinAuc"
 MAX_REGRESSION = "MaxRegression"
 MODEL_APPROVAL_STATUS = "ModelApprovalStatus"
 PROCESSING_INSTANCE_TYPE = "ProcessingInstanceType"
-PROCESSING_INSTANCE_COUNT = "ProcessingInstanceCount"
 TRAINING_INSTANCE_TYPE = "TrainingInstanceType"
 TRIGGER_REASON = "TriggerReason"
 PARAMETER_NAMES = (
-    INPUT_DATA_URI,
+    FEATURE_GROUP_NAME,
+    OFFLINE_STORE_WAIT_SECONDS,
     TRAINING_STRATEGY,
     WINDOW_DAYS,
     TEST_SHARE,
@@ -66,7 +75,6 @@ PARAMETER_NAMES = (
     MAX_REGRESSION,
     MODEL_APPROVAL_STATUS,
     PROCESSING_INSTANCE_TYPE,
-    PROCESSING_INSTANCE_COUNT,
     TRAINING_INSTANCE_TYPE,
     TRIGGER_REASON,
 )
@@ -79,6 +87,8 @@ ALLOWED_VALUES: dict[str, tuple[str, ...]] = {
     MODEL_APPROVAL_STATUS: APPROVAL_STATUSES,
 }
 DEFAULTS: dict[str, Any] = {
+    # Longer than the 15 minutes AWS documents as the offline store's most lag behind PutRecord.
+    OFFLINE_STORE_WAIT_SECONDS: 1200,
     TRAINING_STRATEGY: "new-data-only",
     WINDOW_DAYS: 90,
     TEST_SHARE: 0.2,
@@ -86,18 +96,20 @@ DEFAULTS: dict[str, Any] = {
     MAX_REGRESSION: 0.01,
     MODEL_APPROVAL_STATUS: "PendingManualApproval",
     PROCESSING_INSTANCE_TYPE: "ml.m5.large",
-    PROCESSING_INSTANCE_COUNT: 1,
     TRAINING_INSTANCE_TYPE: "ml.m5.large",
     TRIGGER_REASON: "manual",
 }
 # Numeric parameters: their type, the test a value must pass and how to say it.
 _NUMBERS: dict[str, tuple[type, Any, str]] = {
+    OFFLINE_STORE_WAIT_SECONDS: (int, lambda x: x >= 0, "an integer >= 0 (seconds)"),
     WINDOW_DAYS: (int, lambda x: x >= 1, "an integer >= 1"),
     TEST_SHARE: (float, lambda x: 0 < x < 1, "a number between 0 and 1 (exclusive)"),
     MIN_AUC: (float, lambda x: 0 <= x <= 1, "a number between 0 and 1"),
     MAX_REGRESSION: (float, lambda x: 0 <= x <= 1, "a number between 0 and 1"),
-    PROCESSING_INSTANCE_COUNT: (int, lambda x: x >= 1, "an integer >= 1"),
 }
+
+# SageMaker's FeatureGroupName pattern (its API reference).
+_FEATURE_GROUP = re.compile(r"[a-zA-Z0-9]([_-]*[a-zA-Z0-9]){0,63}")
 
 # What TrainModel is given unless the caller says otherwise (``mlops train`` options).
 # Customer metadata of a registered package read from evaluation.json's ``registry`` section.
@@ -110,7 +122,6 @@ DEFAULT_HYPERPARAMETERS: dict[str, Any] = {
 }
 
 STEP_NAMES = (
-    "ValidateData",
     "EngineerFeatures",
     "TrainModel",
     "EvaluateModel",
@@ -150,8 +161,10 @@ def check_parameters(values: Mapping[str, Any]) -> None:
                 valid = False
             if isinstance(value, bool) or not valid:
                 raise ValueError(f"{name}: expected {expected}, got {value!r}")
-        if name == INPUT_DATA_URI and not str(value).startswith("s3://"):
-            raise ValueError(f"{name}: expected an s3:// URI, got {value!r}")
+        if name == FEATURE_GROUP_NAME and not _FEATURE_GROUP.fullmatch(str(value)):
+            raise ValueError(
+                f"{name}: expected a feature group name (letters, digits, hyphens), got {value!r}"
+            )
 
 
 @dataclass(frozen=True)
@@ -171,10 +184,10 @@ def schema_object(schema: Schema) -> SchemaObject:
     return SchemaObject(f"schemas/{schema.name}/{hashlib.sha256(body).hexdigest()[:16]}.yaml", body)
 
 
-def default_input_uri(bucket: str, schema: Schema) -> str:
-    """Where raw uploads for ``schema`` land (the bucket's ``raw/`` prefix, which also starts
-    ingestion): by default a run validates all of them and the strategy picks its window."""
-    return f"s3://{bucket}/raw/{schema.name}/"
+def default_ingestion_reports_uri(bucket: str, schema: Schema) -> str:
+    """Where the ingestion pipeline's runs write their reports (``pipelines/<its name>/``, its
+    default name): EngineerFeatures waits for the records they say were put."""
+    return f"s3://{bucket}/pipelines/{schema.name}-ingestion/"
 
 
 class _Builder:
@@ -190,6 +203,8 @@ class _Builder:
         hyperparameters: Mapping[str, Any] | Iterable[tuple[str, Any]],
         random_state: int,
         tracking_uri: str | None,
+        feature_group: str,
+        ingestion_reports_uri: str,
     ):
         # First: importing the SDK needs the region the session sets.
         self.session = common.session(target)
@@ -199,6 +214,7 @@ class _Builder:
         self.hyperparameters = {**DEFAULT_HYPERPARAMETERS, **dict(hyperparameters)}
         self.random_state = random_state
         self.tracking_uri = tracking_uri
+        self.ingestion_reports_uri = ingestion_reports_uri
         self.schema_uri = schema_object(schema).uri(target.bucket)
 
         def string(key: str, default: str | None = None) -> Any:
@@ -209,7 +225,10 @@ class _Builder:
             )
 
         self.params = {
-            INPUT_DATA_URI: string(INPUT_DATA_URI, default_input_uri(target.bucket, schema)),
+            FEATURE_GROUP_NAME: string(FEATURE_GROUP_NAME, feature_group),
+            OFFLINE_STORE_WAIT_SECONDS: ParameterInteger(
+                name=OFFLINE_STORE_WAIT_SECONDS, default_value=DEFAULTS[OFFLINE_STORE_WAIT_SECONDS]
+            ),
             TRAINING_STRATEGY: string(TRAINING_STRATEGY),
             WINDOW_DAYS: ParameterInteger(name=WINDOW_DAYS, default_value=DEFAULTS[WINDOW_DAYS]),
             TEST_SHARE: ParameterFloat(name=TEST_SHARE, default_value=DEFAULTS[TEST_SHARE]),
@@ -217,9 +236,6 @@ class _Builder:
             MAX_REGRESSION: ParameterFloat(name=MAX_REGRESSION, default_value=DEFAULTS[MAX_REGRESSION]),
             MODEL_APPROVAL_STATUS: string(MODEL_APPROVAL_STATUS),
             PROCESSING_INSTANCE_TYPE: string(PROCESSING_INSTANCE_TYPE),
-            PROCESSING_INSTANCE_COUNT: ParameterInteger(
-                name=PROCESSING_INSTANCE_COUNT, default_value=DEFAULTS[PROCESSING_INSTANCE_COUNT]
-            ),
             TRAINING_INSTANCE_TYPE: string(TRAINING_INSTANCE_TYPE),
             TRIGGER_REASON: string(TRIGGER_REASON),
         }
@@ -304,43 +320,25 @@ def _output(step: Any, name: str) -> Any:
     return step.properties.ProcessingOutputConfig.Outputs[name].S3Output.S3Uri
 
 
-def _validate_data(b: _Builder) -> Any:
-    return b.processing_step(
-        "ValidateData",
-        "model_code.contract.validate",
-        inputs={"data": b.params[INPUT_DATA_URI], "schema": b.schema_uri},
-        outputs=["accepted", "quarantine", "report"],
-        # Rows are validated where they land: each instance reads its share of the files.
-        instance_count=b.params[PROCESSING_INSTANCE_COUNT],
-        sharded="data",
-        arguments=[
-            "--input",
-            local("input/data"),
-            "--schema",
-            local("input/schema"),
-            "--accepted-dir",
-            local("output/accepted"),
-            "--quarantine-dir",
-            local("output/quarantine"),
-            "--report-dir",
-            local("output/report"),
-        ],
-    )
-
-
-def _engineer_features(b: _Builder, validate: Any) -> tuple[Any, Any]:
+def _engineer_features(b: _Builder) -> tuple[Any, Any]:
     from sagemaker.core.workflow import PropertyFile
 
     window = PropertyFile(name=DATA_WINDOW_PROPERTY_FILE, output_name="window", path=WINDOW_FILE)
     step = b.processing_step(
         "EngineerFeatures",
         "model_code.training.prepare",
-        inputs={"accepted": _output(validate, "accepted"), "schema": b.schema_uri},
+        inputs={"schema": b.schema_uri},
         outputs=["train", "test", "window"],
         property_files=[window],
         arguments=[
-            "--input",
-            local("input/accepted"),
+            # The offline store is read by the step itself (boto3), not mounted: it re-reads
+            # the store while it waits for the records ingestion reported.
+            "--feature-group",
+            b.params[FEATURE_GROUP_NAME],
+            "--ingestion-reports",
+            b.ingestion_reports_uri,
+            "--wait-seconds",
+            b.params[OFFLINE_STORE_WAIT_SECONDS].to_string(),
             "--schema",
             local("input/schema"),
             "--train-dir",
@@ -545,6 +543,8 @@ def get_pipeline(
     hyperparameters: Mapping[str, Any] | Iterable[tuple[str, Any]] | None = None,
     random_state: int = 0,
     tracking_uri: str | None = None,
+    feature_group_name: str | None = None,
+    ingestion_reports_uri: str | None = None,
 ) -> Any:
     """The training pipeline for ``schema`` (see the module docstring), as a sagemaker Pipeline.
 
@@ -566,6 +566,11 @@ def get_pipeline(
         Seeds the train/test split (TrainModel's seed is the ``random-state`` hyperparameter).
     tracking_uri
         The MLflow tracking server TrainModel logs to (``MLFLOW_TRACKING_URI``), if any.
+    feature_group_name
+        The default of FeatureGroupName, whose offline store the run reads (default: the schema name).
+    ingestion_reports_uri
+        Where the ingestion pipeline's runs report what they put (default:
+        :func:`default_ingestion_reports_uri`).
     """
     target = common.Target(
         region=region, role_arn=role_arn, bucket=bucket, image_uri=image_uri, kms_key_arn=kms_key_arn
@@ -578,10 +583,11 @@ def get_pipeline(
         hyperparameters=hyperparameters or {},
         random_state=random_state,
         tracking_uri=tracking_uri,
+        feature_group=feature_group_name or schema.name,
+        ingestion_reports_uri=ingestion_reports_uri or default_ingestion_reports_uri(bucket, schema),
     )
 
-    validate = _validate_data(b)
-    features, window = _engineer_features(b, validate)
+    features, window = _engineer_features(b)
     train = _train_model(b, features)
     evaluate, evaluation = _evaluate_model(b, features, train)
     register = _register_model(b, features, window, train, evaluate, evaluation)
@@ -591,6 +597,6 @@ def get_pipeline(
     return Pipeline(
         name=b.name,
         parameters=list(b.params.values()),
-        steps=[validate, features, train, evaluate, gate],
+        steps=[features, train, evaluate, gate],
         sagemaker_session=b.session,
     )

@@ -108,7 +108,7 @@ def install(
     registry.install(clock, patcher)
     pipelines = PipelineBehaviour(clock, patcher, endpoint_url)
     AlarmBehaviour(clock, patcher)
-    fleets = Fleets(clock, patcher)
+    fleets = Fleets(clock, patcher, endpoint_url)
     # After the alarms: a bake step sees the alarm states of the same minute.
     RolloutBehaviour(clock, patcher, fleets)
     SchedulerBehaviour(clock, patcher)

@@ -30,6 +30,11 @@ pandas (:mod:`pipelines.local.warm`; ``MLOPS_COLD_STARTS=1``: a fresh interprete
 * **Retirement.** A fleet that no longer serves (its rollout completed or rolled back, the
   endpoint deleted) gets SIGTERM: it answers the requests it has accepted, then exits.
 
+* **Reaching AWS.** A container's AWS calls (a model server's online feature lookup) go to
+  the emulator: its address, region and credentials are in the environment, as SageMaker gives
+  a container its role's credentials. moto keeps no ``EnableNetworkIsolation`` (it reads back
+  false), so isolation is not enforced here: a container could call out where AWS would block it.
+
 Not emulated: instance counts (one server per variant) and autoscaling, provisioning time
 (a server starts in well under a second, warm), the 2 s limit on each /ping during health
 checks (the server answers in milliseconds), GPU metrics and disk utilisation.
@@ -104,8 +109,9 @@ class Container:
 class Fleets:
     """The running containers, by (endpoint, configuration, variant)."""
 
-    def __init__(self, clock: Clock, patcher: Patcher) -> None:
+    def __init__(self, clock: Clock, patcher: Patcher, endpoint_url: str | None = None) -> None:
         self.clock = clock
+        self.endpoint_url = endpoint_url
         self._lock = threading.Lock()
         self._containers: dict[tuple[str, str, str], Future] = {}
         self._workdir = tempfile.TemporaryDirectory(prefix="mlops-endpoints-")
@@ -114,6 +120,27 @@ class Fleets:
         clock.subscribe(self.on_step)
         patcher.on_restore(lambda: clock.unsubscribe(self.on_step))
         patcher.on_restore(self.close)
+
+    def _reach(self, backend: Any, endpoint: str, model_name: str) -> dict[str, str]:
+        """What a container needs to call the emulator: its endpoint, region, and the model's
+        execution role credentials, as SageMaker gives a container (assumed for the endpoint)."""
+        if self.endpoint_url is None:
+            return {}
+        region = backend.region_name
+        role = backend._models[model_name].execution_role_arn
+        source = f"arn:aws:sagemaker:{region}:{backend.account_id}:endpoint/{endpoint.lower()}"
+        try:
+            credentials = authorisation.service_credentials(role, "sagemaker.amazonaws.com", source)
+        except authorisation.AccessDenied as denial:
+            raise DeploymentFailed(
+                f"SageMaker could not assume the model's execution role: {denial}"
+            ) from None
+        return {
+            "AWS_ENDPOINT_URL": self.endpoint_url,
+            "AWS_DEFAULT_REGION": region,
+            "AWS_REGION": region,
+            **{key.upper(): value for key, value in credentials.items()},
+        }
 
     # -- deployments -------------------------------------------------------------------------
 
@@ -193,6 +220,7 @@ class Fleets:
             "PYTHONPATH": str(REPO_ROOT),  # the image installs this checkout
             "HOME": str(folder / "home"),
             WORKERS_VARIABLE: LOCAL_WORKERS,
+            **self._reach(backend, endpoint, variant["ModelName"]),
             **environment,
             # Never outlive the emulator, even one that is killed.
             EXIT_WITH_PARENT_VARIABLE: "1",

@@ -22,6 +22,10 @@ and its containers' pointed at the emulator. While and after it runs:
   ``Count``) with ``ExecutionDuration`` (``Milliseconds``: how long the run really took, the
   virtual clock standing still while its jobs run), at the virtual time of the transition.
 
+A step that waits (``EngineerFeatures``, for the offline store to show the records ingestion
+reported) moves the virtual clock instead of sleeping: executions get ``MLOPS_VIRTUAL_CLOCK``,
+the control route's address (``model_code.training.offline_store``).
+
 Start times come from the virtual clock, kept strictly increasing (a millisecond apart) so two
 executions started in the same instant are ordered as they started.
 
@@ -226,6 +230,9 @@ class PipelineBehaviour:
                     "AWS_ACCESS_KEY_ID": credentials["aws_access_key_id"],
                     "AWS_SECRET_ACCESS_KEY": credentials["aws_secret_access_key"],
                     "AWS_SESSION_TOKEN": credentials["aws_session_token"],
+                    # A step that waits (EngineerFeatures, for the offline store) moves the
+                    # virtual clock instead of sleeping (model_code.training.offline_store).
+                    "MLOPS_VIRTUAL_CLOCK": f"{self.endpoint_url}/_mlops/clock",
                 },
             )
             # The executor's own check, made before answering, as SageMaker refuses bad parameters.

@@ -86,6 +86,8 @@ def render(summary: dict, seconds: dict[str, float], notes: list[str], console: 
             str(m["version"]), "-" if m["auc"] is None else f"{m['auc']:.3f}", m["approval_status"], learned
         )
     console.print(models)
+    for line in training_lines(summary):
+        console.print(line)
     phases = Table(title="Traffic phases", title_justify="left")
     for column in ("phase", "requests", "drift alarm", "drifted features", "retraining started"):
         phases.add_column(column)
@@ -147,6 +149,44 @@ def render(summary: dict, seconds: dict[str, float], notes: list[str], console: 
             )
     for note in notes:
         console.print(f"note: {escape(note)}")
+
+
+def training_lines(summary: dict) -> list[str]:
+    """What each training run read from the offline store, how often each trigger started a
+    retraining, and whether the model versions learned from different windows."""
+    lines = []
+    for m in summary["models"]:
+        w = m.get("data_window") or {}
+        if w.get("source") != "offline-store":
+            continue
+        lines.append(
+            f"version {m['version']}: training read {w.get('rows')} records from the offline store "
+            f"({w.get('offline_rows')} rows read), window {w.get('data_start')} to {w.get('data_end')} "
+            f"({w.get('strategy')}); waited {w.get('seconds_waited', 0):g} s for "
+            f"{w.get('records_waited_for')} of the {w.get('records_reported')} records ingestion reported"
+        )
+    retraining = summary.get("retraining") or {}
+    started = retraining.get("started_by_reason") or {}
+    if started:
+        counts = ", ".join(f"{reason} {n} run{'s' * (n > 1)}" for reason, n in sorted(started.items()))
+        verdict = (
+            "exactly once per trigger reason"
+            if retraining.get("once_per_reason")
+            else "more than once for a trigger reason"
+        )
+        lines.append(f"retraining started {verdict} (TriggerReason: runs): {counts}")
+    else:
+        lines.append("retraining started: none")
+    if len(summary["models"]) > 1:
+        versions = " and ".join(str(m["version"]) for m in summary["models"])
+        differ = "different windows" if summary.get("windows_differ") else "the same window"
+        lines.append(f"model versions {versions} trained on {differ}")
+    if summary["data"].get("feedback_records"):
+        lines.append(
+            f"feedback: {summary['data']['feedback_records']} labelled outcomes of the drifted traffic "
+            "ingested as new records before the retraining"
+        )
+    return lines
 
 
 def _number(value: float | None) -> str:

@@ -8,6 +8,12 @@
 * A seeded split, stratified on the target, keeps ``traffic_share`` of the rows that satisfy
   the contract aside as traffic the model never trains on, typed: requests carry numbers as
   JSON numbers, and the ground truth fed back is the held-out rows' labels.
+* The traffic that drifts (phase 2, ``drifted``), whose labelled outcomes come back as new
+  records of the feature group for the retraining to learn from, is never the held-out
+  traffic, which stays rows no model version trained on. With the built-in synthetic data it
+  is ``drift_share`` as many new customers generated with data drift (inputs moved, labels
+  from the same relation: covariate shift, what a retraining can learn); with a given file,
+  ``drift_share`` of its clean rows held out like the traffic, with drift planted.
 * Planted drift: each numeric feature shifted by ``shift`` of its standard deviation (clipped
   to the schema's limits), and the mix of the first categorical feature tilted towards its
   rarest value. Nothing is specific to one dataset.
@@ -34,6 +40,7 @@ class Prepared:
     rows_in: int
     training: pd.DataFrame  # uploaded to raw/: every row not kept as traffic, dirty ones too, as text
     traffic: pd.DataFrame  # held out, clean, typed by the contract, with the target (the ground truth)
+    drifted: pd.DataFrame  # phase 2's drifted traffic, typed, with its labels (fed back as records)
 
 
 def as_text(frame: pd.DataFrame) -> pd.DataFrame:
@@ -126,8 +133,19 @@ def prepare(
     *,
     rows: int = 2000,
     traffic_share: float = 0.2,
+    drift_share: float = 0.1,
     seed: int = 0,
 ) -> Prepared:
     schema, path, frame = load(schema_path, data_path, rows=rows, seed=seed)
     training, traffic = split(schema, frame, traffic_share=traffic_share, seed=seed)
-    return Prepared(schema, path, len(frame), training, traffic)
+    if data_path is None:
+        generated = as_text(generate(round(rows * drift_share), seed=seed + 1, data_drift=1.0, id_prefix="D"))
+        values, valid = typed(schema, generated)
+        drifted = values[valid]
+    else:
+        # The pool's share of the whole file, taken from what is left after the traffic.
+        training, pool = split(
+            schema, training, traffic_share=drift_share / (1 - traffic_share), seed=seed + 1
+        )
+        drifted = drift(schema, pool, seed=seed)
+    return Prepared(schema, path, len(frame), training, traffic, drifted)

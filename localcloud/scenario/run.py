@@ -25,7 +25,7 @@ from infra.alarms import PIPELINE_PERIOD as ALARM_PERIOD
 from localcloud.cli import namespaced
 from localcloud.emulator import Emulator, authorisation
 from localcloud.engine import ROOT, Engine
-from localcloud.scenario.data import Prepared, drift
+from localcloud.scenario.data import Prepared
 from pipelines.local import warm
 
 PROJECT = "mlops-platform"
@@ -36,6 +36,18 @@ STRATEGY_KEY = f"{PROJECT}:deploymentStrategy"
 BATCH_ROWS = 10  # rows per InvokeEndpoint request
 ROLLOUT_REQUESTS_PER_MINUTE = 10  # live traffic while a roll-out bakes, each virtual minute
 SCHEDULE_MINUTE = 50  # of the hour the clock starts at (see Scenario.start)
+# What the summary says each model version learned from (its EngineerFeatures' data_window.json).
+WINDOW_KEYS = (
+    "strategy",
+    "source",
+    "rows",
+    "data_start",
+    "data_end",
+    "offline_rows",
+    "records_reported",
+    "records_waited_for",
+    "seconds_waited",
+)
 
 
 class StepFailed(RuntimeError):
@@ -60,6 +72,7 @@ class Scenario:
     notes: list[str] = field(default_factory=list)
     quality: dict[str, Any] = field(default_factory=dict)  # published from ground truth
     rollout: dict[str, Any] = field(default_factory=dict)
+    feedback_records: int = 0  # labelled outcomes of the drifted traffic, ingested as records
 
     # -- plumbing ------------------------------------------------------------------------------
     @contextmanager
@@ -162,7 +175,30 @@ class Scenario:
                 "rows_in": self.prepared.rows_in,
                 "rows_accepted": self.prepared.rows_in - quarantined,
                 "rows_quarantined": quarantined,
+                # Into the feature group: the uploaded rows the quarantine kept out of it left out.
+                "rows_ingested": len(self.prepared.training) - quarantined,
             }
+
+    def _feed_back(self, step: str, traffic: pd.DataFrame, tag: str) -> None:
+        """The labelled outcomes of ``traffic``, served now, arrive as new records: a CSV under
+        raw/ (event time: the virtual now), validated and ingested into the feature group by the
+        ingestion pipeline, as a real feedback feed would deliver them."""
+        schema = self.prepared.schema
+        records = traffic.copy()
+        if schema.event_time:
+            records[schema.event_time] = self.emulator.behaviours.clock.now().strftime("%Y-%m-%dT%H:%M:%SZ")
+        before = self._executions(self.pipelines["ingestion"])
+        self.client("s3").put_object(
+            Bucket=self.outputs["bucket"],
+            Key=f"raw/{schema.name}/feedback/{tag}.csv",
+            Body=records.to_csv(index=False).encode(),
+        )
+        (run,) = self._wait(step, self.pipelines["ingestion"], before) or [None]
+        if run is None:
+            raise StepFailed(step, "the feedback upload started no ingestion pipeline")
+        if run["Status"] != "Succeeded":
+            raise StepFailed(step, _reason(run))
+        self.feedback_records += len(records)
 
     def _count_rows(self, prefix: str) -> int:
         s3, rows = self.client("s3"), 0
@@ -221,7 +257,7 @@ class Scenario:
             "Body"
         ]
         window = json.loads(body.read())
-        return {k: window.get(k) for k in ("strategy", "rows", "data_start", "data_end")}
+        return {k: window.get(k) for k in WINDOW_KEYS}
 
     def _auc(self, described: dict[str, Any]) -> float | None:
         uri = described.get("ModelMetrics", {}).get("ModelQuality", {}).get("Statistics", {}).get("S3Uri")
@@ -345,11 +381,15 @@ class Scenario:
             raise StepFailed(name, _reason(failed[0]))
         return runs
 
-    def serve(self, name: str, traffic: pd.DataFrame) -> dict[str, Any]:
-        """Send ``traffic``, let the monitoring schedule run, read the drift alarms back."""
+    def serve(self, name: str, traffic: pd.DataFrame, *, feed_back: bool = False) -> dict[str, Any]:
+        """Send ``traffic``, let the monitoring schedule run, read the drift alarms back; with
+        ``feed_back``, the traffic's labelled outcomes are ingested as new records first."""
         with self.step(name):
             schema = self.prepared.schema
-            requests = self._send(traffic, f"phase{len(self.phases) + 1}")
+            tag = f"phase{len(self.phases) + 1}"
+            requests = self._send(traffic, tag)
+            if feed_back:
+                self._feed_back(name, traffic, tag)
             training_before = self._executions(self.pipelines["training"])
             self._monitor(name, by_hand=False)
             alarms = self.client("cloudwatch").describe_alarms(
@@ -508,19 +548,45 @@ class Scenario:
         self.train()
         self.promote()
         self.serve("phase 1: held-out traffic", self.prepared.traffic)
-        self.serve("phase 2: drifted traffic", drift(self.prepared.schema, self.prepared.traffic))
+        self.serve(
+            "phase 2: drifted traffic",
+            self.prepared.drifted,
+            feed_back=True,
+        )
         self.retrain_and_roll_out()
         self.feedback()
         return self.summary(time.perf_counter() - started)
 
+    def retraining(self) -> dict[str, Any]:
+        """Training runs the stack's triggers started (every run but the first, by hand), by
+        ``TriggerReason``, read back from the pipeline's executions: started and stopped."""
+        runs = self._wait("summary", self.pipelines["training"], 1)
+        started: dict[str, int] = {}
+        stopped: dict[str, int] = {}
+        for run in runs:
+            reason = run["Parameters"].get("TriggerReason", "?")
+            started[reason] = started.get(reason, 0) + 1
+            if run["Status"] == "Stopped":
+                stopped[reason] = stopped.get(reason, 0) + 1
+        return {
+            "started_by_reason": started,
+            "stopped_by_reason": stopped,
+            "once_per_reason": all(n == 1 for n in started.values()),
+        }
+
     def summary(self, seconds: float) -> dict[str, Any]:
+        windows = [
+            tuple(m["data_window"].get(k) for k in ("rows", "data_start", "data_end")) for m in self.models
+        ]
         return {
             "stack": self.stack,
             "region": self.region,
             "endpoint_url": self.emulator.endpoint_url,
             "resources": self.resources,
-            "data": self.data,
+            "data": {**self.data, "feedback_records": self.feedback_records},
             "models": self.models,
+            "windows_differ": len(windows) > 1 and len(set(windows)) == len(windows),
+            "retraining": self.retraining(),
             "phases": [
                 {
                     k: p[k]

@@ -124,9 +124,11 @@ class _TooLarge(Exception):
 class InferenceApp:
     """The WSGI application: routes, reads the body, admits, maps errors to status codes."""
 
-    def __init__(self, model: ModelBundle, queue_depth: int = 32):
+    def __init__(self, model: ModelBundle, queue_depth: int = 32, lookup: inference.Lookup | None = None):
         self.model = model
         self.admission = Admission(queue_depth)
+        # Fills the features a request leaves out from the online store (model_code.serving.lookup).
+        self.lookup = lookup
 
     def __call__(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
         path, method = environ.get("PATH_INFO", ""), environ.get("REQUEST_METHOD", "")
@@ -166,7 +168,7 @@ class InferenceApp:
     def _invoke(self, environ: dict[str, Any], start_response: Callable, body: bytes) -> list[bytes]:
         try:
             answer, content_type = inference.invoke(
-                self.model, body, environ.get("CONTENT_TYPE"), environ.get("HTTP_ACCEPT")
+                self.model, body, environ.get("CONTENT_TYPE"), environ.get("HTTP_ACCEPT"), self.lookup
             )
         except inference.BadRequest as exc:
             return _error(start_response, 400, str(exc))

@@ -23,7 +23,10 @@ with a 400. Decisions:
 * Strings are stripped and an empty string is a null, as when training data is read.
   ``null`` is accepted only for nullable features; NaN and infinity are never accepted
   (a missing value must be spelled ``null``, or an empty CSV field).
-* Keys the contract does not name (e.g. the entity id) are ignored.
+* Keys the contract does not name (e.g. the entity id) are ignored, except with an online
+  lookup (``model_code.serving.lookup``): then a JSON record that leaves features out names
+  its record by the entity id, and the missing features are read from the feature group's
+  online store (a feature the record names keeps its value).
 * CSV rows hold the features in schema order, no header; a first row equal to the feature
   names is tolerated and skipped.
 
@@ -37,7 +40,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -48,12 +51,25 @@ from model_code.serving.media_types import CSV, JSON
 from model_code.training import artifact
 from model_code.training.artifact import ModelBundle
 
+
+class Lookup(Protocol):
+    """What fills missing features (``model_code.serving.lookup.OnlineLookup``)."""
+
+    feature_group: str
+
+    def __call__(self, identifiers: list[str]) -> dict[str, dict[str, str | None]]: ...
+
+
 # Probability at or above which a record is given the positive class.
 THRESHOLD = 0.5
 
 
 class BadRequest(ValueError):
     """A request that breaks the data contract or cannot be parsed; the message names the field."""
+
+
+class UnknownRecords(BadRequest):
+    """Record identifiers the online store holds no record for (an online lookup's refusal)."""
 
 
 class UnsupportedContentType(ValueError):
@@ -102,6 +118,7 @@ class _Contract:
 
     def __init__(self, schema: Schema):
         self.names = schema.feature_names
+        self.entity_id = schema.entity_id
         self.checks = [_FeatureCheck(f) for f in schema.features]
 
     def frame(self, columns: list[list[Any]]) -> pd.DataFrame:
@@ -164,11 +181,16 @@ def _decode(body: Any, charset: str) -> str:
 
 
 def input_fn(
-    request_body: Any, request_content_type: str | None, schema: Schema | None = None
+    request_body: Any,
+    request_content_type: str | None,
+    schema: Schema | None = None,
+    lookup: Lookup | None = None,
 ) -> pd.DataFrame:
     """Parse and check a request; return the schema's feature columns in order, one row per record.
 
-    ``schema`` defaults to the contract of the model the last ``model_fn`` call loaded.
+    ``schema`` defaults to the contract of the model the last ``model_fn`` call loaded;
+    ``lookup`` (``model_code.serving.lookup.OnlineLookup``) fills the features a JSON record
+    leaves out from the online store.
     """
     if schema is None:
         if _loaded is None:
@@ -183,11 +205,44 @@ def input_fn(
     if not text.strip():
         raise BadRequest(f"request body: empty; expected {'JSON records' if kind == JSON else 'CSV rows'}")
     contract = _contract(schema)
-    columns = _from_json(text, contract) if kind == JSON else _from_csv(text, contract)
+    columns = _from_json(text, contract, lookup) if kind == JSON else _from_csv(text, contract)
     return contract.frame(columns)
 
 
-def _from_json(text: str, contract: _Contract) -> list[list[Any]]:
+def _looked_up(records: list[Any], contract: _Contract, lookup: Lookup) -> dict[int, dict[str, str | None]]:
+    """The online store's values for each record that leaves a feature out, by position."""
+    several = len(records) > 1
+    needed: dict[int, str] = {}
+    for i, record in enumerate(records):
+        if type(record) is not dict or all(name in record for name in contract.names):
+            continue
+        prefix = f"instances[{i}]." if several else ""
+        identifier = record.get(contract.entity_id)
+        if identifier is None:
+            missing = next(name for name in contract.names if name not in record)
+            raise BadRequest(
+                f"{prefix}{contract.entity_id}: missing; expected the record identifier, to look up "
+                f"the features the record leaves out ({missing}, ...) in the online store"
+            )
+        if type(identifier) is not str or not identifier.strip():
+            raise BadRequest(
+                f"{prefix}{contract.entity_id}: {_show(identifier)} is not a record identifier (a string)"
+            )
+        needed[i] = identifier.strip()
+    if not needed:
+        return {}
+    found = lookup(list(needed.values()))
+    unknown = list(dict.fromkeys(identifier for identifier in needed.values() if identifier not in found))
+    if unknown:
+        shown = ", ".join(_show(identifier) for identifier in unknown[:10])
+        more = f" and {len(unknown) - 10} more" if len(unknown) > 10 else ""
+        raise UnknownRecords(
+            f"{contract.entity_id}: no record in the online store of {lookup.feature_group} for {shown}{more}"
+        )
+    return {i: found[identifier] for i, identifier in needed.items()}
+
+
+def _from_json(text: str, contract: _Contract, lookup: Lookup | None = None) -> list[list[Any]]:
     try:
         payload = json.loads(text)
     except RecursionError:
@@ -210,18 +265,26 @@ def _from_json(text: str, contract: _Contract) -> list[list[Any]]:
     if not records:
         raise BadRequest("instances: no records; expected at least one object of feature values")
     several = len(records) > 1
-    columns: list[list[Any]] = [[] for _ in contract.checks]
     for i, record in enumerate(records):
         if type(record) is not dict:
             raise BadRequest(f"instances[{i}]: expected an object of feature values, got {_show(record)}")
+    stored = _looked_up(records, contract, lookup) if lookup is not None else {}
+    columns: list[list[Any]] = [[] for _ in contract.checks]
+    for i, record in enumerate(records):
         prefix = f"instances[{i}]." if several else ""
+        online = stored.get(i)
         for check, column in zip(contract.checks, columns, strict=True):
             try:
-                column.append(check.from_json(record[check.name]))
-            except KeyError:
-                raise BadRequest(f"{prefix}{check.name}: missing; expected {check.expected}") from None
+                if check.name in record:
+                    column.append(check.from_json(record[check.name]))
+                elif online is not None:
+                    # The online store's text, read as a CSV cell is; absent is a null.
+                    column.append(check.from_text(online.get(check.name) or ""))
+                else:
+                    raise BadRequest(f"{prefix}{check.name}: missing; expected {check.expected}")
             except rules.Invalid as exc:
-                raise BadRequest(f"{prefix}{check.name}: {exc}") from None
+                where = " (from the online store)" if check.name not in record else ""
+                raise BadRequest(f"{prefix}{check.name}{where}: {exc}") from None
     return columns
 
 
@@ -302,8 +365,10 @@ def output_fn(prediction: list[dict[str, Any]], accept: str | None) -> tuple[byt
     return out.getvalue().encode(), CSV
 
 
-def invoke(model: ModelBundle, body: Any, content_type: str | None, accept: str | None) -> tuple[bytes, str]:
+def invoke(
+    model: ModelBundle, body: Any, content_type: str | None, accept: str | None, lookup: Lookup | None = None
+) -> tuple[bytes, str]:
     """The whole handler chain for one request; Accept is checked first so a refusal costs nothing."""
     response_type(accept)
-    data = input_fn(body, content_type, model.schema)
+    data = input_fn(body, content_type, model.schema, lookup)
     return output_fn(predict_fn(data, model), accept)

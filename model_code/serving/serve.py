@@ -205,6 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     # Imported only now: scikit-learn's OpenMP reads OMP_NUM_THREADS when it loads.
     from model_code.serving import inference
     from model_code.serving.app import InferenceApp
+    from model_code.serving.lookup import OnlineLookup
 
     try:
         model = inference.model_fn(args.model_dir)
@@ -228,7 +229,11 @@ def main(argv: list[str] | None = None) -> int:
     if os.environ.get(EXIT_WITH_PARENT_VARIABLE):
         exit_with_parent()  # in the master only: gunicorn's workers are forked without threads
     try:
-        _Application(InferenceApp(model, args.queue_depth), options).run()
+        # MLOPS_ONLINE_FEATURE_GROUP (the stack's onlineFeatureLookup) turns the lookup on.
+        lookup = OnlineLookup.from_environment(model.schema.feature_names)
+        if lookup is not None:
+            log.info("features a request leaves out are looked up in %s's online store", lookup.feature_group)
+        _Application(InferenceApp(model, args.queue_depth, lookup), options).run()
     except SystemExit as exc:
         # gunicorn's arbiter ends by sys.exit (0 after a graceful SIGTERM).
         exit_now(exc.code)

@@ -1,5 +1,15 @@
 """EngineerFeatures: choose the rows a training run learns from, and split them train/test.
 
+In the training pipeline the rows come from the feature group's offline store
+(``--feature-group``): every version of every record, read where ``DescribeFeatureGroup``
+says the store is, after waiting (at most ``--wait-seconds``, the pipeline's
+``OfflineStoreWaitSeconds``) until the records the ingestion runs reported are visible there
+(:mod:`model_code.training.offline_store`). The training set is built point in time: per
+record identifier the latest version whose event time falls in the strategy's window, deleted
+records left out. Rows are then typed by the data contract; a row that breaks it (the contract
+changed since ingestion) is not trained on, and counted. ``--input`` reads CSV/Parquet files
+instead (a step run by hand on a folder).
+
 Two strategies decide which validated rows a run uses (``--strategy``):
 
 * ``new-data-only``: the records newer than the champion's data, i.e. whose event time is
@@ -20,7 +30,10 @@ split with a seeded, stratified shuffle. As a SageMaker processing step it write
 
 ``data_window.json`` holds ``strategy``, ``rows``, ``rows_train``, ``rows_test``,
 ``data_start``, ``data_end`` (ISO-8601 UTC; the model is registered with them) and how the
-window was chosen. Too few rows, or a single class, fail the step with the reason.
+window was chosen; read from the offline store, also ``source`` (``offline-store``), its
+``offline_store_uri``, ``offline_rows`` (versions read), ``records_reported`` (by ingestion),
+``records_waited_for`` (reported but not yet visible when the step started) and
+``seconds_waited``. Too few rows, or a single class, fail the step with the reason.
 """
 
 from __future__ import annotations
@@ -36,7 +49,9 @@ import pandas as pd
 import yaml
 
 from model_code import container, register_info
+from model_code.contract import rules
 from model_code.contract.schema import Schema, SchemaError, find_file, load
+from model_code.training import offline_store
 
 PROCESSING = Path("/opt/ml/processing")
 TRAINING_STRATEGIES = ("new-data-only", "combined")
@@ -227,6 +242,84 @@ def prepare(
     return train, test, report
 
 
+def from_offline_store(
+    schema: Schema,
+    store: offline_store.OfflineStore,
+    waited: offline_store.Waited,
+    *,
+    strategy: str,
+    window_days: int,
+    champion_data_end: pd.Timestamp | None = None,
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The point-in-time rows of the strategy's window, typed by the contract, and what was read.
+
+    Rows that break the contract are left out and counted (``rows_rejected``); the frame's
+    other columns (bookkeeping, an event time the schema does not name) are dropped.
+    """
+    rows = waited.rows
+    if rows.empty:
+        raise PrepareFailed(f"the offline store of {store.feature_group} ({store.uri}) holds no records yet")
+    ids, times = store.record_id, store.event_time
+    latest = offline_store.point_in_time(rows, record_id=ids, event_time=times)
+    newest = None
+    if schema.event_time and not latest.empty:
+        newest = offline_store.offline_times(latest[times]).max()
+    window = choose_window(
+        newest, strategy=strategy, window_days=window_days, champion_data_end=champion_data_end
+    )
+    chosen = offline_store.point_in_time(
+        rows, record_id=ids, event_time=times, start=window.since, end=newest
+    )
+    typed, checked = rules.check_frame(chosen.reset_index(drop=True), schema)
+    bad = checked.reasons.notna().any(axis=1).to_numpy() if len(checked.reasons.columns) else None
+    kept = typed if bad is None else typed[~bad].reset_index(drop=True)
+    read = {
+        "source": "offline-store",
+        "feature_group": store.feature_group,
+        "offline_store_uri": store.uri,
+        "offline_rows": len(rows),
+        "records_point_in_time": len(chosen),
+        "rows_rejected": 0 if bad is None else int(bad.sum()),
+        "records_reported": waited.records_reported,
+        "records_visible_at_start": waited.records_visible_at_start,
+        "records_waited_for": waited.records_waited_for,
+        "seconds_waited": waited.seconds_waited,
+    }
+    return kept, read
+
+
+def read_feature_group(
+    feature_group: str,
+    reports_uri: str | None,
+    *,
+    wait_seconds: float,
+    poll_seconds: float,
+    sagemaker: Any = None,
+    s3: Any = None,
+    sleep: Any = None,
+) -> tuple[offline_store.OfflineStore, offline_store.Waited]:
+    """The feature group's offline store, once the records ingestion reported are visible."""
+    import boto3
+
+    sagemaker = sagemaker or boto3.client("sagemaker")
+    s3 = s3 or boto3.client("s3")
+    store = offline_store.OfflineStore.describe(sagemaker, feature_group)
+    reported = 0
+    if reports_uri:
+        reported, _ = offline_store.reported_records(s3, reports_uri, feature_group, store.created)
+    try:
+        waited = offline_store.wait_for_records(
+            lambda: offline_store.read_offline_store(s3, store.uri),
+            reported,
+            wait_seconds=wait_seconds,
+            poll_seconds=poll_seconds,
+            sleep=sleep,
+        )
+    except offline_store.WaitExceeded as exc:
+        raise PrepareFailed(str(exc)) from None
+    return store, waited
+
+
 def champion_data_end(
     group: str | None, override: str | None = None
 ) -> tuple[pd.Timestamp | None, str | None]:
@@ -258,7 +351,21 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     add = parser.add_argument
-    add("--input", type=Path, default=PROCESSING / "input/accepted", help="validated CSV/Parquet files")
+    add(
+        "--input",
+        type=Path,
+        default=PROCESSING / "input/accepted",
+        help="CSV/Parquet files (without --feature-group)",
+    )
+    add("--feature-group", help="read the training rows from this feature group's offline store")
+    add("--ingestion-reports", help="s3:// prefix of the ingestion runs' reports (whose records to wait for)")
+    add("--wait-seconds", type=float, default=1200, help="longest wait for the reported records (seconds)")
+    add(
+        "--poll-seconds",
+        type=float,
+        default=60,
+        help="seconds between reads of the offline store while waiting",
+    )
     add("--schema", type=Path, default=PROCESSING / "input/schema", help="schema YAML or a folder with one")
     add("--train-dir", type=Path, default=PROCESSING / "output/train", help="for train.csv and schema.yaml")
     add("--test-dir", type=Path, default=PROCESSING / "output/test", help="for test.csv")
@@ -283,10 +390,27 @@ def main(argv: list[str] | None = None) -> int:
     try:
         schema_path = find_file(args.schema)
         schema = load(schema_path)
-        frame = read_channel(args.input, schema)
         data_end, source = None, None
         if args.strategy == "new-data-only":
             data_end, source = champion_data_end(args.model_package_group, args.champion_data_end)
+        read: dict[str, Any] = {}
+        if args.feature_group:
+            store, waited = read_feature_group(
+                args.feature_group,
+                args.ingestion_reports,
+                wait_seconds=args.wait_seconds,
+                poll_seconds=args.poll_seconds,
+            )
+            frame, read = from_offline_store(
+                schema,
+                store,
+                waited,
+                strategy=args.strategy,
+                window_days=args.window_days,
+                champion_data_end=data_end,
+            )
+        else:
+            frame = read_channel(args.input, schema)
         train, test, report = prepare(
             frame,
             schema,
@@ -297,16 +421,23 @@ def main(argv: list[str] | None = None) -> int:
             random_state=args.random_state,
             min_rows=args.min_rows,
         )
-    except (ValueError, SchemaError, container.StepFailed) as exc:
+    except (SchemaError, *container.STEP_ERRORS) as exc:
         return container.fail(f"prepare: {exc}", job=container.PROCESSING)
     report["champion"] = source
     report["input_files"] = frame.attrs.get("files", [])
+    report.update(read)
     write_csv(train, args.train_dir / "train.csv")
     # The training channel carries its contract: model_code.training.train reads schema.yaml there.
     (args.train_dir / "schema.yaml").write_text(yaml.safe_dump(schema.to_dict(), sort_keys=False))
     write_csv(test, args.test_dir / "test.csv")
     args.window_dir.mkdir(parents=True, exist_ok=True)
     (args.window_dir / WINDOW_FILE).write_text(json.dumps(report, indent=2) + "\n")
+    if read:
+        print(
+            f"offline store of {read['feature_group']}: {read['offline_rows']} rows read, "
+            f"{read['records_point_in_time']} records point in time; waited {read['seconds_waited']:g} s "
+            f"for {read['records_waited_for']} of the {read['records_reported']} records ingestion reported"
+        )
     print(
         f"{args.strategy}: {report['window']}; {report['rows']} of {report['rows_in']} rows "
         f"({report['data_start']} .. {report['data_end']}), {report['rows_train']} train / "

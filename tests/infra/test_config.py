@@ -146,6 +146,13 @@ def test_serverless_all_at_once_without_drift_monitoring_is_allowed():
     assert parsed.serverless and not parsed.drift_monitoring
 
 
+def test_online_feature_lookup_is_off_by_default_and_read_as_a_boolean():
+    assert parse().online_feature_lookup is False
+    assert parse(onlineFeatureLookup="true").online_feature_lookup is True
+    with pytest.raises(config.ConfigError, match="mlops-platform:onlineFeatureLookup"):
+        parse(onlineFeatureLookup="sometimes")
+
+
 def test_readme_documents_every_key_with_its_default():
     readme = (ROOT / "README.md").read_text()
     for key in config.KEYS:

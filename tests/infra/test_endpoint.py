@@ -75,6 +75,58 @@ def test_execution_role_policy_is_scoped_to_this_endpoint():
     assert by_sid["UseKey"]["Resource"] == KEY
 
 
+GROUP_ARN = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:feature-group/customer-churn-prod"
+
+
+def test_online_lookup_grants_reading_records_of_the_feature_group_only():
+    def policy(**extra):
+        return execution_role_policy(
+            partition="aws",
+            region=REGION,
+            account=ACCOUNT,
+            endpoint=ENDPOINT,
+            repository_arn=REPOSITORY,
+            bucket_name="artifacts-prod",
+            kms_key_arn=KEY,
+            model_artifacts_prefix="pipelines/",
+            data_capture=True,
+            **extra,
+        )
+
+    def sagemaker_actions(document):
+        return [
+            s for s in document["Statement"] if any(a.startswith("sagemaker:") for a in _listed(s["Action"]))
+        ]
+
+    # Off by default: the endpoint's role reads no feature group.
+    assert sagemaker_actions(policy()) == []
+    (statement,) = sagemaker_actions(policy(online_feature_group_arn=GROUP_ARN))
+    assert sorted(statement["Action"]) == ["sagemaker:BatchGetRecord", "sagemaker:GetRecord"]
+    assert statement["Resource"] == GROUP_ARN
+
+
+def _listed(value):
+    return value if isinstance(value, list) else [value]
+
+
+def test_online_lookup_names_the_group_to_the_container_and_lifts_network_isolation():
+    recorder = deploy(online_feature_group_name="customer-churn-prod", online_feature_group_arn=GROUP_ARN)
+    model = recorder.one(MODEL_TYPE).inputs
+    assert model["primaryContainer"]["environment"] == {
+        "MLOPS_ONLINE_FEATURE_GROUP": "customer-churn-prod",
+        "AWS_DEFAULT_REGION": REGION,
+    }
+    # An isolated container cannot reach the feature store runtime.
+    assert model["enableNetworkIsolation"] is False
+    plain = deploy().one(MODEL_TYPE).inputs
+    assert "environment" not in plain["primaryContainer"] and plain["enableNetworkIsolation"] is True
+
+
+def test_online_lookup_needs_the_groups_name_and_arn():
+    with pytest.raises(ValueError, match="online_feature_group_arn: online lookup needs both"):
+        ModelEndpointArgs(**BASE, online_feature_group_name="customer-churn-prod")
+
+
 # -- argument checks --------------------------------------------------------------------
 @pytest.mark.parametrize("strategy", ["canary", "linear", "shadow"])
 def test_serverless_refuses_strategies_aws_cannot_run(strategy):

@@ -176,9 +176,24 @@ def test_each_pipeline_writes_only_its_own_outputs():
     tracked = PipelineRoleScope(**{**SCOPE.__dict__, "mlflow_tracking_server_arn": server})
     assert objects(pipeline_role_policy(tracked, "training"), "s3:PutObject") == {
         f"{BUCKET_ARN}/pipelines/customer-churn-test-training/*",
-        f"{BUCKET_ARN}/quarantine/*",
         f"{BUCKET_ARN}/mlflow/*",
     }
+
+
+def test_training_reads_the_offline_store_and_the_ingestion_reports_never_the_raw_uploads():
+    policy = pipeline_role_policy(SCOPE, "training")
+    assert objects(policy, "s3:GetObject") == {
+        f"{BUCKET_ARN}/feature-store/*",
+        f"{BUCKET_ARN}/pipelines/customer-churn-test-ingestion/*",
+        f"{BUCKET_ARN}/schemas/*",
+        f"{BUCKET_ARN}/pipelines/customer-churn-test-training/*",
+    }
+    # EngineerFeatures finds the store where DescribeFeatureGroup says it is: that group only.
+    located = statement(policy, "LocateTheOfflineStore")
+    assert (located["Action"], located["Resource"]) == (
+        ["sagemaker:DescribeFeatureGroup"],
+        [SCOPE.feature_group_arn],
+    )
 
 
 def test_listing_is_limited_to_the_prefixes_the_pipeline_reads_or_writes():

@@ -25,7 +25,6 @@ from pipelines import common, training
 from tests.pipelines.definitions import gets, offline
 
 EXPECTED_TYPES = {
-    "ValidateData": "Processing",
     "EngineerFeatures": "Processing",
     "TrainModel": "Training",
     "EvaluateModel": "Processing",
@@ -39,8 +38,7 @@ KEY = "arn:aws:kms:us-east-1:111111111111:key/0000"
 pytestmark = pytest.mark.filterwarnings("ignore:Running within a PipelineSession")
 # What each step reads from the steps before it: the DAG the definition's references imply.
 EXPECTED_UPSTREAM = {
-    "ValidateData": set(),
-    "EngineerFeatures": {"ValidateData"},
+    "EngineerFeatures": set(),
     "TrainModel": {"EngineerFeatures"},
     "EvaluateModel": {"EngineerFeatures", "TrainModel"},
     "CheckQuality": {"EvaluateModel"},
@@ -140,7 +138,7 @@ def test_each_step_has_its_name_and_type(steps):
 
 def test_the_top_level_runs_the_steps_in_dag_order(definition):
     names = [s["Name"] for s in definition["Steps"]]
-    assert names == ["ValidateData", "EngineerFeatures", "TrainModel", "EvaluateModel", "CheckQuality"]
+    assert names == ["EngineerFeatures", "TrainModel", "EvaluateModel", "CheckQuality"]
 
 
 @pytest.mark.parametrize("name", list(EXPECTED_UPSTREAM))
@@ -171,11 +169,11 @@ def test_every_parameter_reference_is_declared_and_every_parameter_used(definiti
 def test_parameters_have_the_documented_names_types_and_defaults(definition):
     params = {p["Name"]: p for p in definition["Parameters"]}
     assert tuple(params) == training.PARAMETER_NAMES
-    assert params["InputDataUri"]["DefaultValue"] == f"s3://{common.PLACEHOLDER_BUCKET}/raw/customer-churn/"
+    assert params["FeatureGroupName"]["DefaultValue"] == "customer-churn"
     for name, default in training.DEFAULTS.items():
         assert params[name]["DefaultValue"] == default
     types = {name: p["Type"] for name, p in params.items()}
-    assert types["WindowDays"] == types["ProcessingInstanceCount"] == "Integer"
+    assert types["WindowDays"] == types["OfflineStoreWaitSeconds"] == "Integer"
     assert types["MinAuc"] == types["MaxRegression"] == types["TestShare"] == "Float"
     assert (params["TrainingStrategy"]["DefaultValue"], params["TriggerReason"]["DefaultValue"]) == (
         "new-data-only",
@@ -213,7 +211,7 @@ def test_evaluation_json_is_the_evaluate_steps_property_file(steps):
     ]
 
 
-@pytest.mark.parametrize("name", ["ValidateData", "EngineerFeatures", "EvaluateModel"])
+@pytest.mark.parametrize("name", ["EngineerFeatures", "EvaluateModel"])
 def test_processing_steps_get_every_container_path_as_an_argument(steps, name):
     args = steps[name]["Arguments"]
     paths = [i["S3Input"]["LocalPath"] for i in args["ProcessingInputs"]]
@@ -225,7 +223,6 @@ def test_processing_steps_get_every_container_path_as_an_argument(steps, name):
 @pytest.mark.parametrize(
     ("name", "module"),
     [
-        ("ValidateData", "model_code.contract.validate"),
         ("EngineerFeatures", "model_code.training.prepare"),
         ("EvaluateModel", "model_code.training.evaluate"),
     ],
@@ -236,23 +233,29 @@ def test_processing_steps_run_their_module_in_the_project_image(steps, name, mod
     assert app["ImageUri"] == common.placeholder_image(common.DEFAULT_REGION)
 
 
-@pytest.mark.parametrize("name", ["ValidateData", "EngineerFeatures", "EvaluateModel"])
+@pytest.mark.parametrize("name", ["EngineerFeatures", "EvaluateModel"])
 def test_processing_steps_get_the_region_their_boto3_calls_need(steps, name):
     # SageMaker gives a processing container no region; its registry and S3 calls need one.
     assert steps[name]["Arguments"]["Environment"]["AWS_DEFAULT_REGION"] == common.DEFAULT_REGION
 
 
-def test_validation_shards_the_input_over_the_instance_count_parameter(steps):
-    args = steps["ValidateData"]["Arguments"]
-    inputs = {i["InputName"]: i["S3Input"] for i in args["ProcessingInputs"]}
-    assert inputs["data"]["S3Uri"] == {"Get": "Parameters.InputDataUri"}
-    assert inputs["data"]["S3DataDistributionType"] == "ShardedByS3Key"
-    assert inputs["schema"]["S3DataDistributionType"] == "FullyReplicated"
-    cluster = args["ProcessingResources"]["ClusterConfig"]
-    assert cluster["InstanceCount"] == {"Get": "Parameters.ProcessingInstanceCount"}
+def test_feature_engineering_reads_the_feature_groups_offline_store_and_waits_within_the_bound(steps):
+    args = steps["EngineerFeatures"]["Arguments"]
+    # Only the contract is mounted: the step reads the offline store itself, again while it waits.
+    assert [i["InputName"] for i in args["ProcessingInputs"]] == ["schema"]
+    flags = args["AppSpecification"]["ContainerArguments"]
+    flags = dict(zip(flags[::2], flags[1::2], strict=True))
+    assert flags["--feature-group"] == {"Get": "Parameters.FeatureGroupName"}
+    assert flags["--wait-seconds"] == {
+        "Std:Join": {"On": "", "Values": [{"Get": "Parameters.OfflineStoreWaitSeconds"}]}
+    }
+    assert (
+        flags["--ingestion-reports"]
+        == f"s3://{common.PLACEHOLDER_BUCKET}/pipelines/customer-churn-ingestion/"
+    )
 
 
-@pytest.mark.parametrize("name", ["ValidateData", "EngineerFeatures", "EvaluateModel"])
+@pytest.mark.parametrize("name", ["EngineerFeatures", "EvaluateModel"])
 def test_outputs_go_under_the_executions_own_prefix(steps, name):
     for output in steps[name]["Arguments"]["ProcessingOutputConfig"]["Outputs"]:
         assert output["S3Output"]["S3Uri"]["Std:Join"]["Values"] == [
@@ -265,7 +268,7 @@ def test_outputs_go_under_the_executions_own_prefix(steps, name):
 
 def test_the_schema_reaches_the_containers_as_its_content_addressed_object(steps):
     uri = training.schema_object(schema_mod.load()).uri(common.PLACEHOLDER_BUCKET)
-    for name in ("ValidateData", "EngineerFeatures"):
+    for name in ("EngineerFeatures",):
         inputs = {i["InputName"]: i["S3Input"] for i in steps[name]["Arguments"]["ProcessingInputs"]}
         assert inputs["schema"]["S3Uri"] == uri
 
@@ -361,9 +364,7 @@ def test_training_chooses_its_model_by_cross_validation_by_default(steps):
     assert steps["TrainModel"]["Arguments"]["HyperParameters"]["model-type"] == "auto"
 
 
-@pytest.mark.parametrize(
-    "name", ["ValidateData", "EngineerFeatures", "TrainModel", "EvaluateModel", "RegisterModel"]
-)
+@pytest.mark.parametrize("name", ["EngineerFeatures", "TrainModel", "EvaluateModel", "RegisterModel"])
 def test_each_request_is_valid_for_its_sagemaker_api(steps, defaults, name):
     step = steps[name]
     operation, job_name = REQUESTS[step["Type"]]
@@ -378,7 +379,7 @@ def test_each_request_is_valid_for_its_sagemaker_api(steps, defaults, name):
 
 
 def test_check_parameters_accepts_the_defaults_and_their_text():
-    training.check_parameters({**training.DEFAULTS, "InputDataUri": "s3://bucket/data/"})
+    training.check_parameters({**training.DEFAULTS, "FeatureGroupName": "customer-churn-dev"})
     training.check_parameters({k: str(v) for k, v in training.DEFAULTS.items()})
 
 
@@ -394,8 +395,12 @@ def test_check_parameters_accepts_the_defaults_and_their_text():
         ({"WindowDays": "7.5"}, "WindowDays: expected an integer >= 1, got '7.5'"),
         ({"TestShare": 1.0}, "TestShare: expected a number between 0 and 1 (exclusive), got 1.0"),
         ({"MinAuc": "high"}, "MinAuc: expected a number between 0 and 1, got 'high'"),
-        ({"InputDataUri": "/tmp/data"}, "InputDataUri: expected an s3:// URI"),
-        ({"Epochs": 3}, "Epochs: unknown parameter; expected one of InputDataUri"),
+        ({"FeatureGroupName": "s3://b/raw/"}, "FeatureGroupName: expected a feature group name"),
+        (
+            {"OfflineStoreWaitSeconds": -1},
+            "OfflineStoreWaitSeconds: expected an integer >= 0 (seconds), got -1",
+        ),
+        ({"Epochs": 3}, "Epochs: unknown parameter; expected one of FeatureGroupName"),
     ],
 )
 def test_check_parameters_names_the_bad_key_and_what_it_accepts(values, message):
@@ -431,7 +436,7 @@ def custom() -> dict[str, dict]:
     return {s["Name"]: s for s in all_steps(json.loads(text)["Steps"])}
 
 
-@pytest.mark.parametrize("name", ["ValidateData", "EngineerFeatures", "EvaluateModel"])
+@pytest.mark.parametrize("name", ["EngineerFeatures", "EvaluateModel"])
 def test_a_key_encrypts_processing_volumes_and_outputs(custom, name):
     args = custom[name]["Arguments"]
     assert args["ProcessingResources"]["ClusterConfig"]["VolumeKmsKeyId"] == KEY
@@ -445,7 +450,7 @@ def test_a_key_encrypts_the_training_volume_and_model(custom):
 
 
 def test_names_and_the_group_follow_the_schema_and_the_arguments(custom):
-    outputs = custom["ValidateData"]["Arguments"]["ProcessingOutputConfig"]["Outputs"]
+    outputs = custom["EngineerFeatures"]["Arguments"]["ProcessingOutputConfig"]["Outputs"]
     assert (
         outputs[0]["S3Output"]["S3Uri"]["Std:Join"]["Values"][0]
         == "s3://stack-bucket/pipelines/fraud-risk-training"

@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from localcloud.scenario.data import drift, prepare
+from localcloud.scenario.data import prepare
 from localcloud.scenario.run import Scenario
 
 ROWS = 2000  # as `make local`: a retrained model on drifted rows is no worse than the first
@@ -34,7 +34,11 @@ def scenario_run(
         scenario.serve("phase 1: held-out traffic", scenario.prepared.traffic)
         if before_drift:
             before_drift(scenario)
-        scenario.serve("phase 2: drifted traffic", drift(scenario.prepared.schema, scenario.prepared.traffic))
+        scenario.serve(
+            "phase 2: drifted traffic",
+            scenario.prepared.drifted,
+            feed_back=True,
+        )
         if before_rollout:
             before_rollout(scenario)
         scenario.retrain_and_roll_out()

@@ -54,7 +54,14 @@ def test_rows_in_counts_every_row_of_the_file(tmp_path, churn):
     path = tmp_path / "data.csv"
     frame.to_csv(path, index=False)
     prepared = prepare(contract.EXAMPLE_SCHEMA, path, traffic_share=0.2, seed=0)
-    assert prepared.rows_in == len(frame) == len(prepared.training) + len(prepared.traffic)
+    assert (
+        prepared.rows_in
+        == len(frame)
+        == len(prepared.training) + len(prepared.traffic) + len(prepared.drifted)
+    )
+    # The drifted traffic's outcomes are fed back as records: never the held-out traffic's ids.
+    ids = prepared.schema.entity_id
+    assert not set(prepared.drifted[ids]) & set(prepared.traffic[ids])
 
 
 def test_a_csv_missing_a_schema_column_is_refused_naming_it(tmp_path, churn):
@@ -109,3 +116,15 @@ def test_a_column_none_of_whose_values_is_its_type_is_refused_naming_it(tmp_path
     frame.assign(support_calls="n/a").to_csv(path, index=False)
     with pytest.raises(ValueError, match="--data: no value of support_calls reads as its type"):
         prepare(contract.EXAMPLE_SCHEMA, path, traffic_share=0.2, seed=0)
+
+
+def test_the_synthetic_drifted_traffic_is_new_customers_whose_inputs_moved():
+    prepared = prepare(None, None, rows=1000, seed=0)
+    ids = prepared.schema.entity_id
+    drifted, traffic = prepared.drifted, prepared.traffic
+    assert len(drifted) == 100 and not set(drifted[ids]) & set(traffic[ids])
+    # Generated with data drift: the inputs moved (labels follow them, as the contract's relation).
+    assert drifted["tenure_months"].mean() < traffic["tenure_months"].mean() - 5
+    assert (drifted["contract"] == "month-to-month").mean() > (
+        traffic["contract"] == "month-to-month"
+    ).mean() + 0.2

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from model_code.training.offline_store import point_in_time
+from model_code.training.offline_store import WaitExceeded, point_in_time, wait_for_records
 
 T = pd.Timestamp
 
@@ -73,3 +73,42 @@ def test_timezone_aware_write_times_order_the_same(store):
 def test_rows_without_the_identifier_column_are_refused_naming_it(store):
     with pytest.raises(ValueError, match="no customer column"):
         point_in_time(store, record_id="customer", event_time="event_time")
+
+
+def _store_growing(batches: list[int]):
+    """A read of the offline store that shows ``batches[i]`` live rows at the i-th read."""
+    reads = iter(batches)
+
+    def read() -> pd.DataFrame:
+        n = next(reads)
+        return pd.DataFrame({"customer_id": [f"C{i}" for i in range(n)], "is_deleted": [False] * n})
+
+    return read
+
+
+def test_the_wait_sleeps_until_the_reported_records_are_visible_and_says_how_many_it_waited_for():
+    slept = []
+    waited = wait_for_records(
+        _store_growing([0, 40, 100]), 100, wait_seconds=600, poll_seconds=60, sleep=slept.append
+    )
+    assert (waited.records_waited_for, waited.seconds_waited, waited.polls) == (100, 120, 3)
+    assert slept == [60, 60] and len(waited.rows) == 100
+
+
+def test_the_wait_past_its_bound_names_the_parameter_and_the_counts():
+    slept = []
+    with pytest.raises(WaitExceeded) as exceeded:
+        wait_for_records(
+            _store_growing([10, 20, 30, 40]), 50, wait_seconds=150, poll_seconds=60, sleep=slept.append
+        )
+    # Never past the bound: the last sleep is what is left of it.
+    assert slept == [60, 60, 30]
+    assert str(exceeded.value).startswith(
+        "OfflineStoreWaitSeconds: waited 150 s (the bound) for the offline store to show the 50 records "
+        "ingestion reported; 40 visible, 10 still missing"
+    )
+
+
+def test_nothing_reported_means_no_wait():
+    waited = wait_for_records(_store_growing([0]), 0, wait_seconds=0, sleep=lambda s: pytest.fail("slept"))
+    assert (waited.records_waited_for, waited.seconds_waited) == (0, 0)
