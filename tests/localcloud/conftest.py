@@ -44,8 +44,9 @@ def register_approved(emulator: Emulator, group: str, bucket: str, artifact: byt
     ``bucket`` where the training pipeline writes, as a pipeline and a reviewer leave it."""
     key = f"pipelines/{uuid.uuid4().hex}/model.tar.gz"
     emulator.client("s3").put_object(Bucket=bucket, Key=key, Body=artifact)
+    # The stack's own repository (named as its group): its endpoint role may pull only that.
     container = {
-        **APPROVED["InferenceSpecification"]["Containers"][0],
+        "Image": f"123456789012.dkr.ecr.eu-west-1.amazonaws.com/{group}:1",
         "ModelDataUrl": f"s3://{bucket}/{key}",
     }
     request = {
