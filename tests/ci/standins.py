@@ -14,7 +14,8 @@ Only where nothing else can run here:
   timestamp, so the same commit builds the same digest); ``push`` puts that manifest into the
   emulator's ECR with the job's credentials and writes the digest ECR answers to
   ``--digestfile``. ECR starts a basic scan on push where the repository asks for one
-  (``scanOnPush``), which moto does not: the push starts it (``StartImageScan``);
+  (``scanOnPush``), which moto does not: the stand-in starts it (``StartImageScan``) with the
+  emulator's own credentials, as ECR's doing, not the job's;
 * ``dnf`` (the build job installs the AWS CLI with it) and ``make`` (the test job's ``make
   test`` is the suite that runs this rehearsal): they record the call and succeed.
 
@@ -174,6 +175,19 @@ def _flag(args: list[str], name: str) -> str | None:
     return args[args.index(name) + 1] if name in args else None
 
 
+def _scan_on_push(repository: str, tag: str) -> None:
+    """What ECR does itself after a push, so not as the job's role: a repository configured to
+    scan on push starts a basic scan of the pushed image."""
+    import boto3
+
+    ecr = boto3.Session(
+        region_name=os.environ.get("AWS_REGION"), aws_access_key_id="testing", aws_secret_access_key="testing"
+    ).client("ecr")
+    (found,) = ecr.describe_repositories(repositoryNames=[repository])["repositories"]
+    if found.get("imageScanningConfiguration", {}).get("scanOnPush"):
+        ecr.start_image_scan(repositoryName=repository, imageId={"imageTag": tag})
+
+
 def buildah(args: list[str]) -> int:
     command = args[0] if args else ""
     if command == "login":
@@ -219,9 +233,7 @@ def buildah(args: list[str]) -> int:
                 imageManifest=manifest,
                 imageTag=tag,
             )["image"]
-            scanning = ecr.describe_repositories(repositoryNames=[repository])["repositories"][0]
-            if scanning.get("imageScanningConfiguration", {}).get("scanOnPush"):
-                ecr.start_image_scan(repositoryName=repository, imageId={"imageTag": tag})
+            _scan_on_push(repository, tag)
         except ClientError as exc:
             sys.stderr.write(f"Error: pushing image to {destination}:\n")
             _client_error(exc)

@@ -315,24 +315,34 @@ def test_the_preview_token_carries_what_the_readme_sets(cloud):
     )
 
 
+# The subject the bootstrap used to demand: GitLab has no `environment` component. Through
+# the AWS CLI (the build job) and through pulumi (a merge request's preview).
+@pytest.mark.parametrize(
+    ("role", "job", "branch", "source"),
+    [
+        ("mlops-platform-build", "build", "main", "push"),
+        ("mlops-platform-preview", "preview: [dev]", "feature", "merge_request_event"),
+    ],
+)
 @pytest.mark.xfail(strict=True, reason="needs the emulator's trust evaluation")
-def test_a_trust_that_demands_a_claim_gitlab_cannot_issue_fails_the_job(cloud, repo):
-    # The subject the bootstrap used to demand: GitLab has no `environment` component.
+def test_a_trust_that_demands_a_claim_gitlab_cannot_issue_fails_the_job(
+    cloud, repo, role, job, branch, source
+):
     iam = cloud.client("iam")
-    role = "mlops-platform-build"
-    trust = json.loads(json.dumps(iam.get_role(RoleName=role)["Role"]["AssumeRolePolicyDocument"]))
+    trust = iam.get_role(RoleName=role)["Role"]["AssumeRolePolicyDocument"]
     kept = json.dumps(trust)
     statement = trust["Statement"][0]
     (key,) = [k for k in statement["Condition"]["StringLike"] if k.endswith(":sub")]
     statement["Condition"]["StringLike"][key] = [
-        "project_path:ml-platform/mlops-platform:ref_type:branch:ref:main:environment:build"
+        f"project_path:ml-platform/mlops-platform:ref_type:branch:ref:{branch}:environment:*"
     ]
     iam.update_assume_role_policy(RoleName=role, PolicyDocument=json.dumps(trust))
+    _git(repo, "checkout", "-q", "-B", branch)
     try:
-        run = run_pipeline(cloud)
+        run = run_pipeline(cloud, job, branch=branch, source=source)
     finally:
         iam.update_assume_role_policy(RoleName=role, PolicyDocument=kept)
-    assert run.jobs["build"] == "FAIL"
+    assert run.jobs[job] == "FAIL"
     assert "An error occurred (AccessDenied) when calling the AssumeRoleWithWebIdentity operation" in run.out
     assert not [c for c in run.calls if c.startswith("buildah push")]
 
@@ -343,8 +353,8 @@ def test_a_wrong_ci_variable_fails_the_job_naming_what_it_reached_for(cloud, rep
     config["variables"]["SCHEMA_NAME"] = "customer-chrun"
     (repo / ".gitlab-ci.yml").write_text(yaml.safe_dump(config, sort_keys=False))
     _git(repo, "commit", "-q", "-am", "a typo in SCHEMA_NAME")
-    run = run_pipeline(cloud)
-    assert run.jobs["build"] == "FAIL" and "deploy-dev" not in run.jobs
+    run = run_pipeline(cloud, "build")
+    assert run.jobs == {"build": "FAIL"}
     assert "ECR DescribeImages on customer-chrun-dev failed" in run.out
     assert "RepositoryNotFoundException" in run.out
 
@@ -355,6 +365,6 @@ def test_a_broken_script_step_fails_the_job_with_the_tools_message(cloud, repo):
         deploy.read_text().replace('pulumi up --stack "$stack" --yes', 'pulumi up --stack "$stack"')
     )
     _git(repo, "commit", "-q", "-am", "the deploy asks pulumi up for a confirmation nobody gives")
-    run = run_pipeline(cloud)
-    assert run.jobs["deploy-dev"] == "FAIL"
+    run = run_pipeline(cloud, "deploy-dev")
+    assert run.jobs == {"deploy-dev": "FAIL"}
     assert "--yes must be passed in to proceed when running in non-interactive mode" in run.out
