@@ -202,7 +202,7 @@ def assume_web_identity() -> None:
     try:
         # Static keys in the environment come first in the chain, as for the real CLI.
         boto3.Session(region_name=region).get_credentials().get_frozen_credentials()
-    except (ClientError, BotoCoreError) as exc:
+    except (ClientError, BotoCoreError, OSError) as exc:  # OSError: the token file unreadable
         raise Failure(
             EXIT_ERROR, f"AWS credentials for {os.environ['AWS_ROLE_ARN']} (AWS_ROLE_ARN): {exc}"
         ) from None

@@ -30,6 +30,7 @@ and prints each job with its outcome); ``make test`` runs it too.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -38,9 +39,11 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import parse_qs
 
 import boto3
 import pytest
+import requests
 import yaml
 
 from localcloud.emulator import EmulatorProcess
@@ -55,6 +58,8 @@ REGION = "eu-west-1"
 ADMIN = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": REGION}
 STACKS = ("dev", "staging", "prod")
 SCHEMA = "customer-churn"
+# A request body in moto's recording: base64 when encoded, so never a quote inside.
+_RECORDED_BODY = re.compile(r'"body": "([^"]*)", "body_encoded": (true|false)')
 
 
 def _clean_env(**extra: str) -> dict[str, str]:
@@ -95,11 +100,26 @@ class Cloud:
     repo: Path
     work: Path
     issuer: Issuer
+    recording: Path
 
     def client(self, service: str):
         return boto3.Session(
             region_name=REGION, aws_access_key_id="testing", aws_secret_access_key="testing"
         ).client(service, endpoint_url=self.endpoint_url)
+
+    def exchanges(self) -> list[tuple[str, str, dict]]:
+        """(role name, session name, token claims) of every AssumeRoleWithWebIdentity the
+        emulator received, in order, read from its request recording (moto's recorder). The
+        recorder appends concurrent requests without a lock, so a large entry may be cut by a
+        small one: each request body is found on its own rather than line by line."""
+        found = []
+        for body, encoded in _RECORDED_BODY.findall(self.recording.read_text()):
+            text = base64.b64decode(body).decode(errors="replace") if encoded == "true" else body
+            fields = parse_qs(text)
+            if fields.get("Action") == ["AssumeRoleWithWebIdentity"]:
+                role = fields["RoleArn"][0].rsplit("/", 1)[-1]
+                found.append((role, fields["RoleSessionName"][0], payload(fields["WebIdentityToken"][0])))
+        return found
 
     def admin_env(self) -> dict[str, str]:
         return _clean_env(
@@ -119,10 +139,17 @@ def cloud(tmp_path_factory):
     if not GITLAB_CI_LOCAL.exists():
         pytest.fail("gitlab-ci-local is missing: run `make test` (it runs `npm ci`)")
     work = tmp_path_factory.mktemp("rehearsal")
-    emulator = EmulatorProcess()  # python -m localcloud.emulator: its own process, as a user runs it
+    recording = work / "requests.jsonl"
+    with pytest.MonkeyPatch.context() as patch:
+        # moto's recorder keeps each request the emulator serves: the tokens the jobs exchanged.
+        patch.setenv("MOTO_RECORDER_FILEPATH", str(recording))
+        emulator = EmulatorProcess()  # python -m localcloud.emulator: its own process, as a user runs it
     try:
+        requests.post(
+            f"{emulator.endpoint_url}/moto-api/recorder/start-recording", timeout=10
+        ).raise_for_status()
         repo = work / "repo"
-        cloud = Cloud(emulator.endpoint_url, {}, repo, work, Issuer())
+        cloud = Cloud(emulator.endpoint_url, {}, repo, work, Issuer(), recording)
         # 1. The bootstrap, with an administrator's credentials.
         deployed = _run(
             [
@@ -179,6 +206,7 @@ class Pipeline:
     jobs: dict[str, str]
     out: str
     calls: list[str]
+    exchanged: list[tuple[str, str, dict]]  # (role, session, claims): the jobs' tokens at STS
 
 
 def run_pipeline(
@@ -245,13 +273,15 @@ def run_pipeline(
     )
     command = [str(GITLAB_CI_LOCAL), "--force-shell-executor", "--concurrency", "1", *args]
     command += [a for k, v in values.items() for a in ("--variable", f"{k}={v}")]
+    before = len(cloud.exchanges())
     result = _run(command, repo, env)
     out = result.stdout + result.stderr
     jobs = {job: outcome for outcome, job in re.findall(r"^\s*(PASS|FAIL)\s+(\S.*?)\s*$", out, re.M)}
     # What `make ci-rehearsal` shows (pytest -s): the pipeline and each job's outcome.
     print(f"\nlocal cloud: pipeline on {branch} ({source}; {' '.join(args) or 'default jobs'}):")
     print("\n".join(f"  {job:<20} {outcome}" for job, outcome in jobs.items()))
-    return Pipeline(result.returncode, jobs, out, log.read_text().splitlines())
+    exchanged = cloud.exchanges()[before:]
+    return Pipeline(result.returncode, jobs, out, log.read_text().splitlines(), exchanged)
 
 
 @pytest.fixture
@@ -287,6 +317,19 @@ def test_the_default_branch_pipeline_deploys_and_promotes_through_prod(cloud, re
     # Each deploy ran pulumi up, then mlops verify, in its own job.
     ups = [c for c in run.out.splitlines() if "Deployed: stack" in c]
     assert len(ups) == 3
+    # Every AWS job exchanged its own token for its own role (the session GitLab's jobs name:
+    # gitlab-<pipeline>-<job>), the token of the tier its environment declares; the test job
+    # reached for none.
+    tiers: dict[str, set[str]] = {}
+    for role, _, claims in run.exchanged:
+        tiers.setdefault(role, set()).add(claims["deployment_tier"])
+    assert tiers == {
+        "mlops-platform-build": {"other"},
+        "mlops-platform-deploy-dev": {"development"},
+        "mlops-platform-deploy-staging": {"staging"},
+        "mlops-platform-deploy-prod": {"production"},
+    }
+    assert all(re.fullmatch(r"gitlab-\d+-\d+", session) for _, session, _ in run.exchanged)
 
 
 def test_a_merge_request_from_a_protected_branch_previews_every_stack(cloud, repo):
@@ -302,6 +345,13 @@ def test_a_merge_request_from_a_protected_branch_previews_every_stack(cloud, rep
     for stack in STACKS:
         assert f"Preview: stack {stack}" in (repo / f"preview-{stack}.txt").read_text()
     assert not [c for c in run.calls if c.startswith("buildah")]
+    # Only pulumi reaches AWS in a preview: it exchanged each job's token for the preview role.
+    assert {role for role, _, _ in run.exchanged} == {"mlops-platform-preview"}
+    assert len({session for _, session, _ in run.exchanged}) == 3
+    assert {c["sub"] for _, _, c in run.exchanged} == {
+        "project_path:ml-platform/mlops-platform:ref_type:branch:ref:feature:ref_protected:true"
+        ":deployment_tier:testing"
+    }
 
 
 def test_the_preview_token_carries_what_the_readme_sets(cloud):
@@ -368,3 +418,32 @@ def test_a_broken_script_step_fails_the_job_with_the_tools_message(cloud, repo):
     run = run_pipeline(cloud, "deploy-dev")
     assert run.jobs == {"deploy-dev": "FAIL"}
     assert "--yes must be passed in to proceed when running in non-interactive mode" in run.out
+
+
+def test_the_local_pulumi_gets_the_jobs_credentials_before_anything_else(cloud, repo):
+    # As the real CLI's AWS SDK: the job's role first, from its token file; no token, no login.
+    env = {
+        k: v for k, v in cloud.admin_env().items() if k not in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+    }
+    env |= {
+        "AWS_ROLE_ARN": cloud.outputs["roles"]["preview"],
+        "AWS_WEB_IDENTITY_TOKEN_FILE": str(cloud.work / "no-token-here"),
+        "PULUMI_HOME": str(cloud.work / "no-token-home"),
+    }
+    login = _run(["pulumi", "login", f"s3://{cloud.outputs['STATE_BUCKET']}"], repo, env)
+    assert login.returncode == 1
+    assert f"AWS credentials for {cloud.outputs['roles']['preview']} (AWS_ROLE_ARN)" in login.stderr
+    assert "no-token-here" in login.stderr
+    # With the job's token, it is the preview role's session that logs in.
+    token = cloud.work / "preview-token"
+    token.write_text(
+        cloud.issuer.token(Job("preview", ref="feature", environment="preview/dev", tier="testing"))
+    )
+    before = len(cloud.exchanges())
+    login = _run(
+        ["pulumi", "login", f"s3://{cloud.outputs['STATE_BUCKET']}"],
+        repo,
+        env | {"AWS_WEB_IDENTITY_TOKEN_FILE": str(token)},
+    )
+    assert login.returncode == 0, login.stderr
+    assert [role for role, _, _ in cloud.exchanges()[before:]] == ["mlops-platform-preview"]
