@@ -40,7 +40,7 @@ test: debian-packages lint $(NODE_STAMP)
 
 # The GitLab pipelines rehearsed in gitlab-ci-local's shell executor, printing each pipeline's
 # jobs with their outcome: against the local cloud (tests/ci/test_rehearsal_local_cloud.py: the
-# bootstrap, the ID tokens exchanged at the emulator's STS, the local engine's pulumi; ~3 min),
+# bootstrap, the ID tokens exchanged at the emulator's STS, the local engine's pulumi; ~4 min),
 # and the jobs' wiring with stand-in tools (tests/ci/test_pipeline_rehearsal.py). `make test`
 # runs both too.
 ci-rehearsal: setup $(NODE_STAMP)
