@@ -12,7 +12,7 @@ the trust policies the bootstrap declares. What each image provides is checked a
 
 The rehearsal against the local cloud (the bootstrap deployed, the tokens exchanged at the
 emulator's STS, the local engine's ``pulumi``) is tests/ci/test_rehearsal_local_cloud.py; this
-one shows the same wiring with no AWS at all, in seconds.
+one shows the same wiring with no AWS at all, in about half a minute.
 """
 
 from __future__ import annotations
