@@ -38,10 +38,13 @@ lint: setup
 test: debian-packages lint $(NODE_STAMP)
 	$(BIN)/pytest -n 2 --dist loadfile
 
-# The GitLab pipelines rehearsed in gitlab-ci-local's shell executor (tests/ci/test_pipeline_rehearsal.py),
-# printing each pipeline's jobs with their outcome.
+# The GitLab pipelines rehearsed in gitlab-ci-local's shell executor, printing each pipeline's
+# jobs with their outcome: against the local cloud (tests/ci/test_rehearsal_local_cloud.py: the
+# bootstrap, the ID tokens exchanged at the emulator's STS, the local engine's pulumi; ~4 min),
+# and the jobs' wiring with stand-in tools (tests/ci/test_pipeline_rehearsal.py). `make test`
+# runs both too.
 ci-rehearsal: setup $(NODE_STAMP)
-	$(BIN)/pytest -p no:cacheprovider -q -s tests/ci/test_pipeline_rehearsal.py
+	$(BIN)/pytest -p no:cacheprovider -q -s -rxX tests/ci/test_rehearsal_local_cloud.py tests/ci/test_pipeline_rehearsal.py
 
 debian-packages:
 	@sh .ci/need-debian

@@ -183,6 +183,31 @@ def endpoint_url() -> str:
     return url
 
 
+def assume_web_identity() -> None:
+    """A CI job's credentials, as the Pulumi CLI and its AWS provider get them: with
+    ``AWS_ROLE_ARN`` and ``AWS_WEB_IDENTITY_TOKEN_FILE`` set (GitLab's ID token), the AWS SDK's
+    credential chain calls ``AssumeRoleWithWebIdentity``, here on the emulator's STS, before any
+    other request; a token the role's trust refuses stops the command with STS's error.
+
+    The engine's own requests still carry the emulator's fixed credentials.
+    """
+    if not (os.environ.get("AWS_ROLE_ARN") and os.environ.get("AWS_WEB_IDENTITY_TOKEN_FILE")):
+        return
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    endpoint_url()  # the STS it asks is the emulator's (botocore reads AWS_ENDPOINT_URL)
+    # The Go SDK under the CLI reads AWS_REGION too; botocore only AWS_DEFAULT_REGION.
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "eu-west-1"
+    try:
+        # Static keys in the environment come first in the chain, as for the real CLI.
+        boto3.Session(region_name=region).get_credentials().get_frozen_credentials()
+    except (ClientError, BotoCoreError, OSError) as exc:  # OSError: the token file unreadable
+        raise Failure(
+            EXIT_ERROR, f"AWS credentials for {os.environ['AWS_ROLE_ARN']} (AWS_ROLE_ARN): {exc}"
+        ) from None
+
+
 class Backend:
     """Stack state under a ``file://`` folder or in an ``s3://`` bucket of the emulator."""
 
@@ -320,6 +345,8 @@ class Cli:
             raise Failure(EXIT_NO_STACK, f"no stack named '{stack}' found")
 
     def run(self) -> int:
+        if self.inv.command != ("version",):
+            assume_web_identity()
         handler = getattr(self, "_" + "_".join(self.inv.command))
         return handler()
 

@@ -8,6 +8,7 @@ this project's ``.gitlab-ci.yml`` on ``main`` (the default branch it reads).
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -192,6 +193,21 @@ def test_aws_access_is_an_oidc_token_and_no_key_appears(config):
     text = (ROOT / ".gitlab-ci.yml").read_text()
     assert "AWS_WEB_IDENTITY_TOKEN_FILE" in text and "AWS_SECRET_ACCESS_KEY" not in text
     assert config["variables"]["PULUMI_BACKEND_URL"].startswith("s3://")
+
+
+def test_the_python_tools_of_a_job_find_the_region_the_project_sets(config, monkeypatch):
+    # The project sets AWS_REGION (README "Deploying to AWS"); `mlops verify` and `mlops promote`
+    # run boto3 in the deploy jobs, whose botocore reads the region from AWS_DEFAULT_REGION only
+    # (found by tests/ci/test_rehearsal_local_cloud.py: "You must specify a region").
+    import boto3
+
+    for name in [n for n in os.environ if n.startswith("AWS_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_REGION", "ap-southeast-2")
+    for name, value in config["variables"].items():
+        if name.startswith("AWS_"):
+            monkeypatch.setenv(name, os.path.expandvars(value))
+    assert boto3.session.Session().region_name == "ap-southeast-2"
 
 
 def test_every_pulumi_up_is_followed_by_verify():
