@@ -374,7 +374,6 @@ def test_the_preview_token_carries_what_the_readme_sets(cloud):
         ("mlops-platform-preview", "preview: [dev]", "feature", "merge_request_event"),
     ],
 )
-@pytest.mark.xfail(strict=True, reason="needs the emulator's trust evaluation")
 def test_a_trust_that_demands_a_claim_gitlab_cannot_issue_fails_the_job(
     cloud, repo, role, job, branch, source
 ):
