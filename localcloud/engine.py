@@ -66,6 +66,7 @@ from pulumi.runtime.settings import get_root_resource
 from infra import config as infra_config
 from localcloud import boundary, options, policy, secrets
 from localcloud.clients import CALLS, client
+from localcloud.emulator.session import deploying_as_administrator
 from localcloud.state import Operation, ResourceState, Result, State, decide, normalize
 from localcloud.translations import lookup
 from localcloud.translations.base import DeployError, Request, Translation, auto_name
@@ -294,7 +295,9 @@ class Engine:
                 f"or delete {self.state_path} to start afresh"
             )
         self._old.emulator = self._identity
-        if not preview and self.project == infra_config.PROJECT:
+        # A person's deploy gets the boundary the bootstrap would make; a CI job's role relies on
+        # the bootstrap having made it (it may not read or create policies).
+        if not preview and self.project == infra_config.PROJECT and deploying_as_administrator():
             schema = self.config.get(f"{infra_config.PROJECT}:schemaPath") or _default("schemaPath")
             boundary.ensure(self.client("iam"), self.stack, self.root / schema, self._account, self.region)
 

@@ -27,8 +27,8 @@ stack does not exist, 8 interrupted.
 
 The backend (``PULUMI_BACKEND_URL``, else the last ``login``, kept in
 ``$PULUMI_HOME/localcloud.json``) holds each stack's state as the engine writes it
-(``.localcloud/<project>/<stack>.json``): under the folder of a ``file://`` URL, or as an object
-in the emulator's bucket of an ``s3://`` URL. A stack exists once ``stack select --create``
+(``.localcloud/<project>/<stack>.json`` under the folder of a ``file://`` URL; in the emulator's
+bucket of an ``s3://`` URL, ``.pulumi/stacks/<project>/<stack>.json`` as Pulumi lays it out). A stack exists once ``stack select --create``
 made it (or ``stack init``). Its secrets provider goes into ``Pulumi.<stack>.yaml`` when the
 stack is created and the file holds no key yet (an existing stack keeps its own, as
 pulumi/pulumi#5650 describes): the flag's, else the ``secretsprovider`` the file names, else
@@ -189,7 +189,8 @@ def assume_web_identity() -> None:
     credential chain calls ``AssumeRoleWithWebIdentity``, here on the emulator's STS, before any
     other request; a token the role's trust refuses stops the command with STS's error.
 
-    The engine's own requests still carry the emulator's fixed credentials.
+    The engine's requests and the state backend's then go out with those credentials: the
+    deploy runs as the job's role, authorised as IAM would (localcloud/emulator/authorisation.py).
     """
     if not (os.environ.get("AWS_ROLE_ARN") and os.environ.get("AWS_WEB_IDENTITY_TOKEN_FILE")):
         return
@@ -201,11 +202,20 @@ def assume_web_identity() -> None:
     region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "eu-west-1"
     try:
         # Static keys in the environment come first in the chain, as for the real CLI.
-        boto3.Session(region_name=region).get_credentials().get_frozen_credentials()
+        frozen = boto3.Session(region_name=region).get_credentials().get_frozen_credentials()
     except (ClientError, BotoCoreError, OSError) as exc:  # OSError: the token file unreadable
         raise Failure(
             EXIT_ERROR, f"AWS credentials for {os.environ['AWS_ROLE_ARN']} (AWS_ROLE_ARN): {exc}"
         ) from None
+    from localcloud.emulator.session import deploy_as
+
+    deploy_as(
+        {
+            "aws_access_key_id": frozen.access_key,
+            "aws_secret_access_key": frozen.secret_key,
+            "aws_session_token": frozen.token,
+        }
+    )
 
 
 class Backend:
@@ -220,7 +230,8 @@ class Backend:
             self.folder = folder / ".localcloud" / project
         elif parsed.scheme == "s3":
             self.bucket = parsed.netloc
-            self.prefix = "/".join(p for p in (parsed.path.strip("/"), ".localcloud", project) if p)
+            # Pulumi's own layout in the bucket (what the deploy roles are granted on).
+            self.prefix = "/".join(p for p in (parsed.path.strip("/"), ".pulumi", "stacks", project) if p)
             self.region = (
                 parse_qs(parsed.query).get("region") or [os.environ.get("AWS_REGION", "eu-west-1")]
             )[0]

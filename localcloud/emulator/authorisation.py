@@ -202,17 +202,26 @@ def resource_templates(action: str) -> tuple[list[str], bool]:
 _VARIABLE = re.compile(r"\$\{(\w+)\}")
 
 
-def _parameter_for(variable: str, params: dict[str, str]) -> str | None:
-    """The request parameter a template variable names: the same name (``${ModelName}`` and
-    ``ModelName``; ``${UserNameWithPath}`` and ``UserName``), else the longest parameter its
-    name ends with (``${MlflowTrackingServerName}`` and ``TrackingServerName``; ``${TopicName}``
-    and ``Name``)."""
+# A template variable a request may leave out, and the value AWS then uses.
+_DEFAULTS = {"groupname": "default"}
+
+
+def _parameter_for(variable: str, params: dict[str, str], last: bool) -> str | None:
+    """The request parameter a template variable names (``params`` keys lower-case): the same
+    name (``${ModelName}``; ``${UserNameWithPath}`` and ``UserName``); the name without its
+    ``Name`` (``${RuleName}`` and ``Rule``); the longest ``...Name`` parameter it ends with
+    (``${MlflowTrackingServerName}`` and ``TrackingServerName``); AWS's default for an omitted
+    one (a schedule's group); and, for the resource's own name (the last variable), ``Name``."""
     name = variable.lower()
-    for candidate in (name, name.removesuffix("withpath")):
+    for candidate in (name, name.removesuffix("withpath"), name.removesuffix("name")):
         if candidate in params:
             return params[candidate]
-    endings = [p for p in params if p.endswith("name") and name.endswith(p)]
-    return params[max(endings, key=len)] if endings else None
+    endings = [p for p in params if p.endswith("name") and p != "name" and name.endswith(p)]
+    if endings:
+        return params[max(endings, key=len)]
+    if name in _DEFAULTS:
+        return _DEFAULTS[name]
+    return params.get("name") if last else None
 
 
 def resource_for(action: str, params: dict[str, str], region: str, account: str) -> str | None:
@@ -236,19 +245,12 @@ def resource_for(action: str, params: dict[str, str], region: str, account: str)
         for value in lowered.values():
             if value.startswith("arn:") and wildcard_match(shape, value):
                 return value
-        missing = False
-
-        def fill(match: re.Match[str]) -> str:
-            nonlocal missing
-            value = _parameter_for(match.group(1), lowered)
-            if value is None or value.startswith("arn:"):
-                missing = True
-                return "*"
-            return value
-
-        arn = _VARIABLE.sub(fill, fixed)
-        if not missing:
-            return arn
+        variables = _VARIABLE.findall(fixed)
+        values = [_parameter_for(v, lowered, i == len(variables) - 1) for i, v in enumerate(variables)]
+        if all(v is not None and not v.startswith("arn:") for v in values):
+            for variable, value in zip(variables, values, strict=True):
+                fixed = fixed.replace(f"${{{variable}}}", value, 1)
+            return fixed
     known = _privilege(action) is not None
     return "*" if known and not required else None
 

@@ -19,6 +19,22 @@ class EmulatorSession(boto3.Session):
         return super().client(service, **kwargs)
 
 
+# Who deploys: the emulator's administrator (the dummy key), unless a command was given the
+# credentials of a CI job's role (localcloud/pulumi_cli.py, from GitLab's ID token).
+_deployer: dict[str, str] = dict(CREDENTIALS)
+
+
+def deploy_as(credentials: dict[str, str]) -> None:
+    """Make every session of this process (the engine's clients, the state backend) use these."""
+    _deployer.clear()
+    _deployer.update(credentials)
+
+
+def deploying_as_administrator() -> bool:
+    """True unless a CI job's credentials were given (then the bootstrap made what it needs)."""
+    return _deployer == CREDENTIALS
+
+
 def session_for(region: str) -> boto3.Session:
-    """A boto3 session with the emulator's dummy credentials (it never checks them)."""
-    return boto3.Session(region_name=region, **CREDENTIALS)
+    """A boto3 session as the deploying identity (the emulator's administrator by default)."""
+    return boto3.Session(region_name=region, **_deployer)

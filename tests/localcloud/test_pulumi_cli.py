@@ -116,7 +116,7 @@ def test_ci_deploy_and_preview_of_dev_run_unchanged_against_the_local_cloud(ci, 
     assert len(data_key["Plaintext"]) == 32
     # The state lives in the backend's bucket, where the next job finds it.
     keys = [o["Key"] for o in fresh.client("s3").list_objects_v2(Bucket="mlops-state")["Contents"]]
-    assert keys == [".localcloud/mlops-platform/dev.json"]
+    assert keys == [".pulumi/stacks/mlops-platform/dev.json"]
 
     previewed = _run(["bash", ".ci/preview", "dev"], checkout, env)
     assert previewed.returncode == 0, previewed.stderr[-3000:]
