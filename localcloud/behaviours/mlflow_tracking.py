@@ -88,16 +88,16 @@ class MlflowBehaviour:
         folder = Path(self._workdir.name) / name
         folder.mkdir()
         store = response._get_param("ArtifactStoreUri")
+        role = response._get_param("RoleArn")
+        try:
+            credentials = authorisation.service_credentials(role, "sagemaker.amazonaws.com", arn)
+        except authorisation.AccessDenied as denial:
+            raise ValidationError(f"RoleArn: SageMaker cannot assume {role}: {denial}") from None
         env = {
             **os.environ,
             "MLFLOW_S3_ENDPOINT_URL": self.endpoint_url,
             # The server reaches its artifact store as the tracking server's role, assumed by SageMaker.
-            **{
-                key.upper(): value
-                for key, value in authorisation.service_credentials(
-                    response._get_param("RoleArn"), "sagemaker.amazonaws.com", arn
-                ).items()
-            },
+            **{key.upper(): value for key, value in credentials.items()},
             "AWS_DEFAULT_REGION": backend.region_name,
             # MLflow 3's job runner (GenAI scorers, not part of what SageMaker's tracking serves)
             # starts seven huey consumer processes, each importing MLflow: 15 s of CPU for nothing.

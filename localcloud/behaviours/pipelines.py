@@ -212,9 +212,12 @@ class PipelineBehaviour:
             )
         pipeline = get_pipeline_from_name(backend.pipelines, pipeline_name)
         # SageMaker runs the pipeline's steps as the pipeline's role, assumed as the service.
-        credentials = authorisation.service_credentials(
-            pipeline.role_arn, "sagemaker.amazonaws.com", pipeline.arn
-        )
+        try:
+            credentials = authorisation.service_credentials(
+                pipeline.role_arn, "sagemaker.amazonaws.com", pipeline.arn
+            )
+        except authorisation.AccessDenied as denial:
+            raise ValidationError(f"RoleArn: SageMaker cannot assume {pipeline.role_arn}: {denial}") from None
         session = EmulatorSession(self.endpoint_url, backend.region_name, credentials)
         try:
             executor = LocalExecutor(

@@ -14,6 +14,27 @@ from tests.localcloud.conftest import APPROVED
 
 ACCOUNT = "123456789012"
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/sagemaker"
+
+
+def sagemaker_role(iam) -> str:
+    """A role SageMaker may assume that may do what these tests' pipelines and servers do
+    (the emulator authorises their requests as the role)."""
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "sagemaker.amazonaws.com"},
+                "Action": "sts:AssumeRole",
+            }
+        ],
+    }
+    anything = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
+    iam.create_role(RoleName="sagemaker", AssumeRolePolicyDocument=json.dumps(trust))
+    iam.put_role_policy(RoleName="sagemaker", PolicyName="tests", PolicyDocument=json.dumps(anything))
+    return ROLE
+
+
 IMAGE = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/mlops:1"
 
 
@@ -139,6 +160,7 @@ def test_creating_an_endpoint_twice_is_refused_and_update_switches_its_configura
 
 
 def test_a_pipeline_execution_started_in_the_emulator_runs_its_steps(fresh):
+    sagemaker_role(fresh.client("iam"))
     sagemaker = fresh.client("sagemaker")
     step = {
         "Name": "SayHello",
@@ -207,6 +229,7 @@ def test_the_emulator_runs_as_a_process_of_its_own_with_the_extensions():
     try:
         assert emulator.endpoint_url.startswith("http://127.0.0.1:")
         sagemaker = session_for("eu-west-1").client("sagemaker", endpoint_url=emulator.endpoint_url)
+        sagemaker_role(session_for("eu-west-1").client("iam", endpoint_url=emulator.endpoint_url))
         sagemaker.create_mlflow_tracking_server(
             TrackingServerName="churn", ArtifactStoreUri="s3://bucket/mlflow/", RoleArn=ROLE
         )

@@ -17,6 +17,7 @@ import pytest
 import requests
 
 from localcloud.behaviours import registry, targets
+from localcloud.emulator import authorisation
 from localcloud.engine import Engine
 from localcloud.gitlab_trigger import TriggerRefused, deploy_jobs, pipeline_variables, rehearse
 from localcloud.state import State
@@ -406,8 +407,9 @@ def test_a_staging_endpoint_given_devs_package_fails_its_health_check_naming_the
     stacks, promoted
 ):
     """The first-promotion failure of the issue, now caught locally: staging's endpoint role may
-    read only staging's bucket, so deploying dev's package there (instead of its promoted copy)
-    fails where SageMaker downloads the model, naming the action and the object refused. As on
+    read only staging's image repository, bucket and key, so deploying dev's package there
+    (instead of its promoted copy) fails where SageMaker pulls dev's image, naming the action and
+    the repository refused (the download of dev's model data would be refused next). As on
     AWS, the failed UpdateEndpoint leaves the endpoint InService on its previous configuration
     with the reason in FailureReason (what `mlops verify` reports after the deploy)."""
     sm = stacks.client("sagemaker")
@@ -426,7 +428,16 @@ def test_a_staging_endpoint_given_devs_package_fails_its_health_check_naming_the
     endpoint = sm.describe_endpoint(EndpointName=name)
     assert endpoint["EndpointStatus"] == "InService"
     assert endpoint["EndpointConfigName"] == serving
+    # The first read SageMaker makes is the image, from dev's repository: refused.
     reason = endpoint["FailureReason"]
-    assert "Failed to download model data" in reason
+    assert "could not pull the image" in reason
     assert "assumed-role/customer-churn-staging-endpoint/" in reason
-    assert f"s3:GetObject on resource: arn:aws:s3:::{uri.removeprefix('s3://')}" in reason
+    assert (
+        "ecr:BatchGetImage on resource: arn:aws:ecr:eu-west-1:123456789012:repository/customer-churn-dev"
+        in reason
+    )
+    # And the model data in dev's bucket would be refused as well.
+    with pytest.raises(authorisation.AccessDenied, match="s3:GetObject"):
+        authorisation.authorise_model_read(
+            f"arn:aws:iam::{ACCOUNT}:role/customer-churn-staging-endpoint", uri, "eu-west-1"
+        )

@@ -75,6 +75,7 @@ def ci(fresh, tmp_path):
         shutil.copy(ROOT / name, checkout / name)
     (checkout / "infra").symlink_to(ROOT / "infra")
     (checkout / "policies").symlink_to(ROOT / "policies")
+    (checkout / "model_code").symlink_to(ROOT / "model_code")  # the stack's schema file
     _ci_script("deploy", checkout)
     _ci_script("preview", checkout)
     # The checks a job runs before pulumi, where the scripts have them (the CLI's version against

@@ -140,6 +140,9 @@ def test_each_pipeline_stores_the_builders_definition_byte_for_byte(deployed):
                 "model_package_group": outputs["modelPackageGroup"],
                 "tracking_uri": tracking[0].outputs["arn"] if tracking else None,
                 "hyperparameters": (("search", stack_config(deployed.stack).get(SEARCH_KEY, "grid")),),
+                # It trains from the offline store, and waits for what the ingestion pipeline reports.
+                "feature_group_name": outputs["featureGroup"],
+                "ingestion_reports_uri": f"s3://{outputs['bucket']}/pipelines/{outputs['pipelines']['ingestion'].rsplit('/', 1)[-1]}/",
             }
         if kind == "monitoring":
             extra |= {

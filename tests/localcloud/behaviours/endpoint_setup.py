@@ -46,8 +46,8 @@ def failing_artifact(model_dir: str) -> bytes:
 
 
 def ensure_role(client) -> None:
-    """The models' execution role: SageMaker may assume it and read (only) the models bucket,
-    as the emulator authorises SageMaker's download as that role."""
+    """The models' execution role: SageMaker may assume it, pull the image and read (only) the
+    models bucket, as the emulator authorises SageMaker's pull and download as that role."""
     iam = client("iam")
     if ROLE.rsplit("/", 1)[-1] in [r["RoleName"] for r in iam.list_roles()["Roles"]]:
         return
@@ -63,7 +63,15 @@ def ensure_role(client) -> None:
     }
     read = {
         "Version": "2012-10-17",
-        "Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{BUCKET}/*"}],
+        "Statement": [
+            {"Effect": "Allow", "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{BUCKET}/*"},
+            {
+                "Effect": "Allow",
+                "Action": ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
+                "Resource": f"arn:aws:ecr:eu-west-1:{ACCOUNT}:repository/mlops",
+            },
+            {"Effect": "Allow", "Action": "ecr:GetAuthorizationToken", "Resource": "*"},
+        ],
     }
     iam.create_role(RoleName="endpoint", AssumeRolePolicyDocument=json.dumps(trust))
     iam.put_role_policy(RoleName="endpoint", PolicyName="read-models", PolicyDocument=json.dumps(read))
