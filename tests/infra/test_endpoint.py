@@ -56,8 +56,8 @@ def routing_of(recorder) -> dict:
 
 
 # -- pure functions ---------------------------------------------------------------------
-def test_execution_role_policy_is_scoped_to_this_endpoint():
-    policy = execution_role_policy(
+def _role_policy(**extra):
+    return execution_role_policy(
         partition="aws",
         region=REGION,
         account=ACCOUNT,
@@ -67,7 +67,12 @@ def test_execution_role_policy_is_scoped_to_this_endpoint():
         kms_key_arn=KEY,
         model_artifacts_prefix="pipelines/",
         data_capture=True,
+        **extra,
     )
+
+
+def test_execution_role_policy_is_scoped_to_this_endpoint():
+    policy = _role_policy()
     by_sid = {s["Sid"]: s for s in policy["Statement"]}
     assert all(s["Action"] != "*" and "*" not in s["Action"] for s in policy["Statement"])
     assert by_sid["PullImage"]["Resource"] == REPOSITORY
@@ -79,19 +84,7 @@ GROUP_ARN = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:feature-group/customer-churn-
 
 
 def test_online_lookup_grants_reading_records_of_the_feature_group_only():
-    def policy(**extra):
-        return execution_role_policy(
-            partition="aws",
-            region=REGION,
-            account=ACCOUNT,
-            endpoint=ENDPOINT,
-            repository_arn=REPOSITORY,
-            bucket_name="artifacts-prod",
-            kms_key_arn=KEY,
-            model_artifacts_prefix="pipelines/",
-            data_capture=True,
-            **extra,
-        )
+    policy = _role_policy
 
     def sagemaker_actions(document):
         return [

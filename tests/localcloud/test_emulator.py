@@ -9,30 +9,13 @@ from botocore.exceptions import ClientError
 
 from localcloud.emulator import EmulatorProcess
 from localcloud.emulator.session import session_for
-from tests.localcloud.behaviours.endpoint_setup import pack, upload_model
+from tests.localcloud.behaviours.endpoint_setup import pack, sagemaker_role, upload_model
 from tests.localcloud.conftest import APPROVED
 
 ACCOUNT = "123456789012"
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/sagemaker"
-
-
-def sagemaker_role(iam) -> str:
-    """A role SageMaker may assume that may do what these tests' pipelines and servers do
-    (the emulator authorises their requests as the role)."""
-    trust = {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Effect": "Allow",
-                "Principal": {"Service": "sagemaker.amazonaws.com"},
-                "Action": "sts:AssumeRole",
-            }
-        ],
-    }
-    anything = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
-    iam.create_role(RoleName="sagemaker", AssumeRolePolicyDocument=json.dumps(trust))
-    iam.put_role_policy(RoleName="sagemaker", PolicyName="tests", PolicyDocument=json.dumps(anything))
-    return ROLE
+# What these tests' pipelines and tracking server may do (they test the extensions, not IAM).
+ANYTHING = [{"Effect": "Allow", "Action": "*", "Resource": "*"}]
 
 
 IMAGE = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/mlops:1"
@@ -160,7 +143,7 @@ def test_creating_an_endpoint_twice_is_refused_and_update_switches_its_configura
 
 
 def test_a_pipeline_execution_started_in_the_emulator_runs_its_steps(fresh):
-    sagemaker_role(fresh.client("iam"))
+    sagemaker_role(fresh.client("iam"), "sagemaker", ANYTHING)
     sagemaker = fresh.client("sagemaker")
     step = {
         "Name": "SayHello",
@@ -229,7 +212,9 @@ def test_the_emulator_runs_as_a_process_of_its_own_with_the_extensions():
     try:
         assert emulator.endpoint_url.startswith("http://127.0.0.1:")
         sagemaker = session_for("eu-west-1").client("sagemaker", endpoint_url=emulator.endpoint_url)
-        sagemaker_role(session_for("eu-west-1").client("iam", endpoint_url=emulator.endpoint_url))
+        sagemaker_role(
+            session_for("eu-west-1").client("iam", endpoint_url=emulator.endpoint_url), "sagemaker", ANYTHING
+        )
         sagemaker.create_mlflow_tracking_server(
             TrackingServerName="churn", ArtifactStoreUri="s3://bucket/mlflow/", RoleArn=ROLE
         )

@@ -45,12 +45,9 @@ def failing_artifact(model_dir: str) -> bytes:
     return artifact_with_model_file(model_dir, buffer.getvalue())
 
 
-def ensure_role(client) -> None:
-    """The models' execution role: SageMaker may assume it, pull the image and read (only) the
-    models bucket, as the emulator authorises SageMaker's pull and download as that role."""
-    iam = client("iam")
-    if ROLE.rsplit("/", 1)[-1] in [r["RoleName"] for r in iam.list_roles()["Roles"]]:
-        return
+def sagemaker_role(iam, name: str, statements: list[dict[str, Any]]) -> str:
+    """A role SageMaker may assume, allowed ``statements`` (the emulator authorises what
+    SageMaker does with it: pull the image, download the model, run the steps)."""
     trust = {
         "Version": "2012-10-17",
         "Statement": [
@@ -61,9 +58,21 @@ def ensure_role(client) -> None:
             }
         ],
     }
-    read = {
-        "Version": "2012-10-17",
-        "Statement": [
+    iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))
+    policy = {"Version": "2012-10-17", "Statement": statements}
+    iam.put_role_policy(RoleName=name, PolicyName="allowed", PolicyDocument=json.dumps(policy))
+    return f"arn:aws:iam::{ACCOUNT}:role/{name}"
+
+
+def ensure_role(client) -> None:
+    """The models' execution role: it may pull the image and read (only) the models bucket."""
+    iam = client("iam")
+    if ROLE.rsplit("/", 1)[-1] in [r["RoleName"] for r in iam.list_roles()["Roles"]]:
+        return
+    sagemaker_role(
+        iam,
+        ROLE.rsplit("/", 1)[-1],
+        [
             {"Effect": "Allow", "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{BUCKET}/*"},
             {
                 "Effect": "Allow",
@@ -72,9 +81,7 @@ def ensure_role(client) -> None:
             },
             {"Effect": "Allow", "Action": "ecr:GetAuthorizationToken", "Resource": "*"},
         ],
-    }
-    iam.create_role(RoleName="endpoint", AssumeRolePolicyDocument=json.dumps(trust))
-    iam.put_role_policy(RoleName="endpoint", PolicyName="read-models", PolicyDocument=json.dumps(read))
+    )
 
 
 def upload_model(client, name: str, artifact: bytes) -> str:
