@@ -12,9 +12,10 @@ import threading
 from collections import Counter
 from typing import Any
 
+import boto3
 from botocore.config import Config
 
-from localcloud.emulator.session import session_for
+from localcloud.emulator.session import CREDENTIALS, session_for
 from pipelines import service_models
 from pipelines.local.strict import install
 
@@ -31,11 +32,14 @@ def _count(model, **_: Any) -> None:
 
 
 @functools.cache
-def client(endpoint_url: str, region: str, service: str):
-    """One strict, counted client per emulator, region and service (making one takes ~0.3 s)."""
+def client(endpoint_url: str, region: str, service: str, as_emulator: bool = False):
+    """One strict, counted client per emulator, region and service (making one takes ~0.3 s),
+    as the deploying identity; ``as_emulator``: as the emulator's administrator, for the checks
+    AWS makes on its own side (a reference must exist), which no caller's policy governs."""
     with _clients_lock:
         service_models.share()
-        client = session_for(region).client(
+        session = boto3.Session(region_name=region, **CREDENTIALS) if as_emulator else session_for(region)
+        client = session.client(
             service, endpoint_url=endpoint_url, config=Config(retries={"total_max_attempts": 1})
         )
     install(client)

@@ -538,7 +538,8 @@ class Cli:
                 return EXIT_RESOURCE
             return EXIT_USAGE if isinstance(exc, SecretsError) else EXIT_ERROR
         finally:
-            backend.push(stack)
+            if action != "preview":  # a preview writes no state (the preview role may only read it)
+                backend.push(stack)
         render(result, console, show_same=bool(self.inv.flag("--diff")))
         return EXIT_OK
 

@@ -28,6 +28,7 @@ from botocore.exceptions import ClientError
 from botocore.model import Shape
 from pulumi.runtime.rpc import UNKNOWN
 
+from localcloud.clients import client
 from pipelines.local.strict import RequestRefused, check_request, operation_model
 
 _INTEGERS = ("integer", "long")
@@ -268,8 +269,10 @@ class Request:
         """
         if self.dry and (is_unknown(params) or self._planned(params)):
             return True
+        # AWS makes this check on its own side: read as the emulator, not as the deployer.
+        checker = client(self.client_for(service).meta.endpoint_url, self.region, service, as_emulator=True)
         try:
-            getattr(self.client_for(service), xform_name(operation))(**params)
+            getattr(checker, xform_name(operation))(**params)
         except ClientError as exc:
             if exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 500) < 500:
                 return False

@@ -405,7 +405,10 @@ def test_a_wrong_ci_variable_fails_the_job_naming_what_it_reached_for(cloud, rep
     run = run_pipeline(cloud, "build")
     assert run.jobs == {"build": "FAIL"}
     assert "ECR DescribeImages on customer-chrun-dev failed" in run.out
-    assert "RepositoryNotFoundException" in run.out
+    # The build role may describe only the bootstrap's repositories: AWS authorises before it
+    # looks, so the answer is AccessDenied naming the repository, not RepositoryNotFound.
+    assert "AccessDeniedException" in run.out
+    assert "repository/customer-chrun-dev" in run.out
 
 
 def test_a_broken_script_step_fails_the_job_with_the_tools_message(cloud, repo):
