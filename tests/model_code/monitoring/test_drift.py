@@ -449,3 +449,103 @@ def test_predictions_in_a_csv_are_compared_and_a_garbled_one_is_a_null(tmp_path,
     ]
     assert drift.main(args) == 0
     assert "prediction" in json.loads(out.read_text())["drifted_features"]
+
+
+def test_the_reference_against_itself_has_no_drift_at_all(reference, churn_schema):
+    baseline = drift.Baseline.from_frame(reference, churn_schema)
+    report = drift.compare(baseline, baseline.profile(reference))
+    assert report.drifted_features == []
+    assert max(f.psi for f in report.features.values()) == pytest.approx(0.0, abs=1e-12)
+    assert min(f.p_value for f in report.features.values()) == pytest.approx(1.0)
+    assert (report.model, report.reference_rows, report.current_rows) == ("customer-churn", N_ROWS, N_ROWS)
+    assert {
+        (name, f.kind, f.test) for name, f in report.features.items() if name in ("tenure_months", "contract")
+    } == {
+        ("tenure_months", "numeric", "ks"),
+        ("contract", "categorical", "chi2"),
+    }
+
+
+def test_null_shares_are_reported_for_each_side(reference, churn_schema):
+    with_nulls = reference.copy()
+    with_nulls.loc[with_nulls.index[: N_ROWS // 10], "total_charges"] = np.nan
+    current = with_nulls.copy()
+    current.loc[current.index[: N_ROWS // 4], "total_charges"] = np.nan
+    f = drift.detect(with_nulls, current, churn_schema).features["total_charges"]
+    expected = (with_nulls["total_charges"].isna().mean(), current["total_charges"].isna().mean())
+    assert (f.reference_null_share, f.current_null_share) == pytest.approx(expected)
+    assert expected[0] < expected[1]
+
+
+def test_a_single_current_row_is_compared_and_no_rows_are_refused(reference, churn_schema):
+    baseline = drift.Baseline.from_frame(reference, churn_schema)
+    assert drift.compare(baseline, baseline.profile(reference.head(1))).current_rows == 1
+    with pytest.raises(ValueError, match=r"^current: no rows to compare with the reference$"):
+        drift.compare(baseline, baseline.profile(reference.head(0)))
+
+
+def test_a_profile_of_another_baseline_is_refused_naming_both(reference, fresh, churn_schema):
+    one = drift.Baseline.from_frame(reference, churn_schema)
+    other = drift.Baseline.from_frame(fresh, churn_schema)
+    with pytest.raises(ValueError) as error:
+        drift.compare(one, other.profile(fresh))
+    assert (
+        str(error.value) == f"profile made on baseline {other.fingerprint}, not this one ({one.fingerprint})"
+    )
+
+
+def test_a_feature_setting_only_its_p_value_keeps_the_callers_psi_threshold():
+    raw = RULE_SCHEMA.to_dict()
+    features = [{**f, "drift": {"p_value": 0.001}} if f["name"] == "x" else f for f in raw["features"]]
+    own = schema.parse({**raw, "features": features})
+    assert drift.thresholds(own, 0.2, 0.05) == {"x": (0.2, 0.001)}  # only the features that set their own
+    rng = np.random.default_rng(9)
+    report = drift.compare(
+        *(lambda b: (b, b.profile(_sample(rng, 5_000, 0.3))))(
+            drift.Baseline.from_frame(_sample(rng, 5_000), own)
+        ),
+        psi_threshold=0.2,
+        p_value_threshold=0.05,
+        schema=own,
+    )
+    x = report.features["x"]
+    assert (x.psi_threshold, x.p_value_threshold) == (0.2, 0.001)
+    assert (report.features["k"].psi_threshold, report.features["k"].p_value_threshold) == (0.2, 0.05)
+
+
+CATEGORY = schema.parse(
+    {
+        "name": "category",
+        "entity_id": "id",
+        "target": {"column": "y", "positive": 1},
+        "features": [{"name": "c", "type": "string", "values": ["a", "b", "c"], "nullable": True}],
+    }
+)
+
+
+def _scipy_chi2(reference: pd.Series, current: pd.Series) -> tuple[float, float]:
+    """The chi-square test of homogeneity computed by scipy on the two samples' category counts."""
+    counts = pd.DataFrame(
+        {"ref": reference.value_counts(dropna=False), "cur": current.value_counts(dropna=False)}
+    ).fillna(0)
+    result = stats.chi2_contingency(counts.to_numpy().T, correction=False)
+    return result.statistic, result.pvalue
+
+
+@pytest.mark.parametrize(
+    ("reference", "current"),
+    [
+        (["a"] * 50 + ["b"] * 50, ["a"] * 60 + ["b"] * 40),  # two buckets: a 2x2 table, no Yates correction
+        (["a"] * 50 + ["b"] * 50, ["a"] * 45 + ["b"] * 54 + ["c"]),  # a category seen once
+    ],
+    ids=["two-categories", "one-seen-once"],
+)
+def test_the_categorical_test_is_scipys_chi_square_of_homogeneity(reference, current):
+    ref, cur = pd.DataFrame({"c": reference}), pd.DataFrame({"c": current})
+    f = drift.detect(ref, cur, CATEGORY).features["c"]
+    assert_allclose([f.statistic, f.p_value], _scipy_chi2(ref["c"], cur["c"]))
+
+
+def test_a_category_constant_on_both_sides_has_not_moved():
+    f = drift.detect(pd.DataFrame({"c": ["a"] * 30}), pd.DataFrame({"c": ["a"] * 20}), CATEGORY).features["c"]
+    assert (f.statistic, f.p_value, f.drifted) == (0.0, 1.0, False)
