@@ -494,11 +494,16 @@ def test_a_profile_of_another_baseline_is_refused_naming_both(reference, fresh, 
     )
 
 
-def test_a_feature_setting_only_its_p_value_keeps_the_callers_psi_threshold():
+def test_a_feature_setting_one_threshold_keeps_the_callers_other():
     raw = RULE_SCHEMA.to_dict()
-    features = [{**f, "drift": {"p_value": 0.001}} if f["name"] == "x" else f for f in raw["features"]]
+    own_thresholds = {"x": {"p_value": 0.001}, "z": {"psi": 0.3}}
+    features = [
+        {**f, "drift": own_thresholds[f["name"]]} if f["name"] in own_thresholds else f
+        for f in raw["features"]
+    ]
     own = schema.parse({**raw, "features": features})
-    assert drift.thresholds(own, 0.2, 0.05) == {"x": (0.2, 0.001)}  # only the features that set their own
+    # only the features that set their own
+    assert drift.thresholds(own, 0.2, 0.05) == {"x": (0.2, 0.001), "z": (0.3, 0.05)}
     rng = np.random.default_rng(9)
     report = drift.compare(
         *(lambda b: (b, b.profile(_sample(rng, 5_000, 0.3))))(
@@ -510,6 +515,7 @@ def test_a_feature_setting_only_its_p_value_keeps_the_callers_psi_threshold():
     )
     x = report.features["x"]
     assert (x.psi_threshold, x.p_value_threshold) == (0.2, 0.001)
+    assert (report.features["z"].psi_threshold, report.features["z"].p_value_threshold) == (0.3, 0.05)
     assert (report.features["k"].psi_threshold, report.features["k"].p_value_threshold) == (0.2, 0.05)
 
 
@@ -549,3 +555,16 @@ def test_the_categorical_test_is_scipys_chi_square_of_homogeneity(reference, cur
 def test_a_category_constant_on_both_sides_has_not_moved():
     f = drift.detect(pd.DataFrame({"c": ["a"] * 30}), pd.DataFrame({"c": ["a"] * 20}), CATEGORY).features["c"]
     assert (f.statistic, f.p_value, f.drifted) == (0.0, 1.0, False)
+
+
+def test_category_codes_that_look_like_numbers_stay_as_written(tmp_path):
+    plans = schema.parse(
+        {
+            "name": "plans",
+            "entity_id": "id",
+            "target": {"column": "y", "positive": 1},
+            "features": [{"name": "plan", "type": "string", "values": ["01", "02", "10"]}],
+        }
+    )
+    (tmp_path / "p.csv").write_text("id,plan\n1,01\n2,02\n3,10\n")
+    assert drift.read_frame(tmp_path / "p.csv", plans)["plan"].tolist() == ["01", "02", "10"]
