@@ -93,6 +93,12 @@ def file_of(mutant: str, files: list[str]) -> str:
     return module
 
 
+def counts(group: Group, mutant: str) -> bool:
+    """Whether the mutant counts in the score: not equivalent, not in an excluded function."""
+    function = mutant.rsplit("__mutmut_", 1)[0]
+    return mutant not in group.equivalent and not any(fnmatch.fnmatch(function, p) for p in group.exclude)
+
+
 def score(group: Group, statuses: dict[str, str]) -> list[Score]:
     """Per file of the group: killed, survivors, and what equivalents and exclusions took out."""
     scores = {f: Score(f) for f in group.files}
@@ -169,7 +175,11 @@ def run_group(group: Group, max_children: int, *, fresh: bool = False) -> dict[s
     if fresh:
         shutil.rmtree(work / "mutants", ignore_errors=True)
     mutmut = [sys.executable, "-m", "mutmut"]
-    earlier = [name for name, status in results(work).items() if status not in {*KILLED, "not checked"}]
+    earlier = [
+        name
+        for name, status in results(work).items()
+        if status not in {*KILLED, "not checked"} and counts(group, name)
+    ]
     run = [*mutmut, "run", "--max-children", str(max_children)]
     subprocess.run(run, cwd=work, check=False)
     if earlier:

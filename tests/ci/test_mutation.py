@@ -37,6 +37,12 @@ def test_the_score_leaves_out_excluded_functions_and_equivalent_mutants():
     (score,) = mutation.score(group, statuses)
     assert (score.killed, score.counted, score.equivalent, score.excluded) == (2, 3, 1, 1)
     assert score.survivors == ["pkg.mod.x_f__mutmut_4 (survived)"]
+    # Only survivors that count are tried again on the next run.
+    assert [m for m in statuses if mutation.counts(group, m)] == [
+        "pkg.mod.x_f__mutmut_1",
+        "pkg.mod.x_f__mutmut_2",
+        "pkg.mod.x_f__mutmut_4",
+    ]
 
 
 def test_a_module_that_is_in_no_group_is_refused_naming_the_choices():
