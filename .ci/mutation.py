@@ -168,8 +168,9 @@ def run_group(group: Group, max_children: int, *, fresh: bool = False) -> dict[s
     """Every mutant's status after this run.
 
     mutmut lets an earlier verdict stand while the mutated function is unchanged, even when
-    the tests changed: the survivors of an earlier run are tried again against the tests as
-    they are now (``fresh`` starts over, every verdict forgotten).
+    the tests changed: the survivors of an earlier run that count are tried again against the
+    tests as they are now, with the map of which test reaches which function made afresh
+    (``fresh`` starts over, every verdict forgotten).
     """
     work = scratch_copy(group)
     if fresh:
@@ -183,6 +184,9 @@ def run_group(group: Group, max_children: int, *, fresh: bool = False) -> dict[s
     run = [*mutmut, "run", "--max-children", str(max_children)]
     subprocess.run(run, cwd=work, check=False)
     if earlier:
+        # mutmut maps each function to the tests that reach it once, and keeps the map while a
+        # test keeps its name: an edited test would not be run on the functions it reaches now.
+        (work / "mutants" / "mutmut-stats.json").unlink(missing_ok=True)
         subprocess.run([*run, *earlier], cwd=work, check=False)
     return results(work)
 
