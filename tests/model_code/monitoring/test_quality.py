@@ -339,3 +339,14 @@ def test_the_quality_command_scores_only_its_window_and_says_so_in_the_json(scor
     assert report["window"] == {"start": "2026-01-02T00:00:00+00:00", "end": "2026-01-03T00:00:00+00:00"}
     assert report["counts"]["matched"] == 24  # predictions are an hour apart
     assert report["counts"]["malformed_prediction_lines"] == report["counts"]["malformed_label_lines"] == 0
+
+
+def test_summaries_without_join_counts_publish_zero_counts():
+    """A summary made from scores alone (``from_scores`` without ``counts``) carries no join
+    accounting: its merged report still publishes every count metric, as zero."""
+    summary = quality.QualitySummary.from_scores(np.array([1, 0]), np.array([0.9, 0.2]))
+    report = quality.QualityReport("churn", None, None, {}, summary.metrics(), summary)
+    counts = {
+        d["MetricName"]: d["Value"] for d in quality.merge([report]).to_metrics() if d["Unit"] == "Count"
+    }
+    assert counts == dict.fromkeys(quality.COUNT_METRIC_NAMES.values(), 0.0)
