@@ -251,6 +251,11 @@ def test_one_class_only_has_no_auc_but_the_other_metrics(churn_schema):
     assert [d["MetricName"] for d in report.to_metrics()][:4] == ["F1", "Precision", "Recall", "Accuracy"]
 
 
+def test_a_window_of_negatives_all_called_negative_scores_zero_and_does_not_fail(churn_schema):
+    for m in _exact_and_merged(churn_schema, [0, 0, 0], [0.1, 0.2, 0.3]):
+        assert (m["precision"], m["recall"], m["f1"], m["accuracy"]) == (0.0, 0.0, 0.0, 1.0)
+
+
 def test_a_single_labelled_row_is_scored(churn_schema):
     for m in _exact_and_merged(churn_schema, [1], [0.8]):
         assert m["n"] == 1 and m["accuracy"] == 1.0
