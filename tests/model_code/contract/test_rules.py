@@ -214,3 +214,132 @@ def test_a_column_none_of_whose_values_reads_as_its_type_is_named_unparsed():
     assert checked.unparsed == ["n", "label"]
     frame.loc[1, "n"] = "3"  # one readable value: dirty rows, not a mistyped column
     assert rules.check_frame(frame, TIMED)[1].unparsed == ["label"]
+
+
+# -- how a value is shown, what a request gets back -------------------------------------------
+
+
+def test_a_long_value_is_shown_cut_to_forty_characters(by_name):
+    forty, forty_one = "a" * 38, "b" * 39  # shown with repr's quotes: 40 and 41 characters
+    _, why, _ = by_name["contract"].check_column(pd.Series([forty, forty_one], dtype=object))
+    assert why.tolist() == [
+        f"contract: '{'a' * 38}' is not one of month-to-month | one-year | two-year",
+        f"contract: '{'b' * 36}... is not one of month-to-month | one-year | two-year",
+    ]
+    assert rules.show("1" * 40) == "1" * 40  # number-like text is shown bare, whole up to 40
+    assert rules.show("1" * 41) == "1" * 37 + "..."
+
+
+def test_a_json_integer_beyond_float_range_is_out_of_range_and_shown_cut():
+    with pytest.raises(rules.Invalid) as refused:
+        rules.rules(EDGES)["visits"].check_number(10**400)
+    assert str(refused.value) == "1" + "0" * 36 + "... is out of range"
+
+
+def test_an_empty_request_value_is_a_null_of_the_columns_type():
+    rule = rules.rules(EDGES)
+    assert pd.isna(rule["ratio"].check_text("")) and isinstance(rule["ratio"].check_text(" "), float)
+    assert rules.Rule("note", "string", nullable=True).check_text("") is None
+    with pytest.raises(rules.Invalid, match=r"^no value \(null or empty\), but it is not nullable$"):
+        rule["visits"].check_text("")
+
+
+def test_a_request_label_is_given_back_as_the_schema_spells_its_class(churn_schema):
+    numeric = rules.Rule.of_target(churn_schema)
+    assert [(v, type(v)) for v in (numeric.check_number(1.0), numeric.check_text("0.0"))] == [
+        (1, int),
+        (0, int),
+    ]
+    text = rules.rules(EDGES)["label"]
+    assert [text.check_text(t) for t in ("yes", " NO ", "Yes")] == ["Yes", "No", "Yes"]
+    with pytest.raises(rules.Invalid, match=r"^'maybe' is not one of No \| Yes$"):
+        text.check_text("maybe")
+
+
+def test_a_features_categories_match_exactly_unlike_the_targets_classes(by_name):
+    """Only the target's classes are read as a person reads them; a feature's values are exact."""
+    with pytest.raises(rules.Invalid, match="is not one of month-to-month"):
+        by_name["contract"].check_text("Month-To-Month")
+    typed, why, _ = by_name["contract"].check_column(pd.Series(["Month-To-Month", "one-year"], dtype=object))
+    assert why.tolist()[0] == "contract: 'Month-To-Month' is not one of month-to-month | one-year | two-year"
+    # kept as it arrived (as a number beyond its bounds is): the drift monitor sees the unknown category
+    assert typed.tolist() == ["Month-To-Month", "one-year"]
+
+
+def test_typed_labels_of_text_classes_are_text_and_null_where_empty_or_no_class():
+    """An empty label is a row without ground truth (training leaves it out), never a class: it
+    was typed as the last class, "Yes", in a file, while a request's empty label was null."""
+    typed, _, _ = rules.rules(EDGES)["label"].check_column(
+        pd.Series(["yes", "", None, "maybe"], dtype=object)
+    )
+    assert typed.dtype == "string"
+    assert typed.tolist()[0] == "Yes" and typed.isna().tolist() == [False, True, True, True]
+    assert rules.rules(EDGES)["label"].check_text("") is None
+
+
+# -- check_frame: reasons stay on their rows ---------------------------------------------------
+
+WORDS = schema.parse(
+    {
+        "name": "words",
+        "entity_id": "id",
+        "event_time": "at",
+        "target": {"column": "label", "positive": "Yes", "negative": "No"},
+        "features": [
+            {"name": "colour", "type": "string", "values": ["red", "blue"]},
+            {"name": "n", "type": "integral", "nullable": True},
+        ],
+    }
+)
+
+
+def test_every_kind_of_column_keeps_its_reasons_on_the_rows_of_a_filtered_frame():
+    frame = _file(
+        [
+            {"id": "a", "at": "2026-01-01T00:00:00Z", "colour": "red", "n": "1", "label": "Yes"},
+            {"id": "", "at": "soon", "colour": "green", "n": "1.5", "label": "maybe"},
+        ],
+        [7, 42],
+    )
+    _, checked = rules.check_frame(frame, WORDS)
+    assert checked.reasons.loc[42].to_dict() == {
+        "id": "id: no value (null or empty), but it is not nullable",
+        "at": "at: 'soon' is not an ISO-8601 time",
+        "label": "label: 'maybe' is not one of No | Yes",
+        "colour": "colour: 'green' is not one of red | blue",
+        "n": "n: 1.5 is not a whole number",
+    }
+    assert checked.reasons.loc[7].isna().all()
+    assert checked.summaries.loc[42].to_dict() == {
+        "id": "id: no value (null or empty), but it is not nullable",
+        "at": "at: not an ISO-8601 time",
+        "label": "label: not one of No | Yes",
+        "colour": "colour: not one of red | blue",
+        "n": "n: not a whole number",
+    }
+
+
+def test_a_time_that_is_not_iso_8601_is_named_even_when_it_comes_first():
+    """The format is ISO-8601, never guessed from the first value (01/02/2026 reads two ways)."""
+    frame = _file(
+        [
+            {"id": "a", "at": "01/02/2026", "n": "1", "label": "1"},
+            {"id": "b", "at": "02/03/2026", "n": "1", "label": "1"},
+        ],
+        [0, 1],
+    )
+    typed, checked = rules.check_frame(frame, TIMED)
+    assert typed["at"].isna().all()
+    assert checked.reasons["at"].tolist() == [
+        "at: '01/02/2026' is not an ISO-8601 time",
+        "at: '02/03/2026' is not an ISO-8601 time",
+    ]
+
+
+def test_blank_cells_do_not_make_a_mistyped_column_look_dirty():
+    """A column of "n/a" with some blank cells is still a column that never held a number."""
+    nullable = schema.parse(
+        {**TIMED.to_dict(), "features": [{"name": "n", "type": "integral", "nullable": True}]}
+    )
+    frame = _file([{"id": "a", "n": "n/a", "label": "1"}, {"id": "b", "n": " ", "label": "0"}], [0, 1])
+    assert rules.check_frame(frame, nullable)[1].unparsed == ["n"]
