@@ -67,3 +67,17 @@ def test_each_group_names_files_tests_and_functions_that_exist(name):
         assert any(re.search(pattern, line) for text in sources.values() for line in text.splitlines()), (
             pattern
         )
+
+
+def test_a_quick_run_takes_only_the_groups_own_tests_and_keeps_its_verdicts_apart():
+    (contract,) = mutation.select(GROUPS, "model_code/contract/rules.py")
+    quick = mutation.quick(contract, ["tests/model_code/contract/test_rules.py"])
+    assert (quick.name, quick.tests, quick.files) == (
+        "contract-quick",
+        ["tests/model_code/contract/test_rules.py"],
+        ["model_code/contract/rules.py"],
+    )
+    with pytest.raises(
+        SystemExit, match=r"--tests tests/localcloud/test_state.py: not among group contract's"
+    ):
+        mutation.quick(contract, ["tests/localcloud/test_state.py"])
