@@ -343,3 +343,58 @@ def test_blank_cells_do_not_make_a_mistyped_column_look_dirty():
     )
     frame = _file([{"id": "a", "n": "n/a", "label": "1"}, {"id": "b", "n": " ", "label": "0"}], [0, 1])
     assert rules.check_frame(frame, nullable)[1].unparsed == ["n"]
+
+
+# -- typed files (Parquet, JSON): numbers and booleans as they arrive ---------------------------
+
+
+def test_numbers_from_a_typed_file_get_the_verdicts_their_text_would(by_name):
+    values = pd.Series(
+        [12.0, 1.5, -1.0, float("inf"), None, 121.0], index=[5, 6, 7, 8, 9, 10], dtype="float64"
+    )
+    typed, why, summary = by_name["tenure_months"].check_column(values)
+    assert why.to_dict() == {
+        5: None,
+        6: "tenure_months: 1.5 is not a whole number",
+        7: "tenure_months: -1.0 is below the minimum 0",
+        8: "tenure_months: inf is not a finite number",
+        9: "tenure_months: no value (null or empty), but it is not nullable",
+        10: "tenure_months: 121.0 is above the maximum 120",
+    }
+    assert summary[8] == "tenure_months: not a finite number"
+    # Whole numbers, out-of-bounds ones kept for monitoring; what is no whole number is null.
+    assert typed.dtype == "Int64" and typed.index.tolist() == [5, 6, 7, 8, 9, 10]
+    assert typed.astype(object).where(typed.notna(), None).tolist() == [12, None, -1, None, None, 121]
+
+
+def test_labels_from_a_typed_file_are_the_schemas_classes(by_name):
+    typed, why, _ = by_name["churned"].check_column(pd.Series([1.0, 0.0, 2.0], dtype="float64"))
+    assert typed.dtype == "Int64" and typed.tolist()[:2] == [1, 0] and pd.isna(typed.iloc[2])
+    assert why.tolist() == [None, None, "churned: 2.0 is not one of 0 | 1"]
+
+
+def test_booleans_are_judged_as_their_text(by_name):
+    """A boolean column where a count is declared is no number, as its text "True" is not."""
+    _, why, _ = by_name["support_calls"].check_column(pd.Series([True, False]))
+    assert why.tolist() == ["support_calls: 'True' is not a number", "support_calls: 'False' is not a number"]
+    _, why, _ = by_name["contract"].check_column(pd.Series([True]))
+    assert why.tolist() == ["contract: 'True' is not one of month-to-month | one-year | two-year"]
+
+
+@pytest.mark.parametrize(
+    ("column", "values"),
+    [
+        ("tenure_months", ["3", "4"]),
+        ("tenure_months", [3.0, 4.0]),
+        ("contract", ["one-year", "two-year"]),
+        ("churned", ["1", "0"]),
+    ],
+    ids=["numbers-as-text", "numbers", "text", "labels"],
+)
+def test_a_column_all_valid_keeps_the_rows_index_in_all_three_results(by_name, column, values):
+    """The quality monitor masks its label rows with these results: they must align with its index."""
+    typed, why, summary = by_name[column].check_column(
+        pd.Series(values, index=[40, 41], dtype=object if isinstance(values[0], str) else "float64")
+    )
+    assert typed.index.tolist() == why.index.tolist() == summary.index.tolist() == [40, 41]
+    assert why.isna().all() and summary.isna().all()
