@@ -398,3 +398,34 @@ def test_a_column_all_valid_keeps_the_rows_index_in_all_three_results(by_name, c
     )
     assert typed.index.tolist() == why.index.tolist() == summary.index.tolist() == [40, 41]
     assert why.isna().all() and summary.isna().all()
+
+
+def test_pandas_string_columns_get_the_verdicts_object_columns_get(by_name):
+    """pandas 3 reads CSV text as its string dtype; the verdicts must not depend on it."""
+    values = ["abc", "1.5", "7", None]
+    as_object = by_name["tenure_months"].check_column(pd.Series(values, dtype=object))
+    as_string = by_name["tenure_months"].check_column(pd.Series(values, dtype="string"))
+    assert (
+        as_string[1].tolist()
+        == as_object[1].tolist()
+        == [
+            "tenure_months: 'abc' is not a number",
+            "tenure_months: 1.5 is not a whole number",
+            None,
+            "tenure_months: no value (null or empty), but it is not nullable",
+        ]
+    )
+
+
+def test_a_valid_file_and_a_file_without_schema_columns_keep_their_rows():
+    """Validation counts rows from these frames: every row of the file is in them."""
+    valid = _file([{"id": "a", "n": "1", "label": "0"}, {"id": "b", "n": "2", "label": "1"}], [7, 42])
+    typed, checked = rules.check_frame(valid, TIMED)
+    assert (
+        typed.index.tolist() == checked.reasons.index.tolist() == checked.summaries.index.tolist() == [7, 42]
+    )
+    assert checked.reasons.empty and checked.unparsed == []
+    unrelated = _file([{"colour": "red"}, {"colour": "blue"}], [3, 4])
+    typed, checked = rules.check_frame(unrelated, TIMED)
+    assert typed.index.tolist() == checked.reasons.index.tolist() == [3, 4]
+    assert list(typed.columns) == []
