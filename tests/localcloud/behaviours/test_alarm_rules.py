@@ -54,6 +54,7 @@ def test_the_state_reason_names_each_alarm_in_the_state_its_rule_tests_once():
         ("", "AlarmRule must not contain leading or trailing whitespace or be null"),
         ("(ALARM(a)", "AlarmRule: expected ) but found the end of the rule"),
         ("(ALARM(a) TRUE", "AlarmRule: expected ) but found TRUE"),
+        ("ALARM(a b)", "AlarmRule: expected ) but found b"),
         ("ALARM a", "AlarmRule: expected ( but found a"),
         ("ALARM(a) OR", "AlarmRule: expected more but found the end of the rule"),
         ("ALARM(a) ALARM(b)", "AlarmRule: unexpected 'ALARM' after a complete expression"),
