@@ -13,7 +13,8 @@ the whole suite's time and more for every group.
 Scores: killed (a test failed, or the mutant timed out) over the mutants that count, that is
 all but the *equivalent* ones, which change no behaviour and are listed in the group's
 configuration with a one-line reason, and those in functions excluded there (code that only
-formats terminal text). Prints a table per file, the survivors, and exits 1 when a group is
+formats terminal text); lines that only hold terminal text (``text_lines``) are not mutated at
+all. Prints a table per file, the survivors, and exits 1 when a group is
 below its floor, so a scheduled CI job fails visibly.
 """
 
@@ -40,6 +41,8 @@ class Group:
     tests: list[str]
     floor: float
     exclude: dict[str, str] = field(default_factory=dict)  # function pattern -> why
+    # Source lines never mutated (mutmut's do_not_mutate_patterns): regular expression -> why.
+    text_lines: dict[str, str] = field(default_factory=dict)
     equivalent: dict[str, str] = field(default_factory=dict)  # mutant name -> why
 
 
@@ -81,6 +84,16 @@ def select(groups: dict[str, Group], module: str | None) -> list[Group]:
     )
 
 
+def quick(group: Group, tests: list[str]) -> Group:
+    """The group with only ``tests`` (each one of its own, or inside one of its folders)."""
+    outside = [t for t in tests if not any(t == g or t.startswith(g.rstrip("/") + "/") for g in group.tests)]
+    if outside:
+        raise SystemExit(
+            f"mutation: --tests {' '.join(outside)}: not among group {group.name}'s tests {group.tests}"
+        )
+    return replace(group, name=f"{group.name}-quick", tests=tests)
+
+
 def file_of(mutant: str, files: list[str]) -> str:
     """The file a mutant name (``pkg.module.x_function__mutmut_3``) belongs to."""
     module = mutant.split(".x")[0] if ".x" in mutant else mutant.rsplit(".", 1)[0]
@@ -88,6 +101,12 @@ def file_of(mutant: str, files: list[str]) -> str:
         if f.removesuffix(".py").replace("/", ".") == module:
             return f
     return module
+
+
+def counts(group: Group, mutant: str) -> bool:
+    """Whether the mutant counts in the score: not equivalent, not in an excluded function."""
+    function = mutant.rsplit("__mutmut_", 1)[0]
+    return mutant not in group.equivalent and not any(fnmatch.fnmatch(function, p) for p in group.exclude)
 
 
 def score(group: Group, statuses: dict[str, str]) -> list[Score]:
@@ -130,6 +149,7 @@ def scratch_copy(group: Group) -> Path:
         "source_paths": sorted({f.split("/")[0] + "/" for f in group.files}),
         "only_mutate": group.files,
         "pytest_add_cli_args_test_selection": group.tests,
+        "do_not_mutate_patterns": list(group.text_lines),
         # mutmut runs the tests inside mutants/: everything they read must be there too
         "also_copy": [t for t in tops if t not in {".ci", ".gitlab-ci.yml"}],
     }
@@ -154,12 +174,43 @@ def toml_value(value: object) -> str:
     return str(value)
 
 
-def run_group(group: Group, max_children: int) -> dict[str, str]:
+def run_group(group: Group, max_children: int, *, fresh: bool = False) -> dict[str, str]:
+    """Every mutant's status after this run.
+
+    mutmut lets an earlier verdict stand while the mutated function is unchanged, even when
+    the tests changed: the survivors of an earlier run that count are tried again against the
+    tests as they are now, with the map of which test reaches which function made afresh
+    (``fresh`` starts over, every verdict forgotten).
+    """
     work = scratch_copy(group)
+    if fresh:
+        shutil.rmtree(work / "mutants", ignore_errors=True)
     mutmut = [sys.executable, "-m", "mutmut"]
-    subprocess.run([*mutmut, "run", "--max-children", str(max_children)], cwd=work, check=False)
+    earlier = [
+        name
+        for name, status in results(work).items()
+        if status not in {*KILLED, "not checked"} and counts(group, name)
+    ]
+    run = [*mutmut, "run", "--max-children", str(max_children)]
+    subprocess.run(run, cwd=work, check=False)
+    if earlier:
+        # mutmut maps each function to the tests that reach it once, and keeps the map while a
+        # test keeps its name: an edited test would not be run on the functions it reaches now.
+        (work / "mutants" / "mutmut-stats.json").unlink(missing_ok=True)
+        subprocess.run([*run, *earlier], cwd=work, check=False)
+    return results(work)
+
+
+def results(work: Path) -> dict[str, str]:
+    """mutmut's status per mutant in the scratch copy ``work`` (none before its first run)."""
+    if not (work / "mutants").is_dir():
+        return {}
     listed = subprocess.run(
-        [*mutmut, "results", "--all", "true"], cwd=work, capture_output=True, text=True, check=True
+        [sys.executable, "-m", "mutmut", "results", "--all", "true"],
+        cwd=work,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     statuses = {}
     for line in listed.splitlines():
@@ -183,6 +234,8 @@ def report(group: Group, scores: list[Score]) -> bool:
         print("\n".join(f"  {name}" for name in survivors))
     for function, why in group.exclude.items():
         print(f"excluded {function}: {why}")
+    for pattern, why in group.text_lines.items():
+        print(f"not mutated, lines matching {pattern}: {why}")
     for mutant, why in group.equivalent.items():
         print(f"equivalent {mutant}: {why}")
     return ratio >= group.floor
@@ -194,9 +247,23 @@ def main(argv: list[str] | None = None) -> int:
         "module", nargs="?", default=None, help="a group, or one file of a group (default: all)"
     )
     parser.add_argument("--max-children", type=int, default=2, help="mutants tested at once (default 2)")
+    parser.add_argument(
+        "--fresh", action="store_true", help="forget the verdicts of earlier runs kept in .state/mutation"
+    )
+    parser.add_argument(
+        "--tests",
+        nargs="+",
+        metavar="PATH",
+        help="run only these of the group's tests: quicker, and a lower bound of the group's score "
+        "(kept apart, in .state/mutation/<group>-quick)",
+    )
     args = parser.parse_args(argv)
     groups = select(load_groups(), args.module)
-    passed = [report(group, score(group, run_group(group, args.max_children))) for group in groups]
+    if args.tests:
+        groups = [quick(group, args.tests) for group in groups]
+    passed = [
+        report(group, score(group, run_group(group, args.max_children, fresh=args.fresh))) for group in groups
+    ]
     return 0 if all(passed) else 1
 
 

@@ -256,7 +256,8 @@ class Rule:
                 folded = text.str.casefold()
                 typed = pd.Series(pd.NA, index=text.index, dtype="string")
                 for c in self.allowed:
-                    typed = typed.mask(folded == str(c).strip().casefold(), str(c))
+                    # A null label compares as NA, which mask() would take for a match: never a class.
+                    typed = typed.mask((folded == str(c).strip().casefold()).fillna(False), str(c))
             known = typed.isin(self.allowed) if self.kind != "target" else typed.notna()
             rule[present & ~known.fillna(False).to_numpy(dtype=bool)] = self.one_of
         if not self.nullable:

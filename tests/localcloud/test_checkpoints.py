@@ -83,3 +83,37 @@ def test_a_bucket_whose_tagging_is_refused_is_recorded_and_the_next_deploy_updat
     assert s3.get_bucket_tagging(Bucket="tiny-data-bucket")["TagSet"] == [{"Key": "team", "Value": "ml"}]
     again = scratch.engine(root, fresh.endpoint_url, tags={"team": "ml"}).up()
     assert [o.op for o in again.operations] == ["same"]
+
+
+AFTER_A_FAILURE = f"""
+import pulumi
+import pulumi_aws as aws
+
+taken = aws.iam.Role("taken-role", name="taken-role", assume_role_policy={TRUST!r})
+
+
+async def once_the_role_is_settled():
+    # The bucket reads nothing of the role; its name only becomes known once the role's
+    # registration has ended, so it is registered after the role's create failed.
+    try:
+        await taken.urn.future()
+    except Exception:
+        pass
+    return "tiny-later-bucket"
+
+
+aws.s3.Bucket("later-bucket", bucket=pulumi.Output.from_input(once_the_role_is_settled()))
+"""
+
+
+def test_after_a_resource_fails_the_deploy_starts_no_other(tmp_path, fresh):
+    """As `pulumi up` stops issuing steps once one failed: the unrelated bucket registered after
+    the failure is not created, in AWS or in the state, and the error names the role."""
+    root = scratch.project(tmp_path, AFTER_A_FAILURE)
+    iam = fresh.client("iam")
+    iam.create_role(RoleName="taken-role", AssumeRolePolicyDocument=TRUST)
+
+    with pytest.raises(DeployError, match=r"taken-role.*EntityAlreadyExists"):
+        scratch.engine(root, fresh.endpoint_url).up()
+    assert fresh.client("s3").list_buckets()["Buckets"] == []
+    assert scratch.state(root).resources == {}

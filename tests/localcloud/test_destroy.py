@@ -28,6 +28,7 @@ aws.iam.Role(
     assume_role_policy={TRUST!r},
     opts=pulumi.ResourceOptions(depends_on=[first]),
 )
+pulumi.export("firstRole", first.name)
 """
 
 
@@ -41,8 +42,9 @@ def test_a_destroy_empties_the_state_file_as_it_empties_the_account(tmp_path, fr
         ("delete", "second-role"),
     ]
     assert fresh.client("iam").list_roles()["Roles"] == []
-    # Read back from the file, as the next command would.
+    # Read back from the file, as the next command would; `pulumi stack output` shows nothing.
     assert scratch.state(root).resources == {}
+    assert scratch.state(root).outputs == {}
 
 
 def test_a_destroy_that_fails_says_so_and_keeps_what_it_could_not_delete(tmp_path, fresh):
@@ -65,3 +67,5 @@ def test_a_destroy_that_fails_says_so_and_keeps_what_it_could_not_delete(tmp_pat
     # The newest is deleted first; the one IAM refused stays recorded, as it stays in the account.
     assert [r["RoleName"] for r in iam.list_roles()["Roles"]] == ["first-role"]
     assert [r.name for r in scratch.state(root).resources.values()] == ["first-role"]
+    # The stack is not gone: its outputs still name what is left.
+    assert scratch.state(root).outputs == {"firstRole": "first-role"}

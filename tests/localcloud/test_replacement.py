@@ -88,3 +88,46 @@ def test_a_replacement_whose_create_fails_leaves_the_original_and_a_retry_conver
     assert [o.op for o in retried.operations] == ["replace"]
     assert [(r["RoleName"], r["Path"]) for r in iam.list_roles()["Roles"]] == [(squatter, "/b/")]
     assert _role_ids(root) == [squatter]
+
+
+REPLACED_THEN_LATER = f"""
+import pulumi
+import pulumi_aws as aws
+
+config = pulumi.Config("tiny")
+role = aws.iam.Role("app-role", path=config.require("rolePath"), assume_role_policy={TRUST!r})
+if config.get_bool("later"):
+    aws.iam.Role(
+        "later-role",
+        name="later-role",
+        assume_role_policy={TRUST!r},
+        opts=pulumi.ResourceOptions(depends_on=[role]),
+    )
+"""
+
+
+def test_a_deploy_failing_after_a_replacement_keeps_the_old_copy_recorded_and_deletes_it_next_time(
+    tmp_path, fresh
+):
+    """The replacement exists, a later resource fails before the old copy is deleted: the old
+    copy is still live in AWS, so the state keeps it, and the next deploy deletes it."""
+    root = scratch.project(tmp_path, REPLACED_THEN_LATER)
+    iam = fresh.client("iam")
+    scratch.engine(root, fresh.endpoint_url, rolePath="/a/").up()
+    (original,) = scratch.state(root).resources.values()
+    # A name only AWS knows is taken: the later role's CreateRole fails in the deploy, not the preview.
+    iam.create_role(RoleName="later-role", AssumeRolePolicyDocument=TRUST, Path="/squatter/")
+
+    with pytest.raises(DeployError, match=r"later-role.*EntityAlreadyExists"):
+        scratch.engine(root, fresh.endpoint_url, rolePath="/b/", later="true").up()
+    live = {r["RoleName"]: r["Path"] for r in iam.list_roles()["Roles"]}
+    (replacement,) = [name for name, path in live.items() if path == "/b/"]
+    assert live == {original.id: "/a/", replacement: "/b/", "later-role": "/squatter/"}
+    # Both copies of app-role are recorded, as both are in the account.
+    assert _role_ids(root) == sorted([original.id, replacement])
+
+    iam.delete_role(RoleName="later-role")
+    scratch.engine(root, fresh.endpoint_url, rolePath="/b/", later="true").up()
+    live = {r["RoleName"]: r["Path"] for r in iam.list_roles()["Roles"]}
+    assert live == {replacement: "/b/", "later-role": "/"}
+    assert _role_ids(root) == sorted([replacement, "later-role"])

@@ -214,3 +214,218 @@ def test_a_column_none_of_whose_values_reads_as_its_type_is_named_unparsed():
     assert checked.unparsed == ["n", "label"]
     frame.loc[1, "n"] = "3"  # one readable value: dirty rows, not a mistyped column
     assert rules.check_frame(frame, TIMED)[1].unparsed == ["label"]
+
+
+# -- how a value is shown, what a request gets back -------------------------------------------
+
+
+def test_a_long_value_is_shown_cut_to_forty_characters(by_name):
+    forty, forty_one = "a" * 38, "b" * 39  # shown with repr's quotes: 40 and 41 characters
+    _, why, _ = by_name["contract"].check_column(pd.Series([forty, forty_one], dtype=object))
+    assert why.tolist() == [
+        f"contract: '{'a' * 38}' is not one of month-to-month | one-year | two-year",
+        f"contract: '{'b' * 36}... is not one of month-to-month | one-year | two-year",
+    ]
+    assert rules.show("1" * 40) == "1" * 40  # number-like text is shown bare, whole up to 40
+    assert rules.show("1" * 41) == "1" * 37 + "..."
+
+
+def test_a_json_integer_beyond_float_range_is_out_of_range_and_shown_cut():
+    with pytest.raises(rules.Invalid) as refused:
+        rules.rules(EDGES)["visits"].check_number(10**400)
+    assert str(refused.value) == "1" + "0" * 36 + "... is out of range"
+
+
+def test_an_empty_request_value_is_a_null_of_the_columns_type():
+    rule = rules.rules(EDGES)
+    assert pd.isna(rule["ratio"].check_text("")) and isinstance(rule["ratio"].check_text(" "), float)
+    assert rules.Rule("note", "string", nullable=True).check_text("") is None
+    with pytest.raises(rules.Invalid, match=r"^no value \(null or empty\), but it is not nullable$"):
+        rule["visits"].check_text("")
+
+
+def test_a_request_label_is_given_back_as_the_schema_spells_its_class(churn_schema):
+    numeric = rules.Rule.of_target(churn_schema)
+    assert [(v, type(v)) for v in (numeric.check_number(1.0), numeric.check_text("0.0"))] == [
+        (1, int),
+        (0, int),
+    ]
+    text = rules.rules(EDGES)["label"]
+    assert [text.check_text(t) for t in ("yes", " NO ", "Yes")] == ["Yes", "No", "Yes"]
+    with pytest.raises(rules.Invalid, match=r"^'maybe' is not one of No \| Yes$"):
+        text.check_text("maybe")
+
+
+def test_a_features_categories_match_exactly_unlike_the_targets_classes(by_name):
+    """Only the target's classes are read as a person reads them; a feature's values are exact."""
+    with pytest.raises(rules.Invalid, match="is not one of month-to-month"):
+        by_name["contract"].check_text("Month-To-Month")
+    typed, why, _ = by_name["contract"].check_column(pd.Series(["Month-To-Month", "one-year"], dtype=object))
+    assert why.tolist()[0] == "contract: 'Month-To-Month' is not one of month-to-month | one-year | two-year"
+    # kept as it arrived (as a number beyond its bounds is): the drift monitor sees the unknown category
+    assert typed.tolist() == ["Month-To-Month", "one-year"]
+
+
+def test_typed_labels_of_text_classes_are_text_and_null_where_empty_or_no_class():
+    """An empty label is a row without ground truth (training leaves it out), never a class: it
+    was typed as the last class, "Yes", in a file, while a request's empty label was null."""
+    typed, _, _ = rules.rules(EDGES)["label"].check_column(
+        pd.Series(["yes", "", None, "maybe"], dtype=object)
+    )
+    assert typed.dtype == "string"
+    assert typed.tolist()[0] == "Yes" and typed.isna().tolist() == [False, True, True, True]
+    assert rules.rules(EDGES)["label"].check_text("") is None
+
+
+# -- check_frame: reasons stay on their rows ---------------------------------------------------
+
+WORDS = schema.parse(
+    {
+        "name": "words",
+        "entity_id": "id",
+        "event_time": "at",
+        "target": {"column": "label", "positive": "Yes", "negative": "No"},
+        "features": [
+            {"name": "colour", "type": "string", "values": ["red", "blue"]},
+            {"name": "n", "type": "integral", "nullable": True},
+        ],
+    }
+)
+
+
+def test_every_kind_of_column_keeps_its_reasons_on_the_rows_of_a_filtered_frame():
+    frame = _file(
+        [
+            {"id": "a", "at": "2026-01-01T00:00:00Z", "colour": "red", "n": "1", "label": "Yes"},
+            {"id": "", "at": "soon", "colour": "green", "n": "1.5", "label": "maybe"},
+        ],
+        [7, 42],
+    )
+    _, checked = rules.check_frame(frame, WORDS)
+    assert checked.reasons.loc[42].to_dict() == {
+        "id": "id: no value (null or empty), but it is not nullable",
+        "at": "at: 'soon' is not an ISO-8601 time",
+        "label": "label: 'maybe' is not one of No | Yes",
+        "colour": "colour: 'green' is not one of red | blue",
+        "n": "n: 1.5 is not a whole number",
+    }
+    assert checked.reasons.loc[7].isna().all()
+    assert checked.summaries.loc[42].to_dict() == {
+        "id": "id: no value (null or empty), but it is not nullable",
+        "at": "at: not an ISO-8601 time",
+        "label": "label: not one of No | Yes",
+        "colour": "colour: not one of red | blue",
+        "n": "n: not a whole number",
+    }
+
+
+def test_a_time_that_is_not_iso_8601_is_named_even_when_it_comes_first():
+    """The format is ISO-8601, never guessed from the first value (01/02/2026 reads two ways)."""
+    frame = _file(
+        [
+            {"id": "a", "at": "01/02/2026", "n": "1", "label": "1"},
+            {"id": "b", "at": "02/03/2026", "n": "1", "label": "1"},
+        ],
+        [0, 1],
+    )
+    typed, checked = rules.check_frame(frame, TIMED)
+    assert typed["at"].isna().all()
+    assert checked.reasons["at"].tolist() == [
+        "at: '01/02/2026' is not an ISO-8601 time",
+        "at: '02/03/2026' is not an ISO-8601 time",
+    ]
+
+
+def test_blank_cells_do_not_make_a_mistyped_column_look_dirty():
+    """A column of "n/a" with some blank cells is still a column that never held a number."""
+    nullable = schema.parse(
+        {**TIMED.to_dict(), "features": [{"name": "n", "type": "integral", "nullable": True}]}
+    )
+    frame = _file([{"id": "a", "n": "n/a", "label": "1"}, {"id": "b", "n": " ", "label": "0"}], [0, 1])
+    assert rules.check_frame(frame, nullable)[1].unparsed == ["n"]
+
+
+# -- typed files (Parquet, JSON): numbers and booleans as they arrive ---------------------------
+
+
+def test_numbers_from_a_typed_file_get_the_verdicts_their_text_would(by_name):
+    values = pd.Series(
+        [12.0, 1.5, -1.0, float("inf"), None, 121.0], index=[5, 6, 7, 8, 9, 10], dtype="float64"
+    )
+    typed, why, summary = by_name["tenure_months"].check_column(values)
+    assert why.to_dict() == {
+        5: None,
+        6: "tenure_months: 1.5 is not a whole number",
+        7: "tenure_months: -1.0 is below the minimum 0",
+        8: "tenure_months: inf is not a finite number",
+        9: "tenure_months: no value (null or empty), but it is not nullable",
+        10: "tenure_months: 121.0 is above the maximum 120",
+    }
+    assert summary[8] == "tenure_months: not a finite number"
+    # Whole numbers, out-of-bounds ones kept for monitoring; what is no whole number is null.
+    assert typed.dtype == "Int64" and typed.index.tolist() == [5, 6, 7, 8, 9, 10]
+    assert typed.astype(object).where(typed.notna(), None).tolist() == [12, None, -1, None, None, 121]
+
+
+def test_labels_from_a_typed_file_are_the_schemas_classes(by_name):
+    typed, why, _ = by_name["churned"].check_column(pd.Series([1.0, 0.0, 2.0], dtype="float64"))
+    assert typed.dtype == "Int64" and typed.tolist()[:2] == [1, 0] and pd.isna(typed.iloc[2])
+    assert why.tolist() == [None, None, "churned: 2.0 is not one of 0 | 1"]
+
+
+def test_booleans_are_judged_as_their_text(by_name):
+    """A boolean column where a count is declared is no number, as its text "True" is not."""
+    _, why, _ = by_name["support_calls"].check_column(pd.Series([True, False]))
+    assert why.tolist() == ["support_calls: 'True' is not a number", "support_calls: 'False' is not a number"]
+    _, why, _ = by_name["contract"].check_column(pd.Series([True]))
+    assert why.tolist() == ["contract: 'True' is not one of month-to-month | one-year | two-year"]
+
+
+@pytest.mark.parametrize(
+    ("column", "values"),
+    [
+        ("tenure_months", ["3", "4"]),
+        ("tenure_months", [3.0, 4.0]),
+        ("contract", ["one-year", "two-year"]),
+        ("churned", ["1", "0"]),
+    ],
+    ids=["numbers-as-text", "numbers", "text", "labels"],
+)
+def test_a_column_all_valid_keeps_the_rows_index_in_all_three_results(by_name, column, values):
+    """The quality monitor masks its label rows with these results: they must align with its index."""
+    typed, why, summary = by_name[column].check_column(
+        pd.Series(values, index=[40, 41], dtype=object if isinstance(values[0], str) else "float64")
+    )
+    assert typed.index.tolist() == why.index.tolist() == summary.index.tolist() == [40, 41]
+    assert why.isna().all() and summary.isna().all()
+
+
+def test_pandas_string_columns_get_the_verdicts_object_columns_get(by_name):
+    """pandas 3 reads CSV text as its string dtype; the verdicts must not depend on it."""
+    values = ["abc", "1.5", "7", None]
+    as_object = by_name["tenure_months"].check_column(pd.Series(values, dtype=object))
+    as_string = by_name["tenure_months"].check_column(pd.Series(values, dtype="string"))
+    assert (
+        as_string[1].tolist()
+        == as_object[1].tolist()
+        == [
+            "tenure_months: 'abc' is not a number",
+            "tenure_months: 1.5 is not a whole number",
+            None,
+            "tenure_months: no value (null or empty), but it is not nullable",
+        ]
+    )
+
+
+def test_a_valid_file_and_a_file_without_schema_columns_keep_their_rows():
+    """Validation counts rows from these frames: every row of the file is in them."""
+    valid = _file([{"id": "a", "n": "1", "label": "0"}, {"id": "b", "n": "2", "label": "1"}], [7, 42])
+    typed, checked = rules.check_frame(valid, TIMED)
+    assert (
+        typed.index.tolist() == checked.reasons.index.tolist() == checked.summaries.index.tolist() == [7, 42]
+    )
+    assert checked.reasons.empty and checked.unparsed == []
+    unrelated = _file([{"colour": "red"}, {"colour": "blue"}], [3, 4])
+    typed, checked = rules.check_frame(unrelated, TIMED)
+    assert typed.index.tolist() == checked.reasons.index.tolist() == [3, 4]
+    assert list(typed.columns) == []

@@ -325,3 +325,246 @@ def test_the_verdict_at_its_thresholds_follows_the_documented_rule(reference, ch
     assert verdict(psi, above_p) is True  # PSI exactly at its threshold counts as drifted
     assert verdict(np.nextafter(psi, np.inf), above_p) is False  # just above it does not
     assert verdict(psi, p) is False  # a p-value equal to its threshold is not significant
+
+
+def test_metrics_publish_each_features_figures_under_the_model_name_given(reference, churn_schema):
+    """The monitor publishes under the deployed model's name, which need not be the schema's."""
+    current = synthetic.generate(N_ROWS, seed=2, data_drift=1.0)
+    report = drift.detect(reference, current, churn_schema)
+    data = report.to_metrics("churn-endpoint-v2")
+    assert {d["Dimensions"][0]["Value"] for d in data} == {"churn-endpoint-v2"}
+    tenure = {
+        d["MetricName"]: d["Value"]
+        for d in data
+        if {"Name": "Feature", "Value": "tenure_months"} in d["Dimensions"]
+    }
+    f = report.features["tenure_months"]
+    assert tenure == {"FeaturePSI": f.psi, "FeatureDriftPValue": f.p_value, "FeatureDrifted": 1.0}
+    (count,) = [d for d in data if d["MetricName"] == "DriftedFeatureCount"]
+    assert (count["Value"], count["Unit"]) == (len(report.drifted_features), "Count")
+
+
+def test_the_report_json_holds_exactly_the_documented_fields(reference, fresh, churn_schema):
+    current = fresh.copy()
+    current.loc[current.index[:400], "payment_method"] = "crypto"
+    out = json.loads(json.dumps(drift.detect(reference, current, churn_schema).to_dict()))
+    assert set(out) == {
+        "model", "reference_rows", "current_rows", "psi_threshold", "p_value_threshold", "features",
+        "drifted_features",
+    }  # fmt: skip
+    assert set(out["features"]["payment_method"]) == {
+        "kind", "test", "statistic", "p_value", "psi", "drifted", "reference_null_share", "current_null_share",
+        "unseen_categories", "psi_threshold", "p_value_threshold",
+    }  # fmt: skip
+    assert out["features"]["payment_method"]["unseen_categories"] == ["crypto"]
+
+
+def _drift_files(tmp_path) -> list[str]:
+    """A reference file and a current one with planted drift; the command's arguments naming them."""
+    synthetic.generate(3000, seed=1).to_csv(tmp_path / "ref.csv", index=False)
+    synthetic.generate(3000, seed=2, data_drift=1.0).to_csv(tmp_path / "cur.csv", index=False)
+    return ["--reference", str(tmp_path / "ref.csv"), "--current", str(tmp_path / "cur.csv")]
+
+
+@pytest.mark.parametrize(
+    ("option", "key"), [("--psi-threshold", "psi_threshold"), ("--p-value-threshold", "p_value_threshold")]
+)
+def test_the_drift_commands_thresholds_decide_its_verdict(tmp_path, option, key):
+    """Planted drift is flagged at the defaults (test above); a PSI threshold of 100, or a
+    p-value threshold of 0, flags nothing, and the JSON says which threshold judged."""
+    out = tmp_path / "drift.json"
+    value = "100" if key == "psi_threshold" else "0"
+    assert drift.main([*_drift_files(tmp_path), option, value, "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert report["drifted_features"] == []
+    assert report[key] == float(value)
+    assert {f[key] for f in report["features"].values()} == {float(value)}
+
+
+def test_the_drift_command_names_the_options_it_lacks(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        drift.main([])
+    assert exit_.value.code == 2
+    assert "mlops drift: error: the following arguments are required: --reference, --current" in (
+        capsys.readouterr().err
+    )
+
+
+def test_the_drift_command_reports_an_unreadable_file_as_a_usage_error(tmp_path, capsys):
+    missing = tmp_path / "nowhere.csv"
+    args = _drift_files(tmp_path)
+    with pytest.raises(SystemExit) as exit_:
+        drift.main([*args[:2], "--current", str(missing)])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: mlops drift") and str(missing) in err
+
+
+def test_a_parquet_file_gives_the_verdict_its_csv_gives(tmp_path):
+    reference = synthetic.generate(3000, seed=1)
+    reference.to_parquet(tmp_path / "ref.parquet")
+    args = _drift_files(tmp_path)
+    assert drift.main([*args, "--json", str(tmp_path / "csv.json")]) == 0
+    assert (
+        drift.main(
+            ["--reference", str(tmp_path / "ref.parquet"), *args[2:], "--json", str(tmp_path / "pq.json")]
+        )
+        == 0
+    )
+    from_csv, from_parquet = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("csv", "pq"))
+    assert from_parquet["drifted_features"] == from_csv["drifted_features"] != []
+    assert from_parquet["reference_rows"] == 3000
+
+
+def test_a_category_spelt_like_a_null_is_read_as_the_category(tmp_path):
+    """`NA` (North America) is a region, not a missing value: only an empty cell is null."""
+    regions = schema.parse(
+        {
+            "name": "regions",
+            "entity_id": "id",
+            "target": {"column": "y", "positive": 1},
+            "features": [{"name": "region", "type": "string", "values": ["NA", "EU", "None"]}],
+        }
+    )
+    (tmp_path / "r.csv").write_text("id,region\n1,NA\n2,EU\n3,None\n")
+    assert drift.read_frame(tmp_path / "r.csv", regions)["region"].tolist() == ["NA", "EU", "None"]
+
+
+def test_predictions_in_a_csv_are_compared_and_a_garbled_one_is_a_null(tmp_path, churn_schema):
+    reference = synthetic.generate(3000, seed=1).assign(prediction=np.linspace(0.0, 0.5, 3000))
+    current = synthetic.generate(3000, seed=2).assign(prediction=np.linspace(0.4, 0.9, 3000).astype(object))
+    current.loc[0, "prediction"] = "n/a"
+    reference.to_csv(tmp_path / "ref.csv", index=False)
+    current.to_csv(tmp_path / "cur.csv", index=False)
+    frame = drift.read_frame(tmp_path / "cur.csv", churn_schema)
+    assert frame["prediction"].isna().sum() == 1 and frame["prediction"].dtype == "float64"
+    out = tmp_path / "drift.json"
+    args = [
+        "--reference",
+        str(tmp_path / "ref.csv"),
+        "--current",
+        str(tmp_path / "cur.csv"),
+        "--json",
+        str(out),
+    ]
+    assert drift.main(args) == 0
+    assert "prediction" in json.loads(out.read_text())["drifted_features"]
+
+
+def test_the_reference_against_itself_has_no_drift_at_all(reference, churn_schema):
+    baseline = drift.Baseline.from_frame(reference, churn_schema)
+    report = drift.compare(baseline, baseline.profile(reference))
+    assert report.drifted_features == []
+    assert max(f.psi for f in report.features.values()) == pytest.approx(0.0, abs=1e-12)
+    assert min(f.p_value for f in report.features.values()) == pytest.approx(1.0)
+    assert (report.model, report.reference_rows, report.current_rows) == ("customer-churn", N_ROWS, N_ROWS)
+    assert {
+        (name, f.kind, f.test) for name, f in report.features.items() if name in ("tenure_months", "contract")
+    } == {
+        ("tenure_months", "numeric", "ks"),
+        ("contract", "categorical", "chi2"),
+    }
+
+
+def test_null_shares_are_reported_for_each_side(reference, churn_schema):
+    with_nulls = reference.copy()
+    with_nulls.loc[with_nulls.index[: N_ROWS // 10], "total_charges"] = np.nan
+    current = with_nulls.copy()
+    current.loc[current.index[: N_ROWS // 4], "total_charges"] = np.nan
+    f = drift.detect(with_nulls, current, churn_schema).features["total_charges"]
+    expected = (with_nulls["total_charges"].isna().mean(), current["total_charges"].isna().mean())
+    assert (f.reference_null_share, f.current_null_share) == pytest.approx(expected)
+    assert expected[0] < expected[1]
+
+
+def test_a_single_current_row_is_compared_and_no_rows_are_refused(reference, churn_schema):
+    baseline = drift.Baseline.from_frame(reference, churn_schema)
+    assert drift.compare(baseline, baseline.profile(reference.head(1))).current_rows == 1
+    with pytest.raises(ValueError, match=r"^current: no rows to compare with the reference$"):
+        drift.compare(baseline, baseline.profile(reference.head(0)))
+
+
+def test_a_profile_of_another_baseline_is_refused_naming_both(reference, fresh, churn_schema):
+    one = drift.Baseline.from_frame(reference, churn_schema)
+    other = drift.Baseline.from_frame(fresh, churn_schema)
+    with pytest.raises(ValueError) as error:
+        drift.compare(one, other.profile(fresh))
+    assert (
+        str(error.value) == f"profile made on baseline {other.fingerprint}, not this one ({one.fingerprint})"
+    )
+
+
+def test_a_feature_setting_one_threshold_keeps_the_callers_other():
+    raw = RULE_SCHEMA.to_dict()
+    own_thresholds = {"x": {"p_value": 0.001}, "z": {"psi": 0.3}}
+    features = [
+        {**f, "drift": own_thresholds[f["name"]]} if f["name"] in own_thresholds else f
+        for f in raw["features"]
+    ]
+    own = schema.parse({**raw, "features": features})
+    # only the features that set their own
+    assert drift.thresholds(own, 0.2, 0.05) == {"x": (0.2, 0.001), "z": (0.3, 0.05)}
+    rng = np.random.default_rng(9)
+    report = drift.compare(
+        *(lambda b: (b, b.profile(_sample(rng, 5_000, 0.3))))(
+            drift.Baseline.from_frame(_sample(rng, 5_000), own)
+        ),
+        psi_threshold=0.2,
+        p_value_threshold=0.05,
+        schema=own,
+    )
+    x = report.features["x"]
+    assert (x.psi_threshold, x.p_value_threshold) == (0.2, 0.001)
+    assert (report.features["z"].psi_threshold, report.features["z"].p_value_threshold) == (0.3, 0.05)
+    assert (report.features["k"].psi_threshold, report.features["k"].p_value_threshold) == (0.2, 0.05)
+
+
+CATEGORY = schema.parse(
+    {
+        "name": "category",
+        "entity_id": "id",
+        "target": {"column": "y", "positive": 1},
+        "features": [{"name": "c", "type": "string", "values": ["a", "b", "c"], "nullable": True}],
+    }
+)
+
+
+def _scipy_chi2(reference: pd.Series, current: pd.Series) -> tuple[float, float]:
+    """The chi-square test of homogeneity computed by scipy on the two samples' category counts."""
+    counts = pd.DataFrame(
+        {"ref": reference.value_counts(dropna=False), "cur": current.value_counts(dropna=False)}
+    ).fillna(0)
+    result = stats.chi2_contingency(counts.to_numpy().T, correction=False)
+    return result.statistic, result.pvalue
+
+
+@pytest.mark.parametrize(
+    ("reference", "current"),
+    [
+        (["a"] * 50 + ["b"] * 50, ["a"] * 60 + ["b"] * 40),  # two buckets: a 2x2 table, no Yates correction
+        (["a"] * 50 + ["b"] * 50, ["a"] * 45 + ["b"] * 54 + ["c"]),  # a category seen once
+    ],
+    ids=["two-categories", "one-seen-once"],
+)
+def test_the_categorical_test_is_scipys_chi_square_of_homogeneity(reference, current):
+    ref, cur = pd.DataFrame({"c": reference}), pd.DataFrame({"c": current})
+    f = drift.detect(ref, cur, CATEGORY).features["c"]
+    assert_allclose([f.statistic, f.p_value], _scipy_chi2(ref["c"], cur["c"]))
+
+
+def test_a_category_constant_on_both_sides_has_not_moved():
+    f = drift.detect(pd.DataFrame({"c": ["a"] * 30}), pd.DataFrame({"c": ["a"] * 20}), CATEGORY).features["c"]
+    assert (f.statistic, f.p_value, f.drifted) == (0.0, 1.0, False)
+
+
+def test_category_codes_that_look_like_numbers_stay_as_written(tmp_path):
+    plans = schema.parse(
+        {
+            "name": "plans",
+            "entity_id": "id",
+            "target": {"column": "y", "positive": 1},
+            "features": [{"name": "plan", "type": "string", "values": ["01", "02", "10"]}],
+        }
+    )
+    (tmp_path / "p.csv").write_text("id,plan\n1,01\n2,02\n3,10\n")
+    assert drift.read_frame(tmp_path / "p.csv", plans)["plan"].tolist() == ["01", "02", "10"]

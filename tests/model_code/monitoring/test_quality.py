@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import numpy as np
@@ -218,3 +219,139 @@ def test_mlops_quality_accounts_for_every_line_of_hostile_files(scored, churn_sc
     assert counts["malformed_label_lines"] == 1 and counts["invalid_labels"] == 1
     assert counts["labels"] + counts["malformed_label_lines"] == 50
     assert sum(counts[k] for k in LABEL_COUNTS) == counts["labels"]
+
+
+def test_metrics_carry_the_model_name_the_caller_gives_and_counts_in_count_units(scored, churn_schema):
+    """The monitor publishes under the deployed model's name, which need not be the schema's."""
+    data = quality.evaluate_window(*scored, churn_schema).to_metrics("churn-endpoint-v2")
+    assert {d["Dimensions"][0]["Value"] for d in data} == {"churn-endpoint-v2"}
+    units = {d["MetricName"]: d["Unit"] for d in data}
+    assert [units[n] for n in quality.COUNT_METRIC_NAMES.values()] == ["Count"] * 4
+    assert units["AUC"] == "None"
+
+
+def _exact_and_merged(churn_schema, labels, proba) -> list[dict]:
+    """One window's metrics as the monitor reports them: exact, and merged from its shard's summary."""
+    report = quality.evaluate_window(*_frames(np.asarray(labels), np.asarray(proba)), churn_schema)
+    return [report.metrics, quality.merge([report]).metrics]
+
+
+def test_a_model_that_flags_no_one_scores_zero_precision_recall_and_f1(churn_schema):
+    for m in _exact_and_merged(churn_schema, [1, 0, 1, 0, 0], [0.1] * 5):
+        assert (m["precision"], m["recall"], m["f1"]) == (0.0, 0.0, 0.0)
+        assert (m["n"], m["positive_rate"], m["threshold"]) == (5, 0.4, quality.DEFAULT_THRESHOLD)
+        assert m["accuracy"] == pytest.approx(0.6)
+
+
+def test_one_class_only_has_no_auc_but_the_other_metrics(churn_schema):
+    for m in _exact_and_merged(churn_schema, [1] * 4, [0.9] * 4):
+        assert m["auc"] is None and m["pr_auc"] is None
+        assert (m["precision"], m["recall"], m["positive_rate"]) == (1.0, 1.0, 1.0)
+    report = quality.evaluate_window(*_frames(np.ones(4, dtype=int), np.full(4, 0.9)), churn_schema)
+    assert [d["MetricName"] for d in report.to_metrics()][:4] == ["F1", "Precision", "Recall", "Accuracy"]
+
+
+def test_a_window_of_negatives_all_called_negative_scores_zero_and_does_not_fail(churn_schema):
+    for m in _exact_and_merged(churn_schema, [0, 0, 0], [0.1, 0.2, 0.3]):
+        assert (m["precision"], m["recall"], m["f1"], m["accuracy"]) == (0.0, 0.0, 0.0, 1.0)
+
+
+def test_a_single_labelled_row_is_scored(churn_schema):
+    for m in _exact_and_merged(churn_schema, [1], [0.8]):
+        assert m["n"] == 1 and m["accuracy"] == 1.0
+
+
+def test_pr_auc_of_a_perfect_ranking_is_one_whatever_empty_bins_lie_between(churn_schema):
+    labels = np.array([1, 1, 0, 0])
+    merged = quality.merge(
+        [quality.evaluate_window(*_frames(labels, np.array([0.95, 0.9, 0.2, 0.05])), churn_schema)]
+    )
+    assert merged.metrics["pr_auc"] == pytest.approx(1.0)
+    assert merged.metrics["auc"] == pytest.approx(1.0)
+
+
+def test_merged_windows_report_the_span_the_model_and_binned_metrics(churn_schema):
+    rng = np.random.default_rng(3)
+    labels = rng.integers(0, 2, 48)
+    predictions, truth = _frames(labels, rng.uniform(0, 1, 48))
+    days = ["2026-01-01", "2026-01-02", "2026-01-03"]
+    reports = [
+        quality.evaluate_window(predictions, truth, churn_schema, start=a, end=b)
+        for a, b in itertools.pairwise(days)
+    ]
+    merged = json.loads(json.dumps(quality.merge(reports).to_dict()))
+    assert merged["model"] == churn_schema.name == reports[1].model
+    assert merged["window"] == {"start": "2026-01-01T00:00:00+00:00", "end": "2026-01-03T00:00:00+00:00"}
+    assert merged["binned"] is True
+    assert merged["counts"]["matched"] == 48
+    assert merged["metrics"]["n"] == 48
+    assert quality.QualitySummary.from_dict(merged["summary"]).metrics() == merged["metrics"]
+    # An open end on any window leaves the merged window open there.
+    open_ended = quality.merge(
+        [*reports, quality.evaluate_window(predictions, truth, churn_schema, start=days[2])]
+    )
+    assert (open_ended.start, open_ended.end) == (pd.Timestamp(days[0], tz="UTC"), None)
+
+
+def test_merging_nothing_or_unlike_summaries_is_refused_saying_why(scored, churn_schema):
+    with pytest.raises(ValueError) as refused:
+        quality.merge([])
+    assert str(refused.value) == "merge: no quality reports given"
+    summary = quality.evaluate_window(*scored, churn_schema).summary
+    other = quality.QualitySummary.from_scores(np.array([1]), np.array([0.5]), threshold=0.3)
+    with pytest.raises(ValueError) as refused:
+        summary + other
+    assert str(refused.value) == "cannot merge quality summaries with different thresholds or bins"
+
+
+def test_counts_only_one_shard_has_are_kept_when_merged():
+    a = quality.QualitySummary.from_scores(
+        np.array([1]), np.array([0.9]), counts={"matched": 1, "invalid_labels": 2}
+    )
+    b = quality.QualitySummary.from_scores(
+        np.array([0]), np.array([0.1]), counts={"matched": 1, "empty_labels": 3}
+    )
+    assert (a + b).counts == {"matched": 2, "invalid_labels": 2, "empty_labels": 3}
+
+
+def test_the_quality_command_names_the_options_it_lacks(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        quality.main([])
+    assert exit_.value.code == 2
+    assert "mlops quality: error: the following arguments are required: --predictions, --labels" in (
+        capsys.readouterr().err
+    )
+
+
+def test_the_quality_command_reports_an_unreadable_file_as_a_usage_error(scored, tmp_path, capsys):
+    scored[0].to_csv(tmp_path / "p.csv", index=False)
+    missing = tmp_path / "no-labels.csv"
+    with pytest.raises(SystemExit) as exit_:
+        quality.main(["--predictions", str(tmp_path / "p.csv"), "--labels", str(missing)])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: mlops quality") and str(missing) in err
+
+
+def test_the_quality_command_scores_only_its_window_and_says_so_in_the_json(scored, tmp_path):
+    predictions, labels = scored
+    predictions.to_csv(tmp_path / "p.csv", index=False)
+    labels.to_csv(tmp_path / "l.csv", index=False)
+    out = tmp_path / "q.json"
+    args = ["--predictions", str(tmp_path / "p.csv"), "--labels", str(tmp_path / "l.csv"), "--json", str(out)]
+    assert quality.main([*args, "--start", "2026-01-02", "--end", "2026-01-03"]) == 0
+    report = json.loads(out.read_text())
+    assert report["window"] == {"start": "2026-01-02T00:00:00+00:00", "end": "2026-01-03T00:00:00+00:00"}
+    assert report["counts"]["matched"] == 24  # predictions are an hour apart
+    assert report["counts"]["malformed_prediction_lines"] == report["counts"]["malformed_label_lines"] == 0
+
+
+def test_summaries_without_join_counts_publish_zero_counts():
+    """A summary made from scores alone (``from_scores`` without ``counts``) carries no join
+    accounting: its merged report still publishes every count metric, as zero."""
+    summary = quality.QualitySummary.from_scores(np.array([1, 0]), np.array([0.9, 0.2]))
+    report = quality.QualityReport("churn", None, None, {}, summary.metrics(), summary)
+    counts = {
+        d["MetricName"]: d["Value"] for d in quality.merge([report]).to_metrics() if d["Unit"] == "Count"
+    }
+    assert counts == dict.fromkeys(quality.COUNT_METRIC_NAMES.values(), 0.0)

@@ -1,0 +1,83 @@
+"""``make mutation`` (``.ci/mutation.py``): which mutants count, and a configuration that points
+at real files, tests and functions."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import sys
+
+import pytest
+
+from tests.test_gitlab_ci import ROOT
+
+_spec = importlib.util.spec_from_file_location("mutation", ROOT / ".ci" / "mutation.py")
+mutation = importlib.util.module_from_spec(_spec)
+sys.modules.setdefault("mutation", mutation)  # its dataclasses look their module up there
+_spec.loader.exec_module(mutation)
+GROUPS = mutation.load_groups()
+
+
+def test_the_score_leaves_out_excluded_functions_and_equivalent_mutants():
+    group = mutation.Group(
+        name="g",
+        files=["pkg/mod.py"],
+        tests=[],
+        floor=0.9,
+        exclude={"pkg.mod.x_print_report": "terminal text"},
+        equivalent={"pkg.mod.x_f__mutmut_3": "same behaviour"},
+    )
+    statuses = {
+        "pkg.mod.x_f__mutmut_1": "killed",
+        "pkg.mod.x_f__mutmut_2": "timeout",
+        "pkg.mod.x_f__mutmut_3": "survived",
+        "pkg.mod.x_f__mutmut_4": "survived",
+        "pkg.mod.x_print_report__mutmut_1": "survived",
+    }
+    (score,) = mutation.score(group, statuses)
+    assert (score.killed, score.counted, score.equivalent, score.excluded) == (2, 3, 1, 1)
+    assert score.survivors == ["pkg.mod.x_f__mutmut_4 (survived)"]
+    # Only survivors that count are tried again on the next run.
+    assert [m for m in statuses if mutation.counts(group, m)] == [
+        "pkg.mod.x_f__mutmut_1",
+        "pkg.mod.x_f__mutmut_2",
+        "pkg.mod.x_f__mutmut_4",
+    ]
+
+
+def test_a_module_that_is_in_no_group_is_refused_naming_the_choices():
+    with pytest.raises(SystemExit, match=r"MODULE='nowhere' is no group or file .*expected one of: contract"):
+        mutation.select(GROUPS, "nowhere")
+    (one,) = mutation.select(GROUPS, "model_code.monitoring.drift")
+    assert (one.name, one.files) == ("statistics", ["model_code/monitoring/drift.py"])
+
+
+@pytest.mark.parametrize("name", sorted(GROUPS))
+def test_each_group_names_files_tests_and_functions_that_exist(name):
+    group = GROUPS[name]
+    sources = {f: (ROOT / f).read_text() for f in group.files}
+    assert all((ROOT / t).exists() for t in group.tests), group.tests
+    for pattern in group.exclude:
+        # mutmut names a function's mutants <module>.x_<function>: the excluded one must be defined.
+        module, _, function = pattern.rpartition(".x_")
+        assert re.search(
+            rf"^\s*def {re.escape(function)}\(", sources[module.replace(".", "/") + ".py"], re.M
+        ), pattern
+    for pattern in group.text_lines:
+        assert any(re.search(pattern, line) for text in sources.values() for line in text.splitlines()), (
+            pattern
+        )
+
+
+def test_a_quick_run_takes_only_the_groups_own_tests_and_keeps_its_verdicts_apart():
+    (contract,) = mutation.select(GROUPS, "model_code/contract/rules.py")
+    quick = mutation.quick(contract, ["tests/model_code/contract/test_rules.py"])
+    assert (quick.name, quick.tests, quick.files) == (
+        "contract-quick",
+        ["tests/model_code/contract/test_rules.py"],
+        ["model_code/contract/rules.py"],
+    )
+    with pytest.raises(
+        SystemExit, match=r"--tests tests/localcloud/test_state.py: not among group contract's"
+    ):
+        mutation.quick(contract, ["tests/localcloud/test_state.py"])
