@@ -61,7 +61,7 @@ import requests
 import yaml
 from pulumi.runtime.mocks import MockMonitor
 from pulumi.runtime.rpc import UNKNOWN
-from pulumi.runtime.settings import get_root_resource
+from pulumi.runtime.settings import get_root_resource, set_root_resource
 
 from infra import config as infra_config
 from localcloud import boundary, options, policy, secrets
@@ -390,6 +390,9 @@ class Engine:
 
     def _run_program(self) -> dict[str, Any]:
         mocks = _Mocks(self)
+        # A new root stack resource for each run: set_mocks keeps the thread's previous one, whose
+        # exports (another program's, an earlier run's) would otherwise become this stack's outputs.
+        set_root_resource(None)
         pulumi.runtime.set_mocks(
             mocks, project=self.project, stack=self.stack, preview=self.preview, monitor=_Monitor(mocks)
         )

@@ -69,3 +69,13 @@ def test_a_destroy_that_fails_says_so_and_keeps_what_it_could_not_delete(tmp_pat
     assert [r.name for r in scratch.state(root).resources.values()] == ["first-role"]
     # The stack is not gone: its outputs still name what is left.
     assert scratch.state(root).outputs == {"firstRole": "first-role"}
+
+
+def test_a_stacks_outputs_are_its_own_programs_exports_only(tmp_path, fresh):
+    """Two programs deployed one after the other in one process (as the test suite and a
+    long-lived tool do): the second stack's outputs hold none of the first's exports."""
+    other = scratch.project(tmp_path / "other", 'import pulumi\npulumi.export("otherExport", "x")\n')
+    scratch.engine(other, fresh.endpoint_url).up()
+    root = scratch.project(tmp_path / "mine", TWO_ROLES)
+    assert scratch.engine(root, fresh.endpoint_url).up().outputs == {"firstRole": "first-role"}
+    assert scratch.state(root).outputs == {"firstRole": "first-role"}
