@@ -70,6 +70,7 @@ class Emulator:
 
     def start(self) -> Emulator:
         install_extensions()
+        authorisation.ENABLED = True  # every request from here on is authorised as IAM would
         # werkzeug logs every request on stderr; a deploy makes hundreds.
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         self._server.start()
@@ -90,6 +91,7 @@ class Emulator:
             self.behaviours.uninstall()
             self.behaviours = None
         self._server.stop()
+        authorisation.ENABLED = False
 
     def reset(self, seed: int = SEED) -> None:
         """Forget every resource (moto's backends are shared by the whole process).

@@ -147,7 +147,9 @@ class Ledger:
 
 
 LEDGER = Ledger()
-ENABLED = True  # the emulator's switch (Emulator(authorisation=False) for a moto-as-is run)
+# On while an Emulator runs in this process (Emulator.start/stop): a bare moto server or moto's
+# in-process mocks that other tests start in the same process stay as moto serves them.
+ENABLED = False
 
 
 # --- IAM's action and resource data --------------------------------------------------------

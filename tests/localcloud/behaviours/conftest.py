@@ -33,9 +33,9 @@ def emulator(moto_server: str) -> Iterator[Behaviours]:
     # minimal fixtures, not about IAM: authorisation is off here. The stack's own roles and
     # policies are authorised in tests/localcloud/test_authorisation.py, the promotion and
     # bootstrap tests, and every `make local`.
-    authorisation.ENABLED = False
+    was, authorisation.ENABLED = authorisation.ENABLED, False
     yield behaviours
-    authorisation.ENABLED = True
+    authorisation.ENABLED = was
     behaviours.uninstall()
     requests.post(f"{moto_server}/moto-api/reset", timeout=10)
 
