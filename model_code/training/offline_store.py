@@ -155,6 +155,9 @@ def reported_records(s3: Any, reports_uri: str, feature_group: str, since: datet
     ``ingest.json`` of each IngestFeatures step under ``reports_uri`` written after ``since``
     (the group's creation; an earlier group of the same name had another store)."""
     records = reports = 0
+    # S3 keeps LastModified to the second: a report written in the second the group was
+    # created would otherwise seem older than the group.
+    since = pd.Timestamp(since).floor("s")
     for obj in _objects(s3, reports_uri):
         if not obj["Key"].endswith(INGEST_REPORT_SUFFIX) or pd.Timestamp(obj["LastModified"]) < since:
             continue

@@ -112,3 +112,42 @@ def test_the_wait_past_its_bound_names_the_parameter_and_the_counts():
 def test_nothing_reported_means_no_wait():
     waited = wait_for_records(_store_growing([0]), 0, wait_seconds=0, sleep=lambda s: pytest.fail("slept"))
     assert (waited.records_waited_for, waited.seconds_waited) == (0, 0)
+
+
+class _Listed:
+    """An S3 client answering one listing and the reports' bodies, as S3 does."""
+
+    def __init__(self, reports: dict[str, tuple[str, dict]]):
+        self.reports = reports
+
+    def get_paginator(self, _name):
+        return self
+
+    def paginate(self, Bucket, Prefix):
+        contents = [
+            {"Key": key, "LastModified": pd.Timestamp(when).to_pydatetime()}
+            for key, (when, _) in self.reports.items()
+        ]
+        return [{"Contents": contents}]
+
+    def get_object(self, Bucket, Key):
+        import io
+        import json
+
+        return {"Body": io.BytesIO(json.dumps(self.reports[Key][1]).encode())}
+
+
+def test_a_report_written_in_the_second_the_group_was_created_counts():
+    """S3 keeps LastModified to the second (its listings show ``.000Z``): a report written
+    0.4 s after the group was created lists as the second the group was created in."""
+    from model_code.training.offline_store import INGEST_REPORT_SUFFIX, reported_records
+
+    created = pd.Timestamp("2026-12-07T17:01:25.600000Z").to_pydatetime()
+    s3 = _Listed(
+        {
+            f"pipelines/ingestion/a/{INGEST_REPORT_SUFFIX}": ("2026-12-07T17:01:25Z", {"records_put": 400}),
+            f"pipelines/ingestion/b/{INGEST_REPORT_SUFFIX}": ("2026-12-07T17:01:30Z", {"records_put": 20}),
+            f"pipelines/ingestion/old/{INGEST_REPORT_SUFFIX}": ("2026-12-07T17:01:24Z", {"records_put": 7}),
+        }
+    )
+    assert reported_records(s3, "s3://bucket/pipelines/ingestion/", "group", created) == (420, 2)
