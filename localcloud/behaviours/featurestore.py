@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import re
 import threading
 import uuid
@@ -51,6 +52,8 @@ from werkzeug.wrappers import Request, Response
 from localcloud.behaviours.clock import Clock
 from localcloud.behaviours.patching import Patcher
 from localcloud.emulator import authorisation
+
+log = logging.getLogger(__name__)
 
 # The two String forms SageMaker Feature Store accepts for an event time (its developer guide).
 _ISO = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{3})?Z$")
@@ -311,6 +314,20 @@ class FeatureStoreBehaviour:
         row = {**values, "api_invocation_time": self.clock.now(), "is_deleted": deleted}
         self._pending[(storage["ResolvedOutputS3Uri"], partition, group.arn)].append(row)
 
+    @staticmethod
+    def _may_write(group: Any, resource: str, region: str) -> bool:
+        """SageMaker writes the offline store as the feature group's role (``RoleArn``), with the
+        store's key: a refusal is logged and the rows wait, as nothing reaches the store."""
+        principal = authorisation.role_principal(group.role_arn, "SageMaker")
+        key = ((group.offline_store_config or {}).get("S3StorageConfig") or {}).get("KmsKeyId")
+        try:
+            authorisation.authorise(principal, "s3:PutObject", resource)
+            authorisation.authorise_via_s3(principal, "s3:PutObject", resource, region, key)
+        except authorisation.AccessDenied as denial:
+            log.warning("the offline store of %s was not written: %s", group.feature_group_name, denial)
+            return False
+        return True
+
     def flush(self, now: datetime | None = None) -> None:
         """Write the rows whose call is at least the delay old, one Parquet file per group and partition."""
         now = now or self.clock.now()
@@ -349,4 +366,11 @@ class FeatureStoreBehaviour:
             bucket, _, prefix = resolved.removeprefix("s3://").partition("/")
             stamp = now.strftime("%Y%m%dT%H%M%SZ")
             key = f"{prefix}/{partition}/{stamp}_{uuid.uuid4().hex[:16]}.parquet"
+            if not self._may_write(group, f"arn:aws:s3:::{bucket}/{key}", region):
+                # Kept for the next flush: the records reach the store once the role may write.
+                with self._lock:
+                    self._pending[(resolved, partition, arn)][:0] = [
+                        {k: v for k, v in row.items() if k != "write_time"} for row in rows
+                    ]
+                continue
             s3_backends[DEFAULT_ACCOUNT_ID][get_partition(region)].put_object(bucket, key, buffer.getvalue())

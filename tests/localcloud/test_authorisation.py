@@ -246,3 +246,34 @@ def test_removing_the_endpoint_roles_model_read_fails_the_update_naming_the_acti
         assert "s3:GetObject" in described["FailureReason"]
     finally:
         iam.put_role_policy(RoleName=role, PolicyName=name, PolicyDocument=json.dumps(document))
+
+
+def test_the_offline_store_is_written_as_the_feature_groups_role_and_waits_for_it(emulator, stack):
+    """SageMaker writes the offline store as the feature group's role: without its grant on
+    the store's prefix no file appears, and the records wait; with it back, they arrive."""
+    iam, role = emulator.client("iam"), "customer-churn-local-feature-store"
+    s3, group = emulator.client("s3"), stack["featureGroup"]
+    store = emulator.client("sagemaker").describe_feature_group(FeatureGroupName=group)["OfflineStoreConfig"]
+    prefix = store["S3StorageConfig"]["ResolvedOutputS3Uri"].removeprefix(f"s3://{stack['bucket']}/")
+
+    def files() -> int:
+        return s3.list_objects_v2(Bucket=stack["bucket"], Prefix=prefix)["KeyCount"]
+
+    before = files()
+    described = emulator.client("sagemaker").describe_feature_group(FeatureGroupName=group)
+    record = [
+        {"FeatureName": d["FeatureName"], "ValueAsString": "1" if d["FeatureType"] != "String" else "x"}
+        for d in described["FeatureDefinitions"]
+    ]
+    for item in record:
+        if item["FeatureName"] == described["EventTimeFeatureName"]:
+            item["ValueAsString"] = "2026-01-01T00:00:00Z"
+    name, document = _without_statement(iam, role, lambda s: "s3:PutObject" in _actions(s))
+    try:
+        emulator.client("sagemaker-featurestore-runtime").put_record(FeatureGroupName=group, Record=record)
+        emulator.behaviours.advance(16 * 60)
+        assert files() == before
+    finally:
+        iam.put_role_policy(RoleName=role, PolicyName=name, PolicyDocument=json.dumps(document))
+    emulator.behaviours.advance(60)
+    assert files() == before + 1
