@@ -205,10 +205,10 @@ class Fleets:
 
     def _start(self, backend: Any, endpoint: str, config_name: str, variant: dict[str, Any]) -> Container:
         name = variant["VariantName"]
-        uri, environment = _model_data(backend, variant["ModelName"])
+        uri, environment, image = _model_data(backend, variant["ModelName"])
         folder = Path(tempfile.mkdtemp(prefix=f"{endpoint}-{name}-", dir=self._workdir.name))
         try:
-            _read_as_role(backend, variant["ModelName"], uri)
+            _read_as_role(backend, variant["ModelName"], uri, image)
             _extract(uri, backend.region_name, folder / "model")
         except DeploymentFailed:
             shutil.rmtree(folder, ignore_errors=True)
@@ -339,35 +339,29 @@ def _launcher() -> Launcher | None:
     return launch
 
 
-def _model_data(backend: Any, model_name: str) -> tuple[str, dict[str, str]]:
-    """The model's artifact URI and container environment (its package's, then its own)."""
+def _model_data(backend: Any, model_name: str) -> tuple[str, dict[str, str], str]:
+    """The model's artifact URI, container environment (its package's, then its own) and image."""
     model = backend._models.get(model_name)
     if model is None:
         raise DeploymentFailed(f"Could not find model {model_name}.")
     container = model.primary_container or (model.containers or [{}])[0]
     environment: dict[str, str] = {}
-    uri = container.get("ModelDataUrl")
+    uri, image = container.get("ModelDataUrl"), container.get("Image") or ""
     if container.get("ModelPackageName"):
         package = backend.describe_model_package(container["ModelPackageName"])
         packaged = package.inference_specification["Containers"][0]
-        uri = uri or packaged.get("ModelDataUrl")
+        uri, image = uri or packaged.get("ModelDataUrl"), image or packaged.get("Image", "")
         environment.update(packaged.get("Environment") or {})
     environment.update(container.get("Environment") or {})
     if not uri:
         raise DeploymentFailed(f"Model {model_name} has no ModelDataUrl, nor does its model package.")
-    return uri, environment
+    return uri, environment, image
 
 
-def _read_as_role(backend: Any, model_name: str, uri: str) -> None:
+def _read_as_role(backend: Any, model_name: str, uri: str, image: str) -> None:
     """SageMaker pulls the image and downloads the model data as the model's execution role:
     refused as on AWS."""
-    model = backend._models[model_name]
-    role = model.execution_role_arn
-    container = model.primary_container or (model.containers or [{}])[0]
-    image = container.get("Image") or ""
-    if not image and container.get("ModelPackageName"):
-        package = backend.describe_model_package(container["ModelPackageName"])
-        image = package.inference_specification["Containers"][0].get("Image", "")
+    role = backend._models[model_name].execution_role_arn
     found = re.fullmatch(r"(\d{12})\.dkr\.ecr\.([\w-]+)\.amazonaws\.com/([^:@]+).*", image)
     if found:
         account, region, repository = found.groups()

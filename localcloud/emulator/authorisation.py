@@ -518,9 +518,7 @@ def service_credentials(role_arn: str, service: str, source_arn: str | None = No
     role the service may not assume fails here as it does on AWS. Returns boto3's keyword
     arguments (``aws_access_key_id``, ``aws_secret_access_key``, ``aws_session_token``).
     """
-    context = {"aws:sourceaccount": [ACCOUNT]}
-    if source_arn:
-        context["aws:sourcearn"] = [source_arn]
+    context = _source(source_arn) if source_arn else {"aws:sourceaccount": [ACCOUNT]}
     authorise(service_principal(service), "sts:AssumeRole", role_arn, context)
     region = source_arn.split(":")[3] if source_arn else "us-east-1"
     session = _sts_backend().assume_role(
@@ -618,21 +616,27 @@ def authorise_model_read(role_arn: str, uri: str, region: str) -> None:
 # --- The request hook: moto's authorisation step, replaced ------------------------------------
 
 
-def _params(response: Any) -> dict[str, str]:
+def _json_body(response: Any) -> dict[str, Any]:
+    """The request's JSON body (JSON and REST-JSON services), or {}."""
+    body = getattr(response, "body", None)
+    if isinstance(body, bytes):
+        body = body.decode("utf-8", "replace")
+    if not (isinstance(body, str) and body.lstrip().startswith("{")):
+        return {}
+    try:
+        decoded = json.loads(body)
+    except ValueError:
+        return {}
+    return decoded if isinstance(decoded, dict) else {}
+
+
+def _params(response: Any, body: dict[str, Any]) -> dict[str, str]:
+    """The request's scalar parameters: query string, JSON body and URI path, by name."""
     params: dict[str, str] = {}
     for key, values in (getattr(response, "querystring", None) or {}).items():
         if values:
             params[key] = values[0] if isinstance(values, list) else values
-    body = getattr(response, "body", None)
-    if isinstance(body, bytes):
-        body = body.decode("utf-8", "replace")
-    if isinstance(body, str) and body.startswith("{"):
-        try:
-            decoded = json.loads(body)
-        except ValueError:
-            decoded = {}
-        if isinstance(decoded, dict):
-            params.update({k: v for k, v in decoded.items() if isinstance(v, str)})
+    params.update({k: v for k, v in body.items() if isinstance(v, str)})
     params.update(
         {k: unquote(v) for k, v in (getattr(response, "uri_match", None) or {}).items() if isinstance(v, str)}
     )
@@ -640,7 +644,7 @@ def _params(response: Any) -> dict[str, str]:
 
 
 def _request_context(
-    response: Any, params: dict[str, str], action: str, resource: str | None
+    response: Any, body: dict[str, Any], params: dict[str, str], action: str
 ) -> dict[str, list[str]]:
     context: dict[str, list[str]] = {"aws:requestedregion": [response.region]}
     if "Namespace" in params:
@@ -653,7 +657,7 @@ def _request_context(
         context["s3:x-amz-server-side-encryption"] = [encryption]
     if action.startswith("kms:CreateGrant"):
         context["kms:grantisforawsresource"] = ["false"]
-    tags = _request_tags(response)
+    tags = _request_tags(response, body)
     for key, value in tags.items():
         context[f"aws:requesttag/{key.lower()}"] = [value]
     if tags:
@@ -667,14 +671,10 @@ def _request_context(
     return context
 
 
-def _request_tags(response: Any) -> dict[str, str]:
-    body = getattr(response, "body", None)
+def _request_tags(response: Any, body: dict[str, Any]) -> dict[str, str]:
+    """The tags a request sets: a JSON ``Tags`` list, or the query protocol's ``Tags.member.N``."""
     tags: dict[str, str] = {}
-    try:
-        decoded = json.loads(body) if body and str(body).lstrip().startswith("{") else {}
-    except (ValueError, TypeError):
-        decoded = {}
-    for tag in decoded.get("Tags", []) if isinstance(decoded, dict) else []:
+    for tag in body.get("Tags", []) if isinstance(body.get("Tags"), list) else []:
         if isinstance(tag, dict):
             key = tag.get("Key", tag.get("TagKey"))
             if key is not None:
@@ -755,20 +755,20 @@ def _authorise_request(response: Any, iam_request_cls: type, resource: str = "*"
         return
     from moto.core.exceptions import AccessDeniedError, InvalidClientTokenIdError, JsonRESTError
 
+    body = _json_body(response)
     if response._get_action() == "AssumeRoleWithWebIdentity":
-        return _authorise_web_identity(_params(response), response.region)
-    authorization = response.headers.get("Authorization") or ""
-    found = re.search(r"Credential=([^/]+)/\d{8}/([^/]+)/([^/]+)/", authorization)
-    if not found:
+        return _authorise_web_identity(_params(response, body), response.region)
+    signed = _signature(response.headers)
+    if signed is None:
         return  # unsigned (moto's own API, presigned URLs): served as moto serves them
-    access_key, region, service = found.groups()
+    access_key, region, service = signed
     try:
         principal = principal_for_key(access_key, response.headers.get("X-Amz-Security-Token"))
     except InvalidToken:
         raise InvalidClientTokenIdError() from None
     is_s3 = service == "s3"
     action = _iam_action(response, service, resource if is_s3 else None)
-    params = _params(response)
+    params = _params(response, body)
     if is_s3:
         target = None if resource in (None, "*") else resource
     else:
@@ -777,7 +777,7 @@ def _authorise_request(response: Any, iam_request_cls: type, resource: str = "*"
             target = kms_key_arn(params["KeyId"], region) or target
         if action.startswith("sqs:") and "QueueUrl" in params:
             target = f"arn:aws:sqs:{region}:{ACCOUNT}:{params['QueueUrl'].rstrip('/').rsplit('/', 1)[-1]}"
-    context = _request_context(response, params, action, target)
+    context = _request_context(response, body, params, action)
     try:
         authorise(principal, action, target, context)
         if is_s3 and target:
@@ -815,13 +815,19 @@ def _speaks_json(response: Any) -> bool:
     return bool(response.headers.get("X-Amz-Target")) or "json" in content_type or service in _REST_JSON
 
 
+def _signature(headers: Any) -> tuple[str, str, str] | None:
+    """(access key, region, service) of a SigV4 ``Authorization`` header, or None (unsigned)."""
+    found = re.search(r"Credential=([^/]+)/\d{8}/([^/]+)/([^/]+)/", headers.get("Authorization") or "")
+    return found.groups() if found else None
+
+
 def authorise_signed(headers: Any, action: str, resource: str) -> None:
     """Authorise a request the behaviours serve themselves (the feature store runtime), from its
     signature's access key; raise :class:`AccessDenied` (or InvalidToken) as for moto's."""
-    found = re.search(r"Credential=([^/]+)/", headers.get("Authorization") or "")
-    if not found or not ENABLED:
+    signed = _signature(headers)
+    if signed is None or not ENABLED:
         return
-    principal = principal_for_key(found.group(1), headers.get("X-Amz-Security-Token"))
+    principal = principal_for_key(signed[0], headers.get("X-Amz-Security-Token"))
     authorise(principal, action, resource)
 
 
