@@ -602,9 +602,7 @@ class Engine:
             translation = lookup(resource.type)
             call = self._request(resource.type, resource.name)
             try:
-                translation.delete(
-                    call, resource.id, _physical_inputs(translation, resource), resource.outputs
-                )
+                translation.delete(call, resource.id, _physical_inputs(translation, resource))
             except DeployError as exc:
                 if not exc.gone:  # the provider's deletes succeed on a resource already gone
                     raise

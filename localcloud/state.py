@@ -82,8 +82,9 @@ class State:
         cache = {} if encoded is None else encoded
         parts = []
         for resource in sorted(self.resources.values(), key=lambda r: r.seq):
+            # Keyed by the object's identity; the entry holds the object, so no other can take its id.
             hit = cache.get(id(resource))
-            if hit is None or hit[0] is not resource:
+            if hit is None:
                 hit = cache[id(resource)] = (resource, _dumps(asdict(resource)))
             parts.append(hit[1])
         text = (
@@ -159,25 +160,13 @@ def _digest(data: bytes) -> str:
 
 
 def _canonical(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, default=str)
+    return json.dumps(value, sort_keys=True)
 
 
 def changed_inputs(olds: dict[str, Any], news: dict[str, Any]) -> set[str]:
-    """Top-level inputs whose values differ (unknown values always count as changed)."""
-    keys = set(olds) | set(news)
-    return {
-        k for k in keys if _canonical(olds.get(k)) != _canonical(news.get(k)) or _has_unknown(news.get(k))
-    }
-
-
-def _has_unknown(value: Any) -> bool:
-    if value == UNKNOWN:
-        return True
-    if isinstance(value, dict):
-        return any(_has_unknown(v) for v in value.values())
-    if isinstance(value, list):
-        return any(_has_unknown(v) for v in value)
-    return False
+    """Top-level inputs whose values differ, a key added or removed included. A value a preview
+    does not know yet differs from every recorded one: the state never records an unknown."""
+    return {k for k in set(olds) | set(news) if _canonical(olds.get(k)) != _canonical(news.get(k))}
 
 
 def decide(

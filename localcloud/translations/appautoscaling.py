@@ -71,7 +71,7 @@ class Target(Translation):
         )["ScalableTargets"]
         return {} if found else None
 
-    def delete(self, call, id_, inputs, outputs):
+    def delete(self, call, id_, inputs):
         call(
             "application-autoscaling",
             "DeregisterScalableTarget",
@@ -113,7 +113,7 @@ class Policy(Translation):
     def update(self, call, id_, olds, news, changed):
         return self.create(call, news)[1]
 
-    def delete(self, call, id_, inputs, outputs):
+    def delete(self, call, id_, inputs):
         call(
             "application-autoscaling",
             "DeleteScalingPolicy",

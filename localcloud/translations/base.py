@@ -314,7 +314,7 @@ class Translation:
     ) -> dict[str, Any]:
         raise call.fail(f"no in-place update for {', '.join(sorted(changed))} in this translation")
 
-    def delete(self, call: Request, id_: str, inputs: dict[str, Any], outputs: dict[str, Any]) -> None:
+    def delete(self, call: Request, id_: str, inputs: dict[str, Any]) -> None:
         raise NotImplementedError
 
     def read(self, call: Request, id_: str, inputs: dict[str, Any]) -> dict[str, Any] | None:

@@ -94,7 +94,7 @@ class MetricAlarm(Translation):
     def read(self, call, id_, inputs):
         return {} if call("cloudwatch", "DescribeAlarms", AlarmNames=[id_])["MetricAlarms"] else None
 
-    def delete(self, call, id_, inputs, outputs):
+    def delete(self, call, id_, inputs):
         call("cloudwatch", "DeleteAlarms", AlarmNames=[id_])
 
 
@@ -111,7 +111,7 @@ class Dashboard(PutTranslation):
     def read(self, call, id_, inputs):
         return {} if call.exists("cloudwatch", "GetDashboard", DashboardName=id_) else None
 
-    def delete(self, call, id_, inputs, outputs):
+    def delete(self, call, id_, inputs):
         call("cloudwatch", "DeleteDashboards", DashboardNames=[id_])
 
 
@@ -121,6 +121,9 @@ class LogGroup(Translation):
     force_new = frozenset({"name", "namePrefix", "logGroupClass"})
     name_input = "name"
     name_max_length = 512
+    # The provider reads the retention back: one changed in the console is drift a refresh
+    # reports and the next deploy sets again. None when the group keeps its events forever.
+    read_back = frozenset({"retentionInDays"})
 
     def create(self, call, inputs):
         references.kms_key(call, inputs.get("kmsKeyId"), "kmsKeyId")
@@ -138,13 +141,22 @@ class LogGroup(Translation):
         return name, self._read(call, name)
 
     @staticmethod
-    def _read(call, name: str) -> dict:
+    def _group(call, name: str) -> dict | None:
         groups = call("logs", "DescribeLogGroups", logGroupNamePrefix=name)["logGroups"]
-        arn = next((g["arn"] for g in groups if g["logGroupName"] == name), None)
-        if arn is None:
+        return next((g for g in groups if g["logGroupName"] == name), None)
+
+    def _read(self, call, name: str) -> dict:
+        group = self._group(call, name)
+        if group is None:
             return {"arn": Unknown()}  # a preview: nothing was made to read
         # The provider reports the group's ARN without the ":*" that DescribeLogGroups appends.
-        return {"arn": arn.removesuffix(":*")}
+        return {"arn": group["arn"].removesuffix(":*"), **self._retention(group)}
+
+    @staticmethod
+    def _retention(group: dict) -> dict:
+        # A number as the program's is (Pulumi's numbers are floats), so the diff compares like with like.
+        days = group.get("retentionInDays")
+        return {"retentionInDays": None if days is None else float(days)}
 
     def update(self, call, id_, olds, news, changed):
         if changed - {"retentionInDays", "kmsKeyId", "tags", "skipDestroy"}:
@@ -171,8 +183,8 @@ class LogGroup(Translation):
         return outputs
 
     def read(self, call, id_, inputs):
-        groups = call("logs", "DescribeLogGroups", logGroupNamePrefix=id_)["logGroups"]
-        return {} if any(g["logGroupName"] == id_ for g in groups) else None
+        group = self._group(call, id_)
+        return None if group is None else self._retention(group)
 
-    def delete(self, call, id_, inputs, outputs):
+    def delete(self, call, id_, inputs):
         call("logs", "DeleteLogGroup", logGroupName=id_)

@@ -66,7 +66,7 @@ class Repository(Translation):
     def read(self, call, id_, inputs):
         return {} if call.exists("ecr", "DescribeRepositories", repositoryNames=[id_]) else None
 
-    def delete(self, call, id_, inputs, outputs):
+    def delete(self, call, id_, inputs):
         call("ecr", "DeleteRepository", repositoryName=id_, force=bool(inputs.get("forceDelete")))
 
 
@@ -87,5 +87,5 @@ class LifecyclePolicy(Translation):
     def update(self, call, id_, olds, news, changed):
         return self.create(call, news)[1]
 
-    def delete(self, call, id_, inputs, outputs):
+    def delete(self, call, id_, inputs):
         call("ecr", "DeleteLifecyclePolicy", repositoryName=id_)

@@ -71,7 +71,7 @@ class EventRule(Translation):
         params = {"Name": id_, "EventBusName": inputs.get("eventBusName")}
         return {} if call.exists("events", "DescribeRule", **{k: v for k, v in params.items() if v}) else None
 
-    def delete(self, call, id_, inputs, outputs):
+    def delete(self, call, id_, inputs):
         params = {"Name": id_, "EventBusName": inputs.get("eventBusName")}
         call("events", "DeleteRule", **{k: v for k, v in params.items() if v})
 
@@ -130,7 +130,7 @@ class EventTarget(Translation):
         self._put(call, news)
         return {}
 
-    def delete(self, call, id_, inputs, outputs):
+    def delete(self, call, id_, inputs):
         params = {
             "Rule": inputs["rule"],
             "EventBusName": inputs.get("eventBusName"),
@@ -195,7 +195,7 @@ class Schedule(Translation):
         found = call.exists("scheduler", "GetSchedule", **{k: v for k, v in params.items() if v})
         return {} if found else None
 
-    def delete(self, call, id_, inputs, outputs):
+    def delete(self, call, id_, inputs):
         params = {"Name": inputs["name"], "GroupName": inputs.get("groupName")}
         call("scheduler", "DeleteSchedule", **{k: v for k, v in params.items() if v})
 
@@ -277,7 +277,7 @@ class EventConnection(Translation):
         self._put(call, "UpdateConnection", news)
         return self._read(call, id_)
 
-    def delete(self, call, id_, inputs, outputs):
+    def delete(self, call, id_, inputs):
         call("events", "DeleteConnection", Name=id_)
 
 
@@ -318,5 +318,5 @@ class EventApiDestination(Translation):
         self._put(call, "UpdateApiDestination", news)
         return self._read(call, id_)
 
-    def delete(self, call, id_, inputs, outputs):
+    def delete(self, call, id_, inputs):
         call("events", "DeleteApiDestination", Name=id_)

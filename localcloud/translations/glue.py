@@ -52,5 +52,5 @@ class CatalogDatabase(Translation):
     def read(self, call, id_, inputs):
         return {} if call.exists("glue", "GetDatabase", Name=inputs["name"]) else None
 
-    def delete(self, call, id_, inputs, outputs):
+    def delete(self, call, id_, inputs):
         call("glue", "DeleteDatabase", Name=inputs["name"])

@@ -63,7 +63,7 @@ class Role(Translation):
     def read(self, call, id_, inputs):
         return {} if call.exists("iam", "GetRole", RoleName=id_) else None
 
-    def delete(self, call, id_, inputs, outputs):
+    def delete(self, call, id_, inputs):
         call("iam", "DeleteRole", RoleName=id_)
 
 
@@ -92,7 +92,7 @@ class RolePolicy(Translation):
         found = call.exists("iam", "GetRolePolicy", RoleName=inputs["role"], PolicyName=inputs["name"])
         return {} if found else None
 
-    def delete(self, call, id_, inputs, outputs):
+    def delete(self, call, id_, inputs):
         call("iam", "DeleteRolePolicy", RoleName=inputs["role"], PolicyName=inputs["name"])
 
 
@@ -160,7 +160,7 @@ class OpenIdConnectProvider(Translation):
     def read(self, call, id_, inputs):
         return {} if call.exists("iam", "GetOpenIDConnectProvider", OpenIDConnectProviderArn=id_) else None
 
-    def delete(self, call, id_, inputs, outputs):
+    def delete(self, call, id_, inputs):
         call("iam", "DeleteOpenIDConnectProvider", OpenIDConnectProviderArn=id_)
 
 
@@ -209,7 +209,7 @@ class ManagedPolicy(Translation):
                 call("iam", "TagPolicy", PolicyArn=id_, Tags=tag_list(news["tags"]))
         return {}
 
-    def delete(self, call, id_, inputs, outputs):
+    def delete(self, call, id_, inputs):
         for version in call("iam", "ListPolicyVersions", PolicyArn=id_)["Versions"]:
             if not version["IsDefaultVersion"]:
                 call("iam", "DeletePolicyVersion", PolicyArn=id_, VersionId=version["VersionId"])

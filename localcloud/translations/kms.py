@@ -60,7 +60,7 @@ class Key(Translation):
         state = call("kms", "DescribeKey", KeyId=id_)["KeyMetadata"].get("KeyState")
         return None if state == "PendingDeletion" else {}
 
-    def delete(self, call, id_, inputs, outputs):
+    def delete(self, call, id_, inputs):
         window = inputs.get("deletionWindowInDays") or 30.0
         call("kms", "ScheduleKeyDeletion", KeyId=id_, PendingWindowInDays=window)
 
@@ -90,5 +90,5 @@ class Alias(Translation):
         call("kms", "UpdateAlias", AliasName=id_, TargetKeyId=news["targetKeyId"])
         return self._read(call, id_)
 
-    def delete(self, call, id_, inputs, outputs):
+    def delete(self, call, id_, inputs):
         call("kms", "DeleteAlias", AliasName=id_)

@@ -96,7 +96,7 @@ class Function(Translation):
     def read(self, call, id_, inputs):
         return {} if call.exists("lambda", "GetFunction", FunctionName=id_) else None
 
-    def delete(self, call, id_, inputs, outputs):
+    def delete(self, call, id_, inputs):
         call("lambda", "DeleteFunction", FunctionName=id_)
 
 
@@ -132,5 +132,5 @@ class Permission(Translation):
         call("lambda", "AddPermission", **{k: v for k, v in params.items() if v is not None})
         return inputs["statementId"], {}
 
-    def delete(self, call, id_, inputs, outputs):
+    def delete(self, call, id_, inputs):
         call("lambda", "RemovePermission", FunctionName=inputs["function"], StatementId=id_)

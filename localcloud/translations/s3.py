@@ -54,7 +54,7 @@ class Bucket(Translation):
     def read(self, call, id_, inputs):
         return {} if call.exists("s3", "HeadBucket", Bucket=id_) else None
 
-    def delete(self, call, id_, inputs, outputs):
+    def delete(self, call, id_, inputs):
         if inputs.get("forceDestroy"):
             _empty(call, id_)
         call("s3", "DeleteBucket", Bucket=id_)
@@ -84,7 +84,7 @@ class BucketVersioning(PutTranslation):
         )
         return inputs["bucket"], {}
 
-    def delete(self, call, id_, inputs, outputs):
+    def delete(self, call, id_, inputs):
         # S3 cannot turn versioning off once on; the provider suspends it.
         call("s3", "PutBucketVersioning", Bucket=id_, VersioningConfiguration={"Status": "Suspended"})
 
@@ -103,7 +103,7 @@ class BucketServerSideEncryption(PutTranslation):
         )
         return inputs["bucket"], {}
 
-    def delete(self, call, id_, inputs, outputs):
+    def delete(self, call, id_, inputs):
         call("s3", "DeleteBucketEncryption", Bucket=id_)
 
 
@@ -118,7 +118,7 @@ class BucketPublicAccessBlock(PutTranslation):
         call("s3", "PutPublicAccessBlock", Bucket=inputs["bucket"], PublicAccessBlockConfiguration=config)
         return inputs["bucket"], {}
 
-    def delete(self, call, id_, inputs, outputs):
+    def delete(self, call, id_, inputs):
         call("s3", "DeletePublicAccessBlock", Bucket=id_)
 
 
@@ -136,7 +136,7 @@ class BucketOwnershipControls(PutTranslation):
         )
         return inputs["bucket"], {}
 
-    def delete(self, call, id_, inputs, outputs):
+    def delete(self, call, id_, inputs):
         call("s3", "DeleteBucketOwnershipControls", Bucket=id_)
 
 
@@ -149,7 +149,7 @@ class BucketPolicy(PutTranslation):
         call("s3", "PutBucketPolicy", Bucket=inputs["bucket"], Policy=inputs["policy"])
         return inputs["bucket"], {}
 
-    def delete(self, call, id_, inputs, outputs):
+    def delete(self, call, id_, inputs):
         call("s3", "DeleteBucketPolicy", Bucket=id_)
 
 
@@ -167,7 +167,7 @@ class BucketLifecycleConfiguration(PutTranslation):
         )
         return inputs["bucket"], {}
 
-    def delete(self, call, id_, inputs, outputs):
+    def delete(self, call, id_, inputs):
         call("s3", "DeleteBucketLifecycle", Bucket=id_)
 
 
@@ -189,7 +189,7 @@ class BucketNotification(PutTranslation):
         )
         return inputs["bucket"], {}
 
-    def delete(self, call, id_, inputs, outputs):
+    def delete(self, call, id_, inputs):
         call("s3", "PutBucketNotificationConfiguration", Bucket=id_, NotificationConfiguration={})
 
 
@@ -219,7 +219,7 @@ class BucketObjectv2(PutTranslation):
             "arn": f"arn:aws:s3:::{inputs['bucket']}/{inputs['key']}",
         }
 
-    def delete(self, call, id_, inputs, outputs):
+    def delete(self, call, id_, inputs):
         # The provider deletes every version of the key, so a versioned bucket is left empty.
         bucket, key = inputs["bucket"], inputs["key"]
         listed = call("s3", "ListObjectVersions", Bucket=bucket, Prefix=key)

@@ -113,7 +113,7 @@ class FeatureGroup(_TagsInPlace):
     def _describe(self, id_):
         return ("DescribeFeatureGroup", {"FeatureGroupName": id_})
 
-    def delete(self, call, id_, inputs, outputs):
+    def delete(self, call, id_, inputs):
         call("sagemaker", "DeleteFeatureGroup", FeatureGroupName=id_)
 
 
@@ -145,7 +145,7 @@ class ModelPackageGroup(_TagsInPlace):
     def _describe(self, id_):
         return ("DescribeModelPackageGroup", {"ModelPackageGroupName": id_})
 
-    def delete(self, call, id_, inputs, outputs):
+    def delete(self, call, id_, inputs):
         call("sagemaker", "DeleteModelPackageGroup", ModelPackageGroupName=id_)
 
 
@@ -199,7 +199,7 @@ class Pipeline(Translation):
     def read(self, call, id_, inputs):
         return {} if call.exists("sagemaker", "DescribePipeline", PipelineName=id_) else None
 
-    def delete(self, call, id_, inputs, outputs):
+    def delete(self, call, id_, inputs):
         call("sagemaker", "DeletePipeline", PipelineName=id_, ClientRequestToken=str(uuid.uuid4()))
 
 
@@ -251,7 +251,7 @@ class MlflowTrackingServer(Translation):
             _retag(call, outputs["arn"], olds, news)
         return outputs
 
-    def delete(self, call, id_, inputs, outputs):
+    def delete(self, call, id_, inputs):
         call("sagemaker", "DeleteMlflowTrackingServer", TrackingServerName=id_)
 
 
@@ -304,7 +304,7 @@ class Model(_TagsInPlace):
     def _describe(self, id_):
         return ("DescribeModel", {"ModelName": id_})
 
-    def delete(self, call, id_, inputs, outputs):
+    def delete(self, call, id_, inputs):
         call("sagemaker", "DeleteModel", ModelName=id_)
 
 
@@ -355,7 +355,7 @@ class EndpointConfiguration(_TagsInPlace):
     def _describe(self, id_):
         return ("DescribeEndpointConfig", {"EndpointConfigName": id_})
 
-    def delete(self, call, id_, inputs, outputs):
+    def delete(self, call, id_, inputs):
         call("sagemaker", "DeleteEndpointConfig", EndpointConfigName=id_)
 
 
@@ -436,7 +436,7 @@ class Endpoint(Translation):
         described = call("sagemaker", "DescribeEndpoint", EndpointName=id_)
         return {"endpointConfigName": described["EndpointConfigName"]}
 
-    def delete(self, call, id_, inputs, outputs):
+    def delete(self, call, id_, inputs):
         call("sagemaker", "DeleteEndpoint", EndpointName=id_)
 
 

@@ -56,7 +56,7 @@ class Topic(Translation):
     def read(self, call, id_, inputs):
         return {} if call.exists("sns", "GetTopicAttributes", TopicArn=id_) else None
 
-    def delete(self, call, id_, inputs, outputs):
+    def delete(self, call, id_, inputs):
         call("sns", "DeleteTopic", TopicArn=id_)
 
 
@@ -78,7 +78,7 @@ class TopicPolicy(Translation):
     def update(self, call, id_, olds, news, changed):
         return self.create(call, news)[1]
 
-    def delete(self, call, id_, inputs, outputs):
+    def delete(self, call, id_, inputs):
         # The provider puts back the policy a new topic has: its owner may do everything.
         default = {
             "Version": "2008-10-17",
@@ -171,5 +171,5 @@ class TopicSubscription(Translation):
             return super().update(call, id_, olds, news, changed - set(_SUBSCRIPTION_ATTRIBUTES))
         return {"arn": id_, "ownerId": call.account, **self._pending(call, id_)}
 
-    def delete(self, call, id_, inputs, outputs):
+    def delete(self, call, id_, inputs):
         call("sns", "Unsubscribe", SubscriptionArn=id_)

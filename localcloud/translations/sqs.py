@@ -62,7 +62,7 @@ class Queue(Translation):
             call("sqs", "TagQueue", QueueUrl=id_, Tags=dict(news["tags"]))
         return self._read(call, id_)
 
-    def delete(self, call, id_, inputs, outputs):
+    def delete(self, call, id_, inputs):
         call("sqs", "DeleteQueue", QueueUrl=id_)
 
 
@@ -77,6 +77,6 @@ class QueuePolicy(PutTranslation):
         )
         return inputs["queueUrl"], {}
 
-    def delete(self, call, id_, inputs, outputs):
+    def delete(self, call, id_, inputs):
         if call.exists("sqs", "GetQueueUrl", QueueName=id_.rsplit("/", 1)[-1]):
             call("sqs", "SetQueueAttributes", QueueUrl=id_, Attributes={"Policy": ""})

@@ -117,3 +117,34 @@ def test_after_a_resource_fails_the_deploy_starts_no_other(tmp_path, fresh):
         scratch.engine(root, fresh.endpoint_url).up()
     assert fresh.client("s3").list_buckets()["Buckets"] == []
     assert scratch.state(root).resources == {}
+
+
+def _collect_a_failed_future(exc: BaseException) -> None:
+    """A future whose exception nobody retrieved, collected: asyncio logs it, as it does for
+    each failed registration of a deploy."""
+    import asyncio
+    import gc
+
+    loop = asyncio.new_event_loop()
+    try:
+        future = loop.create_future()
+        future.set_exception(exc)
+        del future
+        gc.collect()
+    finally:
+        loop.close()
+
+
+def test_a_failed_resource_is_reported_once_not_again_by_asyncio(caplog):
+    import localcloud.engine  # noqa: F401  (installs the filter, as every deploy does)
+
+    with caplog.at_level("ERROR", logger="asyncio"):
+        _collect_a_failed_future(DeployError("second-role (aws:iam/role:Role): refused"))
+        _collect_a_failed_future(KeyboardInterrupt())
+        assert caplog.records == []
+        # Anything else asyncio reports still reaches the user.
+        _collect_a_failed_future(ValueError("a bug"))
+    assert [r.getMessage().splitlines()[0] for r in caplog.records] == [
+        "Future exception was never retrieved"
+    ]
+    assert isinstance(caplog.records[0].exc_info[1], ValueError)

@@ -63,3 +63,69 @@ def test_a_named_role_is_deleted_before_it_is_replaced_and_its_policy_with_it(tm
         ("app-policy", "replace", True, ["role"]),
         ("app-role", "replace", True, ["path"]),
     ]
+
+
+ROLE_WITH_TWO_POLICIES = f"""
+import pulumi
+import pulumi_aws as aws
+
+other = aws.iam.Role("other-role", name="other-role", assume_role_policy={TRUST!r})
+aws.iam.RolePolicy("other-policy", name="other-policy", role=other.name, policy={POLICY!r})
+role = aws.iam.Role("app-role", name="app-role", path=pulumi.Config("tiny").require("rolePath"),
+    assume_role_policy={TRUST!r})
+aws.iam.RolePolicy("read-policy", name="read-policy", role=role.name, policy={POLICY!r})
+aws.iam.RolePolicy("write-policy", name="write-policy", role=role.name, policy={POLICY!r})
+"""
+
+
+def test_every_dependent_of_a_replaced_role_goes_before_it_and_nothing_else_does(tmp_path, fresh):
+    root = scratch.project(tmp_path, ROLE_WITH_TWO_POLICIES)
+    iam = fresh.client("iam")
+    scratch.engine(root, fresh.endpoint_url, rolePath="/a/").up()
+
+    done = scratch.engine(root, fresh.endpoint_url, rolePath="/b/").up()
+    assert sorted((o.name, o.op) for o in done.operations) == [
+        ("app-role", "replace"),
+        ("other-policy", "same"),
+        ("other-role", "same"),
+        ("read-policy", "replace"),
+        ("write-policy", "replace"),
+    ]
+    assert sorted((r["RoleName"], r["Path"]) for r in iam.list_roles()["Roles"]) == [
+        ("app-role", "/b/"),
+        ("other-role", "/"),
+    ]
+    assert sorted(iam.list_role_policies(RoleName="app-role")["PolicyNames"]) == [
+        "read-policy",
+        "write-policy",
+    ]
+    assert iam.list_role_policies(RoleName="other-role")["PolicyNames"] == ["other-policy"]
+    assert {o.op for o in scratch.engine(root, fresh.endpoint_url, rolePath="/b/").up().operations} == {
+        "same"
+    }
+
+
+ROLE_AND_OPTIONAL_POLICY = f"""
+import pulumi
+import pulumi_aws as aws
+
+config = pulumi.Config("tiny")
+role = aws.iam.Role("app-role", name="app-role", path=config.require("rolePath"),
+    assume_role_policy={TRUST!r})
+if config.get_bool("withPolicy") is not False:
+    aws.iam.RolePolicy("app-policy", name="app-policy", role=role.name, policy={POLICY!r})
+"""
+
+
+def test_a_dependent_the_program_drops_while_its_role_is_replaced_is_listed_as_deleted(tmp_path, fresh):
+    root = scratch.project(tmp_path, ROLE_AND_OPTIONAL_POLICY)
+    iam = fresh.client("iam")
+    scratch.engine(root, fresh.endpoint_url, rolePath="/a/").up()
+
+    done = scratch.engine(root, fresh.endpoint_url, rolePath="/b/", withPolicy="false").up()
+    assert sorted((o.op, o.type, o.name, o.physical) for o in done.operations) == [
+        ("delete", "aws:iam/rolePolicy:RolePolicy", "app-policy", "app-role:app-policy"),
+        ("replace", "aws:iam/role:Role", "app-role", "app-role"),
+    ]
+    assert iam.list_role_policies(RoleName="app-role")["PolicyNames"] == []
+    assert [r.name for r in scratch.state(root).resources.values()] == ["app-role"]

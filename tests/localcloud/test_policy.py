@@ -68,3 +68,27 @@ def test_a_value_unknown_until_deployed_is_not_a_violation():
 
     assert evaluate([topic(UNKNOWN_STRING_VALUE)], "dev") == []
     assert [v.policy for v in evaluate([topic(None)], "dev")] == ["customer-managed-kms"]
+
+
+def test_the_pack_runs_the_program_as_the_deploy_does(tmp_path, fresh, monkeypatch):
+    """The program sees its project, its stack and the stack's region in the pack's run too
+    (the platform's program imports the sagemaker SDK, which needs a region)."""
+    (tmp_path / "infra").mkdir()
+    (tmp_path / "infra" / "__main__.py").write_text(
+        textwrap.dedent(
+            """
+            import os
+            import pulumi
+
+            seen = (pulumi.get_project(), pulumi.get_stack(), os.environ.get("AWS_DEFAULT_REGION"))
+            if seen != ("picky", "bad", "eu-west-1"):
+                raise RuntimeError(f"project, stack, region: {seen}")
+            pulumi.export("seen", list(seen))
+            """
+        )
+    )
+    (tmp_path / "Pulumi.yaml").write_text("name: picky\nruntime: python\nmain: infra/\n")
+    (tmp_path / "Pulumi.bad.yaml").write_text("config:\n  aws:region: eu-west-1\n")
+    monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
+    engine = Engine("bad", fresh.endpoint_url, state_dir=tmp_path / ".state", root=tmp_path)
+    assert engine.up().outputs == {"seen": ["picky", "bad", "eu-west-1"]}

@@ -13,6 +13,7 @@ import json
 import pytest
 
 from localcloud import cli
+from localcloud.state import Operation
 from localcloud.translations.base import DeployError
 from tests.localcloud import scratch
 
@@ -95,3 +96,120 @@ def test_the_command_refreshes_before_it_deploys(tmp_path, fresh, monkeypatch, c
     out = capsys.readouterr().out
     assert "Refreshed: 2 gone" in out and "2 create" in out
     assert _roles(fresh) == ["kept-role", "lost-role"]
+
+
+LOGS = """
+import pulumi
+import pulumi_aws as aws
+
+logs = aws.cloudwatch.LogGroup("audit-logs", name="/tiny/audit", retention_in_days=30)
+aws.cloudwatch.LogGroup("plain-logs", name="/tiny/plain")
+pulumi.export("auditLogs", logs.name)
+"""
+
+
+def _retention(emulator, name: str) -> int | None:
+    groups = emulator.client("logs").describe_log_groups(logGroupNamePrefix=name)["logGroups"]
+    return next(g.get("retentionInDays") for g in groups if g["logGroupName"] == name)
+
+
+def test_a_retention_changed_in_the_console_is_drift_the_refresh_names_and_the_deploy_sets_back(
+    tmp_path, fresh
+):
+    root = scratch.project(tmp_path, LOGS)
+    scratch.engine(root, fresh.endpoint_url).up()
+    # Someone shortens the audit logs' retention by hand.
+    fresh.client("logs").put_retention_policy(logGroupName="/tiny/audit", retentionInDays=1)
+
+    refreshed = scratch.engine(root, fresh.endpoint_url).refresh()
+    assert sorted(refreshed.refreshed, key=lambda o: o.name) == [
+        Operation(
+            "update", "aws:cloudwatch/logGroup:LogGroup", "audit-logs", "/tiny/audit", ["retentionInDays"]
+        ),
+        Operation("same", "aws:cloudwatch/logGroup:LogGroup", "plain-logs", "/tiny/plain", []),
+    ]
+    # A refresh keeps the stack's outputs; the state now holds what AWS holds.
+    assert refreshed.outputs == {"auditLogs": "/tiny/audit"}
+    assert refreshed.preview is False
+    recorded = {r.name: r for r in scratch.state(root).resources.values()}
+    assert recorded["audit-logs"].outputs["retentionInDays"] == 1.0
+    assert recorded["audit-logs"].outputs["arn"].endswith(":log-group:/tiny/audit")
+
+    deployed = scratch.engine(root, fresh.endpoint_url).up()
+    assert sorted((o.op, o.name, tuple(o.changed)) for o in deployed.operations) == [
+        ("same", "plain-logs", ()),
+        ("update", "audit-logs", ("retentionInDays",)),
+    ]
+    assert _retention(fresh, "/tiny/audit") == 30
+    assert _retention(fresh, "/tiny/plain") is None
+    assert {o.op for o in scratch.engine(root, fresh.endpoint_url).up().operations} == {"same"}
+
+
+def test_a_retention_removed_in_the_console_is_drift_too(tmp_path, fresh):
+    root = scratch.project(tmp_path, LOGS)
+    scratch.engine(root, fresh.endpoint_url).up()
+    fresh.client("logs").delete_retention_policy(logGroupName="/tiny/audit")
+    # Without a refresh the deploy compares with the last read, as Pulumi does: nothing to do.
+    assert {o.op for o in scratch.engine(root, fresh.endpoint_url).up(preview=True).operations} == {"same"}
+    deployed = scratch.engine(root, fresh.endpoint_url).up(refresh=True)
+    assert [(o.op, o.name) for o in deployed.refreshed if o.op != "same"] == [("update", "audit-logs")]
+    assert [(o.op, o.name) for o in deployed.operations if o.op != "same"] == [("update", "audit-logs")]
+    assert _retention(fresh, "/tiny/audit") == 30
+
+
+def test_a_refresh_preview_reports_what_is_gone_and_writes_nothing(tmp_path, fresh):
+    root = scratch.project(tmp_path, TWO_ROLES)
+    scratch.engine(root, fresh.endpoint_url).up()
+    state_file = root / ".state" / f"{scratch.STACK}.json"
+    before = state_file.read_text()
+    fresh.client("iam").delete_role(RoleName="lost-role")
+
+    previewed = scratch.engine(root, fresh.endpoint_url).refresh(preview=True)
+    assert previewed.preview is True
+    assert sorted(previewed.operations, key=lambda o: o.name) == [
+        Operation("same", "aws:iam/role:Role", "kept-role", "kept-role", []),
+        Operation("delete", "aws:iam/role:Role", "lost-role", "lost-role"),
+    ]
+    assert state_file.read_text() == before
+
+
+def test_a_destroy_with_refresh_does_not_count_what_was_already_gone(tmp_path, fresh):
+    root = scratch.project(tmp_path, TWO_ROLES)
+    scratch.engine(root, fresh.endpoint_url).up()
+    fresh.client("iam").delete_role(RoleName="lost-role")
+
+    destroyed = scratch.engine(root, fresh.endpoint_url).destroy(refresh=True)
+    assert [(o.op, o.name) for o in destroyed.refreshed if o.op == "delete"] == [("delete", "lost-role")]
+    assert [(o.op, o.name) for o in destroyed.operations] == [("delete", "kept-role")]
+    assert destroyed.outputs == {}
+    assert _roles(fresh) == [] and scratch.state(root).resources == {}
+
+
+def test_a_destroy_without_refresh_deletes_every_recorded_resource_even_one_already_gone(tmp_path, fresh):
+    root = scratch.project(tmp_path, TWO_ROLES)
+    scratch.engine(root, fresh.endpoint_url).up()
+    fresh.client("iam").delete_role(RoleName="lost-role")
+
+    destroyed = scratch.engine(root, fresh.endpoint_url).destroy()
+    assert destroyed.refreshed == []
+    assert sorted((o.op, o.name) for o in destroyed.operations) == [
+        ("delete", "kept-role"),
+        ("delete", "lost-role"),
+    ]
+    assert scratch.state(root).resources == {}
+
+
+def test_a_destroy_preview_lists_the_deletes_and_deletes_nothing(tmp_path, fresh):
+    root = scratch.project(tmp_path, TWO_ROLES)
+    scratch.engine(root, fresh.endpoint_url).up()
+    state_file = root / ".state" / f"{scratch.STACK}.json"
+    before = state_file.read_text()
+
+    previewed = scratch.engine(root, fresh.endpoint_url).destroy(preview=True)
+    assert previewed.preview is True
+    assert sorted(previewed.operations, key=lambda o: o.name) == [
+        Operation("delete", "aws:iam/role:Role", "kept-role", "kept-role"),
+        Operation("delete", "aws:iam/role:Role", "lost-role", "lost-role"),
+    ]
+    assert _roles(fresh) == ["kept-role", "lost-role"]
+    assert state_file.read_text() == before

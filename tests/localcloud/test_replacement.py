@@ -123,8 +123,12 @@ def test_a_deploy_failing_after_a_replacement_keeps_the_old_copy_recorded_and_de
     live = {r["RoleName"]: r["Path"] for r in iam.list_roles()["Roles"]}
     (replacement,) = [name for name, path in live.items() if path == "/b/"]
     assert live == {original.id: "/a/", replacement: "/b/", "later-role": "/squatter/"}
-    # Both copies of app-role are recorded, as both are in the account.
+    # Both copies of app-role are recorded, as both are in the account: the old one under a key
+    # of its own (Pulumi's pending-replacement entry), read back as the next command reads it.
     assert _role_ids(root) == sorted([original.id, replacement])
+    recorded = scratch.state(root).resources
+    assert {key: r.urn for key, r in recorded.items()} == {key: key for key in recorded}
+    assert sorted(key.endswith(f"#replaced:{original.id}") for key in recorded) == [False, True]
 
     iam.delete_role(RoleName="later-role")
     scratch.engine(root, fresh.endpoint_url, rolePath="/b/", later="true").up()

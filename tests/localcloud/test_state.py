@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
+from pulumi.runtime.rpc import UNKNOWN
 
 from localcloud.state import ResourceState, State, decide
 from localcloud.translations import lookup
@@ -33,6 +36,28 @@ def test_a_force_new_input_replaces_and_another_updates():
         "update",
         {"threshold"},
     )
+
+
+def test_an_input_added_or_removed_is_a_change():
+    old = _recorded({"name": "a", "threshold": 1.0})
+    described = {"name": "a", "threshold": 1.0, "alarmDescription": "p99 latency"}
+    assert decide(ALARM, old, described) == ("update", {"alarmDescription"})
+    assert decide(ALARM, _recorded(described), {"name": "a", "threshold": 1.0}) == (
+        "update",
+        {"alarmDescription"},
+    )
+
+
+def test_a_value_a_preview_does_not_know_yet_is_a_change_at_any_depth():
+    # What another resource computes arrives as the SDK's unknown; the state never holds one.
+    old = _recorded({"name": "a", "threshold": 1.0, "alarmActions": ["arn:topic"], "dimensions": {"x": "1"}})
+    for changed, value in [
+        ("threshold", UNKNOWN),
+        ("alarmActions", ["arn:topic", UNKNOWN]),
+        ("dimensions", {"x": UNKNOWN}),
+    ]:
+        assert decide(ALARM, old, {**old.inputs, changed: value}) == ("update", {changed})
+    assert decide(ALARM, old, {**old.inputs, "name": UNKNOWN}) == ("replace", {"name"})
 
 
 def test_a_resource_not_recorded_is_created():
@@ -97,6 +122,16 @@ def test_the_state_file_round_trips(tmp_path):
     state = State("dev", {"urn:x": _recorded({"a": 1})}, {"bucket": "b"})
     state.save(tmp_path / "dev.json")
     assert State.load(tmp_path / "dev.json", "dev") == state
+
+
+def test_the_state_file_names_its_stack_and_its_folders_are_made(tmp_path):
+    # --state-dir may name folders that do not exist yet (a CI job's own scratch folder).
+    path = tmp_path / "ci" / "job-7" / "dev.json"
+    State("dev", {"urn:x": _recorded({"a": 1})}, {"bucket": "b"}, emulator="i-1").save(path)
+    written = json.loads(path.read_text())
+    assert (written["stack"], written["outputs"], written["emulator"]) == ("dev", {"bucket": "b"}, "i-1")
+    assert [r["urn"] for r in written["resources"]] == ["urn:x"]
+    assert [p.name for p in path.parent.iterdir()] == ["dev.json"]  # no temporary file left
 
 
 def test_mlops_local_deploy_is_the_deploy_alone_and_plain_local_the_whole_scenario(capsys):
