@@ -37,6 +37,7 @@ import operator
 from collections import defaultdict
 from collections.abc import Callable
 from datetime import UTC, datetime
+from fractions import Fraction
 from typing import Any
 
 from moto.cloudwatch import exceptions as cw_exceptions
@@ -123,8 +124,9 @@ def statistic(stat: str, datums: list[Any]) -> float | None:
         return max([*raw, *(d.max for d in aggregated)])
     if stat.startswith("p") and raw:
         # Nearest rank: the smallest value with at least pNN% of the values at or below it.
+        # Exact arithmetic: in floats, 99.9 / 100 * 1000 is a hair above 999, a rank too high.
         ordered = sorted(raw)
-        rank = math.ceil(float(stat[1:]) / 100 * len(ordered))
+        rank = math.ceil(Fraction(stat[1:]) * len(ordered) / 100)
         return ordered[max(rank, 1) - 1]
     return None
 
