@@ -202,3 +202,91 @@ def test_a_linear_rollout_completes_after_its_steps(serving, emulator):
     assert serving.describe_endpoint(EndpointName="churn")["EndpointStatus"] == "Updating"
     emulator.advance(60)
     assert serving.describe_endpoint(EndpointName="churn")["EndpointConfigName"] == "green"
+
+
+@pytest.mark.parametrize(
+    ("policy", "expected"),
+    [
+        ({}, [(1.0, 0.0), (1.0, 0.0)]),  # no routing configuration: all at once, nothing baked
+        (
+            {
+                "TrafficRoutingConfiguration": {
+                    "Type": "LINEAR",
+                    "LinearStepSize": {"Type": "CAPACITY_PERCENT", "Value": 30},
+                    "WaitIntervalInSeconds": 60,
+                },
+                "TerminationWaitInSeconds": 30,
+            },
+            [(0.3, 60.0), (0.6, 60.0), (0.9, 60.0), (1.0, 60.0), (1.0, 30.0)],
+        ),
+        (
+            {
+                "TrafficRoutingConfiguration": {
+                    "Type": "CANARY",
+                    "CanarySize": {"Type": "INSTANCE_COUNT", "Value": 5},
+                    "WaitIntervalInSeconds": 600,
+                }
+            },
+            [(1.0, 600.0), (1.0, 0.0), (1.0, 0.0)],  # more instances than the fleet has: all of it
+        ),
+        (
+            {
+                "TrafficRoutingConfiguration": {
+                    "Type": "CANARY",
+                    "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": 150},
+                }
+            },
+            [(1.0, 0.0), (1.0, 0.0), (1.0, 0.0)],
+        ),
+    ],
+    ids=["default", "linear-30-percent", "canary-beyond-the-fleet", "canary-over-100-percent"],
+)
+def test_traffic_shifting_edges(policy, expected):
+    from localcloud.behaviours.rollouts import phases
+
+    steps = phases(policy, [variant("champion", "v2", 1.0) | {"InitialInstanceCount": 2}])
+    assert [(round(share, 6), bake) for share, bake in steps] == expected
+
+
+@pytest.mark.parametrize(
+    ("routing", "named"),
+    [
+        ({"Type": "BLUE"}, "TrafficRoutingConfiguration.Type: 'BLUE' is not ALL_AT_ONCE, CANARY or LINEAR"),
+        (
+            {"Type": "CANARY", "CanarySize": {"Type": "PERCENT", "Value": 10}},
+            "CanarySize.Type: 'PERCENT' is not CAPACITY_PERCENT or INSTANCE_COUNT",
+        ),
+        (
+            {"Type": "LINEAR", "LinearStepSize": {"Type": "COUNT", "Value": 1}},
+            "LinearStepSize.Type: 'COUNT' is not CAPACITY_PERCENT or INSTANCE_COUNT",
+        ),
+    ],
+)
+def test_a_routing_configuration_sagemaker_does_not_know_is_refused_naming_the_field(routing, named):
+    from moto.sagemaker.exceptions import ValidationError
+
+    from localcloud.behaviours.rollouts import phases
+
+    with pytest.raises(ValidationError) as refused:
+        phases({"TrafficRoutingConfiguration": routing}, [variant("champion", "v2", 1.0)])
+    assert named in str(refused.value)
+
+
+def test_update_endpoint_refusals_name_what_is_wrong(serving):
+    errors = serving.exceptions.ClientError
+    with pytest.raises(errors, match=r'Could not find endpoint "nowhere"'):
+        serving.update_endpoint(EndpointName="nowhere", EndpointConfigName="green")
+    with pytest.raises(errors, match=r'Could not find endpoint configuration "purple"'):
+        serving.update_endpoint(EndpointName="churn", EndpointConfigName="purple")
+    serving.update_endpoint(
+        EndpointName="churn", EndpointConfigName="green", DeploymentConfig=canary(600, ["quiet-alarm"])
+    )
+    with pytest.raises(errors, match=r"Cannot update in-progress endpoint .*endpoint/churn"):
+        serving.update_endpoint(EndpointName="churn", EndpointConfigName="blue")
+    during = serving.describe_endpoint(EndpointName="churn")
+    assert (during["EndpointStatus"], during["EndpointConfigName"]) == ("Updating", "blue")
+    pending = during["PendingDeploymentSummary"]
+    assert [
+        (v["VariantName"], v["DesiredInstanceCount"], v["VariantStatus"][0]["Status"])
+        for v in pending["ProductionVariants"]
+    ] == [("champion", 1, "Baking")]
