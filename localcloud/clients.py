@@ -15,7 +15,7 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from localcloud.emulator.session import CREDENTIALS, session_for
+from localcloud.emulator.session import CREDENTIALS, deployer
 from pipelines import service_models
 from pipelines.local.strict import install
 
@@ -31,17 +31,24 @@ def _count(model, **_: Any) -> None:
         CALLS[(model.service_model.service_name, model.name)] += 1
 
 
-@functools.cache
 def client(endpoint_url: str, region: str, service: str, as_emulator: bool = False):
-    """One strict, counted client per emulator, region and service (making one takes ~0.3 s),
-    as the deploying identity; ``as_emulator``: as the emulator's administrator, for the checks
-    AWS makes on its own side (a reference must exist), which no caller's policy governs."""
+    """One strict, counted client per emulator, region, service and identity (making one takes
+    ~0.3 s): as the deploying identity; ``as_emulator``: as the emulator's administrator, for the
+    checks AWS makes on its own side (a reference must exist), which no caller's policy governs.
+
+    The identity is part of the key: after ``deploy_as`` a client made for an earlier identity
+    must not be reused, or a CI job's deploy would run with the administrator's rights."""
+    identity = CREDENTIALS if as_emulator else deployer()
+    return _client(endpoint_url, region, service, tuple(sorted(identity.items())))
+
+
+@functools.cache
+def _client(endpoint_url: str, region: str, service: str, identity: tuple[tuple[str, str], ...]):
     with _clients_lock:
         service_models.share()
-        session = boto3.Session(region_name=region, **CREDENTIALS) if as_emulator else session_for(region)
-        client = session.client(
+        made = boto3.Session(region_name=region, **dict(identity)).client(
             service, endpoint_url=endpoint_url, config=Config(retries={"total_max_attempts": 1})
         )
-    install(client)
-    client.meta.events.register("before-call", _count)
-    return client
+    install(made)
+    made.meta.events.register("before-call", _count)
+    return made

@@ -133,7 +133,7 @@ class _QuietFailedRegistrations(logging.Filter):
     raises the failure once, naming the resource, so those repeats are dropped."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        context = getattr(record, "msg", "")
+        context = record.msg
         return not (
             isinstance(context, str)
             and context.startswith("Future exception was never retrieved")
@@ -303,7 +303,6 @@ class Engine:
 
     def _refresh_state(self) -> None:
         """Each recorded resource read back: gone ones leave the state, read-back inputs update."""
-        self._planned: set[str] = set()
         for key, resource in list(self._old.resources.items()):
             translation = lookup(resource.type)
             call = Request(self.client, resource.name, resource.type, self.region, self._account)

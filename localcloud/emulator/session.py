@@ -30,6 +30,11 @@ def deploy_as(credentials: dict[str, str]) -> None:
     _deployer.update(credentials)
 
 
+def deployer() -> dict[str, str]:
+    """The deploying identity's credentials (a copy)."""
+    return dict(_deployer)
+
+
 def deploying_as_administrator() -> bool:
     """True unless a CI job's credentials were given (then the bootstrap made what it needs)."""
     return _deployer == CREDENTIALS

@@ -213,3 +213,54 @@ def test_a_destroy_preview_lists_the_deletes_and_deletes_nothing(tmp_path, fresh
     ]
     assert _roles(fresh) == ["kept-role", "lost-role"]
     assert state_file.read_text() == before
+
+
+def test_a_refresh_the_deployer_may_not_make_fails_naming_the_resource_and_keeps_the_state(tmp_path, fresh):
+    """A deploy role without ``logs:DescribeLogGroups`` (read by the refresh of a log group):
+    refused as IAM refuses it, named by resource and type, and the state file stays as it was."""
+    from localcloud.emulator.session import CREDENTIALS, deploy_as
+
+    root = scratch.project(tmp_path, LOGS)
+    scratch.engine(root, fresh.endpoint_url).up()
+    state_file = root / ".state" / f"{scratch.STACK}.json"
+    before = state_file.read_text()
+    iam = fresh.client("iam")
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"AWS": "arn:aws:iam::123456789012:root"},
+                "Action": "sts:AssumeRole",
+            }
+        ],
+    }
+    iam.create_role(RoleName="narrow-deployer", AssumeRolePolicyDocument=json.dumps(trust))
+    allowed = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Action": ["sts:GetCallerIdentity", "iam:GetRole"], "Resource": "*"}
+        ],
+    }
+    iam.put_role_policy(RoleName="narrow-deployer", PolicyName="reads", PolicyDocument=json.dumps(allowed))
+    credentials = fresh.client("sts").assume_role(
+        RoleArn="arn:aws:iam::123456789012:role/narrow-deployer", RoleSessionName="refresh"
+    )["Credentials"]
+    deploy_as(
+        {
+            "aws_access_key_id": credentials["AccessKeyId"],
+            "aws_secret_access_key": credentials["SecretAccessKey"],
+            "aws_session_token": credentials["SessionToken"],
+        }
+    )
+    try:
+        with pytest.raises(DeployError) as refused:
+            scratch.engine(root, fresh.endpoint_url).refresh()
+    finally:
+        deploy_as(CREDENTIALS)
+    message = str(refused.value)
+    assert message.startswith("audit-logs (aws:cloudwatch/logGroup:LogGroup): ") or message.startswith(
+        "plain-logs (aws:cloudwatch/logGroup:LogGroup): "
+    )
+    assert "logs:DescribeLogGroups" in message and "narrow-deployer" in message
+    assert state_file.read_text() == before
