@@ -129,3 +129,41 @@ def test_a_dependent_the_program_drops_while_its_role_is_replaced_is_listed_as_d
     ]
     assert iam.list_role_policies(RoleName="app-role")["PolicyNames"] == []
     assert [r.name for r in scratch.state(root).resources.values()] == ["app-role"]
+
+
+ROLE_MODEL_CONFIG = f"""
+import pulumi
+import pulumi_aws as aws
+
+role = aws.iam.Role("app-role", name="app-role", path=pulumi.Config("tiny").require("rolePath"),
+    assume_role_policy={TRUST!r})
+model = aws.sagemaker.Model("app-model", name="app-model", execution_role_arn=role.arn,
+    primary_container={{"image": "123456789012.dkr.ecr.eu-west-1.amazonaws.com/app:1"}})
+aws.sagemaker.EndpointConfiguration("app-config", name="app-config", production_variants=[{{
+    "variant_name": "champion", "model_name": model.name, "initial_instance_count": 1,
+    "instance_type": "ml.m5.large"}}])
+"""
+
+
+def test_dependents_are_replaced_transitively(tmp_path, fresh):
+    """The model reads the role's ARN and the configuration reads the model's name, each in an
+    input that forces a new resource: both go before the role and come back after it, as the
+    Pulumi engine's dependent replacements are transitive."""
+    root = scratch.project(tmp_path, ROLE_MODEL_CONFIG)
+    scratch.engine(root, fresh.endpoint_url, rolePath="/a/").up()
+    done = scratch.engine(root, fresh.endpoint_url, rolePath="/b/").up()
+    assert sorted((o.name, o.op, o.delete_first) for o in done.operations) == [
+        ("app-config", "replace", True),
+        ("app-model", "replace", True),
+        ("app-role", "replace", True),
+    ]
+    sagemaker = fresh.client("sagemaker")
+    role = fresh.client("iam").get_role(RoleName="app-role")["Role"]
+    assert role["Path"] == "/b/"
+    assert sagemaker.describe_model(ModelName="app-model")["ExecutionRoleArn"] == role["Arn"]
+    assert (
+        sagemaker.describe_endpoint_config(EndpointConfigName="app-config")["ProductionVariants"][0][
+            "ModelName"
+        ]
+        == "app-model"
+    )
