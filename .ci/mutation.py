@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import argparse
 import fnmatch
+import math
+import random
 import shutil
 import subprocess
 import sys
@@ -174,31 +176,49 @@ def toml_value(value: object) -> str:
     return str(value)
 
 
-def run_group(group: Group, max_children: int, *, fresh: bool = False) -> dict[str, str]:
-    """Every mutant's status after this run.
+def run_group(
+    group: Group, max_children: int, *, fresh: bool = False, sample: int | None = None, seed: int = 29
+) -> dict[str, str]:
+    """Every mutant's status after this run (``sample``: the status of each mutant of the sample).
 
     mutmut lets an earlier verdict stand while the mutated function is unchanged, even when
     the tests changed: the survivors of an earlier run that count are tried again against the
     tests as they are now, with the map of which test reaches which function made afresh
     (``fresh`` starts over, every verdict forgotten).
+
+    ``sample``: only that many of the mutants that count, drawn at random with ``seed`` (the
+    same draw for the same mutants), are tested; the score is then an estimate of the group's.
     """
     work = scratch_copy(group)
     if fresh:
         shutil.rmtree(work / "mutants", ignore_errors=True)
     mutmut = [sys.executable, "-m", "mutmut"]
+    run = [*mutmut, "run", "--max-children", str(max_children)]
+    drawn: list[str] = []
+    if sample is not None:
+        if not results(work):  # mutmut makes the mutants at the start of a run: a run of none
+            subprocess.run([*run, "no-such-mutant*"], cwd=work, check=False)
+        candidates = sorted(name for name in results(work) if counts(group, name))
+        drawn = random.Random(seed).sample(candidates, min(sample, len(candidates)))
+    statuses = results(work)
     earlier = [
         name
-        for name, status in results(work).items()
-        if status not in {*KILLED, "not checked"} and counts(group, name)
+        for name, status in statuses.items()
+        if status not in {*KILLED, "not checked"} and counts(group, name) and (not drawn or name in drawn)
     ]
-    run = [*mutmut, "run", "--max-children", str(max_children)]
-    subprocess.run(run, cwd=work, check=False)
+    if drawn:
+        unchecked = [name for name in drawn if statuses[name] == "not checked"]
+        if unchecked:
+            subprocess.run([*run, *unchecked], cwd=work, check=False)
+    else:
+        subprocess.run(run, cwd=work, check=False)
     if earlier:
         # mutmut maps each function to the tests that reach it once, and keeps the map while a
         # test keeps its name: an edited test would not be run on the functions it reaches now.
         (work / "mutants" / "mutmut-stats.json").unlink(missing_ok=True)
         subprocess.run([*run, *earlier], cwd=work, check=False)
-    return results(work)
+    statuses = results(work)
+    return {name: statuses[name] for name in drawn} if drawn else statuses
 
 
 def results(work: Path) -> dict[str, str]:
@@ -220,11 +240,29 @@ def results(work: Path) -> dict[str, str]:
     return statuses
 
 
-def report(group: Group, scores: list[Score]) -> bool:
+def interval(killed: int, tested: int, z: float = 1.96) -> tuple[float, float]:
+    """Wilson's 95% interval of the share killed, when ``tested`` mutants were drawn at random."""
+    if not tested:
+        return 0.0, 1.0
+    share = killed / tested
+    centre = (share + z * z / (2 * tested)) / (1 + z * z / tested)
+    spread = (
+        z * math.sqrt(share * (1 - share) / tested + z * z / (4 * tested * tested)) / (1 + z * z / tested)
+    )
+    return max(0.0, centre - spread), min(1.0, centre + spread)
+
+
+def report(group: Group, scores: list[Score], *, drawn_from: int | None = None) -> bool:
+    """Print the group's table; ``drawn_from``: the scores are of a random sample of that many."""
     killed = sum(s.killed for s in scores)
     counted = sum(s.counted for s in scores)
     ratio = killed / counted if counted else 1.0
     print(f"\n== {group.name}: {killed}/{counted} killed = {ratio:.1%} (floor {group.floor:.0%})")
+    if drawn_from is not None:
+        low, high = interval(killed, counted)
+        print(
+            f"   a random sample of {counted} of the {drawn_from} mutants that count: 95% interval {low:.1%} to {high:.1%}"
+        )
     print(f"{'file':48} {'mutants':>8} {'killed':>7} {'score':>7} {'equiv.':>7} {'excl.':>6}")
     for s in scores:
         print(f"{s.file:48} {s.counted:>8} {s.killed:>7} {s.ratio:>7.1%} {s.equivalent:>7} {s.excluded:>6}")
@@ -251,6 +289,13 @@ def main(argv: list[str] | None = None) -> int:
         "--fresh", action="store_true", help="forget the verdicts of earlier runs kept in .state/mutation"
     )
     parser.add_argument(
+        "--sample",
+        type=int,
+        metavar="N",
+        help="test only N mutants drawn at random (quicker; the score is then an estimate, with its 95%% interval)",
+    )
+    parser.add_argument("--seed", type=int, default=29, help="the draw of --sample (default 29)")
+    parser.add_argument(
         "--tests",
         nargs="+",
         metavar="PATH",
@@ -261,9 +306,14 @@ def main(argv: list[str] | None = None) -> int:
     groups = select(load_groups(), args.module)
     if args.tests:
         groups = [quick(group, args.tests) for group in groups]
-    passed = [
-        report(group, score(group, run_group(group, args.max_children, fresh=args.fresh))) for group in groups
-    ]
+    passed = []
+    for group in groups:
+        statuses = run_group(group, args.max_children, fresh=args.fresh, sample=args.sample, seed=args.seed)
+        drawn_from = None
+        if args.sample is not None:
+            work = ROOT / ".state" / "mutation" / group.name
+            drawn_from = sum(1 for name in results(work) if counts(group, name))
+        passed.append(report(group, score(group, statuses), drawn_from=drawn_from))
     return 0 if all(passed) else 1
 
 

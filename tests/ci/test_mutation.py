@@ -81,3 +81,17 @@ def test_a_quick_run_takes_only_the_groups_own_tests_and_keeps_its_verdicts_apar
         SystemExit, match=r"--tests tests/localcloud/test_state.py: not among group contract's"
     ):
         mutation.quick(contract, ["tests/localcloud/test_state.py"])
+
+
+def test_a_sampled_score_is_printed_with_wilsons_interval(capsys):
+    # Wilson's score interval (1927) for 9 of 10 at z = 1.96, worked by hand: centre 1.09208 / 1.38416,
+    # half-width 1.96 * sqrt(0.009 + 0.009604) / 1.38416: 0.596 to 0.982.
+    low, high = mutation.interval(9, 10)
+    assert (round(low, 3), round(high, 3)) == (0.596, 0.982)
+    assert mutation.interval(0, 0) == (0.0, 1.0)
+    group = mutation.Group(name="g", files=["pkg/mod.py"], tests=[], floor=0.85)
+    statuses = {f"pkg.mod.x_f__mutmut_{i}": ("killed" if i < 9 else "survived") for i in range(10)}
+    assert mutation.report(group, mutation.score(group, statuses), drawn_from=400) is True
+    out = capsys.readouterr().out
+    assert "== g: 9/10 killed = 90.0% (floor 85%)" in out
+    assert "a random sample of 10 of the 400 mutants that count: 95% interval 59.6% to 98.2%" in out
