@@ -264,3 +264,35 @@ def test_a_refresh_the_deployer_may_not_make_fails_naming_the_resource_and_keeps
     )
     assert "logs:DescribeLogGroups" in message and "narrow-deployer" in message
     assert state_file.read_text() == before
+
+
+POLICY_AND_KEY = f"""
+import json
+import pulumi_aws as aws
+
+role = aws.iam.Role("app-role", name="app-role", assume_role_policy={TRUST!r})
+aws.iam.RolePolicy("app-policy", role=role.name, policy=json.dumps({{"Version": "2012-10-17",
+    "Statement": [{{"Effect": "Allow", "Action": "s3:ListBucket", "Resource": "*"}}]}}))
+aws.kms.Key("app-key", description="app data", enable_key_rotation=True)
+"""
+
+
+def test_a_refresh_reads_back_an_auto_named_policy_and_a_key(tmp_path, fresh):
+    root = scratch.project(tmp_path, POLICY_AND_KEY)
+    scratch.engine(root, fresh.endpoint_url).up()
+    recorded = {r.name: r for r in scratch.state(root).resources.values()}
+    policy_name = recorded["app-policy"].auto_name
+    assert policy_name.startswith("app-policy-")
+
+    refreshed = scratch.engine(root, fresh.endpoint_url).refresh()
+    assert sorted((o.op, o.name) for o in refreshed.operations) == [
+        ("same", "app-key"),
+        ("same", "app-policy"),
+        ("same", "app-role"),
+    ]
+    fresh.client("iam").delete_role_policy(RoleName="app-role", PolicyName=policy_name)
+    fresh.client("kms").schedule_key_deletion(KeyId=recorded["app-key"].id, PendingWindowInDays=7)
+    refreshed = scratch.engine(root, fresh.endpoint_url).refresh()
+    assert sorted((o.op, o.name, o.physical) for o in refreshed.operations if o.op != "same") == sorted(
+        [("delete", "app-policy", policy_name), ("delete", "app-key", recorded["app-key"].id)]
+    )
