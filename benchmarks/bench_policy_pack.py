@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> None:
 
     from localcloud import policy
     from localcloud.emulator import Emulator
-    from localcloud.engine import Engine, engine_config
+    from localcloud.engine import Engine
 
     with Emulator() as emulator, tempfile.TemporaryDirectory() as state:
 
@@ -47,15 +47,14 @@ def main(argv: list[str] | None = None) -> None:
         preview(False)  # warm-up: imports and pipeline definitions
         timed = {pack: [preview(pack) for _ in range(args.repeat)] for pack in (False, True)}
         engine = Engine(args.stack, emulator.endpoint_url, state_dir=Path(state))
-        engine._start(True)
-        values, secrets = engine_config(engine.config)
+        values, secret_keys = engine._program_config()
         declared = policy.record_program(
             engine.program,
             root=engine.root,
             project=engine.project,
             stack=args.stack,
             config=values,
-            secret_keys=secrets,
+            secret_keys=secret_keys,
             invoke=engine._invoke,
         )
         started = time.perf_counter()

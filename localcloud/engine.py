@@ -51,7 +51,6 @@ import os
 import runpy
 import threading
 import time
-from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -92,19 +91,12 @@ def stack_config(stack: str, root: Path = ROOT) -> dict[str, Any]:
     path = root / f"Pulumi.{stack}.yaml"
     if not path.exists():
         raise DeployError(f"--stack {stack}: no {path.name} in {root}")
-    return yaml.safe_load(path.read_text()).get("config", {}) or {}
+    return yaml.safe_load(path.read_text()).get("config") or {}
 
 
-def engine_config(config: dict[str, Any]) -> tuple[dict[str, str], list[str]]:
+def engine_config(config: dict[str, Any]) -> dict[str, str]:
     """The config as the engine hands it to a program: strings, structured values as JSON."""
-    values, secrets = {}, []
-    for key, value in config.items():
-        if isinstance(value, dict) and set(value) == {"secure"}:
-            raise DeployError(f"{key}: an encrypted secret cannot be read without the Pulumi CLI; use --set")
-        values[key] = value if isinstance(value, str) else json.dumps(value)
-        if key.endswith(("Token", "Password", "Secret")):
-            secrets.append(key)
-    return values, secrets
+    return {key: value if isinstance(value, str) else json.dumps(value) for key, value in config.items()}
 
 
 def emulator_identity(endpoint_url: str) -> str:
@@ -210,7 +202,6 @@ class Engine:
         # secure: config and secret values, kept out of the state (localcloud/secrets.py).
         self._secrets = secrets.SecretKeeper(secrets.stack_crypter(root, stack, lambda: self.client("kms")))
         self._lock = threading.RLock()
-        self.calls: Counter = Counter()
 
     # -- AWS clients: strict, counted, no retries (a retried write would hide a failure) ----
     def client(self, service: str):
@@ -281,7 +272,6 @@ class Engine:
         self._refreshed: list[Operation] = []
         recorded = self._old.emulator
         if refresh:
-            self.preview = preview
             self._refresh_state()
             if not preview:
                 self._old.emulator = self._identity
@@ -294,7 +284,6 @@ class Engine:
                 "embedded run's. Run again with --refresh to keep what still exists and recreate the rest, "
                 f"or delete {self.state_path} to start afresh"
             )
-        self._old.emulator = self._identity
         # A person's deploy gets the boundary the bootstrap would make; a CI job's role relies on
         # the bootstrap having made it (it may not read or create policies).
         if not preview and self.project == infra_config.PROJECT and deploying_as_administrator():
@@ -354,12 +343,11 @@ class Engine:
             raise self._failure
 
     def _result(self, outputs: dict[str, Any], started: float) -> Result:
-        self.calls = CALLS - self._calls_before
         return Result(
             self.stack,
             self._operations,
             outputs,
-            self.calls,
+            CALLS - self._calls_before,
             time.perf_counter() - started,
             self.preview,
             list(self._refreshed),
@@ -382,10 +370,10 @@ class Engine:
         )
 
     def _program_config(self) -> tuple[dict[str, str], list[str]]:
-        """The config the program reads (``secure:`` values decrypted) and which keys are secret."""
+        """The config the program reads (``secure:`` values decrypted) and which keys are secret:
+        the ``secure:`` ones, as the CLI tells the program."""
         plain, secure = self._secrets.config(self.config)
-        values, secret_keys = engine_config(plain)
-        return values, sorted({*secret_keys, *secure})
+        return engine_config(plain), sorted(secure)
 
     def _run_program(self) -> dict[str, Any]:
         mocks = _Mocks(self)

@@ -69,7 +69,7 @@ class State:
             return cls(stack)
         data = json.loads(path.read_text())
         resources = {r["urn"]: ResourceState(**r) for r in data.get("resources", [])}
-        return cls(data.get("stack", stack), resources, data.get("outputs", {}), data.get("emulator"))
+        return cls(stack, resources, data.get("outputs", {}), data.get("emulator"))
 
     def save(self, path: Path, encoded: dict[int, tuple[ResourceState, str]] | None = None) -> None:
         """Write the state whole (a temporary file renamed over the old one).

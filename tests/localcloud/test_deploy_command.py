@@ -95,3 +95,33 @@ def test_a_preview_lists_the_deletes_newest_first_with_their_physical_names(
     assert code == 0
     assert [row[2] for row in _rows(out)] == ["a-topic", "b-topic"]
     assert fresh.client("sns").list_topics()["Topics"] == []
+
+
+NAMED_ROLE = """
+import json
+import pulumi
+import pulumi_aws as aws
+
+trust = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+    "Principal": {"Service": "sagemaker.amazonaws.com"}, "Action": "sts:AssumeRole"}]})
+role = aws.iam.Role("app-role", name="app-role", description=pulumi.Config("tiny").get("about") or "first",
+    assume_role_policy=trust)
+pulumi.export("roleArn", role.arn)
+"""
+
+
+def test_a_preview_names_what_it_would_make_and_keeps_known_outputs_through_an_update(tmp_path, fresh):
+    root = scratch.project(tmp_path, NAMED_ROLE)
+    first = scratch.engine(root, fresh.endpoint_url).up(preview=True)
+    # The name the program set is the physical name already; a create lists no changed inputs.
+    assert [(o.op, o.physical, o.changed) for o in first.operations] == [("create", "app-role", [])]
+    deployed = scratch.engine(root, fresh.endpoint_url).up()
+    arn = fresh.client("iam").get_role(RoleName="app-role")["Role"]["Arn"]
+    assert deployed.outputs == {"roleArn": arn}
+
+    # An update in place keeps the role's ARN: the preview shows it, known.
+    plan = scratch.engine(root, fresh.endpoint_url, about="second").up(preview=True)
+    assert [(o.op, o.physical, o.changed) for o in plan.operations] == [
+        ("update", "app-role", ["description"])
+    ]
+    assert plan.outputs == {"roleArn": arn}

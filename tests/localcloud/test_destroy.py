@@ -109,6 +109,7 @@ def test_a_preview_of_removed_resources_deletes_nothing_and_writes_nothing(tmp_p
         ("delete", "dropped-role"),
         ("delete", "kept-role"),
     ]
+    assert plan.outputs == {"declared": False}  # the outputs the deploy would leave
     assert _role_names(fresh) == ["dropped-role", "kept-role"]
     assert state_file.read_text() == before
 

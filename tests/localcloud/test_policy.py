@@ -70,7 +70,10 @@ def test_a_value_unknown_until_deployed_is_not_a_violation():
     assert [v.policy for v in evaluate([topic(None)], "dev")] == ["customer-managed-kms"]
 
 
-def test_the_pack_runs_the_program_as_the_deploy_does(tmp_path, fresh, monkeypatch):
+@pytest.mark.parametrize("pack", [True, False], ids=["with-pack", "without-pack"])
+def test_the_program_sees_its_project_stack_and_region_with_or_without_the_pack(
+    tmp_path, fresh, monkeypatch, pack
+):
     """The program sees its project, its stack and the stack's region in the pack's run too
     (the platform's program imports the sagemaker SDK, which needs a region)."""
     (tmp_path / "infra").mkdir()
@@ -90,5 +93,5 @@ def test_the_pack_runs_the_program_as_the_deploy_does(tmp_path, fresh, monkeypat
     (tmp_path / "Pulumi.yaml").write_text("name: picky\nruntime: python\nmain: infra/\n")
     (tmp_path / "Pulumi.bad.yaml").write_text("config:\n  aws:region: eu-west-1\n")
     monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
-    engine = Engine("bad", fresh.endpoint_url, state_dir=tmp_path / ".state", root=tmp_path)
+    engine = Engine("bad", fresh.endpoint_url, state_dir=tmp_path / ".state", root=tmp_path, policy_pack=pack)
     assert engine.up().outputs == {"seen": ["picky", "bad", "eu-west-1"]}

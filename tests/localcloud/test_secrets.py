@@ -81,9 +81,11 @@ def test_a_secure_value_reaches_aws_decrypted_and_the_state_only_sealed(project,
     state = (project / ".state" / "sec.json").read_text()
     assert VALUE not in state
     assert VALUE not in json.dumps(result.outputs)
-    # Deployed again with the same secret: nothing to change (the sealed value compares equal).
+    # Deployed again with the same secret: nothing to change (the sealed value compares equal),
+    # and the state file is written as it was: a sealed value is not sealed anew each time.
     again = _engine(project, fresh).up()
     assert [o.op for o in again.operations] == ["same"]
+    assert (project / ".state" / "sec.json").read_text() == state
 
 
 def test_a_secret_output_prints_as_secret(project, fresh, monkeypatch, capsys):

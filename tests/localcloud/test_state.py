@@ -143,3 +143,12 @@ def test_mlops_local_deploy_is_the_deploy_alone_and_plain_local_the_whole_scenar
     out = capsys.readouterr().out
     assert "--stack" in out and "--preview" in out and "--destroy" in out and "--set" in out
     assert cli.COMMANDS["local"][0] == "localcloud.scenario.cli"
+
+
+def test_an_asset_kind_without_translation_is_named():
+    import pulumi
+
+    from localcloud.state import normalize
+
+    with pytest.raises(TypeError, match="RemoteAsset has no translation in the local cloud"):
+        normalize({"code": pulumi.RemoteAsset("https://example.com/handler.py")})
