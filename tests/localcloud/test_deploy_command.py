@@ -115,6 +115,7 @@ def test_a_preview_names_what_it_would_make_and_keeps_known_outputs_through_an_u
     first = scratch.engine(root, fresh.endpoint_url).up(preview=True)
     # The name the program set is the physical name already; a create lists no changed inputs.
     assert [(o.op, o.physical, o.changed) for o in first.operations] == [("create", "app-role", [])]
+    assert "roleArn" not in first.outputs  # not known before AWS assigns it (Pulumi: output<string>)
     deployed = scratch.engine(root, fresh.endpoint_url).up()
     arn = fresh.client("iam").get_role(RoleName="app-role")["Role"]["Arn"]
     assert deployed.outputs == {"roleArn": arn}
