@@ -266,6 +266,8 @@ def test_get_metric_data_leaves_out_periods_without_a_value(emulator, client):
     )
     values = {r["Id"]: r["Values"] for r in answer["MetricDataResults"]}
     assert values == {"p99": [], "maximum": [20.0]}
+    # One timestamp per value: the period left out goes with its timestamp.
+    assert {r["Id"]: len(r["Timestamps"]) for r in answer["MetricDataResults"]} == {"p99": 0, "maximum": 1}
 
 
 def test_get_metric_data_finds_a_metric_whatever_the_order_of_its_dimensions(emulator, client):
@@ -374,3 +376,46 @@ def test_a_composite_rule_that_does_not_parse_is_refused_naming_what_is_wrong(em
     cw = client("cloudwatch")
     with pytest.raises(cw.exceptions.ClientError, match="'MAYBE' is not a function"):
         cw.put_composite_alarm(AlarmName="bad", AlarmRule='ALARM("a") OR MAYBE("b")')
+
+
+def test_the_history_records_each_configuration_state_and_action_as_cloudwatch_does(emulator, client):
+    """DescribeAlarmHistory's items, each with its HistoryData JSON: the configuration update
+    (created), the state update (old and new state, the new one with its reason data) and one
+    action item per action, succeeded or failed, naming the notification resource."""
+    cw, sns = client("cloudwatch"), client("sns")
+    topic = sns.create_topic(Name="alarm-mail")["TopicArn"]
+    missing = topic.replace("alarm-mail", "deleted-topic")
+    put_plain_alarm(cw, EvaluationPeriods=1, DatapointsToAlarm=1, AlarmActions=[topic, missing])
+    publish(cw, 50)
+    emulator.advance(60)
+
+    def items(kind: str) -> list[dict]:
+        found = cw.describe_alarm_history(AlarmName="latency", HistoryItemType=kind)["AlarmHistoryItems"]
+        return [{"summary": i["HistorySummary"], **json.loads(i["HistoryData"])} for i in found]
+
+    (configured,) = items("ConfigurationUpdate")
+    assert (configured["summary"], configured["version"]) == ('Alarm "latency" created', "1.0")
+    assert configured["type"].startswith("Create")
+    (update,) = items("StateUpdate")
+    assert update["oldState"] == {
+        "stateValue": "INSUFFICIENT_DATA",
+        "stateReason": "Unchecked: Initial alarm creation",
+    }
+    new = update["newState"]
+    assert new["stateValue"] == "ALARM" and new["stateReason"].startswith(
+        "Threshold Crossed: 1 out of the last 1"
+    )
+    assert (new["stateReasonData"]["threshold"], new["stateReasonData"]["recentDatapoints"]) == (10.0, [50.0])
+    assert new["stateReasonData"]["statistic"] == "Maximum" and new["stateReasonData"]["period"] == 60
+    assert sorted(items("Action"), key=lambda a: a["actionState"]) == [
+        {
+            "summary": f"Failed to execute action {missing}",
+            "actionState": "Failed",
+            "notificationResource": missing,
+        },
+        {
+            "summary": f"Successfully executed action {topic}",
+            "actionState": "Succeeded",
+            "notificationResource": topic,
+        },
+    ]

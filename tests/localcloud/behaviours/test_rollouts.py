@@ -66,12 +66,18 @@ def test_without_a_deployment_config_the_switch_is_immediate(serving, client, ro
 
 
 def test_retain_all_variant_properties_keeps_the_current_weights(serving, client):
-    make_config(client, "heavier", [variant("champion", "v2", 5.0)], capture=False)
+    # The champion keeps its current weight; a variant the endpoint did not have takes the new one's.
+    make_config(
+        client, "heavier", [variant("champion", "v2", 5.0), variant("challenger", "v2", 2.0)], capture=False
+    )
     serving.update_endpoint(
         EndpointName="churn", EndpointConfigName="heavier", RetainAllVariantProperties=True
     )
-    (champion,) = serving.describe_endpoint(EndpointName="churn")["ProductionVariants"]
-    assert champion["CurrentWeight"] == 1.0
+    variants = serving.describe_endpoint(EndpointName="churn")["ProductionVariants"]
+    assert [(v["VariantName"], v["CurrentWeight"]) for v in variants] == [
+        ("champion", 1.0),
+        ("challenger", 2.0),
+    ]
 
 
 def test_a_healthy_canary_bakes_on_the_clock_and_completes(serving, emulator):
@@ -90,6 +96,9 @@ def test_a_healthy_canary_bakes_on_the_clock_and_completes(serving, emulator):
         == "CANARY"
     )
     assert "FailureReason" not in after
+    assert [
+        (v["VariantName"], v["CurrentWeight"], v["CurrentInstanceCount"]) for v in after["ProductionVariants"]
+    ] == [("champion", 1.0, 1)]
 
 
 def test_a_canary_whose_challenger_fails_trips_the_rollback_alarm_and_rolls_back(
@@ -290,3 +299,28 @@ def test_update_endpoint_refusals_name_what_is_wrong(serving):
         (v["VariantName"], v["DesiredInstanceCount"], v["VariantStatus"][0]["Status"])
         for v in pending["ProductionVariants"]
     ] == [("champion", 1, "Baking")]
+
+
+def test_a_variant_without_an_instance_count_counts_as_one_instance():
+    from localcloud.behaviours.rollouts import phases
+
+    bare = [
+        {k: v for k, v in variant(name, "v2", 1.0).items() if k != "InitialInstanceCount"}
+        for name in ("a", "b")
+    ]
+    routing = {"Type": "CANARY", "CanarySize": {"Type": "INSTANCE_COUNT", "Value": 1}}
+    assert phases({"TrafficRoutingConfiguration": routing}, bare)[0] == (0.5, 0.0)
+
+
+def test_a_rollout_without_rollback_alarms_completes(serving, emulator):
+    policy = {
+        "BlueGreenUpdatePolicy": {
+            "TrafficRoutingConfiguration": {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": 60},
+            "TerminationWaitInSeconds": 0,
+        },
+        "AutoRollbackConfiguration": {},
+    }
+    serving.update_endpoint(EndpointName="churn", EndpointConfigName="green", DeploymentConfig=policy)
+    emulator.advance(60)
+    after = serving.describe_endpoint(EndpointName="churn")
+    assert (after["EndpointStatus"], after["EndpointConfigName"]) == ("InService", "green")
