@@ -196,8 +196,9 @@ def run_group(
     run = [*mutmut, "run", "--max-children", str(max_children)]
     drawn: list[str] = []
     if sample is not None:
-        if not results(work):  # mutmut makes the mutants at the start of a run: a run of none
-            subprocess.run([*run, "no-such-mutant*"], cwd=work, check=False)
+        # mutmut makes the mutants (again for code that changed) at the start of a run: a run of
+        # none, so that the draw is from the mutants of the code as it is now.
+        subprocess.run([*run, "no-such-mutant*"], cwd=work, check=False)
         candidates = sorted(name for name in results(work) if counts(group, name))
         drawn = random.Random(seed).sample(candidates, min(sample, len(candidates)))
     statuses = results(work)
