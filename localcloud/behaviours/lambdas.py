@@ -27,6 +27,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import boto3
 from moto.awslambda.models import lambda_backends
 from moto.utilities.arns import parse_arn
 
@@ -128,12 +129,17 @@ class LambdaRunner:
         try:
             saved = {k: os.environ.get(k) for k in environment}
             os.environ.update(environment)
+            # boto3's default session keeps the credentials it first read from the environment:
+            # a handler's boto3.client() would sign with an earlier function's (or an earlier
+            # emulator's) credentials. Each function runs in an environment of its own on AWS.
+            saved_session, boto3.DEFAULT_SESSION = boto3.DEFAULT_SESSION, None
             try:
                 record["result"] = handler(event, _Context(function))
             except Exception as error:
                 record["error"] = f"{type(error).__name__}: {error}"
                 raise
             finally:
+                boto3.DEFAULT_SESSION = saved_session
                 for k, v in saved.items():
                     if v is None:
                         os.environ.pop(k, None)

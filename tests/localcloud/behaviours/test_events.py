@@ -222,3 +222,48 @@ def test_an_upload_event_carries_the_key_as_stored_neither_encoded_nor_decoded(e
     for key in keys:
         s3.put_object(Bucket="data", Key=key, Body=b"id\n1\n")
     assert sorted(event["detail"]["object"]["key"] for event in drain(sqs, url)) == sorted(keys)
+
+
+def test_each_function_calls_aws_as_its_own_role_one_after_the_other(emulator, client):
+    """Two functions with their own roles, invoked one after the other: each handler's
+    ``boto3.client()`` signs with its own role's credentials, not with the first one's (boto3's
+    default session would otherwise keep the credentials it read first)."""
+    s3, eb, lam, iam = client("s3"), client("events"), client("lambda"), client("iam")
+    s3.create_bucket(Bucket="who", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    code = io.BytesIO()
+    with zipfile.ZipFile(code, "w") as archive:
+        archive.writestr(
+            "whoami.py",
+            "import boto3\n"
+            "def handler(event, context):\n"
+            "    arn = boto3.client('sts').get_caller_identity()['Arn']\n"
+            "    boto3.client('s3').put_object(Bucket='who', Key=context.function_name, Body=arn)\n",
+        )
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
+        ],
+    }
+    for name in ("first-fn", "second-fn"):
+        role = iam.create_role(RoleName=f"{name}-role", AssumeRolePolicyDocument=json.dumps(trust))["Role"][
+            "Arn"
+        ]
+        arn = lam.create_function(
+            FunctionName=name,
+            Runtime="python3.12",
+            Role=role,
+            Handler="whoami.handler",
+            Code={"ZipFile": code.getvalue()},
+        )["FunctionArn"]
+        eb.put_rule(Name=f"to-{name}", EventPattern=json.dumps({"source": [f"custom.{name}"]}))
+        eb.put_targets(Rule=f"to-{name}", Targets=[{"Id": name, "Arn": arn}])
+        eb.put_events(Entries=[{"Source": f"custom.{name}", "DetailType": "Who", "Detail": "{}"}])
+    seen = {
+        name: s3.get_object(Bucket="who", Key=name)["Body"].read().decode()
+        for name in ("first-fn", "second-fn")
+    }
+    assert seen == {
+        "first-fn": "arn:aws:sts::123456789012:assumed-role/first-fn-role/lambda",
+        "second-fn": "arn:aws:sts::123456789012:assumed-role/second-fn-role/lambda",
+    }
