@@ -33,5 +33,10 @@ def engine(root: Path, endpoint_url: str, **config: Any) -> Engine:
     )
 
 
+def state_file(root: Path) -> Path:
+    """Where the scratch stack's state is written."""
+    return root / ".state" / f"{STACK}.json"
+
+
 def state(root: Path) -> State:
-    return State.load(root / ".state" / f"{STACK}.json", STACK)
+    return State.load(state_file(root), STACK)

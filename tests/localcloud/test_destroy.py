@@ -101,7 +101,7 @@ def _role_names(emulator) -> list[str]:
 def test_a_preview_of_removed_resources_deletes_nothing_and_writes_nothing(tmp_path, fresh):
     root = scratch.project(tmp_path, KEPT_AND_DROPPED)
     scratch.engine(root, fresh.endpoint_url).up()
-    state_file = root / ".state" / f"{scratch.STACK}.json"
+    state_file = scratch.state_file(root)
     before = state_file.read_text()
 
     plan = scratch.engine(root, fresh.endpoint_url, declared="false").up(preview=True)
@@ -142,7 +142,7 @@ def test_each_delete_is_written_to_the_state_before_the_next_starts(tmp_path, fr
     that lists what is left, with the stack's outputs as they were."""
     root = scratch.project(tmp_path, TWO_ROLES)
     scratch.engine(root, fresh.endpoint_url).up()
-    state_file = root / ".state" / f"{scratch.STACK}.json"
+    state_file = scratch.state_file(root)
     seen: dict[str, dict] = {}
     role = lookup("aws:iam/role:Role")
     delete = type(role).delete

@@ -160,7 +160,7 @@ def test_a_retention_removed_in_the_console_is_drift_too(tmp_path, fresh):
 def test_a_refresh_preview_reports_what_is_gone_and_writes_nothing(tmp_path, fresh):
     root = scratch.project(tmp_path, TWO_ROLES)
     scratch.engine(root, fresh.endpoint_url).up()
-    state_file = root / ".state" / f"{scratch.STACK}.json"
+    state_file = scratch.state_file(root)
     before = state_file.read_text()
     fresh.client("iam").delete_role(RoleName="lost-role")
 
@@ -202,7 +202,7 @@ def test_a_destroy_without_refresh_deletes_every_recorded_resource_even_one_alre
 def test_a_destroy_preview_lists_the_deletes_and_deletes_nothing(tmp_path, fresh):
     root = scratch.project(tmp_path, TWO_ROLES)
     scratch.engine(root, fresh.endpoint_url).up()
-    state_file = root / ".state" / f"{scratch.STACK}.json"
+    state_file = scratch.state_file(root)
     before = state_file.read_text()
 
     previewed = scratch.engine(root, fresh.endpoint_url).destroy(preview=True)
@@ -222,7 +222,7 @@ def test_a_refresh_the_deployer_may_not_make_fails_naming_the_resource_and_keeps
 
     root = scratch.project(tmp_path, LOGS)
     scratch.engine(root, fresh.endpoint_url).up()
-    state_file = root / ".state" / f"{scratch.STACK}.json"
+    state_file = scratch.state_file(root)
     before = state_file.read_text()
     iam = fresh.client("iam")
     trust = {

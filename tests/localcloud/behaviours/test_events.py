@@ -114,44 +114,46 @@ def emulator_url(client) -> str:
     return client("s3").meta.endpoint_url
 
 
-def test_a_lambda_target_runs_its_deployed_handler_against_the_emulator(emulator, client):
-    s3, eb, lam = client("s3"), client("events"), client("lambda")
-    s3.create_bucket(Bucket="out", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+def _function_on_rule(
+    client, name: str, source: str, *, source_name: str, role: str, variables: dict | None = None
+) -> None:
+    """Function ``name`` running ``source`` (``app.handler``) as a role Lambda may assume, the
+    target of a rule matching events from ``source_name``."""
     code = io.BytesIO()
     with zipfile.ZipFile(code, "w") as archive:
-        archive.writestr(
-            "recorder.py",
-            "import json, os, boto3\n"
-            "def handler(event, context):\n"
-            "    boto3.client('s3').put_object(Bucket=os.environ['OUT'], Key=context.function_name,"
-            " Body=json.dumps(event))\n"
-            "    return 'ok'\n",
-        )
-    role = client("iam").create_role(
-        RoleName="fn",
-        AssumeRolePolicyDocument=json.dumps(
-            {
-                "Version": "2012-10-17",
-                "Statement": [
-                    {
-                        "Effect": "Allow",
-                        "Principal": {"Service": "lambda.amazonaws.com"},
-                        "Action": "sts:AssumeRole",
-                    }
-                ],
-            }
-        ),
-    )["Role"]["Arn"]
-    function = lam.create_function(
-        FunctionName="recorder",
+        archive.writestr("app.py", source)
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
+        ],
+    }
+    role_arn = client("iam").create_role(RoleName=role, AssumeRolePolicyDocument=json.dumps(trust))["Role"][
+        "Arn"
+    ]
+    arn = client("lambda").create_function(
+        FunctionName=name,
         Runtime="python3.12",
-        Role=role,
-        Handler="recorder.handler",
+        Role=role_arn,
+        Handler="app.handler",
         Code={"ZipFile": code.getvalue()},
-        Environment={"Variables": {"OUT": "out"}},
+        Environment={"Variables": variables or {}},
     )["FunctionArn"]
-    eb.put_rule(Name="to-fn", EventPattern=json.dumps({"source": ["custom.b"]}))
-    eb.put_targets(Rule="to-fn", Targets=[{"Id": "fn", "Arn": function}])
+    client("events").put_rule(Name=f"to-{name}", EventPattern=json.dumps({"source": [source_name]}))
+    client("events").put_targets(Rule=f"to-{name}", Targets=[{"Id": name, "Arn": arn}])
+
+
+def test_a_lambda_target_runs_its_deployed_handler_against_the_emulator(emulator, client):
+    s3, eb = client("s3"), client("events")
+    s3.create_bucket(Bucket="out", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    source = (
+        "import json, os, boto3\n"
+        "def handler(event, context):\n"
+        "    boto3.client('s3').put_object(Bucket=os.environ['OUT'], Key=context.function_name,"
+        " Body=json.dumps(event))\n"
+        "    return 'ok'\n"
+    )
+    _function_on_rule(client, "recorder", source, source_name="custom.b", role="fn", variables={"OUT": "out"})
     eb.put_events(Entries=[{"Source": "custom.b", "DetailType": "Ping", "Detail": json.dumps({"n": 1})}])
     written = json.loads(s3.get_object(Bucket="out", Key="recorder")["Body"].read())
     assert (written["detail-type"], written["detail"]) == ("Ping", {"n": 1})
@@ -228,37 +230,19 @@ def test_each_function_calls_aws_as_its_own_role_one_after_the_other(emulator, c
     """Two functions with their own roles, invoked one after the other: each handler's
     ``boto3.client()`` signs with its own role's credentials, not with the first one's (boto3's
     default session would otherwise keep the credentials it read first)."""
-    s3, eb, lam, iam = client("s3"), client("events"), client("lambda"), client("iam")
+    s3 = client("s3")
     s3.create_bucket(Bucket="who", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
-    code = io.BytesIO()
-    with zipfile.ZipFile(code, "w") as archive:
-        archive.writestr(
-            "whoami.py",
-            "import boto3\n"
-            "def handler(event, context):\n"
-            "    arn = boto3.client('sts').get_caller_identity()['Arn']\n"
-            "    boto3.client('s3').put_object(Bucket='who', Key=context.function_name, Body=arn)\n",
-        )
-    trust = {
-        "Version": "2012-10-17",
-        "Statement": [
-            {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
-        ],
-    }
+    source = (
+        "import boto3\n"
+        "def handler(event, context):\n"
+        "    arn = boto3.client('sts').get_caller_identity()['Arn']\n"
+        "    boto3.client('s3').put_object(Bucket='who', Key=context.function_name, Body=arn)\n"
+    )
     for name in ("first-fn", "second-fn"):
-        role = iam.create_role(RoleName=f"{name}-role", AssumeRolePolicyDocument=json.dumps(trust))["Role"][
-            "Arn"
-        ]
-        arn = lam.create_function(
-            FunctionName=name,
-            Runtime="python3.12",
-            Role=role,
-            Handler="whoami.handler",
-            Code={"ZipFile": code.getvalue()},
-        )["FunctionArn"]
-        eb.put_rule(Name=f"to-{name}", EventPattern=json.dumps({"source": [f"custom.{name}"]}))
-        eb.put_targets(Rule=f"to-{name}", Targets=[{"Id": name, "Arn": arn}])
-        eb.put_events(Entries=[{"Source": f"custom.{name}", "DetailType": "Who", "Detail": "{}"}])
+        _function_on_rule(client, name, source, source_name=f"custom.{name}", role=f"{name}-role")
+        client("events").put_events(
+            Entries=[{"Source": f"custom.{name}", "DetailType": "Who", "Detail": "{}"}]
+        )
     seen = {
         name: s3.get_object(Bucket="who", Key=name)["Body"].read().decode()
         for name in ("first-fn", "second-fn")
