@@ -178,8 +178,9 @@ def toml_value(value: object) -> str:
 
 def run_group(
     group: Group, max_children: int, *, fresh: bool = False, sample: int | None = None, seed: int = 29
-) -> dict[str, str]:
-    """Every mutant's status after this run (``sample``: the status of each mutant of the sample).
+) -> tuple[dict[str, str], int | None]:
+    """Every mutant's status after this run (``sample``: the status of each mutant of the sample,
+    and how many mutants that count it was drawn from; None when not sampled).
 
     mutmut lets an earlier verdict stand while the mutated function is unchanged, even when
     the tests changed: the survivors of an earlier run that count are tried again against the
@@ -195,11 +196,17 @@ def run_group(
     mutmut = [sys.executable, "-m", "mutmut"]
     run = [*mutmut, "run", "--max-children", str(max_children)]
     drawn: list[str] = []
+    population = None
     if sample is not None:
         # mutmut makes the mutants (again for code that changed) at the start of a run: a run of
         # none, so that the draw is from the mutants of the code as it is now.
-        subprocess.run([*run, "no-such-mutant*"], cwd=work, check=False)
+        made = subprocess.run(
+            [*run, "no-such-mutant*"], cwd=work, capture_output=True, text=True, check=False
+        )
+        if "nothing matches" not in made.stderr:  # mutmut ends a run of none with that assertion
+            print(made.stdout, made.stderr, sep="\n")
         candidates = sorted(name for name in results(work) if counts(group, name))
+        population = len(candidates)
         drawn = random.Random(seed).sample(candidates, min(sample, len(candidates)))
     statuses = results(work)
     earlier = [
@@ -219,7 +226,7 @@ def run_group(
         (work / "mutants" / "mutmut-stats.json").unlink(missing_ok=True)
         subprocess.run([*run, *earlier], cwd=work, check=False)
     statuses = results(work)
-    return {name: statuses[name] for name in drawn} if drawn else statuses
+    return ({name: statuses[name] for name in drawn} if drawn else statuses), population
 
 
 def results(work: Path) -> dict[str, str]:
@@ -309,11 +316,9 @@ def main(argv: list[str] | None = None) -> int:
         groups = [quick(group, args.tests) for group in groups]
     passed = []
     for group in groups:
-        statuses = run_group(group, args.max_children, fresh=args.fresh, sample=args.sample, seed=args.seed)
-        drawn_from = None
-        if args.sample is not None:
-            work = ROOT / ".state" / "mutation" / group.name
-            drawn_from = sum(1 for name in results(work) if counts(group, name))
+        statuses, drawn_from = run_group(
+            group, args.max_children, fresh=args.fresh, sample=args.sample, seed=args.seed
+        )
         passed.append(report(group, score(group, statuses), drawn_from=drawn_from))
     return 0 if all(passed) else 1
 
