@@ -262,6 +262,15 @@ def interval(killed: int, tested: int, z: float = 1.96) -> tuple[float, float]:
 
 def report(group: Group, scores: list[Score], *, drawn_from: int | None = None) -> bool:
     """Print the group's table; ``drawn_from``: the scores are of a random sample of that many."""
+    unchecked = [name for s in scores for name in s.survivors if name.endswith("(not checked)")]
+    if unchecked:
+        # No score from a run that did not happen: mutmut stops before testing any mutant
+        # when the tests fail on the unmutated code (it prints which above).
+        print(
+            f"\n== {group.name}: no score: {len(unchecked)} mutants were not checked; mutmut's run "
+            "stopped before testing them (its output above says why, e.g. a test failing on the code as it is)"
+        )
+        return False
     killed = sum(s.killed for s in scores)
     counted = sum(s.counted for s in scores)
     ratio = killed / counted if counted else 1.0

@@ -429,7 +429,3 @@ def as_string(series: pd.Series) -> pd.Series:
     text = series.astype("string").str.strip()
     return text.mask(text == "")
 
-
-def expected_dtype_kind(feature: Feature) -> str:
-    """The pandas dtype kind a coerced column of this feature has."""
-    return {"integral": "Int64", "fractional": "float64", "string": "string"}[feature.type]

@@ -95,3 +95,12 @@ def test_a_sampled_score_is_printed_with_wilsons_interval(capsys):
     out = capsys.readouterr().out
     assert "== g: 9/10 killed = 90.0% (floor 85%)" in out
     assert "a random sample of 10 of the 400 mutants that count: 95% interval 59.6% to 98.2%" in out
+
+
+def test_a_run_that_stopped_before_testing_the_mutants_gives_no_score(capsys):
+    group = mutation.Group(name="g", files=["pkg/mod.py"], tests=[], floor=0.85)
+    statuses = {"pkg.mod.x_f__mutmut_1": "killed", "pkg.mod.x_f__mutmut_2": "not checked"}
+    assert mutation.report(group, mutation.score(group, statuses)) is False
+    out = capsys.readouterr().out
+    assert "== g: no score: 1 mutants were not checked; mutmut's run stopped before testing them" in out
+    assert "killed =" not in out

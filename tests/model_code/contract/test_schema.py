@@ -59,49 +59,239 @@ def test_example_schema_ships_and_loads():
     assert [e.name for e in s.engineered] == ["charges_per_month", "log_total_charges"]
 
 
+KNOWN_TOP = "description, engineered, entity_id, event_time, features, name, target"
+FEATURE_KEYS = "name, type, min, max, values, nullable, drift"
+QUOTE_IT = 'quote the value as it appears in the data, e.g. "Yes"'
+
+
+def _engineered(**entry):
+    return lambda r: r.update(
+        engineered=[{"name": "r", "op": "ratio", "inputs": ["total_charges", "tenure_months"]} | entry]
+    )
+
+
+def _drift(value):
+    return lambda r: r["features"][0].update(drift=value)
+
+
 @pytest.mark.parametrize(
     ("mutate", "message"),
     [
-        (lambda r: r.pop("name"), "name: missing"),
-        (lambda r: r.update(name="Customer_Churn"), "name: expected kebab-case"),
-        (lambda r: r.update(name="x" * 41), "at most 40 characters"),
-        (lambda r: r.pop("entity_id"), "entity_id: missing"),
-        (lambda r: r.pop("target"), "target: missing"),
-        (lambda r: r["target"].pop("positive"), "target.positive: missing"),
-        (lambda r: r["target"].update(positive=True), "target.positive: got the YAML boolean"),
-        (lambda r: r.update(features=[]), "features: expected a non-empty list"),
-        (lambda r: r["features"][0].update(type="integer"), "features[0].type: 'integer' is not one of"),
-        (lambda r: r["features"][0].update(min="zero"), "features[0].min: expected a number"),
+        (lambda r: r.pop("name"), "name: missing; expected a kebab-case name of at most 40 characters"),
+        (
+            lambda r: r.update(name="Customer_Churn"),
+            "name: expected kebab-case (a-z, 0-9, '-') of at most 40 characters, got 'Customer_Churn'",
+        ),
+        (
+            lambda r: r.update(name="x" * 41),
+            f"name: expected kebab-case (a-z, 0-9, '-') of at most 40 characters, got '{'x' * 41}'",
+        ),
+        (lambda r: r.pop("entity_id"), "entity_id: missing; expected the record identifier column"),
+        (
+            lambda r: r.update(entity_id="customer id"),
+            "entity_id: expected a column name (letters, digits, underscore), got 'customer id'",
+        ),
+        (
+            lambda r: r.update(event_time="when?"),
+            "event_time: expected a column name (letters, digits, underscore), got 'when?'",
+        ),
+        (
+            lambda r: r.update(entity_id="churned"),
+            "entity_id, event_time and target.column must name different columns",
+        ),
+        (lambda r: r.pop("target"), "target: missing; expected a mapping with column and positive"),
+        (
+            lambda r: r.update(target="churned"),
+            "target: expected a mapping with column and positive, got 'churned'",
+        ),
+        (
+            lambda r: r["target"].update(weight=2),
+            "target.weight: unknown key; expected column, positive, negative",
+        ),
+        (lambda r: r["target"].pop("column"), "target.column: missing; expected the label column"),
+        (
+            lambda r: r["target"].pop("positive"),
+            "target.positive: missing; expected the positive class value (a number or a string)",
+        ),
+        (
+            lambda r: r["target"].update(positive=True),
+            f"target.positive: got the YAML boolean True; {QUOTE_IT}",
+        ),
+        (
+            lambda r: r["target"].update(positive=[1]),
+            "target.positive: expected a number or a string, got [1]",
+        ),
+        (
+            lambda r: r["target"].update(positive=2),
+            "target.negative: missing; expected the other class value as the data spells it "
+            "(it may be left out only when positive is 1, the negative then being 0)",
+        ),
+        (
+            lambda r: r["target"].update(positive="Yes"),
+            "target.negative: missing; expected the other class value as the data spells it "
+            "(it may be left out only when positive is 1, the negative then being 0)",
+        ),
+        (
+            lambda r: r["target"].update(negative=False),
+            f"target.negative: got the YAML boolean False; {QUOTE_IT}",
+        ),
+        (
+            lambda r: r["target"].update(positive="Yes", negative=0),
+            "target.negative: expected a str like positive, got 0",
+        ),
+        (
+            lambda r: r["target"].update(positive="Yes", negative=" yes"),
+            "target.negative: ' yes' is the positive class too",
+        ),
+        (lambda r: r["target"].update(negative=1.0), "target.negative: 1.0 is the positive class too"),
+        (lambda r: r.pop("features"), "features: missing; expected a non-empty list of features"),
+        (lambda r: r.update(features=[]), "features: expected a non-empty list of features, got []"),
+        (
+            lambda r: r["features"].__setitem__(0, "tenure_months"),
+            "features[0]: expected a mapping with name and type, got 'tenure_months'",
+        ),
+        (
+            lambda r: r["features"][2].update(colour="red"),
+            f"features[2].colour: unknown key; expected {FEATURE_KEYS}",
+        ),
+        (lambda r: r["features"][0].pop("name"), "features[0].name: missing; expected a column name"),
+        (
+            lambda r: r["features"][0].update(name="tenure months"),
+            "features[0].name: expected a column name (letters, digits, underscore), got 'tenure months'",
+        ),
+        (
+            lambda r: r["features"][0].pop("type"),
+            "features[0].type: missing; expected integral | fractional | string",
+        ),
+        (
+            lambda r: r["features"][0].update(type="integer"),
+            "features[0].type: 'integer' is not one of integral | fractional | string",
+        ),
+        (lambda r: r["features"][0].update(min="zero"), "features[0].min: expected a number, got 'zero'"),
+        (lambda r: r["features"][0].update(max=True), "features[0].max: expected a number, got True"),
         (lambda r: r["features"][0].update(min=200), "features[0].min: 200 is greater than max 120"),
         (
             lambda r: r["features"][1].update(min=0),
-            "features[1].min/max: bounds apply to integral or fractional",
+            "features[1].min/max: bounds apply to integral or fractional features, not string",
         ),
-        (lambda r: r["features"][1].update(values=[]), "features[1].values: expected a non-empty list"),
+        (
+            lambda r: r["features"][1].update(values=[]),
+            "features[1].values: expected a non-empty list of allowed values, got []",
+        ),
+        (
+            lambda r: r["features"][1].update(values=["yes", True]),
+            f"features[1].values: got the YAML boolean True; {QUOTE_IT}",
+        ),
+        (
+            lambda r: r["features"][1].update(values=["one-year", "one-year"]),
+            "features[1].values: duplicate allowed values in ['one-year', 'one-year']",
+        ),
+        (
+            lambda r: r["features"][0].update(values=[1, "two"]),
+            "features[0].values: expected a number, got 'two'",
+        ),
         (
             lambda r: r["features"][2].update(nullable="yes please"),
-            "features[2].nullable: expected true or false",
+            "features[2].nullable: expected true or false, got 'yes please'",
         ),
-        (lambda r: r["features"][2].update(colour="red"), "features[2].colour: unknown key"),
-        (lambda r: r["features"][2].update(name="churned"), "features[2].name: 'churned' is used twice"),
-        (lambda r: r.update(owner="me"), "owner: unknown key"),
+        (_drift(0.1), "features[0].drift: expected a mapping with psi and/or p_value, got 0.1"),
+        (_drift({}), "features[0].drift: expected a mapping with psi and/or p_value, got {}"),
         (
-            lambda r: r.update(engineered=[{"name": "r", "op": "divide", "inputs": ["a", "b"]}]),
-            "engineered[0].op: 'divide' is not one of",
+            _drift({"psi": 0.1, "pvalue": 0.01, "ks": 1}),
+            "features[0].drift.ks: unknown key; expected psi, p_value",
+        ),
+        (_drift({"psi": 0}), "features[0].drift.psi: expected a number > 0, got 0"),
+        (_drift({"psi": "high"}), "features[0].drift.psi: expected a number, got 'high'"),
+        (_drift({"p_value": 1}), "features[0].drift.p_value: expected a number between 0 and 1, got 1"),
+        (_drift({"p_value": 0}), "features[0].drift.p_value: expected a number between 0 and 1, got 0"),
+        (_drift({"p_value": "low"}), "features[0].drift.p_value: expected a number, got 'low'"),
+        (
+            lambda r: r["features"][2].update(name="churned"),
+            "features[2].name: 'churned' is used twice in the schema",
+        ),
+        (lambda r: r.update(owner="me"), f"owner: unknown key; expected one of {KNOWN_TOP}"),
+        (lambda r: r.update(engineered="ratio"), "engineered: expected a list, got 'ratio'"),
+        (
+            lambda r: r.update(engineered=["ratio"]),
+            "engineered[0]: expected a mapping with name, op and inputs, got 'ratio'",
+        ),
+        (_engineered(name=None), "engineered[0].name: missing; expected a column name"),
+        (
+            _engineered(op=None),
+            "engineered[0].op: missing; expected ratio | product | difference | sum | log1p",
         ),
         (
-            lambda r: r.update(
-                engineered=[{"name": "r", "op": "ratio", "inputs": ["contract", "tenure_months"]}]
-            ),
-            "engineered[0].inputs: 'contract' is not a numeric feature",
+            _engineered(op="divide"),
+            "engineered[0].op: 'divide' is not one of ratio | product | difference | sum | log1p",
+        ),
+        (
+            _engineered(inputs=None),
+            "engineered[0].inputs: missing; expected a list of 2 numeric feature names",
+        ),
+        (
+            _engineered(inputs=["total_charges"]),
+            "engineered[0].inputs: ratio takes 2 numeric feature names, got ['total_charges']",
+        ),
+        # a text of as many characters as the operation takes inputs is still no list
+        (
+            _engineered(op="log1p", inputs="t"),
+            "engineered[0].inputs: log1p takes 1 numeric feature names, got 't'",
+        ),
+        (
+            _engineered(inputs=["contract", "tenure_months"]),
+            "engineered[0].inputs: 'contract' is not a numeric feature of this schema",
+        ),
+        (
+            _engineered(name="tenure_months"),
+            "engineered[0].name: 'tenure_months' is used twice in the schema",
         ),
     ],
 )
-def test_malformed_schema_names_the_key(raw, mutate, message):
+def test_malformed_schema_gets_one_error_naming_the_key_and_what_was_expected(raw, mutate, message):
     bad = copy.deepcopy(raw)
     mutate(bad)
-    with pytest.raises(schema.SchemaError, match=message.replace("[", r"\[").replace("]", r"\]")):
+    with pytest.raises(schema.SchemaError) as raised:
         schema.parse(bad)
+    assert str(raised.value) == message
+    assert raised.value.errors == [message]
+
+
+def test_a_schema_that_is_no_mapping_names_what_it_is():
+    with pytest.raises(schema.SchemaError) as raised:
+        schema.parse(["name", "customer-churn"])
+    assert str(raised.value) == "schema: expected a mapping at the top level, got list"
+
+
+def test_optional_keys_are_read(raw):
+    raw["description"] = "customers and whether they left"
+    raw["features"][0].update(description="months as a customer", drift={"psi": 0.25, "p_value": 0.01})
+    raw["features"][1].update(drift={"p_value": 0.05})
+    parsed = schema.parse(raw)
+    tenure, contract = parsed.feature("tenure_months"), parsed.feature("contract")
+    assert (tenure.drift_psi, tenure.drift_p_value) == (0.25, 0.01)
+    assert (contract.drift_psi, contract.drift_p_value) == (None, 0.05)
+    assert parsed.to_dict()["description"] == "customers and whether they left"
+
+
+def test_a_string_feature_allows_its_values_as_the_data_spells_them(raw):
+    """YAML reads ``[1, 2]`` as numbers; a string column holds them as text."""
+    raw["features"][1]["values"] = [1, 2, "three"]
+    assert schema.parse(raw).feature("contract").values == ("1", "2", "three")
+
+
+@pytest.mark.parametrize(("positive", "negative"), [(1, 0), (1.0, 0.0)])
+def test_the_negative_class_defaults_to_zero_of_the_positive_class_type(raw, positive, negative):
+    raw["target"]["positive"] = positive
+    target = schema.parse(raw).target
+    assert target.classes == (negative, positive)
+    assert type(target.negative) is type(positive)
+
+
+def test_numeric_labels_match_as_numbers_and_text_never_matches(raw):
+    s = schema.parse(raw)
+    labels = pd.Series(["1", "1.0", " 1", "yes", None, "0", 1])
+    assert s.is_positive(labels).tolist() == [True, True, True, False, False, False, True]
+    assert labels[s.is_positive(labels)].tolist() == ["1", "1.0", " 1", 1]  # a mask to select rows by
 
 
 def test_load_names_the_file_on_invalid_yaml(tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pandas as pd
 import pytest
@@ -268,13 +269,14 @@ def test_main_failure_writes_the_reason_and_still_writes_outputs(tmp_path, failu
     assert len(accepted) + len(quarantined) == 400
 
 
-def test_main_uses_ingestion_time_when_data_has_no_event_time(tmp_path):
+@pytest.mark.parametrize(
+    "given", ["2026-03-01T12:00:00Z", "2026-03-01T12:00:00", "2026-03-01T13:00:00+01:00"]
+)
+def test_main_uses_ingestion_time_in_utc_when_data_has_no_event_time(tmp_path, given):
     path = tmp_path / "no-time.csv"
     synthetic.generate(50, seed=2).drop(columns="event_time").assign(note="x").to_csv(path, index=False)
 
-    code, report, accepted, _ = run(
-        tmp_path, "--input", str(path), "--ingestion-time", "2026-03-01T12:00:00Z"
-    )
+    code, report, accepted, _ = run(tmp_path, "--input", str(path), "--ingestion-time", given)
 
     assert code == 0
     assert set(accepted.event_time) == {"2026-03-01T12:00:00Z"}
@@ -390,3 +392,225 @@ def test_one_instance_with_no_file_still_fails(tmp_path, failure_file):
     (tmp_path / "input").mkdir()
     assert main(["--input", str(tmp_path / "input"), "--report-dir", str(tmp_path / "r")]) == 1
     assert "no CSV or Parquet files to validate" in failure_file.read_text()
+
+
+def test_the_report_holds_every_count_and_setting_and_is_laid_out_for_reading(tmp_path, churn_csv):
+    reports = tmp_path / "reports" / "2026" / "validation"  # folders made as needed
+    assert main(["--input", churn_csv, "--max-quarantine-share", "0.1", "--report-dir", str(reports),
+                 "--accepted-dir", str(tmp_path / "a"), "--quarantine-dir", str(tmp_path / "q")]) == 0  # fmt: skip
+    text = (reports / "validation.json").read_text()
+    report = json.loads(text)
+    assert report == {
+        "schema": "customer-churn",
+        "input_files": [churn_csv],
+        "rows_in": 4000,
+        "rows_accepted": 4000,
+        "rows_quarantined": 0,
+        "quarantined_share": 0.0,
+        "reasons": {},
+        "table_errors": [],
+        "rows_in_per_file": {churn_csv: 4000},
+        "max_quarantine_share": 0.1,
+        "ignored_columns": [],
+        "passed": True,
+        "failure": None,
+    }
+    assert text == json.dumps(report, indent=2) + "\n"  # one key a line, as a person opens it
+
+
+def test_an_instance_dealt_no_file_writes_the_whole_report(tmp_path, monkeypatch):
+    (tmp_path / "input").mkdir()
+    monkeypatch.setenv("SM_CURRENT_HOST", "algo-3")
+    monkeypatch.setenv("SM_HOSTS", "algo-1,algo-2,algo-3")
+    assert main(["--input", str(tmp_path / "input"), "--report-dir", str(tmp_path / "r")]) == 0
+    text = (tmp_path / "r" / "validation-algo-3.json").read_text()
+    report = json.loads(text)
+    assert report == {"schema": "customer-churn", "input_files": [], "rows_in": 0, "rows_accepted": 0,
+                      "rows_quarantined": 0, "rows_in_per_file": {}, "passed": True, "failure": None}  # fmt: skip
+    assert text == json.dumps(report, indent=2) + "\n"
+
+
+def test_help_shows_each_option_with_its_default(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "400")  # argparse wraps at the terminal's width, long paths too
+    with pytest.raises(SystemExit) as exited:
+        main(["--help"])
+    shown = capsys.readouterr().out
+    assert exited.value.code == 0
+    assert shown.startswith("usage: mlops validate [-h] [--input INPUT] [--schema SCHEMA]")
+    for option, default in [
+        ("--input", "/opt/ml/processing/input/data"),
+        ("--schema", str(schema.EXAMPLE_SCHEMA)),
+        ("--accepted-dir", "/opt/ml/processing/output/accepted"),
+        ("--quarantine-dir", "/opt/ml/processing/output/quarantine"),
+        ("--report-dir", "/opt/ml/processing/output/report"),
+        ("--max-quarantine-share", "0.05"),
+        ("--ingestion-time", "now"),
+    ]:
+        assert option in shown
+        assert f"(default: {default})" in shown, option
+
+
+@pytest.mark.parametrize("given", ["yesterday", ""])
+def test_an_ingestion_time_that_is_no_time_is_refused_naming_the_option(given, capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(["--ingestion-time", given])
+    assert exited.value.code == 2
+    assert f"argument --ingestion-time: expected an ISO-8601 time, got {given!r}" in capsys.readouterr().err
+
+
+def test_data_without_event_time_gets_the_ingestion_time_in_utc_whatever_the_machines_zone(
+    tmp_path, monkeypatch
+):
+    monkeypatch.setenv("TZ", "XYZ-05:30")  # a machine five and a half hours ahead of UTC
+    time.tzset()
+    try:
+        path = tmp_path / "no-time.csv"
+        synthetic.generate(10, seed=2).drop(columns="event_time").to_csv(path, index=False)
+        before = pd.Timestamp.now(tz="UTC").floor("s")
+        code, _, accepted, _ = run(tmp_path, "--input", str(path))
+        after = pd.Timestamp.now(tz="UTC")
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
+    assert code == 0
+    stamped = pd.to_datetime(accepted.event_time, utc=True)
+    assert accepted.event_time.str.endswith("Z").all()
+    assert ((stamped >= before) & (stamped <= after)).all(), (before, stamped.iloc[0], after)
+
+
+def test_event_times_finer_than_a_second_keep_their_fraction(tmp_path):
+    path = tmp_path / "fine.csv"
+    frame = synthetic.generate(3, seed=2)
+    frame["event_time"] = ["2026-03-01T12:00:00.250Z", "2026-03-01T12:00:01Z", "2026-03-01T12:00:02.000001Z"]
+    frame.to_csv(path, index=False)
+    code, _, accepted, _ = run(tmp_path, "--input", str(path))
+    assert code == 0
+    assert accepted.event_time.tolist() == [
+        "2026-03-01T12:00:00.250000Z",
+        "2026-03-01T12:00:01.000000Z",
+        "2026-03-01T12:00:02.000001Z",
+    ]
+
+
+def test_the_failure_lists_the_three_most_frequent_reasons_with_their_counts(raw, tmp_path, churn_schema):
+    raw.loc[0:5, "contract"] = "lifetime"  # 6 rows
+    raw.loc[6:9, "tenure_months"] = 999  # 4
+    raw.loc[10:12, "monthly_charges"] = -5  # 3
+    raw.loc[13, "support_calls"] = 99  # 1
+    result = validate(read(raw, tmp_path, churn_schema), churn_schema)
+    with pytest.raises(ValidationFailed) as failed:
+        result.check(max_quarantine_share=0.5)
+    assert str(failed.value) == (
+        "data validation failed: quarantined 70.0% of rows (14 of 20), above the allowed 50.0%; top reasons: "
+        "'contract: not one of month-to-month | one-year | two-year' (6), "
+        "'tenure_months: above the maximum 120' (4), 'monthly_charges: below the minimum 0' (3)"
+    )
+
+
+def test_empty_input_fails_saying_so(raw, tmp_path, churn_schema):
+    result = validate(read(raw.iloc[:0], tmp_path, churn_schema), churn_schema)
+    with pytest.raises(ValidationFailed) as failed:
+        result.check()
+    assert str(failed.value) == "data validation failed: no rows to validate: the input is empty"
+
+
+def test_an_expectation_great_expectations_cannot_evaluate_fails_the_step_naming_it(
+    raw, tmp_path, churn_schema, monkeypatch
+):
+    """A team that adds an expectation to the suite (contract/suite.py) which GX cannot
+    evaluate on the column learns so from a table error, instead of the check passing."""
+    import great_expectations.expectations as gxe
+
+    from model_code.contract import validate as validation
+
+    def extended(s):
+        suite = build_suite(s)
+        suite.expectations.append(gxe.ExpectColumnValuesToBeBetween(column="customer_id", min_value=0))
+        return suite
+
+    monkeypatch.setattr(validation, "build_suite", extended)
+    result = validate(read(raw, tmp_path, churn_schema), churn_schema)
+    assert len(result.table_errors) == 1
+    assert result.table_errors[0].startswith(
+        "customer_id: could not check expect_column_values_to_be_between: "
+    )
+    assert result.rows_quarantined == 0
+
+
+def test_a_folder_of_csv_and_parquet_files_is_validated_whole(tmp_path):
+    data = tmp_path / "in" / "2026-03"
+    data.mkdir(parents=True)
+    frame = synthetic.generate(30, seed=6)
+    frame.iloc[:10].to_csv(data / "a.csv", index=False)
+    frame.iloc[10:].to_parquet(data / "b.parquet", index=False)
+    (data / "notes.txt").write_text("not data")
+    code, report, accepted, _ = run(tmp_path, "--input", str(tmp_path / "in"))
+    assert code == 0
+    assert report["rows_in_per_file"] == {str(data / "a.csv"): 10, str(data / "b.parquet"): 20}
+    assert sorted(accepted.customer_id) == sorted(frame.customer_id)
+
+
+def test_the_share_quarantined_is_reported_to_six_places(tmp_path):
+    path = tmp_path / "three.csv"
+    frame = synthetic.generate(3, seed=2).astype(object)
+    frame.loc[1, "tenure_months"] = 999
+    frame.to_csv(path, index=False)
+    code, report, *_ = run(tmp_path, "--input", str(path), "--max-quarantine-share", "0.5")
+    assert code == 0
+    assert report["quarantined_share"] == 0.333333
+
+
+def test_data_without_event_time_has_it_first_in_the_quarantine(tmp_path):
+    path = tmp_path / "no-time.csv"
+    frame = synthetic.generate(5, seed=2).drop(columns="event_time").astype(object)
+    frame.loc[0, "tenure_months"] = 999
+    frame.to_csv(path, index=False)
+    run(
+        tmp_path,
+        "--input",
+        str(path),
+        "--ingestion-time",
+        "2026-03-01T12:00:00Z",
+        "--max-quarantine-share",
+        "1",
+    )
+    header = (tmp_path / "out" / "quarantine" / "quarantine.csv").read_text().splitlines()[0].split(",")
+    assert header == ["event_time", *frame.columns, "source_file", "line", "raw_line", "reason"]
+
+
+def test_a_file_with_only_its_header_fails_on_one_instance(tmp_path, failure_file):
+    path = tmp_path / "header.csv"
+    synthetic.generate(1, seed=2).iloc[:0].to_csv(path, index=False)
+    code, report, *_ = run(tmp_path, "--input", str(path))
+    assert code == 1
+    assert report["failure"] == "data validation failed: no rows to validate: the input is empty"
+
+
+def test_an_instance_of_several_whose_files_hold_no_rows_passes(tmp_path, failure_file, monkeypatch):
+    """Its upload is judged by the rows the other instances hold."""
+    monkeypatch.setenv("SM_CURRENT_HOST", "algo-1")
+    monkeypatch.setenv("SM_HOSTS", "algo-1,algo-2")
+    path = tmp_path / "header.csv"
+    synthetic.generate(1, seed=2).iloc[:0].to_csv(path, index=False)
+    out = tmp_path / "out"
+    dirs = [f"--{d}-dir={out / d}" for d in ("accepted", "quarantine", "report")]
+    assert main(["--input", str(path), *dirs]) == 0
+    report = json.loads((out / "report" / "validation-algo-1.json").read_text())
+    assert (report["rows_in"], report["passed"], report["failure"]) == (0, True, None)
+    assert not failure_file.exists()
+
+
+def test_when_the_suites_types_disagree_with_the_data_the_step_names_each_column(
+    raw, tmp_path, churn_schema, monkeypatch
+):
+    """The suite's type names follow what pandas holds (suite.GX_TYPES); should a pandas or GX
+    release change them, the step fails naming each column and its dtype and blames no row."""
+    from model_code.contract import suite
+
+    monkeypatch.setitem(suite.GX_TYPES, "integral", "int32")
+    result = validate(read(raw, tmp_path, churn_schema), churn_schema)
+    assert result.table_errors == [
+        f"{name}: expected integral (Int64), got dtype Int64"
+        for name in ("tenure_months", "support_calls", "senior_citizen")
+    ]
+    assert result.rows_quarantined == 0
