@@ -428,4 +428,3 @@ def as_string(series: pd.Series) -> pd.Series:
     """Text with surrounding spaces stripped; an empty cell is null."""
     text = series.astype("string").str.strip()
     return text.mask(text == "")
-
