@@ -46,6 +46,8 @@ class Group:
     # Source lines never mutated (mutmut's do_not_mutate_patterns): regular expression -> why.
     text_lines: dict[str, str] = field(default_factory=dict)
     equivalent: dict[str, str] = field(default_factory=dict)  # mutant name -> why
+    # [tool.mutmut] settings for this group only, over the committed ones.
+    mutmut: dict[str, object] = field(default_factory=dict)
 
 
 @dataclass
@@ -154,6 +156,7 @@ def scratch_copy(group: Group) -> Path:
         "do_not_mutate_patterns": list(group.text_lines),
         # mutmut runs the tests inside mutants/: everything they read must be there too
         "also_copy": [t for t in tops if t not in {".ci", ".gitlab-ci.yml"}],
+        **group.mutmut,
     }
     lines = ["", "[tool.mutmut]"] + [f"{key} = {toml_value(value)}" for key, value in settings.items()]
     pyproject = work / "pyproject.toml"

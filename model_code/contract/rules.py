@@ -294,14 +294,13 @@ def rules(schema: Schema) -> dict[str, Rule]:
 
 @dataclass
 class Checked:
-    """A frame typed by the contract, and why each invalid cell is invalid.
+    """Why each invalid cell of a frame is invalid.
 
     ``reasons`` and ``summaries`` have one column per checked column that has violations
     (schema order), null where the cell is valid; ``unparsed`` names the columns none of
     whose non-empty values could be read as the type the schema declares.
     """
 
-    frame: pd.DataFrame
     reasons: pd.DataFrame
     summaries: pd.DataFrame
     unparsed: list[str]
@@ -348,9 +347,7 @@ def check_frame(frame: pd.DataFrame, schema: Schema) -> tuple[pd.DataFrame, Chec
             reasons[col], summaries[col] = why, summary
     out = pd.DataFrame(typed, index=frame.index)
     index = frame.index
-    return out, Checked(
-        out, pd.DataFrame(reasons, index=index), pd.DataFrame(summaries, index=index), unparsed
-    )
+    return out, Checked(pd.DataFrame(reasons, index=index), pd.DataFrame(summaries, index=index), unparsed)
 
 
 def coerce(frame: pd.DataFrame, schema: Schema) -> pd.DataFrame:

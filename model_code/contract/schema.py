@@ -164,8 +164,6 @@ class Schema:
 
 def labels_equal(values: pd.Series, label: Any) -> pd.Series:
     """Compare a label column with one class value the way a person reads them."""
-    if isinstance(label, bool):
-        label = int(label)
     if isinstance(label, (int, float)):
         numeric = pd.to_numeric(values, errors="coerce")
         return (numeric == label).fillna(False).astype(bool)

@@ -56,7 +56,10 @@ def test_event_time_is_optional(raw):
 def test_example_schema_ships_and_loads():
     s = schema.load(schema.EXAMPLE_SCHEMA)
     assert s.name == "customer-churn"
-    assert [e.name for e in s.engineered] == ["charges_per_month", "log_total_charges"]
+    assert [(e.name, e.op, e.inputs) for e in s.engineered] == [
+        ("charges_per_month", "ratio", ("total_charges", "tenure_months")),
+        ("log_total_charges", "log1p", ("total_charges",)),
+    ]
 
 
 KNOWN_TOP = "description, engineered, entity_id, event_time, features, name, target"
@@ -109,6 +112,10 @@ def _drift(value):
             "target.weight: unknown key; expected column, positive, negative",
         ),
         (lambda r: r["target"].pop("column"), "target.column: missing; expected the label column"),
+        (
+            lambda r: r["target"].update(column="churned?"),
+            "target.column: expected a column name (letters, digits, underscore), got 'churned?'",
+        ),
         (
             lambda r: r["target"].pop("positive"),
             "target.positive: missing; expected the positive class value (a number or a string)",
@@ -245,6 +252,10 @@ def _drift(value):
             _engineered(name="tenure_months"),
             "engineered[0].name: 'tenure_months' is used twice in the schema",
         ),
+        (
+            lambda r: r.update(engineered=[{"name": "r", "op": "log1p", "inputs": ["total_charges"]}] * 2),
+            "engineered[1].name: 'r' is used twice in the schema",
+        ),
     ],
 )
 def test_malformed_schema_gets_one_error_naming_the_key_and_what_was_expected(raw, mutate, message):
@@ -366,3 +377,46 @@ def test_every_error_of_a_schema_is_reported_at_once(raw, tmp_path):
     for key, error in zip(keys, raised.value.errors, strict=True):
         assert error.startswith(f"{path}: {key}"), error
     assert str(raised.value).startswith(f"{path}: 5 errors:")
+
+
+def test_the_limits_themselves_are_allowed(raw):
+    """A name of exactly 40 characters, and a feature whose min equals its max (a constant)."""
+    raw["name"] = "c" * 40
+    raw["features"][0].update(min=3, max=3)
+    parsed = schema.parse(raw)
+    assert (parsed.name, parsed.feature("tenure_months").min, parsed.feature("tenure_months").max) == (
+        "c" * 40,
+        3,
+        3,
+    )
+
+
+def test_a_numeric_feature_keeps_its_allowed_values_as_numbers(raw):
+    raw["features"][0]["values"] = [0, 12, 24]
+    assert schema.parse(raw).feature("tenure_months").values == (0, 12, 24)
+
+
+def test_a_folder_holding_one_yml_file_is_read(tmp_path):
+    (tmp_path / "contract.yml").write_text(ISSUE_EXAMPLE)
+    assert schema.load(tmp_path).name == "customer-churn"
+
+
+def test_several_errors_are_listed_one_a_line_under_their_count(raw):
+    raw.pop("entity_id")
+    raw["owner"] = "me"
+    with pytest.raises(schema.SchemaError) as raised:
+        schema.parse(raw)
+    assert str(raised.value) == (
+        "2 errors:\n"
+        f"  owner: unknown key; expected one of {KNOWN_TOP}\n"
+        "  entity_id: missing; expected the record identifier column"
+    )
+
+
+def test_a_missing_label_is_never_the_positive_class(raw):
+    s = schema.parse(raw)
+    typed = pd.Series([1, None, 0], dtype="Int64")
+    assert s.is_positive(typed).tolist() == [True, False, False]
+    raw["target"].update(positive="Yes", negative="No")
+    text = pd.Series(["yes", None, "No"])
+    assert text[schema.parse(raw).is_positive(text)].tolist() == ["yes"]

@@ -614,3 +614,89 @@ def test_when_the_suites_types_disagree_with_the_data_the_step_names_each_column
         for name in ("tenure_months", "support_calls", "senior_citizen")
     ]
     assert result.rows_quarantined == 0
+
+
+def test_outputs_go_into_folders_that_exist_already_as_sagemaker_makes_them(tmp_path, churn_csv, capsys):
+    out = tmp_path / "out"
+    for d in ("accepted", "quarantine", "report"):
+        (out / d).mkdir(parents=True)
+    code, report, accepted, _ = run(tmp_path, "--input", churn_csv)
+    assert (code, report["rows_accepted"], len(accepted)) == (0, 4000, 4000)
+    # the line the processing job's log shows
+    assert (
+        "validated 4000 rows from 1 file(s): 4000 accepted, 0 quarantined (0.0%)" in capsys.readouterr().out
+    )
+
+
+@pytest.mark.parametrize("existing", [True, False])
+def test_an_instance_dealt_no_file_says_so_and_reports_into_any_folder(
+    tmp_path, monkeypatch, capsys, existing
+):
+    reports = tmp_path / "job" / "report"
+    if existing:
+        reports.mkdir(parents=True)
+    (tmp_path / "input").mkdir()
+    monkeypatch.setenv("SM_CURRENT_HOST", "algo-2")
+    monkeypatch.setenv("SM_HOSTS", "algo-1,algo-2")
+    assert main(["--input", str(tmp_path / "input"), "--report-dir", str(reports)]) == 0
+    assert json.loads((reports / "validation-algo-2.json").read_text())["rows_in"] == 0
+    assert "algo-2: no files in this shard" in capsys.readouterr().out
+
+
+def test_a_blank_label_is_quarantined_as_required(raw, tmp_path, churn_schema):
+    raw.loc[2, "churned"] = " "
+    result = validate(read(raw, tmp_path, churn_schema), churn_schema)
+    assert result.quarantined.customer_id.tolist() == [raw.customer_id[2]]
+    assert result.quarantined.reason.tolist() == ["churned: no value (null or empty), but it is required"]
+
+
+def test_a_column_of_which_no_value_parses_is_named_with_its_first_value_and_count(
+    raw, tmp_path, churn_schema
+):
+    raw["total_charges"] = ["n/a", "unknown", " ", *["n/a"] * 17]  # a blank is no value, so not counted
+    result = validate(read(raw, tmp_path, churn_schema), churn_schema)
+    assert result.table_errors == [
+        "total_charges: none of its 19 values is a finite number (e.g. 'n/a'); "
+        "is it the right column, of the right type?"
+    ]
+
+
+def test_a_row_breaking_a_rule_and_a_malformed_line_are_both_counted(tmp_path, churn_schema):
+    path = tmp_path / "mixed.csv"
+    frame = synthetic.generate(5, seed=2).astype(object)
+    frame.loc[1, "tenure_months"] = 999
+    text = frame.to_csv(index=False) + "C-extra,1,2\n"  # a line with too few fields
+    path.write_text(text)
+    batch = table.read_files([path], churn_schema)
+    result = validate(batch.records[churn_schema.columns], churn_schema, batch.rejected)
+    assert result.rows_in == 6 and result.rows_quarantined == 2
+    assert result.reasons["tenure_months: above the maximum 120"] == 1
+    assert sum(result.reasons.values()) == 2, result.reasons
+    # a malformed line is a quarantined row like the others: every column, null, and its reason
+    line = result.quarantined.iloc[-1]
+    assert list(result.quarantined.columns) == [*churn_schema.columns, "reason"]
+    assert line[churn_schema.columns].isna().all()
+
+
+def test_a_file_lacking_a_column_is_named_before_the_other_table_errors(tmp_path, failure_file):
+    data = tmp_path / "in"
+    data.mkdir()
+    frame = synthetic.generate(40, seed=4).astype(object)
+    frame["monthly_charges"] = "n/a"
+    frame.iloc[:20].to_csv(data / "a.csv", index=False)
+    frame.iloc[20:].drop(columns="total_charges").to_csv(data / "b.csv", index=False)
+    code, report, *_ = run(tmp_path, "--input", str(data), "--max-quarantine-share", "1")
+    assert code == 1
+    assert report["table_errors"] == [
+        f"{data / 'b.csv'}: missing column total_charges",
+        "monthly_charges: none of its 40 values is a finite number (e.g. 'n/a'); "
+        "is it the right column, of the right type?",
+    ]
+    assert failure_file.read_text() == "data validation failed: " + "; ".join(report["table_errors"])
+
+
+def test_a_share_quarantined_equal_to_the_allowed_one_passes(raw, tmp_path, churn_schema):
+    raw.loc[0, "tenure_months"] = 999  # 1 of 20 rows: 5%
+    result = validate(read(raw, tmp_path, churn_schema), churn_schema)
+    assert result.quarantined_share == 0.05
+    result.check(max_quarantine_share=0.05)
