@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import fnmatch
 import math
+import os
 import random
 import shutil
 import subprocess
@@ -34,6 +35,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 # mutmut's exit codes per mutant (mutmut.stats.status_by_exit_code): these count as killed.
 KILLED = {"killed", "timeout", "caught by type check"}
+WHOLE_MODULES = "MLOPS_MUTATION_WHOLE_MODULES"  # read by tests/conftest.py
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,9 @@ class Group:
     equivalent: dict[str, str] = field(default_factory=dict)  # mutant name -> why
     # [tool.mutmut] settings for this group only, over the committed ones.
     mutmut: dict[str, object] = field(default_factory=dict)
+    # Each mutant runs every test of the modules its tests are in (tests/conftest.py): for
+    # tests whose module fixtures do the work the tests then read.
+    whole_modules: bool = False
 
 
 @dataclass
@@ -198,13 +203,14 @@ def run_group(
         shutil.rmtree(work / "mutants", ignore_errors=True)
     mutmut = [sys.executable, "-m", "mutmut"]
     run = [*mutmut, "run", "--max-children", str(max_children)]
+    environment = {**os.environ, WHOLE_MODULES: "1"} if group.whole_modules else None
     drawn: list[str] = []
     population = None
     if sample is not None:
         # mutmut makes the mutants (again for code that changed) at the start of a run: a run of
         # none, so that the draw is from the mutants of the code as it is now.
         made = subprocess.run(
-            [*run, "no-such-mutant*"], cwd=work, capture_output=True, text=True, check=False
+            [*run, "no-such-mutant*"], cwd=work, env=environment, capture_output=True, text=True, check=False
         )
         if "nothing matches" not in made.stderr:  # mutmut ends a run of none with that assertion
             print(made.stdout, made.stderr, sep="\n")
@@ -220,14 +226,14 @@ def run_group(
     if drawn:
         unchecked = [name for name in drawn if statuses[name] == "not checked"]
         if unchecked:
-            subprocess.run([*run, *unchecked], cwd=work, check=False)
+            subprocess.run([*run, *unchecked], cwd=work, env=environment, check=False)
     else:
-        subprocess.run(run, cwd=work, check=False)
+        subprocess.run(run, cwd=work, env=environment, check=False)
     if earlier:
         # mutmut maps each function to the tests that reach it once, and keeps the map while a
         # test keeps its name: an edited test would not be run on the functions it reaches now.
         (work / "mutants" / "mutmut-stats.json").unlink(missing_ok=True)
-        subprocess.run([*run, *earlier], cwd=work, check=False)
+        subprocess.run([*run, *earlier], cwd=work, env=environment, check=False)
     statuses = results(work)
     return ({name: statuses[name] for name in drawn} if drawn else statuses), population
 

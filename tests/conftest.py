@@ -17,6 +17,8 @@ from model_code.contract import schema, synthetic, table
 from model_code.training import artifact
 from model_code.training.train import fit_model
 
+WHOLE_MODULES = "MLOPS_MUTATION_WHOLE_MODULES"  # set by .ci/mutation.py for such a group
+
 
 @pytest.fixture(scope="session")
 def churn_schema() -> schema.Schema:
@@ -63,6 +65,15 @@ def no_network(monkeypatch):
         return connect(sock, address)
 
     monkeypatch.setattr(socket.socket, "connect", guarded)
+
+
+def pytest_configure(config):
+    """Under mutmut, a group marked ``whole_modules`` runs every test of each module a mutant's
+    tests are in. mutmut gives a function to the tests that reached it, and a function reached
+    while a module fixture set up (a stack deployed) goes to the module's first test alone, so
+    a mutant there would be tried against that one test instead of all those reading its work."""
+    if "__mutmut_" in os.environ.get("MUTANT_UNDER_TEST", "") and os.environ.get(WHOLE_MODULES):
+        config.args = sorted({arg.split("::")[0] for arg in config.args})
 
 
 def pytest_collection_modifyitems(config, items):

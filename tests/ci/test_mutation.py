@@ -4,7 +4,9 @@ at real files, tests and functions."""
 from __future__ import annotations
 
 import importlib.util
+import os
 import re
+import subprocess
 import sys
 
 import pytest
@@ -104,3 +106,28 @@ def test_a_run_that_stopped_before_testing_the_mutants_gives_no_score(capsys):
     out = capsys.readouterr().out
     assert "== g: no score: 1 mutants were not checked; mutmut's run stopped before testing them" in out
     assert "killed =" not in out
+
+
+def _collected(target: str, env: dict[str, str]) -> list[str]:
+    listed = subprocess.run(
+        [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", target],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
+    return [line for line in listed if "::" in line]
+
+
+def test_a_group_marked_whole_modules_tries_each_mutant_on_every_test_of_its_modules():
+    """As mutmut runs a mutant's tests: pytest given one test id, MUTANT_UNDER_TEST naming the mutant."""
+    this = "tests/ci/test_mutation.py"
+    one = f"{this}::test_a_sampled_score_is_printed_with_wilsons_interval"
+    plain = {k: v for k, v in os.environ.items() if k not in {mutation.WHOLE_MODULES, "MUTANT_UNDER_TEST"}}
+    mutant = {**plain, "MUTANT_UNDER_TEST": "pkg.mod.x_f__mutmut_1"}
+    everything = _collected(this, plain)
+    assert len(everything) > 10
+    assert _collected(one, mutant) == [one]
+    assert _collected(one, {**mutant, mutation.WHOLE_MODULES: "1"}) == everything
+    assert _collected(one, {**plain, mutation.WHOLE_MODULES: "1"}) == [one]  # only under a mutant
