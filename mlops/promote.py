@@ -200,12 +200,9 @@ def target_package_request(
     ]
     # Only what CreateModelPackage takes back from DescribeModelPackage's container.
     keep = {"ContainerHostname", "Image", "ModelDataUrl", "Environment", "Framework", "FrameworkVersion"}
-    spec = {
-        k: v
-        for k, v in source.get("InferenceSpecification", {}).items()
-        if k
-        in {"SupportedContentTypes", "SupportedResponseMIMETypes", "SupportedRealtimeInferenceInstanceTypes"}
-    }
+    # The rest of the specification (the content types and instance types it supports) is the
+    # same in DescribeModelPackage's answer and CreateModelPackage's request.
+    spec = {k: v for k, v in source.get("InferenceSpecification", {}).items() if k != "Containers"}
     spec["Containers"] = [{k: v for k, v in c.items() if k in keep} for c in containers]
     metadata = {
         **rewrite(source.get("CustomerMetadataProperties") or {}, copies),

@@ -124,13 +124,22 @@ def test_parse_order_needs_the_stack_itself():
 def test_the_source_group_lets_the_other_accounts_role_describe_its_packages(dev_two_accounts):
     policy = dev_two_accounts.one("aws:sagemaker/modelPackageGroupPolicy:ModelPackageGroupPolicy").inputs
     assert policy["modelPackageGroupName"] == "customer-churn-dev"
-    (statement,) = json.loads(policy["resourcePolicy"])["Statement"]
-    assert statement["Principal"] == {"AWS": f"arn:aws:iam::{PROD_ACCOUNT}:root"}
-    assert statement["Action"] == "sagemaker:DescribeModelPackage"
-    assert (
-        statement["Resource"] == f"arn:aws:sagemaker:eu-west-1:{ACCOUNT}:model-package/customer-churn-dev/*"
-    )
-    assert statement["Condition"] == {"ArnEquals": {"aws:PrincipalArn": PROD_ROLE}}
+    document = json.loads(policy["resourcePolicy"])
+    # A resource policy's elements as the IAM JSON policy reference spells them: any other key
+    # (a misspelt "effect") makes CreateModelPackageGroupPolicy refuse the document.
+    assert document == {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "PromotionToProdDescribesPackages",
+                "Effect": "Allow",
+                "Principal": {"AWS": f"arn:aws:iam::{PROD_ACCOUNT}:root"},
+                "Action": "sagemaker:DescribeModelPackage",
+                "Resource": f"arn:aws:sagemaker:eu-west-1:{ACCOUNT}:model-package/customer-churn-dev/*",
+                "Condition": {"ArnEquals": {"aws:PrincipalArn": PROD_ROLE}},
+            }
+        ],
+    }
 
 
 def test_within_one_account_no_group_policy_is_declared():

@@ -374,6 +374,30 @@ def test_mlops_promote_prints_the_target_package_last(stacks, promoted, capsys, 
     )
 
 
+def test_mlops_promote_to_the_packages_own_stack_names_it_and_its_image_and_copies_nothing(
+    stacks, promoted, capsys, monkeypatch
+):
+    """dev's deploy job runs ``mlops promote`` too: for dev's own package it is the package itself."""
+    source, _, _ = promoted
+    monkeypatch.setenv("AWS_ENDPOINT_URL", stacks.emulator.endpoint_url)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    before = len(stacks.staging_packages())
+    assert promote_mod.main(["--from", source, "--stack", "dev", "--json"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record == {
+        "source_package_arn": source,
+        "source_stack": "dev",
+        "source_account": ACCOUNT,
+        "target_stack": "dev",
+        "model_package_arn": source,
+        "created": False,
+        "image": f"{ACCOUNT}.dkr.ecr.eu-west-1.amazonaws.com/customer-churn-dev:{TAG}",
+        "artifacts": {},
+    }
+    assert len(stacks.staging_packages()) == before
+
+
 def test_mlops_promote_refuses_a_package_not_approved(stacks, capsys, monkeypatch):
     monkeypatch.setenv("AWS_ENDPOINT_URL", stacks.emulator.endpoint_url)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")

@@ -103,6 +103,51 @@ def test_the_target_request_points_at_the_copies_and_carries_lineage():
     assert request["ModelApprovalStatus"] == "Approved"
 
 
+def test_the_copy_keeps_what_create_model_package_takes_back_from_the_described_package():
+    """DescribeModelPackage's container also names the source image's digest and the source
+    object's ETag, which CreateModelPackage would take as the copy's: they are left out."""
+    pkg = package(f"pipelines/{TRAINING}/models/job-1/output/model.tar.gz")
+    spec = pkg["InferenceSpecification"]
+    spec["Containers"][0].update(
+        ContainerHostname="model",
+        ImageDigest="sha256:" + "b" * 64,
+        ModelDataETag='"0123abcd"',
+        Environment={"MODEL_SERVER_WORKERS": "2"},
+        Framework="SKLEARN",
+        FrameworkVersion="1.7",
+    )
+    spec.update(
+        SupportedRealtimeInferenceInstanceTypes=["ml.m5.large"],
+        SupportedTransformInstanceTypes=["ml.m5.xlarge"],
+    )
+    request = target_package_request(
+        pkg,
+        group="customer-churn-staging",
+        image="repo@sha256:x",
+        copies=copies_of(pkg),
+        source_stack="dev",
+        source_account="111111111111",
+    )
+    target = request["InferenceSpecification"]
+    (container,) = target.pop("Containers")
+    assert sorted(container) == [
+        "ContainerHostname",
+        "Environment",
+        "Framework",
+        "FrameworkVersion",
+        "Image",
+        "ModelDataUrl",
+    ]
+    assert (container["Framework"], container["FrameworkVersion"]) == ("SKLEARN", "1.7")
+    assert container["Environment"] == {"MODEL_SERVER_WORKERS": "2"}
+    assert target == {
+        "SupportedContentTypes": ["text/csv"],
+        "SupportedResponseMIMETypes": ["application/json"],
+        "SupportedRealtimeInferenceInstanceTypes": ["ml.m5.large"],
+        "SupportedTransformInstanceTypes": ["ml.m5.xlarge"],
+    }
+
+
 def test_a_group_of_another_schema_is_refused():
     with pytest.raises(PromotionError, match="group 'fraud-dev' is not a customer-churn stack's group"):
         source_stack_of("fraud-dev", "customer-churn")
