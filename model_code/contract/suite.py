@@ -2,9 +2,9 @@
 
 The suite checks the table: each column the schema names exists with its declared type, the
 entity id is present and unique, the target present (its two classes are the value rules'), the
-event time parses; the
-features' bounds, allowed values and nullability are restated as expectations, as a second
-opinion on ``model_code.contract.rules``, whose words the quarantine uses.
+event time parses; the features' bounds, allowed values and nullability are restated as
+expectations, as a second opinion on ``model_code.contract.rules``, whose words the quarantine
+uses.
 """
 
 from __future__ import annotations
