@@ -299,12 +299,19 @@ def promotion_role_policy(
                 "sagemaker:CreateModelPackage",
                 "sagemaker:DescribeModelPackage",
                 "sagemaker:UpdateModelPackage",
-                "sagemaker:ListModelPackages",
             ],
             "Resource": [
                 f"{sm}:{account}:model-package-group/{group}",
                 f"{sm}:{account}:model-package/{group}/*",
             ],
+        },
+        # An earlier copy of the package is looked for in the group's list; IAM authorises
+        # ListModelPackages on no resource type, so only "*" matches it.
+        {
+            "Sid": "FindEarlierCopies",
+            "Effect": "Allow",
+            "Action": "sagemaker:ListModelPackages",
+            "Resource": "*",
         },
         {
             "Sid": "FindTheImageByDigest",

@@ -21,7 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from localcloud.emulator.session import EmulatorSession
 from localcloud.engine import Engine, Result
+from localcloud.state import State
 from mlops.promote import promote
 
 VARIABLES = (
@@ -91,7 +93,9 @@ def rehearse(
     for stack in stacks if stacks is not None else deploy_jobs(variables):
         if stack not in deploy_jobs(variables):
             continue  # .ci/deploy: a stack before the approval's is not deployed
-        package = promote(variables["MODEL_PACKAGE_ARN"], stack, session=session).model_package_arn
+        package = promote(
+            variables["MODEL_PACKAGE_ARN"], stack, session=_promoting(session, state_dir, stack, endpoint_url)
+        ).model_package_arn
         result = Engine(
             stack,
             endpoint_url,
@@ -100,3 +104,23 @@ def rehearse(
         ).up()
         done.append(Deployed(stack, package, result))
     return done
+
+
+def _promoting(session: Any, state_dir: Path, stack: str, endpoint_url: str) -> Any:
+    """Whom ``mlops promote`` runs as: ``.ci/deploy`` passes the stack's ``promotionRoleArn``
+    output as ``--role-arn`` (a stack that promotes from nowhere has none: the job's own)."""
+    role = State.load(state_dir / f"{stack}.json", stack).outputs.get("promotionRoleArn")
+    if not role:
+        return session
+    credentials = session.client("sts").assume_role(RoleArn=role, RoleSessionName=f"mlops-promote-{stack}")[
+        "Credentials"
+    ]
+    return EmulatorSession(
+        endpoint_url,
+        session.region_name,
+        {
+            "aws_access_key_id": credentials["AccessKeyId"],
+            "aws_secret_access_key": credentials["SecretAccessKey"],
+            "aws_session_token": credentials["SessionToken"],
+        },
+    )

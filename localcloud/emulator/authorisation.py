@@ -82,8 +82,10 @@ _S3_ACTIONS = {
     "GetBucketOwnershipControls": "GetBucketOwnershipControls",
     "GetObjectAttributes": "GetObject",
 }
-# Parameters that hand a role to the service being called (the implicit iam:PassRole).
+# Parameters that hand a role to the service being called (the implicit iam:PassRole). STS's
+# RoleArn is the role the caller assumes (sts:AssumeRole, the role's trust): nothing is passed.
 _ROLE_PARAMETERS = ("RoleArn", "ExecutionRoleArn", "Role")
+_PASSES_NO_ROLE = {"sts"}
 _SERVICE_PRINCIPAL = {"lambda": "lambda.amazonaws.com", "scheduler": "scheduler.amazonaws.com"}
 
 
@@ -601,7 +603,11 @@ def authorise_via_s3(
             principal,
             "kms:GenerateDataKey" if write else "kms:Decrypt",
             key_arn,
-            {"kms:viaservice": [f"s3.{region}.amazonaws.com"], "kms:calleraccount": [principal.account]},
+            {
+                "kms:viaservice": [f"s3.{region}.amazonaws.com"],
+                "kms:calleraccount": [principal.account],
+                **key_context(key_arn, region),
+            },
         )
 
 
@@ -717,6 +723,15 @@ def _resource_tags(resource: str | None) -> dict[str, str]:
     return {}
 
 
+def key_context(key_arn: str, region: str) -> dict[str, list[str]]:
+    """``kms:ResourceAliases``: the aliases of the key a request uses (IAM sets it for every
+    request on a key, so a grant may name a key by its alias when its id is not known)."""
+    from moto.kms.models import kms_backends
+
+    key_id = key_arn.rsplit("/", 1)[-1]
+    return {"kms:resourcealiases": [a.alias_name for a in kms_backends[ACCOUNT][region].list_aliases(key_id)]}
+
+
 def kms_key_arn(value: str, region: str) -> str | None:
     """A ``KeyId`` (id, ARN, alias name or alias ARN) as the key's ARN: IAM authorises on the key."""
     from moto.kms.models import kms_backends
@@ -778,12 +793,14 @@ def _authorise_request(response: Any, iam_request_cls: type, resource: str = "*"
         if action.startswith("sqs:") and "QueueUrl" in params:
             target = f"arn:aws:sqs:{region}:{ACCOUNT}:{params['QueueUrl'].rstrip('/').rsplit('/', 1)[-1]}"
     context = _request_context(response, body, params, action)
+    if action.startswith("kms:") and target and ":key/" in target:
+        context.update(key_context(target, region))
     try:
         authorise(principal, action, target, context)
         if is_s3 and target:
             key_id = response.headers.get("x-amz-server-side-encryption-aws-kms-key-id")
             authorise_via_s3(principal, action, target, region, key_id)
-        for name in _ROLE_PARAMETERS:
+        for name in _ROLE_PARAMETERS if service not in _PASSES_NO_ROLE else ():
             role = params.get(name)
             if role and role.startswith("arn:aws:iam::") and ":role/" in role:
                 passed_to = _SERVICE_PRINCIPAL.get(

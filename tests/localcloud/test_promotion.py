@@ -398,6 +398,40 @@ def test_mlops_promote_to_the_packages_own_stack_names_it_and_its_image_and_copi
     assert len(stacks.staging_packages()) == before
 
 
+def test_the_promotion_role_alone_can_promote_as_the_deploy_job_runs_it(stacks, capsys, monkeypatch):
+    """``.ci/deploy`` runs ``mlops promote --role-arn <the stack's promotionRoleArn>``: a caller
+    allowed nothing but to assume that role promotes a new package through it."""
+    role = stacks.staging["promotionRoleArn"]
+    iam = stacks.client("iam")
+    iam.create_user(UserName="deploy-job")
+    iam.put_user_policy(
+        UserName="deploy-job",
+        PolicyName="assume-promotion",
+        PolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": role}],
+            }
+        ),
+    )
+    key = iam.create_access_key(UserName="deploy-job")["AccessKey"]
+    monkeypatch.setenv("AWS_ENDPOINT_URL", stacks.emulator.endpoint_url)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", key["AccessKeyId"])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", key["SecretAccessKey"])
+    source = stacks.register_in_dev()
+    before = len(stacks.staging_packages())
+
+    assert promote_mod.main(["--from", source, "--stack", "staging"]) == 1
+    assert "AccessDenied" in capsys.readouterr().err  # the job's own identity may not read dev's package
+
+    assert promote_mod.main(["--from", source, "--stack", "staging", "--role-arn", role, "--json"]) == 0, (
+        capsys.readouterr().err
+    )
+    record = json.loads(capsys.readouterr().out)
+    assert record["created"] is True and record["source_package_arn"] == source
+    assert len(stacks.staging_packages()) == before + 1
+
+
 def test_mlops_promote_refuses_a_package_not_approved(stacks, capsys, monkeypatch):
     monkeypatch.setenv("AWS_ENDPOINT_URL", stacks.emulator.endpoint_url)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
