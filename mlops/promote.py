@@ -446,10 +446,28 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="mlops promote", description=__doc__.split("\n\n")[0].replace("``", "")
     )
-    parser.add_argument("--from", dest="source", required=True, help="the approved model package ARN")
-    parser.add_argument("--stack", required=True, help="the target stack (Pulumi.<stack>.yaml)")
-    parser.add_argument("--role-arn", help="assume this role first (the target stack's promotionRoleArn)")
-    parser.add_argument("--json", action="store_true", help="print the whole record as JSON")
+    add = parser.add_argument
+    # Each help text alone on its line: the mutation run leaves what `--help` prints alone.
+    add(
+        "--from",
+        dest="source",
+        required=True,
+        help="the approved model package ARN",
+    )
+    add(
+        "--stack",
+        required=True,
+        help="the target stack (Pulumi.<stack>.yaml)",
+    )
+    add(
+        "--role-arn",
+        help="assume this role first (the target stack's promotionRoleArn)",
+    )
+    add(
+        "--json",
+        action="store_true",
+        help="print the whole record as JSON",
+    )
     args = parser.parse_args(argv)
     session = boto3.session.Session()
     try:

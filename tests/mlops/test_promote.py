@@ -9,9 +9,11 @@ import pytest
 from mlops.promote import (
     PromotionError,
     approval_status,
+    main,
     plan_copies,
     rewrite,
     source_stack_of,
+    target_image,
     target_package_request,
 )
 
@@ -158,3 +160,65 @@ def test_the_targets_quality_bar_decides_the_copys_approval():
     assert approval_status({}, stack="prod", min_auc=0.8) == "PendingManualApproval"
     with pytest.raises(PromotionError, match=re.escape("Auc: 0.75 is below prod's minAuc 0.8")):
         approval_status({"Auc": "0.75"}, stack="prod", min_auc=0.8)
+
+
+@pytest.mark.parametrize("given", [["--stack", "staging"], ["--from", ARN]])
+def test_mlops_promote_needs_both_the_package_and_the_target_stack(given, capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(given)
+    missing = "--from" if "--stack" in given else "--stack"
+    assert exited.value.code == 2
+    assert f"the following arguments are required: {missing}" in capsys.readouterr().err
+
+
+def test_an_s3_uri_in_the_packages_metadata_is_copied_and_pointed_at_the_copy():
+    pkg = package(f"pipelines/{TRAINING}/models/job-1/output/model.tar.gz")
+    baseline = f"s3://{SOURCE}/pipelines/{TRAINING}/e1/EvaluateModel/baseline/baseline.json"
+    pkg["CustomerMetadataProperties"]["Baseline"] = baseline
+    copies = copies_of(pkg)
+    expected = (
+        f"s3://{TARGET}/pipelines/promoted/dev/pipelines/{TRAINING}/e1/EvaluateModel/baseline/baseline.json"
+    )
+    assert copies[baseline] == expected
+    request = target_package_request(
+        pkg,
+        group="customer-churn-staging",
+        image="repo@sha256:x",
+        copies=copies,
+        source_stack="dev",
+        source_account="111111111111",
+    )
+    assert request["CustomerMetadataProperties"]["Baseline"] == expected
+
+
+MANIFEST = (
+    '{"schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json", '
+    '"config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": 1, '
+    '"digest": "sha256:' + "c" * 64 + '"}, "layers": []}'
+)
+
+
+def test_a_source_image_named_by_digest_is_found_by_that_digest_in_the_targets_repository():
+    """staging's copy names its image by digest; promoted to prod, prod's repository must hold it."""
+    import boto3
+    from moto import mock_aws
+
+    registry = "222222222222.dkr.ecr.eu-west-1.amazonaws.com"
+    with mock_aws():
+        ecr = boto3.client("ecr", region_name="eu-west-1")
+        ecr.create_repository(repositoryName="customer-churn-prod")
+        digest = ecr.put_image(
+            repositoryName="customer-churn-prod", imageManifest=MANIFEST, imageTag="c0ffee"
+        )["image"]["imageId"]["imageDigest"]
+        source = f"111111111111.dkr.ecr.eu-west-1.amazonaws.com/customer-churn-staging@{digest}"
+        assert (
+            target_image(ecr, source, "customer-churn-prod", registry)
+            == f"{registry}/customer-churn-prod@{digest}"
+        )
+        absent = "sha256:" + "d" * 64
+        with pytest.raises(PromotionError) as refused:
+            target_image(ecr, source.replace(digest, absent), "customer-churn-prod", registry)
+    assert str(refused.value).startswith(
+        f"image {source.replace(digest, absent)}: digest {absent} is not in the target repository customer-churn-prod ("
+    )
+    assert str(refused.value).endswith("): push the build there first")
