@@ -22,9 +22,9 @@ from __future__ import annotations
 
 import argparse
 import fnmatch
+import hashlib
 import math
 import os
-import random
 import shutil
 import subprocess
 import sys
@@ -214,9 +214,9 @@ def run_group(
         )
         if "nothing matches" not in made.stderr:  # mutmut ends a run of none with that assertion
             print(made.stdout, made.stderr, sep="\n")
-        candidates = sorted(name for name in results(work) if counts(group, name))
+        candidates = [name for name in results(work) if counts(group, name)]
         population = len(candidates)
-        drawn = random.Random(seed).sample(candidates, min(sample, len(candidates)))
+        drawn = draw(candidates, sample, seed)
     statuses = results(work)
     earlier = [
         name
@@ -236,6 +236,15 @@ def run_group(
         subprocess.run([*run, *earlier], cwd=work, env=environment, check=False)
     statuses = results(work)
     return ({name: statuses[name] for name in drawn} if drawn else statuses), population
+
+
+def draw(candidates: list[str], n: int, seed: int) -> list[str]:
+    """``n`` of the mutants at random: those whose names hash lowest with the seed. A mutant's
+    place depends on its name alone, so after an edit the draw keeps every mutant of the code
+    that did not change, bar the few an edit's new mutants push out (mutmut's earlier verdicts on
+    them stand); a draw from a shuffled list would change whole."""
+    rank = {name: hashlib.sha256(f"{seed}:{name}".encode()).hexdigest() for name in candidates}
+    return sorted(candidates, key=rank.__getitem__)[:n]
 
 
 def results(work: Path) -> dict[str, str]:

@@ -131,3 +131,22 @@ def test_a_group_marked_whole_modules_tries_each_mutant_on_every_test_of_its_mod
     assert _collected(one, mutant) == [one]
     assert _collected(one, {**mutant, mutation.WHOLE_MODULES: "1"}) == everything
     assert _collected(one, {**plain, mutation.WHOLE_MODULES: "1"}) == [one]  # only under a mutant
+
+
+def test_a_draw_keeps_its_mutants_when_the_code_around_them_changes():
+    names = [f"pkg.mod.x_f{f}__mutmut_{i}" for f in range(20) for i in range(1, 51)]  # 1,000 mutants
+    first = mutation.draw(names, 100, seed=29)
+    assert len(set(first)) == 100 and mutation.draw(list(reversed(names)), 100, seed=29) == first
+    assert mutation.draw(names, 100, seed=30) != first
+    # f3 edited: its 50 mutants are made again, 60 of them now
+    edited = [n for n in names if not n.startswith("pkg.mod.x_f3__")]
+    edited += [f"pkg.mod.x_f3__mutmut_{i}" for i in range(1, 61)]
+    again = mutation.draw(edited, 100, seed=29)
+    kept = set(first) & set(again)
+    untouched = {n for n in first if not n.startswith("pkg.mod.x_f3__")}
+    assert len(untouched - kept) <= len(set(again) - set(first))  # only pushed out by new ones
+    # every function's mutants are drawn about as often as their share (the draw is uniform)
+    per_function = [
+        sum(n.startswith(f"pkg.mod.x_f{f}__") for n in mutation.draw(names, 500, 29)) for f in range(20)
+    ]
+    assert min(per_function) >= 12 and max(per_function) <= 38, per_function
