@@ -296,6 +296,7 @@ def promotion_role_policy(
             "Sid": "RegisterInTheStacksGroup",
             "Effect": "Allow",
             "Action": [
+                "sagemaker:DescribeModelPackageGroup",
                 "sagemaker:CreateModelPackage",
                 "sagemaker:DescribeModelPackage",
                 "sagemaker:UpdateModelPackage",

@@ -245,21 +245,22 @@ def _code(error: ClientError) -> str:
     return error.response.get("Error", {}).get("Code", "")
 
 
-def find_promoted(sm: Any, group: str, source_arn: str) -> str | None:
+def find_promoted(sm: Any, group: str, source_arn: str, stack: str) -> str | None:
     """The package of ``group`` promoted from ``source_arn``, if one was made already."""
     try:
-        pages = sm.get_paginator("list_model_packages").paginate(ModelPackageGroupName=group)
-        for page in pages:
-            for summary in page.get("ModelPackageSummaryList", []):
-                described = sm.describe_model_package(ModelPackageName=summary["ModelPackageArn"])
-                if (described.get("CustomerMetadataProperties") or {}).get("PromotedFrom") == source_arn:
-                    return described["ModelPackageArn"]
+        sm.describe_model_package_group(ModelPackageGroupName=group)
     except ClientError as error:
-        if _code(error) in ("ResourceNotFound", "ValidationException"):
-            raise PromotionError(
-                f"--stack: the target's model package group {group} does not exist"
-            ) from None
-        raise
+        # A stack's first promotion can come before its first deploy (.ci/deploy promotes, then
+        # deploys): nothing of the target exists yet to copy into.
+        raise PromotionError(
+            f"--stack: the target's model package group {group} does not exist ({_code(error)}): "
+            f"deploy {stack} once before promoting to it"
+        ) from None
+    for page in sm.get_paginator("list_model_packages").paginate(ModelPackageGroupName=group):
+        for summary in page.get("ModelPackageSummaryList", []):
+            described = sm.describe_model_package(ModelPackageName=summary["ModelPackageArn"])
+            if (described.get("CustomerMetadataProperties") or {}).get("PromotedFrom") == source_arn:
+                return described["ModelPackageArn"]
     return None
 
 
@@ -373,7 +374,7 @@ def promote(
         training_pipeline=f"{resource_prefix(target.schema_name, source_stack)}-training",
         target_bucket=target.bucket,
     )
-    existing = find_promoted(sm, target.group, source_arn)
+    existing = find_promoted(sm, target.group, source_arn, stack)
     record = Promotion(
         source_package_arn=source_arn,
         source_stack=source_stack,

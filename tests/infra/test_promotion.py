@@ -161,3 +161,52 @@ def test_prods_approval_trigger_asks_gitlab_to_deploy_prod_only():
     template = target.inputs["inputTransformer"]["inputTemplate"]
     body = json.loads(template.replace("<arn>", '"a"').replace("<group>", '"g"').replace("<version>", "1"))
     assert (body["variables"]["MODEL_SOURCE_STACK"], body["variables"]["DEPLOY_STACKS"]) == ("prod", "prod")
+
+
+def test_parse_order_names_the_stacks_it_lists_when_the_stack_is_not_among_them():
+    with pytest.raises(ValueError) as refused:
+        parse_order(["dev", {"stack": "prod", "account": PROD_ACCOUNT}], key="promotionOrder", stack="qa")
+    assert (
+        str(refused.value)
+        == "promotionOrder: [dev, prod] does not list this stack 'qa'; expected it in its place"
+    )
+
+
+# The IAM JSON policy elements a statement may hold (IAM User Guide, "IAM JSON policy elements
+# reference"); a document with any other, or without Effect and an action, is refused
+# (MalformedPolicyDocument) when the deploy puts it.
+ELEMENTS = {
+    "Sid",
+    "Effect",
+    "Principal",
+    "NotPrincipal",
+    "Action",
+    "NotAction",
+    "Resource",
+    "NotResource",
+    "Condition",
+}
+
+
+def _documents(recorded):
+    """Every policy document a stack declares, by resource and input."""
+    for resource in recorded.resources:
+        for name, value in resource.inputs.items():
+            if isinstance(value, str) and '"Statement"' in value:
+                yield f"{resource.name}.{name}", json.loads(value)
+
+
+@pytest.mark.parametrize("stack", ["dev", "staging", "prod"])
+def test_every_policy_document_of_a_promoting_stack_follows_iams_grammar(stack):
+    recorded = run_stack(stack, {"mlops-platform:promotionOrder": TWO_ACCOUNTS})
+    documents = dict(_documents(recorded))
+    assert len(documents) > 5
+    for where, document in documents.items():
+        assert document["Version"] == "2012-10-17", where
+        for statement in document["Statement"]:
+            assert set(statement) <= ELEMENTS, (where, statement)
+            assert statement["Effect"] in ("Allow", "Deny"), (where, statement)
+            assert ("Action" in statement) != ("NotAction" in statement), (where, statement)
+            # Only a role's trust policy goes without a resource (the role is its resource).
+            if not where.endswith("assumeRolePolicy"):
+                assert ("Resource" in statement) != ("NotResource" in statement), (where, statement)

@@ -71,7 +71,7 @@ class Stacks:
     def client(self, service):
         return self.emulator.client(service)
 
-    def register_in_dev(self, *, approve: bool = True, auc: str = "0.9") -> str:
+    def register_in_dev(self, *, approve: bool = True, auc: str | None = "0.9") -> str:
         """A package as the training pipeline registers it in dev, then approved by a person."""
         self.package_count += 1
         n, bucket, s3 = self.package_count, self.dev["bucket"], self.client("s3")
@@ -105,7 +105,7 @@ class Stacks:
             CustomerMetadataProperties={
                 "DataStart": "2026-01-01T00:00:00Z",
                 "DataEnd": "2026-03-01T00:00:00Z",
-                "Auc": auc,
+                **({"Auc": auc} if auc is not None else {}),
                 "TriggerReason": "manual",
             },
         )["ModelPackageArn"]
@@ -430,6 +430,64 @@ def test_the_promotion_role_alone_can_promote_as_the_deploy_job_runs_it(stacks, 
     record = json.loads(capsys.readouterr().out)
     assert record["created"] is True and record["source_package_arn"] == source
     assert len(stacks.staging_packages()) == before + 1
+
+
+def _as_the_administrator(stacks, monkeypatch):
+    monkeypatch.setenv("AWS_ENDPOINT_URL", stacks.emulator.endpoint_url)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+
+
+def test_a_copy_without_an_auc_to_judge_waits_for_a_person_in_the_target(
+    stacks, promoted, capsys, monkeypatch
+):
+    _as_the_administrator(stacks, monkeypatch)
+    unjudged = stacks.register_in_dev(auc=None)
+    assert promote_mod.main(["--from", unjudged, "--stack", "staging"]) == 1
+    (copy,) = [
+        p
+        for p in stacks.staging_packages()
+        if p["CustomerMetadataProperties"].get("PromotedFrom") == unjudged
+    ]
+    assert copy["ModelApprovalStatus"] == "PendingManualApproval"
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"mlops promote: {copy['ModelPackageArn']} is PendingManualApproval (the source records no Auc to "
+        "hold against staging's minAuc): approve it there, then run mlops promote again"
+    )
+
+
+def test_mlops_promote_to_its_own_stack_refuses_a_package_not_approved(stacks, capsys, monkeypatch):
+    _as_the_administrator(stacks, monkeypatch)
+    pending = stacks.register_in_dev(approve=False)
+    assert promote_mod.main(["--from", pending, "--stack", "dev"]) == 1
+    assert capsys.readouterr().err.strip() == (
+        f"mlops promote: --from: {pending} is PendingManualApproval, not Approved"
+    )
+
+
+def test_a_job_whose_default_region_is_another_promotes_in_the_stacks_region(stacks, promoted, monkeypatch):
+    _as_the_administrator(stacks, monkeypatch)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    source = stacks.register_in_dev()
+    before = len(stacks.staging_packages())
+    assert promote_mod.main(["--from", source, "--stack", "staging"]) == 0
+    assert len(stacks.staging_packages()) == before + 1  # in eu-west-1, staging's region
+
+
+def test_a_promotion_to_a_stack_not_deployed_yet_names_its_missing_group(
+    stacks, promoted, capsys, monkeypatch
+):
+    """prod's first promotion, before prod's first deploy: its repository holds the build, its
+    registry group does not exist yet."""
+    _as_the_administrator(stacks, monkeypatch)
+    source, _, _ = promoted
+    stacks.client("ecr").put_image(repositoryName="customer-churn-prod", imageManifest=MANIFEST, imageTag=TAG)
+    assert promote_mod.main(["--from", source, "--stack", "prod"]) == 1
+    assert capsys.readouterr().err.strip() == (
+        "mlops promote: --stack: the target's model package group customer-churn-prod does not exist "
+        "(ValidationException): deploy prod once before promoting to it"
+    )
 
 
 def test_mlops_promote_refuses_a_package_not_approved(stacks, capsys, monkeypatch):

@@ -222,3 +222,18 @@ def test_a_source_image_named_by_digest_is_found_by_that_digest_in_the_targets_r
         f"image {source.replace(digest, absent)}: digest {absent} is not in the target repository customer-churn-prod ("
     )
     assert str(refused.value).endswith("): push the build there first")
+
+
+def test_mlops_promote_help_names_the_command_and_what_it_does(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "400")
+    with pytest.raises(SystemExit) as exited:
+        main(["--help"])
+    shown = capsys.readouterr().out
+    assert exited.value.code == 0
+    assert shown.startswith(
+        "usage: mlops promote [-h] --from SOURCE --stack STACK [--role-arn ROLE_ARN] [--json]"
+    )
+    assert (
+        "\nmlops promote --from <package-arn> --stack <target>: give a stack its own copy of an approved model.\n"
+        in shown
+    )
