@@ -250,6 +250,10 @@ def find_promoted(sm: Any, group: str, source_arn: str, stack: str) -> str | Non
     try:
         sm.describe_model_package_group(ModelPackageGroupName=group)
     except ClientError as error:
+        if _code(error) not in ("ValidationException", "ResourceNotFound"):
+            raise PromotionError(
+                f"--stack: the target's model package group {group}: {_code(error)}: {error}"
+            ) from None
         # A stack's first promotion can come before its first deploy (.ci/deploy promotes, then
         # deploys): nothing of the target exists yet to copy into.
         raise PromotionError(

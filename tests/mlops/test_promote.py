@@ -9,6 +9,7 @@ import pytest
 from mlops.promote import (
     PromotionError,
     approval_status,
+    find_promoted,
     main,
     plan_copies,
     rewrite,
@@ -237,3 +238,29 @@ def test_mlops_promote_help_names_the_command_and_what_it_does(capsys, monkeypat
         "\nmlops promote --from <package-arn> --stack <target>: give a stack its own copy of an approved model.\n"
         in shown
     )
+
+
+@pytest.mark.parametrize(
+    ("code", "message"),
+    [
+        (
+            "ValidationException",
+            "--stack: the target's model package group customer-churn-prod does not exist "
+            "(ValidationException): deploy prod once before promoting to it",
+        ),
+        (
+            "AccessDeniedException",
+            "--stack: the target's model package group customer-churn-prod: AccessDeniedException: ",
+        ),
+    ],
+)
+def test_a_target_group_that_cannot_be_read_stops_the_promotion_naming_why(code, message):
+    import boto3
+    from botocore.stub import Stubber
+
+    sm = boto3.client("sagemaker", region_name="eu-west-1", aws_access_key_id="x", aws_secret_access_key="x")
+    with Stubber(sm) as stub:
+        stub.add_client_error("describe_model_package_group", service_error_code=code, service_message="no")
+        with pytest.raises(PromotionError) as refused:
+            find_promoted(sm, "customer-churn-prod", ARN, "prod")
+    assert str(refused.value).startswith(message)
