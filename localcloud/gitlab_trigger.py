@@ -24,7 +24,7 @@ from typing import Any
 from localcloud.emulator.session import EmulatorSession
 from localcloud.engine import Engine, Result
 from localcloud.state import State
-from mlops.promote import promote
+from mlops.promote import as_role, promote
 
 VARIABLES = (
     "MODEL_PACKAGE_ARN",
@@ -112,15 +112,4 @@ def _promoting(session: Any, state_dir: Path, stack: str, endpoint_url: str) -> 
     role = State.load(state_dir / f"{stack}.json", stack).outputs.get("promotionRoleArn")
     if not role:
         return session
-    credentials = session.client("sts").assume_role(RoleArn=role, RoleSessionName=f"mlops-promote-{stack}")[
-        "Credentials"
-    ]
-    return EmulatorSession(
-        endpoint_url,
-        session.region_name,
-        {
-            "aws_access_key_id": credentials["AccessKeyId"],
-            "aws_secret_access_key": credentials["SecretAccessKey"],
-            "aws_session_token": credentials["SessionToken"],
-        },
-    )
+    return EmulatorSession(endpoint_url, session.region_name, as_role(session, role, stack))

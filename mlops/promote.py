@@ -447,6 +447,18 @@ def _own(session: Any, target: Target, arn: str, account: str) -> Promotion:
     return Promotion(arn, target.stack, account, target.stack, arn, False, image)
 
 
+def as_role(session: Any, role_arn: str, stack: str) -> dict[str, str]:
+    """The role's temporary credentials, as a boto3 session takes them (``--role-arn``)."""
+    credentials = session.client("sts").assume_role(
+        RoleArn=role_arn, RoleSessionName=f"mlops-promote-{stack}"
+    )["Credentials"]
+    return {
+        "aws_access_key_id": credentials["AccessKeyId"],
+        "aws_secret_access_key": credentials["SecretAccessKey"],
+        "aws_session_token": credentials["SessionToken"],
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="mlops promote", description=__doc__.split("\n\n")[0].replace("``", "")
@@ -477,14 +489,8 @@ def main(argv: list[str] | None = None) -> int:
     session = boto3.session.Session()
     try:
         if args.role_arn:
-            credentials = session.client("sts").assume_role(
-                RoleArn=args.role_arn, RoleSessionName=f"mlops-promote-{args.stack}"
-            )["Credentials"]
             session = boto3.session.Session(
-                aws_access_key_id=credentials["AccessKeyId"],
-                aws_secret_access_key=credentials["SecretAccessKey"],
-                aws_session_token=credentials["SessionToken"],
-                region_name=session.region_name,
+                **as_role(session, args.role_arn, args.stack), region_name=session.region_name
             )
         record = promote(
             args.source, args.stack, session=session, log=lambda line: print(line, file=sys.stderr)

@@ -358,11 +358,17 @@ def test_gitlab_refuses_variables_when_the_project_allows_none():
         pipeline_variables(call, variables_allowed=False)
 
 
+def _cli_as(stacks, monkeypatch, key_id: str = "testing", secret: str = "testing"):
+    """``mlops promote`` run in this process reaches the emulator with these credentials (the
+    administrator's by default), as a CI job's environment gives them."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL", stacks.emulator.endpoint_url)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", key_id)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", secret)
+
+
 def test_mlops_promote_prints_the_target_package_last(stacks, promoted, capsys, monkeypatch):
     source, _, deployed = promoted
-    monkeypatch.setenv("AWS_ENDPOINT_URL", stacks.emulator.endpoint_url)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    _cli_as(stacks, monkeypatch)
     assert promote_mod.main(["--from", source, "--stack", "staging"]) == 0
     assert capsys.readouterr().out.strip().splitlines()[-1] == deployed["staging"].model_package_arn
     assert promote_mod.main(["--from", source, "--stack", "staging", "--json"]) == 0
@@ -379,9 +385,7 @@ def test_mlops_promote_to_the_packages_own_stack_names_it_and_its_image_and_copi
 ):
     """dev's deploy job runs ``mlops promote`` too: for dev's own package it is the package itself."""
     source, _, _ = promoted
-    monkeypatch.setenv("AWS_ENDPOINT_URL", stacks.emulator.endpoint_url)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    _cli_as(stacks, monkeypatch)
     before = len(stacks.staging_packages())
     assert promote_mod.main(["--from", source, "--stack", "dev", "--json"]) == 0
     record = json.loads(capsys.readouterr().out)
@@ -415,9 +419,7 @@ def test_the_promotion_role_alone_can_promote_as_the_deploy_job_runs_it(stacks, 
         ),
     )
     key = iam.create_access_key(UserName="deploy-job")["AccessKey"]
-    monkeypatch.setenv("AWS_ENDPOINT_URL", stacks.emulator.endpoint_url)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", key["AccessKeyId"])
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", key["SecretAccessKey"])
+    _cli_as(stacks, monkeypatch, key["AccessKeyId"], key["SecretAccessKey"])
     source = stacks.register_in_dev()
     before = len(stacks.staging_packages())
 
@@ -432,16 +434,10 @@ def test_the_promotion_role_alone_can_promote_as_the_deploy_job_runs_it(stacks, 
     assert len(stacks.staging_packages()) == before + 1
 
 
-def _as_the_administrator(stacks, monkeypatch):
-    monkeypatch.setenv("AWS_ENDPOINT_URL", stacks.emulator.endpoint_url)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-
-
 def test_a_copy_without_an_auc_to_judge_waits_for_a_person_in_the_target(
     stacks, promoted, capsys, monkeypatch
 ):
-    _as_the_administrator(stacks, monkeypatch)
+    _cli_as(stacks, monkeypatch)
     unjudged = stacks.register_in_dev(auc=None)
     assert promote_mod.main(["--from", unjudged, "--stack", "staging"]) == 1
     (copy,) = [
@@ -457,7 +453,7 @@ def test_a_copy_without_an_auc_to_judge_waits_for_a_person_in_the_target(
 
 
 def test_mlops_promote_to_its_own_stack_refuses_a_package_not_approved(stacks, capsys, monkeypatch):
-    _as_the_administrator(stacks, monkeypatch)
+    _cli_as(stacks, monkeypatch)
     pending = stacks.register_in_dev(approve=False)
     assert promote_mod.main(["--from", pending, "--stack", "dev"]) == 1
     assert capsys.readouterr().err.strip() == (
@@ -466,7 +462,7 @@ def test_mlops_promote_to_its_own_stack_refuses_a_package_not_approved(stacks, c
 
 
 def test_a_job_whose_default_region_is_another_promotes_in_the_stacks_region(stacks, promoted, monkeypatch):
-    _as_the_administrator(stacks, monkeypatch)
+    _cli_as(stacks, monkeypatch)
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     monkeypatch.setenv("AWS_REGION", "us-east-1")
     source = stacks.register_in_dev()
@@ -480,7 +476,7 @@ def test_a_promotion_to_a_stack_not_deployed_yet_names_its_missing_group(
 ):
     """prod's first promotion, before prod's first deploy: its repository holds the build, its
     registry group does not exist yet."""
-    _as_the_administrator(stacks, monkeypatch)
+    _cli_as(stacks, monkeypatch)
     source, _, _ = promoted
     stacks.client("ecr").put_image(repositoryName="customer-churn-prod", imageManifest=MANIFEST, imageTag=TAG)
     assert promote_mod.main(["--from", source, "--stack", "prod"]) == 1
@@ -491,9 +487,7 @@ def test_a_promotion_to_a_stack_not_deployed_yet_names_its_missing_group(
 
 
 def test_mlops_promote_refuses_a_package_not_approved(stacks, capsys, monkeypatch):
-    monkeypatch.setenv("AWS_ENDPOINT_URL", stacks.emulator.endpoint_url)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    _cli_as(stacks, monkeypatch)
     pending = stacks.register_in_dev(approve=False)
     assert promote_mod.main(["--from", pending, "--stack", "staging"]) == 1
     assert "is PendingManualApproval, not Approved" in capsys.readouterr().err
@@ -501,17 +495,13 @@ def test_mlops_promote_refuses_a_package_not_approved(stacks, capsys, monkeypatc
 
 def test_mlops_promote_refuses_to_promote_backwards(stacks, promoted, capsys, monkeypatch):
     _, _, deployed = promoted
-    monkeypatch.setenv("AWS_ENDPOINT_URL", stacks.emulator.endpoint_url)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    _cli_as(stacks, monkeypatch)
     assert promote_mod.main(["--from", deployed["staging"].model_package_arn, "--stack", "dev"]) == 1
     assert "a package of stack 'staging' does not promote to 'dev'" in capsys.readouterr().err
 
 
 def test_a_model_below_the_targets_quality_bar_is_not_promoted(stacks, promoted, capsys, monkeypatch):
-    monkeypatch.setenv("AWS_ENDPOINT_URL", stacks.emulator.endpoint_url)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    _cli_as(stacks, monkeypatch)
     weak = stacks.register_in_dev(auc="0.65")  # dev approved it; staging's minAuc is 0.7
     before = len(stacks.staging_packages())
     assert promote_mod.main(["--from", weak, "--stack", "staging"]) == 1

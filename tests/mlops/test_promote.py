@@ -49,6 +49,18 @@ def copies_of(pkg):
     )
 
 
+def staging_request(pkg, copies):
+    """The CreateModelPackage request of dev's package promoted into staging."""
+    return target_package_request(
+        pkg,
+        group="customer-churn-staging",
+        image="repo@sha256:x",
+        copies=copies,
+        source_stack="dev",
+        source_account="111111111111",
+    )
+
+
 def test_the_model_and_its_evaluation_are_copied_under_the_targets_promoted_prefix():
     copies = copies_of(package(f"pipelines/{TRAINING}/models/job-1/output/model.tar.gz"))
     assert copies == {
@@ -82,14 +94,7 @@ def test_an_object_in_another_bucket_is_refused():
 def test_the_target_request_points_at_the_copies_and_carries_lineage():
     pkg = package(f"pipelines/{TRAINING}/models/job-1/output/model.tar.gz")
     copies = copies_of(pkg)
-    request = target_package_request(
-        pkg,
-        group="customer-churn-staging",
-        image="repo@sha256:x",
-        copies=copies,
-        source_stack="dev",
-        source_account="111111111111",
-    )
+    request = staging_request(pkg, copies)
     (container,) = request["InferenceSpecification"]["Containers"]
     assert container == {
         "Image": "repo@sha256:x",
@@ -123,14 +128,7 @@ def test_the_copy_keeps_what_create_model_package_takes_back_from_the_described_
         SupportedRealtimeInferenceInstanceTypes=["ml.m5.large"],
         SupportedTransformInstanceTypes=["ml.m5.xlarge"],
     )
-    request = target_package_request(
-        pkg,
-        group="customer-churn-staging",
-        image="repo@sha256:x",
-        copies=copies_of(pkg),
-        source_stack="dev",
-        source_account="111111111111",
-    )
+    request = staging_request(pkg, copies_of(pkg))
     target = request["InferenceSpecification"]
     (container,) = target.pop("Containers")
     assert sorted(container) == [
@@ -181,14 +179,7 @@ def test_an_s3_uri_in_the_packages_metadata_is_copied_and_pointed_at_the_copy():
         f"s3://{TARGET}/pipelines/promoted/dev/pipelines/{TRAINING}/e1/EvaluateModel/baseline/baseline.json"
     )
     assert copies[baseline] == expected
-    request = target_package_request(
-        pkg,
-        group="customer-churn-staging",
-        image="repo@sha256:x",
-        copies=copies,
-        source_stack="dev",
-        source_account="111111111111",
-    )
+    request = staging_request(pkg, copies)
     assert request["CustomerMetadataProperties"]["Baseline"] == expected
 
 
